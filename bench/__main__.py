@@ -1,0 +1,44 @@
+# make bench: every bench/<area>.py with a rows() function contributes rows to one table,
+# printed and written to bench/results.json. Run one area: make bench ARGS=store
+import json
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def areas(only):
+    names = sorted(f[:-3] for f in os.listdir(HERE) if f.endswith(".py") and not f.startswith("_") and f != "util.py")
+    return [n for n in names if not only or n in only]
+
+
+def main(argv):
+    import importlib
+
+    results = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": []}
+    for name in areas(argv):
+        mod = importlib.import_module("bench." + name)
+        t0 = time.time()
+        for row in mod.rows():
+            row.setdefault("area", name)
+            results["rows"].append(row)
+            print("%-10s %-58s %14s %-8s %s" % (
+                row["area"], row["name"], _fmt(row["value"]), row.get("unit", ""),
+                row.get("note", "")), flush=True)
+        print("%-10s (%.1f s)" % (name, time.time() - t0), flush=True)
+    path = os.path.join(HERE, "results.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(results, f, indent=1)
+    os.replace(path + ".tmp", path)
+    print("wrote", os.path.relpath(path))
+
+
+def _fmt(v):
+    if isinstance(v, float):
+        return "%.4g" % v
+    return str(v)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,69 @@
+# python -m gateway run --config FILE [--seconds N] [--monitor]
+# micropython -m gateway run --config FILE   (from the repo root or a flashed image)
+import sys
+
+from gateway import config
+
+USAGE = """usage: gateway run --config FILE [--seconds N] [--monitor]
+  --config FILE  the JSON configuration (docs/config.md)
+  --seconds N    stop after N seconds (default: run until stopped)
+  --monitor      print one status line per second on the console"""
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_args(argv):
+    if not argv or argv[0] != "run":
+        raise UsageError("expected the command 'run'")
+    opts = {"config": None, "seconds": None, "monitor": False}
+    i = 1
+    while i < len(argv):
+        a = argv[i]
+        if a == "--monitor":
+            opts["monitor"] = True
+        elif a in ("--config", "--seconds"):
+            if i + 1 >= len(argv):
+                raise UsageError("%s needs a value" % a)
+            v = argv[i + 1]
+            if a == "--seconds":
+                try:
+                    v = float(v)
+                except ValueError:
+                    raise UsageError("--seconds needs a number, got %r" % v)
+                if v <= 0:
+                    raise UsageError("--seconds must be positive")
+            opts[a[2:]] = v
+            i += 1
+        else:
+            raise UsageError("unknown option %r" % a)
+        i += 1
+    if not opts["config"]:
+        raise UsageError("--config FILE is required")
+    return opts
+
+
+def main(argv):
+    try:
+        opts = parse_args(argv)
+    except UsageError as e:
+        print("error: %s\n%s" % (e, USAGE))
+        return 2
+    try:
+        cfg = config.load(opts["config"])
+        key = config.read_key(cfg["key_file"])
+    except config.ConfigError as e:
+        print("config error: %s" % e)
+        return 2
+    from gateway.app import Gateway
+    from hal import board
+
+    hw = board.build(cfg)
+    gw = Gateway(cfg, key, hw, monitor=opts["monitor"])
+    return gw.run(opts["seconds"])
+
+
+# MicroPython's -m runs this with __name__ == "__main__" and argv[0] the module name.
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,250 @@
+# The configuration file: one JSON object, checked key by key against SCHEMA.
+# Every key is documented in docs/config.md. A bad file yields ConfigError naming the
+# key and the problem; the entry point turns that into exit status 2.
+import json
+
+REQUIRED = object()
+
+
+class ConfigError(ValueError):
+    pass
+
+
+# Kinds of value. Each check returns the value (possibly normalised) or raises.
+def _int(lo, hi):
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ConfigError("must be an integer, got %s" % json.dumps(v))
+        if not lo <= v <= hi:
+            raise ConfigError("%d is out of range %d..%d" % (v, lo, hi))
+        return v
+
+    return check
+
+
+def _num(lo, hi):
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError("must be a number, got %s" % json.dumps(v))
+        if not lo <= v <= hi:
+            raise ConfigError("%s is out of range %s..%s" % (v, lo, hi))
+        return float(v)
+
+    return check
+
+
+def _str(v):
+    if not isinstance(v, str) or not v:
+        raise ConfigError("must be a non-empty string, got %s" % json.dumps(v))
+    return v
+
+
+def _opt_str(v):
+    if v is None:
+        return None
+    return _str(v)
+
+
+def _bool(v):
+    if not isinstance(v, bool):
+        raise ConfigError("must be true or false, got %s" % json.dumps(v))
+    return v
+
+
+def _one_of(*choices):
+    def check(v):
+        if v not in choices:
+            raise ConfigError(
+                "%s is not one of %s" % (json.dumps(v), ", ".join(json.dumps(c) for c in choices))
+            )
+        return v
+
+    return check
+
+
+def _hhmm(v):
+    if not isinstance(v, str) or len(v) != 5 or v[2] != ":":
+        raise ConfigError("%s is not a time of day HH:MM" % json.dumps(v))
+    h, m = v[:2], v[3:]
+    if not (h.isdigit() and m.isdigit() and int(h) < 24 and int(m) < 60):
+        raise ConfigError("%s is not a time of day HH:MM" % json.dumps(v))
+    return int(h) * 60 + int(m)
+
+
+def _shifts(v):
+    if not isinstance(v, list) or not 1 <= len(v) <= 4:
+        raise ConfigError("must be a list of 1 to 4 shift start times HH:MM")
+    minutes = [_hhmm(x) for x in v]
+    for a, b in zip(minutes, minutes[1:]):
+        if b <= a:
+            raise ConfigError("shift start times must be in ascending order")
+    return v
+
+
+def _linearization(v):
+    # Up to 5 points [load_pct, correction_pct], ascending load, each correction within ±10 %.
+    if not isinstance(v, list) or len(v) > 5:
+        raise ConfigError("must be a list of at most 5 [load_pct, correction_pct] points")
+    last = 0.0
+    out = []
+    for p in v:
+        if not isinstance(p, list) or len(p) != 2:
+            raise ConfigError("each point must be [load_pct, correction_pct]")
+        load = _num(0.1, 200.0)(p[0])
+        corr = _num(-10.0, 10.0)(p[1])
+        if load <= last:
+            raise ConfigError("points must be in ascending load_pct")
+        last = load
+        out.append([load, corr])
+    return out
+
+
+# (dotted key, check, default, settable at run time by set / set_params)
+SCHEMA = (
+    ("device_id", _int(1, 0xFFFFFFFF), REQUIRED, False),
+    ("key_file", _str, REQUIRED, False),
+    ("data_dir", _str, REQUIRED, False),
+    ("collector.port", _str, REQUIRED, False),
+    ("collector.baud", _one_of(9600, 19200, 38400, 115200), 9600, False),
+    ("collector.address", _int(1, 247), 1, False),
+    ("collector.poll_hz", _num(0.1, 20.0), 10.0, False),
+    ("collector.timeout_ms", _int(20, 2000), 100, False),
+    ("collector.retries", _int(0, 5), 2, False),
+    ("collector.identity_s", _int(10, 86400), 300, False),
+    ("collector.capture_s", _int(2, 3600), 10, False),
+    ("center.host", _str, REQUIRED, False),
+    ("center.port", _int(1, 65535), REQUIRED, False),
+    ("center.ping_s", _int(1, 300), 10, False),
+    ("center.silence_s", _int(5, 600), 30, False),
+    ("center.backoff_max_s", _int(1, 3600), 60, False),
+    ("scale.weigh_length_m", _num(0.1, 10.0), 1.2, True),
+    ("scale.pulses_per_m", _num(1.0, 100000.0), 100.0, True),
+    ("scale.zero_counts", _int(-(2**31), 2**31 - 1), 0, True),
+    ("scale.span_kg_per_count", _num(1e-9, 1.0), 0.001, True),
+    ("scale.material_factor", _num(0.5, 2.0), 1.0, True),
+    ("scale.design_tph", _num(1.0, 20000.0), 1000.0, True),
+    ("scale.design_speed_mps", _num(0.1, 8.0), 2.5, True),
+    ("scale.dropout_pct", _num(0.0, 20.0), 2.0, True),
+    ("scale.belt_length_m", _num(1.0, 20000.0), 200.0, True),
+    ("scale.linearization", _linearization, [], True),
+    ("scale.damping_s", _num(0.0, 60.0), 3.0, True),
+    ("scale.zero_limit_pct", _num(0.1, 20.0), 2.0, True),
+    ("scale.autozero", _bool, True, True),
+    ("scale.autozero_band_pct", _num(0.1, 10.0), 2.0, True),
+    ("scale.autozero_limit_pct", _num(0.1, 20.0), 2.0, True),
+    ("production.interval_s", _one_of(10, 15, 20, 30, 60, 120, 300, 600, 900), 60, True),
+    ("production.shifts", _shifts, ["00:00", "08:00", "16:00"], True),
+    ("production.utc_offset_min", _int(-720, 840), 480, True),
+    ("vibration.machine_group", _one_of(1, 2), 2, True),
+    ("vibration.foundation", _one_of("rigid", "flexible"), "rigid", True),
+    ("vibration.motor_rpm", _num(60.0, 6000.0), 1480.0, True),
+    ("store.budget_mib", _int(1, 4096), 64, False),
+    ("store.checkpoint_s", _int(1, 600), 10, True),
+    ("store.checkpoint_battery_s", _int(1, 60), 1, True),
+    ("cli.port", _opt_str, None, False),
+    ("cli.idle_logout_s", _int(30, 86400), 600, True),
+)
+
+_BY_KEY = {k: (check, default, settable) for k, check, default, settable in SCHEMA}
+
+
+def _flatten(obj, prefix, out):
+    for k, v in obj.items():
+        key = prefix + k
+        if isinstance(v, dict):
+            _flatten(v, key + ".", out)
+        else:
+            out[key] = v
+    return out
+
+
+def nest(flat):
+    """{"a.b": 1} -> {"a": {"b": 1}}"""
+    out = {}
+    for key, v in flat.items():
+        d = out
+        parts = key.split(".")
+        for p in parts[:-1]:
+            d = d.setdefault(p, {})
+        d[parts[-1]] = v
+    return out
+
+
+def check_value(key, value):
+    """The normalised value for one key, or ConfigError naming it."""
+    spec = _BY_KEY.get(key)
+    if spec is None:
+        raise ConfigError("%s: unknown key" % key)
+    try:
+        return spec[0](value)
+    except ConfigError as e:
+        raise ConfigError("%s: %s" % (key, e))
+
+
+def validate(obj):
+    """A flat dict of every key with defaults applied, from a parsed config object."""
+    if not isinstance(obj, dict):
+        raise ConfigError("the configuration must be a JSON object")
+    given = _flatten(obj, "", {})
+    flat = {}
+    for key in given:
+        if key not in _BY_KEY:
+            raise ConfigError("%s: unknown key" % key)
+    for key, check, default, _ in SCHEMA:
+        if key in given:
+            flat[key] = check_value(key, given[key])
+        elif default is REQUIRED:
+            raise ConfigError("%s: required key is missing" % key)
+        else:
+            flat[key] = default
+    return flat
+
+
+def check_params(changes, settable_only=True):
+    """Validate a set of parameter changes as a whole. `changes` is flat or nested;
+    returns the flat dict of normalised values or raises ConfigError for the first bad one."""
+    flat = _flatten(changes, "", {}) if isinstance(changes, dict) else None
+    if not flat:
+        raise ConfigError("params: must be a non-empty object")
+    out = {}
+    for key, v in flat.items():
+        value = check_value(key, v)
+        if settable_only and not _BY_KEY[key][2]:
+            raise ConfigError("%s: not settable at run time (change the config file)" % key)
+        out[key] = value
+    return out
+
+
+def settable(key):
+    spec = _BY_KEY.get(key)
+    return bool(spec and spec[2])
+
+
+def read_key(path):
+    """The 32-byte device key from its file (64 hex digits). Never printed."""
+    from binascii import unhexlify
+
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except OSError as e:
+        raise ConfigError("key_file: cannot read %s (%s)" % (path, e))
+    if len(text) != 64:
+        raise ConfigError("key_file: %s must hold 64 hex digits (a 32-byte key)" % path)
+    try:
+        return unhexlify(text)
+    except ValueError:
+        raise ConfigError("key_file: %s is not hex" % path)
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as e:
+        raise ConfigError("cannot read config file %s (%s)" % (path, e))
+    try:
+        obj = json.loads(text)
+    except ValueError as e:
+        raise ConfigError("%s is not valid JSON (%s)" % (path, e))
+    return validate(obj)

@@ -1,0 +1,100 @@
+# The one loop. Jobs are objects with run(now_ms); each has a period, and deadlines
+# advance by the period, not from the clock, so a 10 Hz poll stays at 10 Hz.
+# Every job must return quickly: nothing in here waits on the network or a user.
+from hal.compat import print_exception
+
+_STALL_MIN_MS = 5000
+
+
+class _Slot:
+    def __init__(self, job, period_ms, due):
+        self.job = job
+        self.period_ms = period_ms
+        self.due = due
+        self.last_ok = due
+        self.errors = 0
+        self.overruns = 0
+
+
+class Loop:
+    def __init__(self, clock, watchdog=None, wait=None):
+        self.clock = clock
+        self.watchdog = watchdog
+        self._wait = wait or clock.sleep_ms  # wait(ms): sleep, or poll streams until ms
+        self._slots = []
+        self.running = False
+        self.max_late_ms = 0
+        self.iterations = 0
+
+    def add(self, job, period_ms, phase_ms=0):
+        now = self.clock.ticks_ms()
+        self._slots.append(_Slot(job, period_ms, self.clock.ticks_add(now, phase_ms)))
+        return job
+
+    def stats(self):
+        return {
+            s.job.name: {"errors": s.errors, "overruns": s.overruns, "period_ms": s.period_ms}
+            for s in self._slots
+        }
+
+    def _run_slot(self, s, now):
+        c = self.clock
+        late = c.ticks_diff(now, s.due)
+        if late > self.max_late_ms:
+            self.max_late_ms = late
+        try:
+            s.job.run(now)
+            s.last_ok = now
+        except Exception as e:  # a job's bug must not stop the others; it is counted
+            s.errors += 1
+            print("job %s failed:" % s.job.name)
+            print_exception(e)
+        s.due = c.ticks_add(s.due, s.period_ms)
+        if c.ticks_diff(now, s.due) >= s.period_ms:
+            # Fell more than a period behind: skip the missed runs instead of bursting.
+            s.overruns += 1
+            s.due = c.ticks_add(now, s.period_ms)
+
+    def progressing(self, now):
+        """True while every job has completed a run recently (what feeds the watchdog)."""
+        for s in self._slots:
+            limit = max(10 * s.period_ms, _STALL_MIN_MS)
+            if self.clock.ticks_diff(now, s.last_ok) > limit:
+                return False
+        return True
+
+    def step(self):
+        """Run every job that is due; return ms until the next one is."""
+        c = self.clock
+        now = c.ticks_ms()
+        for s in self._slots:
+            if c.ticks_diff(now, s.due) >= 0:
+                self._run_slot(s, now)
+                now = c.ticks_ms()
+        self.iterations += 1
+        if self.watchdog is not None and self.progressing(now):
+            self.watchdog.feed()
+        wait = 1000
+        for s in self._slots:
+            d = c.ticks_diff(s.due, now)
+            if d < wait:
+                wait = d
+        return wait if wait > 0 else 0
+
+    def run(self, duration_ms=None):
+        c = self.clock
+        self.running = True
+        start = c.ticks_ms()
+        while self.running:
+            wait = self.step()
+            if duration_ms is not None:
+                left = duration_ms - c.ticks_diff(c.ticks_ms(), start)
+                if left <= 0:
+                    break
+                wait = min(wait, left)
+            if wait:
+                self._wait(wait)
+        self.running = False
+
+    def stop(self):
+        self.running = False

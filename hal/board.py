@@ -1,0 +1,26 @@
+# hwconfig: every hardware object is made here, once, from the configuration, and
+# handed to the gateway. A board variant or the emulator replaces this, nothing else.
+from hal.clock import Clock
+from hal.fs import Flash
+from hal.uart import open_uart
+from hal.watchdog import Watchdog
+
+
+class Hardware:
+    def __init__(self, clock, flash, collector_uart, cli_uart=None, watchdog=None):
+        self.clock = clock
+        self.flash = flash
+        self.collector_uart = collector_uart
+        self.cli_uart = cli_uart
+        self.watchdog = watchdog
+
+
+def build(cfg):
+    cli = cfg["cli.port"]
+    return Hardware(
+        clock=Clock(),
+        flash=Flash(cfg["data_dir"]),
+        collector_uart=open_uart(cfg["collector.port"], cfg["collector.baud"]),
+        cli_uart=open_uart(cli, 115200) if cli and cli != "console" else None,
+        watchdog=Watchdog(8000),
+    )
