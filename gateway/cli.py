@@ -13,6 +13,7 @@ from hal.compat import const, print_exception
 _READ_CHUNK = const(64)
 _READS_PER_RUN = const(8)  # at most 512 bytes of input per run
 _OUT_CHUNK = const(256)  # at most this much output per run
+_OUT_BACKLOG = const(1024)  # no input is taken while more output than this waits
 _OUT_CAP = const(8192)  # output waiting beyond this is dropped (and said so)
 _DRAW_MS = const(250)  # the progress bar is redrawn at most 4 times a second
 _HASH_STEP = const(256)  # PIN-hash iterations per run
@@ -145,6 +146,8 @@ class Cli:
     def _read(self, now_ms):
         rx = self._rx
         for _ in range(_READS_PER_RUN):
+            if len(self._out) > _OUT_BACKLOG:
+                return  # say what is due before taking more: input waits in the driver
             n = self.stream.readinto(rx, 0)
             if not n:
                 return

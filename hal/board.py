@@ -15,12 +15,22 @@ class Hardware:
         self.watchdog = watchdog
 
 
+def _cli_stream(port):
+    if not port:
+        return None
+    if port == "console":
+        from hal.console import Console
+
+        return Console()
+    return open_uart(port, 115200)
+
+
 def build(cfg):
     cli = cfg["cli.port"]
     return Hardware(
         clock=Clock(),
         flash=Flash(cfg["data_dir"]),
         collector_uart=open_uart(cfg["collector.port"], cfg["collector.baud"]),
-        cli_uart=open_uart(cli, 115200) if cli and cli != "console" else None,
+        cli_uart=_cli_stream(cli),
         watchdog=Watchdog(8000),
     )
