@@ -288,9 +288,9 @@ class Cli:
             self._login_done(now_ms)
         if self._cal is not None and self._ask is None and self._n == 0:
             self._guarded(self._cal_tick, "cal", now_ms)
-        who = self.auth.who
+        tech_id = self.auth.tech_id
         if self.auth.idle_expired(now_ms):
-            self._idle_logout(who)
+            self._idle_logout("tech:" + tech_id)
 
     def _idle_logout(self, who):
         if self._cal is not None:

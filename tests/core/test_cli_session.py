@@ -7,6 +7,7 @@ from gateway.cli import Cli
 from gateway.loop import Loop
 from hal.clock import VirtualClock
 from tests.core.fakegw import FakeGateway
+from tests.core.util import SkipTest
 
 PIN = "2468"
 
@@ -22,6 +23,8 @@ class FakeStream:
         self.out += data
 
     def readinto(self, buf, timeout_ms):
+        if not self.inq:
+            return 0
         n = min(len(buf), len(self.inq))
         buf[:n] = self.inq[:n]
         self.inq = self.inq[n:]
@@ -399,3 +402,22 @@ def test_coef_time_and_output_changes():
     t.cmd("output 2 on")
     t.cmd("yes")
     assert t.gw.outputs == {2: True}
+
+
+def test_an_idle_run_does_not_allocate():
+    try:
+        import micropython
+
+        lock, unlock = micropython.heap_lock, micropython.heap_unlock
+    except (ImportError, AttributeError):
+        raise SkipTest("heap_lock is MicroPython's")
+    t = Term()
+    t.login()
+    t.run(500)
+    lock()
+    try:
+        for _ in range(10):
+            t.clock.advance_ms(20)
+            t.cli.run(t.clock.ticks_ms())
+    finally:
+        unlock()
