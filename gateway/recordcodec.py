@@ -80,11 +80,33 @@ def _value(tag, v):
     return v / 1000 if tag == _MILLI else v
 
 
+def _check(v, depth):
+    """Refuse what JSON cannot carry exactly: MicroPython's json.dumps would write
+    `<object>` or `nan` and the record could never be read back."""
+    if v is None or type(v) is bool or type(v) is int or type(v) is str:
+        return
+    if type(v) is float:
+        if v - v != 0:  # NaN and the infinities
+            raise RecordError("%r cannot be stored in JSON fields" % v)
+        return
+    if depth > 16:
+        raise RecordError("fields nested too deep")
+    if type(v) is dict:
+        for k, x in v.items():
+            if type(k) is not str:
+                raise RecordError("key %r is not a string" % (k,))
+            _check(x, depth + 1)
+        return
+    if type(v) is list or type(v) is tuple:  # a tuple comes back as a list, as in JSON
+        for x in v:
+            _check(x, depth + 1)
+        return
+    raise RecordError("a %s cannot be stored in a record" % type(v).__name__)
+
+
 def _json(obj):
-    try:
-        return json.dumps(obj).encode()
-    except (TypeError, ValueError) as e:
-        raise RecordError("fields are not JSON: %s" % e)
+    _check(obj, 0)
+    return json.dumps(obj).encode()
 
 
 def encode(seq, rtype, t, fields):

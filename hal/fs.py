@@ -23,9 +23,9 @@ class Flash:
     def makedirs(path):
         cur = ""
         for part in path.split("/"):
-            cur = cur + "/" + part if cur or path.startswith("/") else part
             if not part:
-                continue
+                continue  # "//x" is not "/x" on MicroPython's VFS (a mounted littlefs)
+            cur = cur + "/" + part if cur or path.startswith("/") else part
             try:
                 os.mkdir(cur)
             except OSError:

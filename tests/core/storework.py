@@ -102,7 +102,16 @@ def open_store(flash, acks, segment_bytes=512, budget_bytes=2048):
 
 def run(flash, acks, until_seq, dead=None, **kw):
     """Append records up to until_seq, saving params every 3rd and the checkpoint every
-    2nd; the center acknowledges now and then. Stops early once dead() says the device is."""
+    2nd; the center acknowledges now and then. Stops early once dead() says the device
+    is (a block device that refuses writes makes the file system raise OSError)."""
+    try:
+        _run(flash, acks, until_seq, dead, kw)
+    except OSError:
+        if dead is None or not dead():
+            raise
+
+
+def _run(flash, acks, until_seq, dead, kw):
     log, params, cp = open_store(flash, acks, **kw)
     while log.head < until_seq:
         seq = log.head + 1
@@ -112,32 +121,21 @@ def run(flash, acks, until_seq, dead=None, **kw):
         if got != seq:
             raise AssertionError("append gave seq %d, expected %d" % (got, seq))
         if dead is not None and dead():
-            return log
+            return
         if log.durable >= seq:
             acks.seq = seq
         if seq % 3 == 0:
             acks.params_inflight = seq // 3
-            try:
-                params.save(make_params(seq // 3))
-            except OSError:
-                if dead is not None and dead():
-                    return log
-                raise
+            params.save(make_params(seq // 3))
             acks.params = seq // 3
         if seq % 2 == 0:
             acks.cp_inflight = seq
-            try:
-                cp.save({"seq": seq, "total_g": seq * 1000})
-            except OSError:
-                if dead is not None and dead():
-                    return log
-                raise
+            cp.save({"seq": seq, "total_g": seq * 1000})
             acks.cp = seq
         if seq % 5 == 0:
             acks.center_next = seq - 2
             log.set_acked(acks.center_next)
     log.close()
-    return log
 
 
 def verify(flash, acks, **kw):
