@@ -80,7 +80,7 @@ def _value(tag, v):
     return v / 1000 if tag == _MILLI else v
 
 
-def _check(v, depth):
+def check_json(v, depth=0):
     """Refuse what JSON cannot carry exactly: MicroPython's json.dumps would write
     `<object>` or `nan` and the record could never be read back."""
     if v is None or type(v) is bool or type(v) is int or type(v) is str:
@@ -95,17 +95,17 @@ def _check(v, depth):
         for k, x in v.items():
             if type(k) is not str:
                 raise RecordError("key %r is not a string" % (k,))
-            _check(x, depth + 1)
+            check_json(x, depth + 1)
         return
     if type(v) is list or type(v) is tuple:  # a tuple comes back as a list, as in JSON
         for x in v:
-            _check(x, depth + 1)
+            check_json(x, depth + 1)
         return
     raise RecordError("a %s cannot be stored in a record" % type(v).__name__)
 
 
 def _json(obj):
-    _check(obj, 0)
+    check_json(obj)
     return json.dumps(obj).encode()
 
 

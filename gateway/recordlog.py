@@ -298,6 +298,8 @@ class RecordLog:
 
     def flush_pending(self):
         """Write what waits in RAM. True when nothing waits any more."""
+        if self._err == ENOSPC:
+            self._drop_acked()  # the center may have acknowledged more since
         while self._pending:
             seq, t, fr = self._pending[0]
             try:
@@ -406,14 +408,17 @@ class RecordLog:
         self._err = e.errno if hasattr(e, "errno") else 0
         if self._err == ENOSPC:
             self._set("storage_full", True, "flash full (%s); records wait in RAM" % (e,))
-            # Records the center already holds may go at once to make room.
-            while len(self._segs) > 1 and self._segs[1] - 1 < self._acked:
-                try:
-                    self._drop_oldest()
-                except OSError:
-                    break
+            self._drop_acked()
         else:
             self._set("storage_write_error", True, "write failed (%s); records wait in RAM" % (e,))
+
+    def _drop_acked(self):
+        """On a full flash, records the center already holds go at once to make room."""
+        while len(self._segs) > 1 and self._segs[1] - 1 < self._acked:
+            try:
+                self._drop_oldest()
+            except OSError:
+                return
 
     def _healthy(self):
         if self._err:

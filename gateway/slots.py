@@ -9,6 +9,7 @@ import json
 import struct
 from binascii import crc32
 
+from gateway.recordcodec import RecordError, check_json
 from hal.compat import const
 
 _MAGIC = b"GWSL"
@@ -80,9 +81,10 @@ class Slots:
         if not self._loaded:
             self.load()
         try:
-            body = json.dumps(obj).encode()
-        except (TypeError, ValueError) as e:
-            raise SlotError("%s: not JSON: %s" % (self.name, e))
+            check_json(obj)
+        except RecordError as e:
+            raise SlotError("%s: %s" % (self.name, e))
+        body = json.dumps(obj).encode()
         if len(body) > MAX_BODY:
             raise SlotError("%s: %d bytes, the limit is %d" % (self.name, len(body), MAX_BODY))
         gen = self.generation + 1

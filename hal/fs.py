@@ -67,4 +67,6 @@ class Flash:
 
     def free_bytes(self):
         st = os.statvfs(self.root)
+        if st[4] > st[2]:
+            return 0  # littlefs near full can count more blocks in use than it has
         return st[1] * st[4]  # f_frsize * f_bavail

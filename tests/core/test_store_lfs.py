@@ -117,3 +117,46 @@ def test_power_cut_at_every_block_write_on_littlefs2():
             raise AssertionError("cut at block write %d of %d: %s" % (n, total, e))
         finally:
             _unmount()
+
+
+def test_full_littlefs_holds_records_in_ram_until_there_is_room():
+    if vfs is None or not hasattr(vfs, "VfsLfs2"):
+        raise SkipTest("needs MicroPython's vfs.VfsLfs2")
+    from gateway.recordlog import RecordLog
+
+    dev = CutDevice(bytes(_BLOCK * 48))
+    vfs.VfsLfs2.mkfs(dev)
+    flash = _mounted(dev)
+    alarms = []
+    try:
+        log = RecordLog(
+            flash,
+            budget_bytes=1 << 20,  # more than the device holds: the file system fills first
+            segment_bytes=2048,
+            ram_buffer=64,
+            alarm=lambda code, active, detail: alarms.append((code, active)),
+        )
+        log.open()
+        while log.pending == 0 and log.head < 2000:
+            seq = log.head + 1
+            log.append(*w.make_record(seq))
+        assert ("storage_full", True) in alarms and flash.free_bytes() < 4096
+        for _ in range(5):
+            seq = log.head + 1
+            log.append(*w.make_record(seq))
+        assert log.pending >= 1 and log.durable < log.head
+        log.set_acked(log.durable - 10)  # the center takes most of it: room again
+        assert log.flush_pending()
+        assert log.pending == 0 and log.durable == log.head and alarms[-1] == ("storage_full", False)
+        head = log.head
+        log.close()
+        log = RecordLog(flash, budget_bytes=1 << 20, segment_bytes=2048)
+        log.open()
+        assert log.head == head and log.corrupt_found == 0
+        seq = log.oldest
+        while seq <= head:
+            for rec in log.read(seq, 32):
+                assert w.same(rec, w.expected(seq))
+                seq += 1
+    finally:
+        _unmount()
