@@ -100,23 +100,31 @@ def open_store(flash, acks, segment_bytes=512, budget_bytes=2048):
     return log, params, cp
 
 
-def run(flash, acks, until_seq, dead=None, **kw):
+def run(flash, acks, until_seq, dead=None, say=None, **kw):
     """Append records up to until_seq, saving params every 3rd and the checkpoint every
     2nd; the center acknowledges now and then. Stops early once dead() says the device
-    is (a block device that refuses writes makes the file system raise OSError)."""
+    is (a block device that refuses writes makes the file system raise OSError).
+    say(tag, n), if given, reports each step as it happens to a process that outlives
+    this one: I seq / A seq (record in flight / acknowledged), p g / P g (params),
+    c seq / C seq (checkpoint), K next (center acknowledgement)."""
     try:
-        _run(flash, acks, until_seq, dead, kw)
+        _run(flash, acks, until_seq, dead, say or _quiet, kw)
     except OSError:
         if dead is None or not dead():
             raise
 
 
-def _run(flash, acks, until_seq, dead, kw):
+def _quiet(tag, n):
+    pass
+
+
+def _run(flash, acks, until_seq, dead, say, kw):
     log, params, cp = open_store(flash, acks, **kw)
     while log.head < until_seq:
         seq = log.head + 1
         rtype, t, fields = make_record(seq)
         acks.inflight = seq
+        say("I", seq)
         got = log.append(rtype, t, fields)
         if got != seq:
             raise AssertionError("append gave seq %d, expected %d" % (got, seq))
@@ -124,18 +132,45 @@ def _run(flash, acks, until_seq, dead, kw):
             return
         if log.durable >= seq:
             acks.seq = seq
+            say("A", seq)
         if seq % 3 == 0:
             acks.params_inflight = seq // 3
+            say("p", seq // 3)
             params.save(make_params(seq // 3))
             acks.params = seq // 3
+            say("P", seq // 3)
         if seq % 2 == 0:
             acks.cp_inflight = seq
+            say("c", seq)
             cp.save({"seq": seq, "total_g": seq * 1000})
             acks.cp = seq
+            say("C", seq)
         if seq % 5 == 0:
             acks.center_next = seq - 2
+            say("K", seq - 2)
             log.set_acked(acks.center_next)
     log.close()
+
+
+def apply_said(acks, lines):
+    """Replay what a killed process said into acks."""
+    for line in lines:
+        tag, n = line.split()
+        n = int(n)
+        if tag == "I":
+            acks.inflight = n
+        elif tag == "A":
+            acks.seq = n
+        elif tag == "p":
+            acks.params_inflight = n
+        elif tag == "P":
+            acks.params = n
+        elif tag == "c":
+            acks.cp_inflight = n
+        elif tag == "C":
+            acks.cp = n
+        elif tag == "K":
+            acks.center_next = n
 
 
 def verify(flash, acks, **kw):
