@@ -180,7 +180,9 @@ def verify(flash, acks, **kw):
     log, params, cp = open_store(flash, acks, **kw)
     head = log.head
     if not acks.seq <= head <= max(acks.seq, acks.inflight):
-        raise AssertionError("head %d, acknowledged %d, in flight %d" % (head, acks.seq, acks.inflight))
+        raise AssertionError(
+            "head %d, acknowledged %d, in flight %d" % (head, acks.seq, acks.inflight)
+        )
     if log.oldest > acks.center_next and log.oldest > 1:
         raise AssertionError("oldest %d: unacknowledged records dropped" % log.oldest)
     seq = log.oldest
