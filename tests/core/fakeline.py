@@ -33,7 +33,7 @@ class FakeLine:
         self.clock = clock
         self.slave = slave  # slave(request bytes) -> list of (delay_ms, bytes)
         self._q = []  # [arrival_ms, bytes, offset], in arrival order
-        self.requests = []
+        self.requests = []  # the latest 64
         self.broken = False  # True: every call raises OSError, as an unplugged adapter
 
     def _now(self):
@@ -47,6 +47,8 @@ class FakeLine:
             raise OSError("unplugged")
         req = bytes(data)
         self.requests.append(req)
+        if len(self.requests) > 64:
+            self.requests.pop(0)
         now = self._now()
         for delay, chunk in self.slave(req):
             if chunk:
@@ -94,10 +96,12 @@ class RegisterSlave:
     1100..1101, 1200, 2 coils and 2 discrete inputs. Register values follow from `block_seq`
     so a test can tell any value that did not come from a genuine frame."""
 
-    def __init__(self, address=1):
+    def __init__(self, address=1, clock=None):
         self.address = address
-        self.block_seq = 1000
-        self.wave_seq = 7
+        self.clock = clock  # given: block_seq moves every 100 ms and wave_seq every 2 s
+        self._t0 = clock.ticks_ms() if clock else 0
+        self._seq0 = self.block_seq = 1000
+        self._wave0 = self.wave_seq = 7
         self.coils = [False, False]
         self.status = 0
         self.uptime_s = 100
@@ -142,9 +146,23 @@ class RegisterSlave:
             return None
         return self.holding.get(a)
 
+    def restart(self):
+        self._t0 = self.clock.ticks_ms()
+        self._seq0 = self._wave0 = 0
+        self.uptime_s = 0
+        self.status |= 0x100
+        self.coils = [False, False]
+
+    def _advance(self):
+        ms = self.clock.ticks_diff(self.clock.ticks_ms(), self._t0)
+        self.block_seq = (self._seq0 + ms // 100) & 0xFFFFFFFF
+        self.wave_seq = (self._wave0 + ms // 2000) & 0xFFFF
+
     def answer(self, req):
         """The frame this slave sends for a request (None if it stays silent)."""
         b = self._buf
+        if self.clock is not None:
+            self._advance()
         try:
             slave, fc, addr, arg, values = rtu.parse_request(req, len(req))
         except rtu.FrameError:
