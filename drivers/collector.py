@@ -28,6 +28,7 @@ _IDENT_RETRY_MS = const(10000)
 _BUSY_RETRY_MS = const(20)
 _BUSY_TRIES = const(5)
 _TURNAROUND_MS = const(5)
+_FIRST_CAPTURE_S = const(4)  # the collector captures every 2 s
 _STALE_LIMIT = const(3)  # backwards block_seq without a restart: dropped this often, then believed
 
 _T_POLL = const(1)
@@ -111,7 +112,7 @@ class Collector:
         self._stale_run = 0
         self._restart_seen = False
         self._ack_pending = False
-        self._urgent_hold = None  # failed writes wait one period before the next try
+        self._urgent_hold = [None, None, None]  # ack, DO1, DO2: after failing, wait a period
         self._ident_step = 0  # 0 idle, else the task to do next
         self._ident_at = None
         self._cap_step = 0  # 0 idle, 1..3 chunk to read next, 4 waiting to confirm wave_seq
@@ -215,14 +216,16 @@ class Collector:
 
     def _pick(self, now):
         c = self._clock
-        if self._urgent_hold is None or c.ticks_diff(now, self._urgent_hold) >= 0:
-            self._urgent_hold = None
-            if self._ack_pending:
-                return _T_ACK
-            if self._write_pending[0]:
-                return _T_DO1
-            if self._write_pending[1]:
-                return _T_DO2
+        hold = self._urgent_hold
+        for k in range(3):
+            if hold[k] is not None and c.ticks_diff(now, hold[k]) >= 0:
+                hold[k] = None
+        if self._ack_pending and hold[0] is None:
+            return _T_ACK
+        if self._write_pending[0] and hold[1] is None:
+            return _T_DO1
+        if self._write_pending[1] and hold[2] is None:
+            return _T_DO2
         bg = self._background(now)
         to_poll = c.ticks_diff(self._next_poll, now)
         if to_poll <= 0:
@@ -246,7 +249,7 @@ class Collector:
             self._ident_step = task = _T_IDENT
         elif 1 <= self._cap_step <= len(_CHUNKS):
             task = _T_CHUNK + self._cap_step - 1
-        elif self._cap_step == 0 and self._have_sample and c.ticks_diff(now, self._cap_at) >= 0:
+        elif self._cap_step == 0 and self._capture_ready() and c.ticks_diff(now, self._cap_at) >= 0:
             self._cap_step = 1
             self._cap_seq = self.sample.wave_seq
             self._cap_tries = 0
@@ -256,6 +259,11 @@ class Collector:
         elif self._bg_since is None:
             self._bg_since = now
         return task
+
+    def _capture_ready(self):
+        # wave_seq 0 in the first seconds after a (re)start: no capture made yet, empty registers.
+        s = self.sample
+        return self._have_sample and (s.wave_seq or s.uptime_s >= _FIRST_CAPTURE_S)
 
     def _skip_poll(self, now):
         self._next_poll = self._clock.ticks_add(self._next_poll, self.period_ms)
@@ -282,7 +290,7 @@ class Collector:
         if task == _T_POLL:
             self._poll_done(now)
         elif task in (_T_ACK, _T_DO1, _T_DO2):
-            self._urgent_hold = c.ticks_add(now, self.period_ms)
+            self._urgent_hold[task - _T_ACK] = c.ticks_add(now, self.period_ms)
         elif task >= _T_CHUNK:
             self._cap_step = 0
             self._cap_at = c.ticks_add(now, _CAPTURE_RETRY_MS)
@@ -409,7 +417,7 @@ class Collector:
         # A new capture replaced the registers while we read them: start over.
         self.capture_rereads += 1
         self._cap_tries += 1
-        if self._cap_tries >= _CAPTURE_TRIES:
+        if self._cap_tries >= _CAPTURE_TRIES or not self._capture_ready():
             self._cap_step = 0
             self._cap_at = self._clock.ticks_add(s.ticks_ms, _CAPTURE_RETRY_MS)
         else:

@@ -74,6 +74,7 @@ class CollectorEmulator:
         self.sensor_serials = [self._new_serial() for _ in range(7)]
         self.slave_address_setting = address
         self.baud_code = 0
+        self.ack_register = 0
         self.config_counter = 0
         self.coils = [False, False]
         self.status_extra = 0  # bits 4..6 a test may set (speed, vibration sensor, ADC faults)
@@ -263,6 +264,7 @@ class CollectorEmulator:
                     self.baud_code = v
                     self._bump_config()
                 elif a == 1200:
+                    self.ack_register = v
                     self.restarted = False
                     self._fast[16] = self._status()
         holding = {1000: self.vendor_id, 1001: self.model, 1004: self.fw_version}
@@ -271,7 +273,7 @@ class CollectorEmulator:
             holding[1010 + 2 * i], holding[1011 + 2 * i] = _u32(s)
         holding[1100] = self.slave_address_setting
         holding[1101] = self.baud_code
-        holding[1200] = 0
+        holding[1200] = self.ack_register  # reads back what was written: the echo
         for a, v in holding.items():
             registers[a - start] = v
         return None
