@@ -183,7 +183,7 @@ class CollectorEmulator:
             + _u32(pulses)
             + _u32(int(round(b.speed_freq_hz() * 100)))
             + [min(65535, int(round(b.vib_rms_mv * 10))), di, self._status(), supply, _u16(temp)]
-            + _u32(int(t - self._t_start))
+            + _u32(int(t - self._t_start + 1e-6))  # t sums 10 ms steps: 4.9999.. is 5
             + [self.config_counter, self._waves & 0xFFFF, _WAVE_LEN, 1000]
         )
         self._fast[:] = regs
@@ -222,6 +222,18 @@ class CollectorEmulator:
         n = int(round(seconds * 100))
         self._call(lambda: [self._step() for _ in range(n)])
 
+    @staticmethod
+    def _screen(req):
+        # pymodbus maps bits in 16-bit registers and hands the hook a register count, so
+        # the 2 coils' and 2 inputs' bounds are checked here, on the request itself.
+        fc = req[1]
+        if fc in (1, 2, 5, 15):
+            address = req[2] << 8 | req[3]
+            count = 1 if fc == 5 else req[4] << 8 | req[5]
+            if address + count > 2:
+                return 2
+        return None
+
     async def _action(self, fc, start, address, count, registers, values):
         from pymodbus.constants import ExcCodes
 
@@ -230,8 +242,6 @@ class CollectorEmulator:
             self.busy_replies += 1
             return ExcCodes.DEVICE_BUSY
         if fc in (1, 2, 5, 15):
-            if address + count > 2:
-                return ExcCodes.ILLEGAL_ADDRESS
             if values is not None:
                 for i, v in enumerate(values):
                     self.coils[address + i] = bool(v)
@@ -239,6 +249,9 @@ class CollectorEmulator:
             registers[0] = (1 if bits[0] else 0) | (2 if bits[1] else 0)
             return None
         if fc == 4:
+            # Measurements change with each block; the collector's own state at once.
+            self._fast[16] = self._status()
+            self._fast[21] = self.config_counter
             registers[0:_FAST_REGS] = self._fast
             if address + count > _WAVE_BASE:
                 if self._copy is not None and self.rng.random() < _COPY_BUSY:
@@ -266,7 +279,6 @@ class CollectorEmulator:
                 elif a == 1200:
                     self.ack_register = v
                     self.restarted = False
-                    self._fast[16] = self._status()
         holding = {1000: self.vendor_id, 1001: self.model, 1004: self.fw_version}
         holding[1002], holding[1003] = _u32(self.serial)
         for i, s in enumerate(self.sensor_serials):
@@ -324,7 +336,13 @@ class CollectorEmulator:
             self._device(), framer=FramerType.RTU, address=("127.0.0.1", port)
         )
         await self._server.serve_forever(background=True)
-        self._line = FaultLine(lambda: self.address, ("127.0.0.1", port), self.faults, seed=self.rng.random())
+        self._line = FaultLine(
+            lambda: self.address,
+            ("127.0.0.1", port),
+            self.faults,
+            seed=self.rng.random(),
+            screen=self._screen,
+        )
         self._ticker = asyncio.get_running_loop().create_task(self._clock())
 
     async def _clock(self):

@@ -119,6 +119,9 @@ class Session:
                 await self._deliver(resp)
 
     async def _ask(self, req):
+        code = self._line.screen(req) if self._line.screen else None
+        if code:
+            return _seal(bytes((req[0], req[1] | 0x80, code)))
         if self._up is None:
             self._up = await asyncio.open_connection(*self._line.upstream)
         reader, writer = self._up
@@ -168,8 +171,9 @@ class Session:
 class FaultLine:
     """The line: its fault settings, counters, and the gateway-side endpoints."""
 
-    def __init__(self, address, upstream, faults=None, seed=1):
+    def __init__(self, address, upstream, faults=None, seed=1, screen=None):
         self.address = address  # a function: the slave address in force now
+        self.screen = screen  # screen(request) -> an exception code to answer with, or None
         self.upstream = upstream  # (host, port) of the pymodbus server
         self.faults = faults or Faults()
         self.rng = random.Random(seed)
