@@ -128,7 +128,11 @@ def _cpu_cpython(n):
     import sys
 
     r = subprocess.run(
-        [sys.executable, "-c", _CPU_SCRIPT % n], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-c", _CPU_SCRIPT % n],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return float(r.stdout.split()[0])
 

@@ -229,7 +229,8 @@ class Collector:
         bg = self._background(now)
         to_poll = c.ticks_diff(self._next_poll, now)
         if to_poll <= 0:
-            if bg and not self._displaced and c.ticks_diff(now, self._bg_since) >= 2 * self.period_ms:
+            starved = bg and c.ticks_diff(now, self._bg_since) >= 2 * self.period_ms
+            if starved and not self._displaced:
                 # The bus is too slow to fit this read between polls: it takes a poll's turn.
                 self._displaced = True
                 self._skip_poll(now)
@@ -249,7 +250,7 @@ class Collector:
             self._ident_step = task = _T_IDENT
         elif 1 <= self._cap_step <= len(_CHUNKS):
             task = _T_CHUNK + self._cap_step - 1
-        elif self._cap_step == 0 and self._capture_ready() and c.ticks_diff(now, self._cap_at) >= 0:
+        elif not self._cap_step and self._capture_ready() and c.ticks_diff(now, self._cap_at) >= 0:
             self._cap_step = 1
             self._cap_seq = self.sample.wave_seq
             self._cap_tries = 0

@@ -441,7 +441,9 @@ def main(argv=None):
         wrong_address=args.wrong_address,
     )
     belt = Belt(seed=args.seed, profile=PROFILES[args.profile]())
-    emu = CollectorEmulator(belt, address=args.address, speed=args.speed, seed=args.seed, faults=faults)
+    emu = CollectorEmulator(
+        belt, address=args.address, speed=args.speed, seed=args.seed, faults=faults
+    )
     if args.pty:
         print("pty:", emu.start_pty(), flush=True)
     if args.tcp:

@@ -256,7 +256,14 @@ class Master:
     says whether that wait is over. The first valid answer clears it."""
 
     def __init__(
-        self, uart, clock, baud=9600, timeout_ms=100, retries=2, backoff_ms=200, backoff_max_ms=2000
+        self,
+        uart,
+        clock,
+        baud=9600,
+        timeout_ms=100,
+        retries=2,
+        backoff_ms=200,
+        backoff_max_ms=2000,
     ):
         self._uart = uart
         self._clock = clock

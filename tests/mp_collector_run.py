@@ -14,7 +14,10 @@ from hal.uart import SocketUart, TtyUart, _split_socket_url  # noqa: E402
 
 
 def main(url, seconds, baud):
-    uart = SocketUart(*_split_socket_url(url)) if url.startswith("socket://") else TtyUart(url, baud)
+    if url.startswith("socket://"):
+        uart = SocketUart(*_split_socket_url(url))
+    else:
+        uart = TtyUart(url, baud)
     clock = Clock()
     coll = Collector(uart, clock, baud=baud, identity_s=1, capture_s=2)
     out = {"samples": [], "captures": [], "identity": None, "restarts": []}

@@ -38,9 +38,12 @@ class Run:
         self.idents = []
         self.restarts = []
         self.coll.on_sample = self._sample
-        self.coll.on_capture = lambda w, rate: self.captures.append((self.coll.sample.wave_seq, list(w)))
+        self.coll.on_capture = self._capture
         self.coll.on_identity = lambda ident: self.idents.append(dict(ident))
         self.coll.on_restart = self._restart
+
+    def _capture(self, wave, rate):
+        self.captures.append((self.coll.sample.wave_seq, list(wave)))
 
     def _sample(self, s):
         self.samples.append(

@@ -30,7 +30,9 @@ class Rig:
         assert s.block_seq != self.last_seq
         self.last_seq = s.block_seq
         self.n_samples += 1
-        self.samples.append((s.ticks_ms, s.block_seq, list(s.cells), s.pulses, s.status, s.wave_seq))
+        self.samples.append(
+            (s.ticks_ms, s.block_seq, list(s.cells), s.pulses, s.status, s.wave_seq)
+        )
         if len(self.samples) > 400:
             self.samples.pop(0)
 
@@ -61,7 +63,8 @@ def _consistent(samples):
 def _capture_ok(wave):
     # Every sample from one capture: the wave_seq that produced sample 0 produced them all.
     for ws in range(65536):
-        if RegisterSlave.wave_value(ws, 0) == wave[0] and RegisterSlave.wave_value(ws, 1) == wave[1]:
+        w = RegisterSlave.wave_value
+        if w(ws, 0) == wave[0] and w(ws, 1) == wave[1]:
             break
     return all(wave[k] == RegisterSlave.wave_value(ws, k) for k in range(256))
 
@@ -224,7 +227,8 @@ def _mutate(rng, frame, b):
         elif kind == 4:  # dropped
             pieces = []
         elif kind == 5 and len(f) > 4:  # another slave answers, with a valid CRC
-            n = rtu.build_response(b, 2 + rng.below(200), f[1], bytes(f[3:-2]) if f[1] <= 4 else bytes(f[2:6]))
+            data = bytes(f[3:-2]) if f[1] <= 4 else bytes(f[2:6])
+            n = rtu.build_response(b, 2 + rng.below(200), f[1], data)
             pieces[-1] = (d, bytes(b[:n]))
         elif kind == 6 and len(f) > 4:  # a forged frame from our address with a wrong CRC
             f[-1] ^= 0x5A
