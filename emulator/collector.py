@@ -371,6 +371,14 @@ class CollectorEmulator:
         self.start()
         return self._run(self._line.serve_pty())
 
+    def unplug_pty(self, path=None):
+        """The gateway's serial port vanishes (all ptys, or the one at path)."""
+        self._call(lambda: self._line.close_pty(path))
+
+    def drop_tcp_clients(self):
+        """Every TCP connection is cut, as when the serial server restarts."""
+        self._call(self._line.drop_clients)
+
     @property
     def line(self):
         return self._line

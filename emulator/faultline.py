@@ -187,6 +187,7 @@ class FaultLine:
     async def serve_tcp(self, host, port):
         async def client(reader, writer):
             s = Session(self, writer.write)
+            s.writer = writer
             self._sessions.append(s)
             try:
                 while True:
@@ -198,7 +199,8 @@ class FaultLine:
                 pass
             finally:
                 s.close()
-                self._sessions.remove(s)
+                if s in self._sessions:
+                    self._sessions.remove(s)
                 writer.close()
 
         server = await asyncio.start_server(client, host, port)
@@ -232,18 +234,34 @@ class FaultLine:
                 s.feed(data)
 
         asyncio.get_running_loop().add_reader(master, readable)
-        self._ptys.append((master, slave))
+        self._ptys.append((master, slave, path, s))
         return path
 
-    async def close(self):
+    def drop_clients(self):
+        """Close every TCP connection (the serial server rebooted); the listener stays."""
+        for s in list(self._sessions):
+            w = getattr(s, "writer", None)
+            if w is not None:
+                w.transport.abort()
+
+    def close_pty(self, path=None):
+        """Remove a pty (the USB adapter unplugged): its path disappears."""
         import os
 
         loop = asyncio.get_running_loop()
-        for master, slave in self._ptys:
-            loop.remove_reader(master)
-            os.close(master)
-            os.close(slave)
-        self._ptys = []
+        for entry in list(self._ptys):
+            master, slave, p, s = entry
+            if path is None or p == path:
+                loop.remove_reader(master)
+                s.close()
+                if s in self._sessions:
+                    self._sessions.remove(s)
+                os.close(master)
+                os.close(slave)
+                self._ptys.remove(entry)
+
+    async def close(self):
+        self.close_pty()
         for s in list(self._sessions):
             s.close()
         for server in self._servers:

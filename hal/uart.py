@@ -17,6 +17,9 @@ import select
 from hal.compat import MICROPYTHON
 
 
+_DISCARD_READS = 8
+
+
 class UartError(OSError):
     pass
 
@@ -51,6 +54,12 @@ class PySerialUart:
     def _port(self):
         if self._s is None:
             serial = self._serial
+            if self._url.startswith("socket://"):
+                # pyserial waits 5 s for a TCP connect (its only use of this constant): a
+                # serial server that is off would hold the whole loop that long.
+                from serial.urlhandler import protocol_socket
+
+                protocol_socket.POLL_TIMEOUT = SocketUart._CONNECT_MS / 1000
             try:
                 self._s = serial.serial_for_url(
                     self._url, baudrate=self._baud, timeout=0, write_timeout=1
@@ -94,7 +103,9 @@ class PySerialUart:
         s = self._port()
         try:
             n = 0
-            while select.select([s.fileno()], [], [], 0)[0]:
+            for _ in range(_DISCARD_READS):  # bounded: a line may babble without end
+                if not select.select([s.fileno()], [], [], 0)[0]:
+                    break
                 got = len(s.read(4096))
                 if not got:
                     break
@@ -162,7 +173,9 @@ class _PolledStream:
     def discard_input(self):
         n = 0
         scratch = bytearray(64)
-        while self._wait(0):
+        for _ in range(_DISCARD_READS * 16):  # bounded: a line may babble without end
+            if not self._wait(0):
+                break
             got = self._read_ready(scratch)
             if not got:
                 break

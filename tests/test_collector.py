@@ -196,3 +196,62 @@ def test_driver_under_micropython(emu, transport):
     _check_captures(emu, [(c[0], c[2]) for c in out["captures"]])
     assert out["outputs"] == [False, True] and emu.coils == [False, True]
     assert out["counters"]["state"] == "ok"
+
+
+def test_port_lost_and_back(emu, tmp_path):
+    # The USB adapter is pulled out and put back (a new pty behind the same name), and the
+    # serial server drops the TCP connection: the driver carries on by itself both times.
+    link = str(tmp_path / "ttyUSB0")
+    os.symlink(emu.start_pty(), link)
+    r = Run(link)
+    assert r.drive(2.0, until=lambda: len(r.samples) >= 3)
+    emu.unplug_pty()
+    os.remove(link)
+    r.drive(0.5)
+    assert r.coll.counters()["uart_errors"] >= 1
+    os.symlink(emu.start_pty(), link)
+    n = len(r.samples)
+    assert r.drive(4.0, until=lambda: len(r.samples) >= n + 3)
+    r.close()
+    host, port = emu.start_tcp()
+    r = Run("socket://%s:%d" % (host, port))
+    assert r.drive(2.0, until=lambda: len(r.samples) >= 3)
+    emu.drop_tcp_clients()
+    n = len(r.samples)
+    assert r.drive(4.0, until=lambda: len(r.samples) >= n + 3)
+    assert r.coll.counters()["uart_errors"] >= 1
+    r.close()
+    _check_against_truth(emu, r.samples)
+
+
+@pytest.mark.parametrize("transport", ["pty", "tcp"])
+def test_micropython_port_lost_and_back(emu, transport, tmp_path):
+    link = str(tmp_path / "ttyUSB0")
+    if transport == "pty":
+        os.symlink(emu.start_pty(), link)
+        url = link
+    else:
+        url = "socket://%s:%d" % emu.start_tcp()
+    p = subprocess.Popen(
+        [MICROPYTHON, "tests/mp_collector_run.py", url, "4"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)
+    if transport == "pty":
+        emu.unplug_pty()
+        os.remove(link)
+        time.sleep(0.5)
+        os.symlink(emu.start_pty(), link)
+    else:
+        emu.drop_tcp_clients()
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, out + err
+    d = json.loads(out)
+    assert d["counters"]["uart_errors"] >= 1
+    seqs = [s[0] for s in d["samples"]]
+    assert len(seqs) >= 20 and max(seqs) - min(seqs) >= 30  # samples before and after
+    assert d["counters"]["state"] == "ok"
+    _check_against_truth(emu, [(s[0], s[1], s[2], s[3], 0, 0) for s in d["samples"]])
