@@ -178,22 +178,24 @@ def rows():
             )
     finally:
         emu.stop()
+    # The machine is shared: the best of 3 runs is the figure least disturbed by others.
     n = 20000
+    cp = min(_cpu_cpython(n) for _ in range(3))
     out.append(
         {
             "name": "CPU per poll, CPython (driver + codec, in-memory line)",
-            "value": round(_cpu_cpython(n), 1),
+            "value": round(cp, 1),
             "unit": "us",
-            "note": "mean of %d polls" % n,
+            "note": "best of 3 means of %d polls (process time)" % n,
         }
     )
-    mp = micropython(_CPU_SCRIPT % n).split()
+    mp = min(float(micropython(_CPU_SCRIPT % n).split()[0]) for _ in range(3))
     out.append(
         {
             "name": "CPU per poll, MicroPython unix (driver + codec)",
-            "value": round(float(mp[0]), 1),
+            "value": round(mp, 1),
             "unit": "us",
-            "note": "mean of %d polls; a board is slower by its clock" % n,
+            "note": "best of 3 means of %d polls (ticks_us); a board is slower by its clock" % n,
         }
     )
     return out

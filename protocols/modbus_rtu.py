@@ -6,7 +6,7 @@
 # health (ok / degraded / lost) and backs off from a slave that stays silent.
 import struct
 
-from hal.compat import const
+from hal.compat import MICROPYTHON, const
 from hal.crc import crc16_modbus
 
 READ_COILS = const(1)
@@ -123,15 +123,41 @@ def bus_time_us(baud, req_len, resp_len, turnaround_ms=5):
 # --- the codec
 
 
+if MICROPYTHON:
+    _TABLE = None
+
+    def _crc16(buf, start, end):
+        # By index, not over a slice: no allocation per frame on the 10 Hz path.
+        global _TABLE
+        t = _TABLE
+        if t is None:
+            table = []
+            for i in range(256):
+                c = i
+                for _ in range(8):
+                    c = (c >> 1) ^ 0xA001 if c & 1 else c >> 1
+                table.append(c)
+            t = _TABLE = tuple(table)
+        c = 0xFFFF
+        for i in range(start, end):
+            c = (c >> 8) ^ t[(c ^ buf[i]) & 0xFF]
+        return c
+
+else:
+
+    def _crc16(buf, start, end):
+        return crc16_modbus(bytes(buf[start:end]))
+
+
 def crc_ok(buf, start, length):
     """True if buf[start:start+length] ends with its correct CRC (low byte first)."""
     end = start + length - 2
-    c = crc16_modbus(memoryview(buf)[start:end])
+    c = _crc16(buf, start, end)
     return buf[end] == c & 0xFF and buf[end + 1] == c >> 8
 
 
 def _seal(buf, n):
-    c = crc16_modbus(memoryview(buf)[:n])
+    c = _crc16(buf, 0, n)
     buf[n] = c & 0xFF
     buf[n + 1] = c >> 8
     return n + 2
@@ -276,6 +302,7 @@ class Master:
         self._gap_ms = (silence_us(baud) + 999) // 1000
         self._tx = bytearray(MAX_ADU)
         self._txmv = memoryview(self._tx)
+        self._tx8 = self._txmv[:8]  # every request but 16 is 8 bytes: no slice per request
         self.rx = bytearray(_RX_CAP)
         self._rxmv = memoryview(self.rx)
         # Per-transaction state
@@ -393,7 +420,7 @@ class Master:
         self.requests += 1
         try:
             self._flush()
-            self._uart.write(self._txmv[:req_len])
+            self._uart.write(self._tx8 if req_len == 8 else self._txmv[:req_len])
         except OSError as e:  # UartError and anything the port raises
             self.uart_errors += 1
             self._outcome(False, True)
@@ -458,7 +485,7 @@ class Master:
                 rx[0:keep] = rx[n - keep : n]
                 self._scan_from = max(0, self._scan_from - (n - keep))
                 n = keep
-            got = self._uart.readinto(rx[n:], left)
+            got = self._uart.readinto(rx[n:] if n else rx, left)
             if not got:
                 continue
             self._heard += got
