@@ -29,6 +29,7 @@ _STATUS_RESTARTED = 0x100
 _RESTART_ACK = 0xA5A5
 _COPY_S = 0.03  # a new capture takes this long to copy into the waveform registers
 _COPY_BUSY = 0.5  # chance of exception 06 for a waveform read during the copy
+_DI1_LAG_S = 0.5  # the open/stop sensor's response time (datasheet: within 1 s)
 _HISTORY = 600  # published blocks kept for tests (1 minute)
 
 
@@ -92,6 +93,9 @@ class CollectorEmulator:
         self.captures = {}  # wave_seq register value -> the 256 samples, the latest few
         self.history = {}  # block_seq register value -> what was published
         self._fast = [0] * _FAST_REGS
+        # DI1: the open/stop sensor on the motor cable follows the motor within 1 s.
+        self._di1 = self._di1_target = belt.motor_on
+        self._di1_at = 0.0
         self._last_block = None
         self._loop = None
         self._thread = None
@@ -173,7 +177,12 @@ class CollectorEmulator:
         supply = 11800 - int(20 * (t % 3600) / 360) if b.mains_lost else 12000
         supply += self.rng.randint(-15, 15)
         temp = int(round(250 + 40 * math.sin(2 * math.pi * t / 7200)))
-        di = (1 if b.motor_on else 0) | (2 if b.mains_lost else 0)
+        if b.motor_on != self._di1_target:
+            self._di1_target = b.motor_on
+            self._di1_at = t + _DI1_LAG_S
+        if self._di1 != self._di1_target and t >= self._di1_at:
+            self._di1 = self._di1_target
+        di = self._di_bits()
         regs = (
             _u32(seq)
             + _i32(b.cells[0])
@@ -198,6 +207,9 @@ class CollectorEmulator:
             }
             if len(self.history) > _HISTORY:
                 del self.history[next(iter(self.history))]
+
+    def _di_bits(self):
+        return (1 if self._di1 else 0) | (2 if self.belt.mains_lost else 0)
 
     def _step(self):
         b = self.belt
@@ -245,8 +257,10 @@ class CollectorEmulator:
             if values is not None:
                 for i, v in enumerate(values):
                     self.coils[address + i] = bool(v)
-            bits = self.coils if fc in (1, 5, 15) else (self.belt.motor_on, self.belt.mains_lost)
-            registers[0] = (1 if bits[0] else 0) | (2 if bits[1] else 0)
+            if fc == 2:
+                registers[0] = self._di_bits()
+            else:
+                registers[0] = (1 if self.coils[0] else 0) | (2 if self.coils[1] else 0)
             return None
         if fc == 4:
             # Measurements change with each block; the collector's own state at once.

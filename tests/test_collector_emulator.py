@@ -134,3 +134,11 @@ def test_command_line_prints_its_endpoints():
     lines = r.stdout.splitlines()
     assert lines[0].startswith("pty: /dev/pts/") and lines[1].startswith("tcp: 127.0.0.1:")
     assert lines[2].startswith("true mass")
+
+
+def test_di1_follows_the_motor_within_a_second():
+    e = CollectorEmulator(Belt(seed=2), speed=0.0)
+    e.advance(0.3)
+    assert e.belt.motor_on and e._fast[15] & 1 == 0  # the clamp sensor has not switched yet
+    e.advance(0.4)
+    assert e._fast[15] & 1 == 1
