@@ -1,0 +1,565 @@
+# Modbus RTU: the codec (frames for function codes 01-06 and 16, CRC-16/MODBUS, exception
+# responses as typed errors) and a master that runs one transaction at a time on a hal.uart
+# port: stale bytes out, request in, the response found by its expected length and CRC even
+# among garbage, checked against the request, all before a deadline. The master raises on
+# every failure and counts it; the driver decides what to retry. It also keeps the link's
+# health (ok / degraded / lost) and backs off from a slave that stays silent.
+import struct
+
+from hal.compat import MICROPYTHON, const
+from hal.crc import crc16_modbus
+
+READ_COILS = const(1)
+READ_DISCRETE_INPUTS = const(2)
+READ_HOLDING = const(3)
+READ_INPUT = const(4)
+WRITE_COIL = const(5)
+WRITE_REGISTER = const(6)
+WRITE_REGISTERS = const(16)
+
+MAX_READ_REGS = const(125)
+MAX_READ_BITS = const(2000)
+MAX_WRITE_REGS = const(123)
+MAX_ADU = const(256)
+
+_EXC_ILLEGAL_FUNCTION = const(1)
+_EXC_ILLEGAL_ADDRESS = const(2)
+_EXC_ILLEGAL_VALUE = const(3)
+_EXC_DEVICE_FAILURE = const(4)
+_EXC_BUSY = const(6)
+
+_RX_CAP = const(512)  # two maximum frames: garbage can never grow it further
+_HIST_BITS = const(16)
+_DEGRADED_FAILS = const(2)  # failed attempts among the last _HIST_BITS that make the link degraded
+
+
+class ModbusError(Exception):
+    """A transaction that gave no valid answer."""
+
+
+class FrameError(ModbusError):
+    """Bytes that are not a valid frame for the request (bad length, CRC, address, echo)."""
+
+
+class CrcError(FrameError):
+    pass
+
+
+class WrongAddress(FrameError):
+    pass
+
+
+class ResponseTimeout(ModbusError):
+    """Nothing at all arrived by the deadline."""
+
+
+class PortError(ModbusError):
+    """The serial port failed (absent, unplugged, connection down)."""
+
+
+class ModbusException(ModbusError):
+    """The slave answered with an exception response; `code` is its exception code."""
+
+    code = 0
+
+    def __init__(self, fc, code):
+        super().__init__("function %d: exception %d" % (fc, code))
+        self.fc = fc
+        self.code = code
+
+
+class IllegalFunction(ModbusException):
+    pass
+
+
+class IllegalAddress(ModbusException):
+    pass
+
+
+class IllegalValue(ModbusException):
+    pass
+
+
+class DeviceFailure(ModbusException):
+    pass
+
+
+class DeviceBusy(ModbusException):
+    pass
+
+
+_EXC_TYPES = {
+    _EXC_ILLEGAL_FUNCTION: IllegalFunction,
+    _EXC_ILLEGAL_ADDRESS: IllegalAddress,
+    _EXC_ILLEGAL_VALUE: IllegalValue,
+    _EXC_DEVICE_FAILURE: DeviceFailure,
+    _EXC_BUSY: DeviceBusy,
+}
+
+
+def exception_for(fc, code):
+    return _EXC_TYPES.get(code, ModbusException)(fc, code)
+
+
+# --- timing on the wire (8N1: 10 bits a character)
+
+
+def char_us(baud):
+    return 10000000 // baud
+
+
+def silence_us(baud):
+    """The 3.5-character inter-frame silence; fixed 1750 us above 19200 baud."""
+    if baud > 19200:
+        return 1750
+    return 35000000 // baud
+
+
+def bus_time_us(baud, req_len, resp_len, turnaround_ms=5):
+    """Bus time of one transaction: both frames, the silence after each, the slave's turnaround."""
+    return (req_len + resp_len) * char_us(baud) + 2 * silence_us(baud) + turnaround_ms * 1000
+
+
+# --- the codec
+
+
+if MICROPYTHON:
+    _TABLE = None
+
+    def _crc16(buf, start, end):
+        # By index, not over a slice: no allocation per frame on the 10 Hz path.
+        global _TABLE
+        t = _TABLE
+        if t is None:
+            table = []
+            for i in range(256):
+                c = i
+                for _ in range(8):
+                    c = (c >> 1) ^ 0xA001 if c & 1 else c >> 1
+                table.append(c)
+            t = _TABLE = tuple(table)
+        c = 0xFFFF
+        for i in range(start, end):
+            c = (c >> 8) ^ t[(c ^ buf[i]) & 0xFF]
+        return c
+
+else:
+
+    def _crc16(buf, start, end):
+        return crc16_modbus(bytes(buf[start:end]))
+
+
+def crc_ok(buf, start, length):
+    """True if buf[start:start+length] ends with its correct CRC (low byte first)."""
+    end = start + length - 2
+    c = _crc16(buf, start, end)
+    return buf[end] == c & 0xFF and buf[end + 1] == c >> 8
+
+
+def _seal(buf, n):
+    c = _crc16(buf, 0, n)
+    buf[n] = c & 0xFF
+    buf[n + 1] = c >> 8
+    return n + 2
+
+
+def _check_slave(slave):
+    if not 1 <= slave <= 247:
+        raise ValueError("slave address %d is out of range 1..247" % slave)
+
+
+def build_read(buf, slave, fc, start, count):
+    """A read request (01, 02, 03, 04) into buf; returns its length (8)."""
+    _check_slave(slave)
+    limit = MAX_READ_REGS if fc in (READ_HOLDING, READ_INPUT) else MAX_READ_BITS
+    if fc not in (READ_COILS, READ_DISCRETE_INPUTS, READ_HOLDING, READ_INPUT):
+        raise ValueError("function %d is not a read" % fc)
+    if not 1 <= count <= limit or not 0 <= start <= 0xFFFF or start + count > 0x10000:
+        raise ValueError("read of %d from %d is out of range" % (count, start))
+    struct.pack_into(">BBHH", buf, 0, slave, fc, start, count)
+    return _seal(buf, 6)
+
+
+def build_write_coil(buf, slave, address, on):
+    _check_slave(slave)
+    if not 0 <= address <= 0xFFFF:
+        raise ValueError("coil %d is out of range" % address)
+    struct.pack_into(">BBHH", buf, 0, slave, WRITE_COIL, address, 0xFF00 if on else 0)
+    return _seal(buf, 6)
+
+
+def build_write_register(buf, slave, address, value):
+    _check_slave(slave)
+    if not 0 <= address <= 0xFFFF or not 0 <= value <= 0xFFFF:
+        raise ValueError("register %d = %d is out of range" % (address, value))
+    struct.pack_into(">BBHH", buf, 0, slave, WRITE_REGISTER, address, value)
+    return _seal(buf, 6)
+
+
+def build_write_registers(buf, slave, address, values):
+    _check_slave(slave)
+    n = len(values)
+    if not 1 <= n <= MAX_WRITE_REGS or not 0 <= address <= 0x10000 - n:
+        raise ValueError("write of %d registers at %d is out of range" % (n, address))
+    struct.pack_into(">BBHHB", buf, 0, slave, WRITE_REGISTERS, address, n, 2 * n)
+    for i in range(n):
+        v = values[i]
+        if not 0 <= v <= 0xFFFF:
+            raise ValueError("register value %d is out of range" % v)
+        struct.pack_into(">H", buf, 7 + 2 * i, v)
+    return _seal(buf, 7 + 2 * n)
+
+
+def response_length(fc, count):
+    """Length of the normal response to a request (count: registers or bits read)."""
+    if fc in (READ_COILS, READ_DISCRETE_INPUTS):
+        return 5 + (count + 7) // 8
+    if fc in (READ_HOLDING, READ_INPUT):
+        return 5 + 2 * count
+    return 8
+
+
+def request_length(buf, n):
+    """Length of the request frame at buf[0:n]: 0 while unknown, -1 if no request starts there."""
+    if n < 2:
+        return 0
+    fc = buf[1]
+    if 1 <= fc <= 6:
+        return 8
+    if fc == WRITE_REGISTERS:
+        return 9 + buf[6] if n >= 7 else 0
+    return -1
+
+
+def parse_request(buf, n):
+    """(slave, fc, address, count_or_value, values) of a whole request frame in buf[0:n].
+    values is a tuple of registers for 16, else None. Raises FrameError."""
+    if n < 8 or request_length(buf, n) != n:
+        raise FrameError("not a whole request (%d bytes)" % n)
+    if not crc_ok(buf, 0, n):
+        raise CrcError("request CRC")
+    slave, fc, address, arg = struct.unpack_from(">BBHH", buf, 0)
+    values = None
+    if fc == WRITE_REGISTERS:
+        if buf[6] != 2 * arg or not 1 <= arg <= MAX_WRITE_REGS:
+            raise FrameError("register count %d does not match %d bytes" % (arg, buf[6]))
+        values = struct.unpack_from(">%dH" % arg, buf, 7)
+    return slave, fc, address, arg, values
+
+
+def build_response(buf, slave, fc, data):
+    """A normal response into buf: data is the byte string after the byte count for reads,
+    the 4-byte echo for writes. Returns its length."""
+    buf[0] = slave
+    buf[1] = fc
+    n = len(data)
+    if fc <= READ_INPUT:
+        buf[2] = n
+        buf[3 : 3 + n] = data
+        return _seal(buf, 3 + n)
+    buf[2 : 2 + n] = data
+    return _seal(buf, 2 + n)
+
+
+def build_exception(buf, slave, fc, code):
+    buf[0] = slave
+    buf[1] = fc | 0x80
+    buf[2] = code
+    return _seal(buf, 3)
+
+
+# --- the master
+
+
+class Master:
+    """One transaction at a time on a hal.uart port, with link health and back-off.
+
+    Every request method sends, waits for the response until its deadline
+    (request and response frame time at `baud` plus `timeout_ms`), and returns the offset of
+    the response's data in `rx` (valid until the next request), or raises a ModbusError.
+    A slave that stays silent for more than `retries` + 1 attempts is asked again only after
+    an exponential back-off (`backoff_ms` doubling up to `backoff_max_ms`); `ready(now)`
+    says whether that wait is over. The first valid answer clears it."""
+
+    def __init__(
+        self,
+        uart,
+        clock,
+        baud=9600,
+        timeout_ms=100,
+        retries=2,
+        backoff_ms=200,
+        backoff_max_ms=2000,
+    ):
+        self._uart = uart
+        self._clock = clock
+        self.baud = baud
+        self.timeout_ms = timeout_ms
+        self.retries = retries
+        self.backoff_ms = backoff_ms
+        self.backoff_max_ms = backoff_max_ms
+        self._char_us = char_us(baud)
+        self._gap_ms = (silence_us(baud) + 999) // 1000
+        self._tx = bytearray(MAX_ADU)
+        self._txmv = memoryview(self._tx)
+        self._tx8 = self._txmv[:8]  # every request but 16 is 8 bytes: no slice per request
+        self.rx = bytearray(_RX_CAP)
+        self._rxmv = memoryview(self.rx)
+        # Per-transaction state
+        self._slave = 0
+        self._fc = 0
+        self._resp_len = 0
+        self._heard = 0
+        self._bad_crc = 0
+        self._bad_addr = 0
+        self._scan_from = 0
+        # Link health
+        self._fails = 0  # consecutive failed attempts
+        self._silent = 0  # consecutive attempts that heard nothing at all
+        self._hist = 0  # 1 bits: failed attempts, newest in bit 0
+        self._answered = False
+        self._resume_at = None
+        self._quiet_at = None  # no request before this tick: the inter-frame silence
+        self.requests = 0
+        self.responses = 0
+        self.timeouts = 0
+        self.crc_errors = 0
+        self.frame_errors = 0
+        self.wrong_address = 0
+        self.exceptions = 0
+        self.busy = 0
+        self.uart_errors = 0
+        self.stale_bytes = 0
+        self._lat_sum = 0
+        self._lat_n = 0
+        self.latency_ms_max = 0
+        self.latency_ms = 0
+
+    # --- link health
+
+    @property
+    def state(self):
+        if self._fails > self.retries or not self._answered:
+            return "lost"
+        h = self._hist
+        n = 0
+        while h:
+            n += h & 1
+            h >>= 1
+        if self._fails or n >= _DEGRADED_FAILS:
+            return "degraded"
+        return "ok"
+
+    @property
+    def consecutive_failures(self):
+        return self._fails
+
+    def ready(self, now_ms):
+        """False while backing off from a silent slave."""
+        return self._resume_at is None or self._clock.ticks_diff(now_ms, self._resume_at) >= 0
+
+    def counters(self):
+        return {
+            "requests": self.requests,
+            "responses": self.responses,
+            "timeouts": self.timeouts,
+            "crc_errors": self.crc_errors,
+            "frame_errors": self.frame_errors,
+            "wrong_address": self.wrong_address,
+            "exceptions": self.exceptions,
+            "busy": self.busy,
+            "uart_errors": self.uart_errors,
+            "stale_bytes": self.stale_bytes,
+            "latency_ms_avg": self._lat_sum // self._lat_n if self._lat_n else 0,
+            "latency_ms_max": self.latency_ms_max,
+            "consecutive_failures": self._fails,
+        }
+
+    def _outcome(self, ok, silent=False):
+        self._hist = ((self._hist << 1) | (0 if ok else 1)) & ((1 << _HIST_BITS) - 1)
+        if ok:
+            self._fails = 0
+            self._silent = 0
+            self._answered = True
+            self._resume_at = None
+            return
+        self._fails += 1
+        self._silent = self._silent + 1 if silent else 0
+        over = self._silent - self.retries - 1
+        if over >= 0:
+            wait = self.backoff_ms << over if over < 16 else self.backoff_max_ms
+            if wait > self.backoff_max_ms:
+                wait = self.backoff_max_ms
+            self._resume_at = self._clock.ticks_add(self._clock.ticks_ms(), wait)
+
+    # --- requests
+
+    def read(self, slave, fc, start, count):
+        """Read registers (03, 04) or bits (01, 02); returns the offset of the data in rx
+        (registers big-endian, bits packed LSB first)."""
+        n = build_read(self._tx, slave, fc, start, count)
+        return self._transact(slave, fc, n, response_length(fc, count))
+
+    def write_coil(self, slave, address, on):
+        return self._transact(slave, WRITE_COIL, build_write_coil(self._tx, slave, address, on), 8)
+
+    def write_register(self, slave, address, value):
+        n = build_write_register(self._tx, slave, address, value)
+        return self._transact(slave, WRITE_REGISTER, n, 8)
+
+    def write_registers(self, slave, address, values):
+        n = build_write_registers(self._tx, slave, address, values)
+        return self._transact(slave, WRITE_REGISTERS, n, 8)
+
+    def _transact(self, slave, fc, req_len, resp_len):
+        c = self._clock
+        self._slave = slave
+        self._fc = fc
+        self._resp_len = resp_len
+        self._heard = self._bad_crc = self._bad_addr = 0
+        self.requests += 1
+        try:
+            self._flush()
+            self._uart.write(self._tx8 if req_len == 8 else self._txmv[:req_len])
+        except OSError as e:  # UartError and anything the port raises
+            self.uart_errors += 1
+            self._outcome(False, True)
+            raise PortError("port: %s" % e)
+        sent = c.ticks_ms()
+        wire_ms = ((req_len + resp_len) * self._char_us + 999) // 1000
+        deadline = c.ticks_add(sent, wire_ms + self.timeout_ms)
+        try:
+            start = self._receive(deadline)
+        except OSError as e:
+            self.uart_errors += 1
+            self._outcome(False, True)
+            raise PortError("port: %s" % e)
+        except ModbusError:
+            self._outcome(False, self._heard == 0)
+            raise
+        now = c.ticks_ms()
+        self._quiet_at = c.ticks_add(now, self._gap_ms)
+        lat = c.ticks_diff(now, sent)
+        self.latency_ms = lat
+        self._lat_sum += lat
+        self._lat_n += 1
+        if lat > self.latency_ms_max:
+            self.latency_ms_max = lat
+        self.responses += 1
+        self._outcome(True)
+        return self._check(start)
+
+    def _flush(self):
+        """Drop stale bytes (a late answer, noise after a direction switch) and keep the
+        inter-frame silence before the next request."""
+        c = self._clock
+        u = self._uart
+        if self._quiet_at is not None:
+            wait = c.ticks_diff(self._quiet_at, c.ticks_ms())
+            if 0 < wait <= self._gap_ms:
+                c.sleep_ms(wait)
+        dropped = u.discard_input()
+        if dropped:
+            # Something was still arriving: wait for one silence and drop what follows.
+            for _ in range(4):
+                got = u.readinto(self._rxmv, self._gap_ms)
+                if not got:
+                    break
+                dropped += got
+            self.stale_bytes += dropped
+
+    def _receive(self, deadline):
+        """Read until a valid frame for the request is in rx; returns where it starts."""
+        c = self._clock
+        rx = self._rxmv
+        n = 0
+        self._scan_from = 0
+        while True:
+            left = c.ticks_diff(deadline, c.ticks_ms())
+            if left <= 0:
+                self._quiet_at = c.ticks_add(c.ticks_ms(), self._gap_ms)
+                raise self._failure()
+            if n == _RX_CAP:
+                # Full of garbage: keep only the bytes a pending frame could still start in.
+                keep = self._resp_len - 1
+                rx[0:keep] = rx[n - keep : n]
+                self._scan_from = max(0, self._scan_from - (n - keep))
+                n = keep
+            got = self._uart.readinto(rx[n:] if n else rx, left)
+            if not got:
+                continue
+            self._heard += got
+            old = n
+            n += got
+            i = self._scan(old, n)
+            if i >= 0:
+                return i
+
+    def _failure(self):
+        if self._bad_crc:
+            self.crc_errors += 1
+            return CrcError("CRC error in the response from %d" % self._slave)
+        if self._bad_addr:
+            self.wrong_address += 1
+            return WrongAddress("response from another slave than %d" % self._slave)
+        if self._heard:
+            self.frame_errors += 1
+            return FrameError("%d bytes but no valid response" % self._heard)
+        self.timeouts += 1
+        return ResponseTimeout("no response from %d" % self._slave)
+
+    def _claimed(self, i, n):
+        """Length of the response that would start at rx[i]: 0 if not known yet, -1 if none."""
+        rx = self.rx
+        if i + 2 > n:
+            return 0
+        fc = rx[i + 1]
+        if fc == self._fc | 0x80:
+            return 5
+        if fc != self._fc:
+            return -1
+        if fc <= READ_INPUT:
+            if i + 3 > n:
+                return 0
+            if rx[i + 2] != self._resp_len - 5:
+                return -1
+        return self._resp_len
+
+    def _scan(self, old, n):
+        """Check every candidate frame that became complete with the bytes old..n."""
+        rx = self.rx
+        i = self._scan_from
+        while i < n - 1:
+            length = self._claimed(i, n)
+            if length == 0:
+                break  # the header is still arriving
+            end = i + length
+            if length > 0 and old < end <= n:
+                if crc_ok(rx, i, length):
+                    if rx[i] == self._slave:
+                        return i
+                    self._bad_addr += 1
+                elif rx[i] == self._slave:
+                    self._bad_crc += 1
+            if i == self._scan_from and (length < 0 or end <= n):
+                self._scan_from = i + 1  # rejected for good
+            i += 1
+        return -1
+
+    def _check(self, i):
+        rx = self.rx
+        fc = rx[i + 1]
+        if fc & 0x80:
+            code = rx[i + 2]
+            self.exceptions += 1
+            if code == _EXC_BUSY:
+                self.busy += 1
+            raise exception_for(fc & 0x7F, code)
+        if fc <= READ_INPUT:
+            return i + 3
+        # A write's echo must repeat the request's address and value (or count).
+        tx = self._tx
+        if rx[i + 2] != tx[2] or rx[i + 3] != tx[3] or rx[i + 4] != tx[4] or rx[i + 5] != tx[5]:
+            self.frame_errors += 1
+            raise FrameError("write echo does not match the request")
+        return i + 2
