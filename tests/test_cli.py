@@ -168,3 +168,62 @@ def test_console_stream_on_both_interpreters():
             term.close()
             if p.poll() is None:
                 p.kill()
+
+
+_MP_RIG = r"""
+import sys, json
+sys.path.insert(0, %(root)r)
+from gateway import auth
+from gateway.cli import Cli
+from gateway.loop import Loop
+from hal.clock import Clock
+from hal.uart import open_uart
+from tests.core.fakegw import FakeGateway
+
+clock = Clock()
+gw = FakeGateway(clock)
+gw._params["scale.belt_length_m"] = 10.0
+accounts = auth.parse_accounts(json.dumps({"accounts": [
+    auth.make_account("1001", %(pin)r, "Zhang", iterations=2000)]}))
+cli = Cli(gw, open_uart(%(path)r, 115200), auth.Auth(accounts, clock), clock)
+loop = Loop(clock)
+loop.add(gw, 100)
+loop.add(cli, 20)
+
+class Stop:
+    name = "stop"
+    def run(self, now_ms):
+        if gw.events("logout"):
+            loop.stop()
+
+loop.add(Stop(), 100)
+cli.start()
+loop.run(30000)
+print(json.dumps({"zero": gw.params()["scale.zero_counts"], "max_gap_ms": gw.max_gap_ms,
+                  "codes": [r["code"] for r in gw.events()]}))
+"""
+
+
+def test_the_cli_on_micropython_through_a_pty():
+    term, path = PtyTerm.open()
+    script = _MP_RIG % {"root": ROOT, "pin": PIN, "path": path}
+    p = subprocess.Popen([MICROPYTHON, "-c", script], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    try:
+        term.expect(r"gw> $")
+        _login(term)
+        term.line("cal zero 2", KEY_S)
+        term.expect(r"\r\[####################\] 2\.00/2 rev")
+        term.expect(r"scale\.zero_counts: 1000 -> 1100  \(\+100\)\r\nconfirm\? \(yes/no\) $")
+        term.line("yes", KEY_S)
+        term.expect(r"applied scale\.zero_counts: 1000 -> 1100\r\ngw:1001> $")
+        term.line("logout", KEY_S)
+        out, _ = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        term.close()
+    res = json.loads(out.strip().splitlines()[-1])
+    assert res["zero"] == 1100
+    assert res["codes"] == ["login", "cal_start", "calibration", "param_changed", "logout"]
+    assert res["max_gap_ms"] < 500
