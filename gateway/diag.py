@@ -652,6 +652,9 @@ class Diagnostics:
                 figs = {}
             else:
                 figs = {"max_late_ms": self._loop.max_late_ms, "overruns": self._ovr_seen}
+                stalled = self._loop.stalled(self.clock.ticks_ms())
+                if stalled:
+                    figs["stalled"] = ",".join(stalled)
             if self._mem is not None:
                 figs["mem_kib"] = self._mem // 1024
             return figs
