@@ -68,7 +68,7 @@ TABLE = {
 }
 for _i in range(1, 5):
     TABLE["cell%d_fault" % _i] = ("fault", "F", COND, 1000, 30000, "cells")
-    TABLE["cell%d_stuck" % _i] = ("fault", "F", COND, 30000, 30000, "cells")
+    TABLE["cell%d_stuck" % _i] = ("fault", "F", COND, 0, 0, "cells")  # 30 s windows
     TABLE["cell%d_range" % _i] = ("fault", "F", COND, 2000, 10000, "cells")
     TABLE["cell%d_drift" % _i] = ("fault", "W", COND, 0, 0, "cells")
 

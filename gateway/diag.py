@@ -188,6 +188,7 @@ class Diagnostics:
         self._empty_pct = params.get("scale.autozero_band_pct", 2.0)
 
     def start(self):
+        self._last_run = self.clock.ticks_ms()
         if self._reset_cause == "watchdog":
             self.alarms.raise_event("watchdog_reset", "the loop stopped making progress")
 
