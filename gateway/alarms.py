@@ -188,13 +188,14 @@ class Alarms:
         return bool(st and st.active)
 
     def active(self):
+        """[{"code", "since", "detail", "class"}], oldest first."""
         out = []
         for code, st in self._states.items():
             if st.active:
                 out.append(
                     {"code": code, "since": st.since, "detail": st.detail, "class": TABLE[code][0]}
                 )
-        out.sort(key=lambda a: a["since"])
+        out.sort(key=lambda a: (a["since"], a["code"]))  # ties by name: MicroPython's sort is not stable
         return out
 
     def active_count(self):

@@ -42,6 +42,10 @@ class Lcd:
     def apply(self, params):
         self.utc_offset_min = params.get("production.utc_offset_min", self.utc_offset_min)
 
+    def start(self):
+        self._last_run = self.clock.ticks_ms()
+        self.run(self._last_run)
+
     def run(self, now_ms):
         if self._last_run is not None:
             self._page_elapsed += max(0, self.clock.ticks_diff(now_ms, self._last_run))
