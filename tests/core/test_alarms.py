@@ -243,3 +243,15 @@ def test_restore_clears_codes_this_firmware_does_not_know_and_skips_garbage():
     r.alarms.restore("not a dict")
     r.alarms.restore({"active": 5})
     assert r.alarms.active_count() == 1
+
+
+def test_do1_classes_parameter_is_checked():
+    from gateway import config
+
+    assert config.check_params({"alarms": {"do1_classes": ["tamper", "comm"]}}) == {
+        "alarms.do1_classes": ["tamper", "comm"]
+    }
+    assert config.check_params({"alarms.do1_classes": []}) == {"alarms.do1_classes": []}
+    e = raises(config.ConfigError, config.check_params, {"alarms": {"do1_classes": ["siren"]}})
+    assert "alarms.do1_classes" in str(e) and "siren" in str(e)
+    raises(config.ConfigError, config.check_params, {"alarms": {"do1_classes": "fault"}})
