@@ -114,20 +114,17 @@ print(json.dumps(out))
 def rows():
     f = json.loads(micropython(_SCRIPT).strip().splitlines()[-1])
     note = "MicroPython unix port"
-    return [
-        {"name": "Diagnostics.on_sample (10 Hz, allocation-free)", "value": f["on_sample_us"],
-         "unit": "us", "note": note},
-        {"name": "Diagnostics.run, every source wired (1 Hz)", "value": f["diag_run_us"],
-         "unit": "us", "note": note},
-        {"name": "Alarms.run (1 Hz)", "value": f["alarms_run_us"], "unit": "us", "note": note},
-        {"name": "Alarms.set, no change", "value": f["alarms_set_us"], "unit": "us", "note": note},
-        {"name": "Diagnostics.report()", "value": f["report_us"], "unit": "us", "note": note},
-        {"name": "report() JSON size", "value": f["report_bytes"], "unit": "bytes", "note": "CLI / status"},
-        {"name": "diag record JSON size (all pass)", "value": f["diag_record_bytes"], "unit": "bytes",
-         "note": "every 10 min; x52560 a year"},
-        {"name": "heap held by engine + checks + identity", "value": f["heap_bytes"], "unit": "bytes",
-         "note": note},
-        {"name": "LCD page redraw (framebuf + big digits)", "value": f["lcd_redraw_us"], "unit": "us",
-         "note": note},
-        {"name": "LCD run, nothing changed", "value": f["lcd_unchanged_us"], "unit": "us", "note": note},
+    rows = [
+        ("Diagnostics.on_sample (10 Hz, allocation-free)", "on_sample_us", "us", note),
+        ("Diagnostics.run, every source wired (1 Hz)", "diag_run_us", "us", note),
+        ("Alarms.run (1 Hz)", "alarms_run_us", "us", note),
+        ("Alarms.set, no change", "alarms_set_us", "us", note),
+        ("Diagnostics.report()", "report_us", "us", note),
+        ("report() JSON size", "report_bytes", "bytes", "CLI / status"),
+        ("diag record JSON size (all pass)", "diag_record_bytes", "bytes",
+         "every 10 min; x52560 a year"),
+        ("heap held by engine + checks + identity", "heap_bytes", "bytes", note),
+        ("LCD page redraw (framebuf + big digits)", "lcd_redraw_us", "us", note),
+        ("LCD run, nothing changed", "lcd_unchanged_us", "us", note),
     ]
+    return [{"name": n, "value": f[k], "unit": u, "note": t} for n, k, u, t in rows]

@@ -195,7 +195,8 @@ class Alarms:
                 out.append(
                     {"code": code, "since": st.since, "detail": st.detail, "class": TABLE[code][0]}
                 )
-        out.sort(key=lambda a: (a["since"], a["code"]))  # ties by name: MicroPython's sort is not stable
+        # Ties by name: MicroPython's sort is not stable.
+        out.sort(key=lambda a: (a["since"], a["code"]))
         return out
 
     def active_count(self):

@@ -106,7 +106,9 @@ def _alarm_classes(v):
         raise ConfigError("must be a list of alarm classes (%s)" % ", ".join(CLASSES))
     for c in v:
         if c not in CLASSES:
-            raise ConfigError("%s is not an alarm class (%s)" % (json.dumps(c), ", ".join(CLASSES)))
+            raise ConfigError(
+                "%s is not an alarm class (%s)" % (json.dumps(c), ", ".join(CLASSES))
+            )
     return v
 
 

@@ -346,7 +346,8 @@ class Diagnostics:
         if st & _ST_VIB:
             a.set("vibration_sensor_fault", True, "vibration sensor disconnected")
         else:
-            a.set("vibration_sensor_fault", dead, "no vibration while running: %s mV" % _tenths(self._vib))
+            detail = "no vibration while running: %s mV" % _tenths(self._vib)
+            a.set("vibration_sensor_fault", dead, detail)
         a.set("mains_lost", self._di_or & _DI_BATTERY, "on battery")
         low = p["alarms.supply_low_mv"]
         mv = self._mv
@@ -390,7 +391,8 @@ class Diagnostics:
                 a.set(code, out, "cell %d at %d counts" % (c, m))
                 self._csum[i] = self._cn[i] = 0
             if self._span[i] >= 0:
-                a.set("cell%d_stuck" % c, self._stuck[i], "cell %d varied %d counts" % (c, self._span[i]))
+                detail = "cell %d varied %d counts" % (c, self._span[i])
+                a.set("cell%d_stuck" % c, self._stuck[i], detail)
 
     def _check_drift(self):
         n = self._dn
@@ -413,7 +415,8 @@ class Diagnostics:
             code = "cell%d_drift" % (i + 1)
             dev = abs(self._dev[i])
             bad = self._hyst(code, dev > thr, dev > thr * 4 // 5)
-            self.alarms.set(code, bad, "cell %d zero moved %d counts from the others" % (i + 1, self._dev[i]))
+            detail = "cell %d zero moved %d counts from the others" % (i + 1, self._dev[i])
+            self.alarms.set(code, bad, detail)
 
     def _check_link(self, rotate):
         a = self.alarms
@@ -488,7 +491,8 @@ class Diagnostics:
         if self._down_ms > limit:
             a.set("upload_down", True, "center unreachable for %d s" % (self._down_ms // 1000))
         else:
-            a.set("upload_down", self._noack_ms > limit, "no ACK for %d s" % (self._noack_ms // 1000))
+            detail = "no ACK for %d s" % (self._noack_ms // 1000)
+            a.set("upload_down", self._noack_ms > limit, detail)
         backlog = s["backlog"]
         thr = self.p["alarms.backlog_records"]
         a.set(

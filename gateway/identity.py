@@ -94,7 +94,8 @@ class Identity:
         if n == self._cc:
             return
         if self._cc is not None:
-            self.alarms.raise_event("collector_config_changed", "config_counter %d -> %d" % (self._cc, n))
+            detail = "config_counter %d -> %d" % (self._cc, n)
+            self.alarms.raise_event("collector_config_changed", detail)
         self._cc = n
 
     def register(self, by, ident=None):

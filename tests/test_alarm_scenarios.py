@@ -94,7 +94,7 @@ class _Poll:
         for i in b.faulty_cells:
             status |= 1 << i
         s.status = status
-        s.supply_mv = sc.supply_mv + (sc.rng.randint(-sc.supply_noise, sc.supply_noise) if sc.supply_noise else 0)
+        s.supply_mv = sc.supply_mv
         s.temp_01c = sc.temp_01c
         s.uptime_s = sc.uptime0 + int(b.t)
         s.config_counter = sc.config_counter
@@ -141,7 +141,6 @@ class Scenario:
         self.p = config.validate(cfg)
         self.belt = Belt(seed=seed, profile=PROFILES[profile]())
         self.clock = VirtualClock()
-        self.rng = random.Random(seed)
         self.records = []
         self.do1 = []
         self.sample = _Sample()
@@ -159,7 +158,6 @@ class Scenario:
         self.vib_01mv = None
         self.status_extra = 0
         self.supply_mv = 12000
-        self.supply_noise = 0
         self.temp_01c = 250
         self.uptime0 = 1000
         self.config_counter = 12
@@ -315,7 +313,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(
-    "code,cause,cure,raise_s,clear_s,opts", CASES, ids=[c[0] + "-" + str(i) for i, c in enumerate(CASES)]
+    "code,cause,cure,raise_s,clear_s,opts",
+    CASES,
+    ids=[c[0] + "-" + str(i) for i, c in enumerate(CASES)],
 )
 def test_cause_raises_and_its_end_clears(code, cause, cure, raise_s, clear_s, opts):
     _cause_clear(Scenario(alarms=opts), code, cause, cure, raise_s, clear_s)

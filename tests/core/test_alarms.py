@@ -196,7 +196,9 @@ def test_active_lists_code_since_detail_and_class_oldest_first():
     a.raise_event("job_failed", "uplink")
     act = a.active()
     assert [x["code"] for x in act] == ["clock_not_set", "job_failed"]
-    assert act[0] == {"code": "clock_not_set", "since": 1767225600, "detail": "t=5", "class": "system"}
+    assert act[0] == {
+        "code": "clock_not_set", "since": 1767225600, "detail": "t=5", "class": "system"
+    }
     assert act[1]["since"] == 1767225602
     assert a.active_count() == 2
 
@@ -220,7 +222,8 @@ def test_restart_keeps_the_active_set_without_raising_twice():
     assert r2.records == []
     assert r2.do1 == [True]
     b = r2.alarms
-    assert sorted(x["code"] for x in b.active()) == ["collector_restarted", "mains_lost", "supply_low"]
+    codes = sorted(x["code"] for x in b.active())
+    assert codes == ["collector_restarted", "mains_lost", "supply_low"]
     # Still true: nothing recorded. Gone: cleared once, after the clear delay.
     b.set("mains_lost", True, "on battery")
     b.set("supply_low", False)
@@ -237,8 +240,10 @@ def test_restart_keeps_the_active_set_without_raising_twice():
 
 def test_restore_clears_codes_this_firmware_does_not_know_and_skips_garbage():
     r = _Rig(start=False)
-    r.alarms.restore({"active": {"old_code": [1, "x", 0], "mains_lost": "garbage", "cell1_fault": [5, "f", 0]}})
-    assert r.records == [("alarm", {"code": "old_code", "state": "clear", "detail": "unknown after restart"})]
+    snap = {"old_code": [1, "x", 0], "mains_lost": "garbage", "cell1_fault": [5, "f", 0]}
+    r.alarms.restore({"active": snap})
+    clear = {"code": "old_code", "state": "clear", "detail": "unknown after restart"}
+    assert r.records == [("alarm", clear)]
     assert [x["code"] for x in r.alarms.active()] == ["cell1_fault"]
     r.alarms.restore("not a dict")
     r.alarms.restore({"active": 5})

@@ -99,7 +99,8 @@ def test_status_bits_raise_their_faults_and_clear():
     r.tick(2)
     r.s.status = 0x02 | 0x10 | 0x40
     r.tick(3)
-    assert r.active("cell2_fault") and r.active("speed_sensor_fault") and r.active("collector_adc_fault")
+    for code in ("cell2_fault", "speed_sensor_fault", "collector_adc_fault"):
+        assert r.active(code), code
     assert not r.active("cell1_fault")
     r.s.status = 0
     r.tick(29)

@@ -132,7 +132,8 @@ class _LcdRig:
         self.alarms.start()
         self.panel = _Panel()
         self.v = values if values is not None else _values()
-        self.lcd = Lcd(self.panel, self.clock, lambda: self.v, self.alarms, {"production.utc_offset_min": 480})
+        p = {"production.utc_offset_min": 480}
+        self.lcd = Lcd(self.panel, self.clock, lambda: self.v, self.alarms, p)
         self.lcd.start()
 
     def run(self, ms):
