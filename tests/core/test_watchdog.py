@@ -59,16 +59,16 @@ def test_a_failing_job_stops_the_feeding():
     loop.run(3000)
     diag.fail = True
     t_fail = clock.ticks_ms()
-    loop.run(30000)
+    loop.run(12000)
     last = dog.feeds[-1]
     # Fed until the job's last good run is 10 periods (at least 5 s) old, never after.
     assert 9000 <= clock.ticks_diff(last, t_fail) <= 10100
-    assert loop.stats()["diag"]["errors"] >= 25
+    assert loop.stats()["diag"]["errors"] >= 11
     assert loop.stalled(clock.ticks_ms()) == ["diag"]
     assert not loop.progressing(clock.ticks_ms())
     diag.fail = False
     loop.run(2000)
-    assert clock.ticks_diff(dog.feeds[-1], last) > 20000  # fed again once it recovers
+    assert clock.ticks_diff(dog.feeds[-1], last) > 2000  # fed again once it recovers
     assert loop.stalled(clock.ticks_ms()) == []
 
 
