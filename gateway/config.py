@@ -99,6 +99,19 @@ def _linearization(v):
     return out
 
 
+def _alarm_classes(v):
+    from gateway.alarms import CLASSES
+
+    if not isinstance(v, list):
+        raise ConfigError("must be a list of alarm classes (%s)" % ", ".join(CLASSES))
+    for c in v:
+        if c not in CLASSES:
+            raise ConfigError(
+                "%s is not an alarm class (%s)" % (json.dumps(c), ", ".join(CLASSES))
+            )
+    return v
+
+
 # (dotted key, check, default, settable at run time by set / set_params)
 SCHEMA = (
     ("device_id", _int(1, 0xFFFFFFFF), REQUIRED, False),
@@ -141,6 +154,24 @@ SCHEMA = (
     ("store.budget_mib", _int(1, 4096), 64, False),
     ("store.checkpoint_s", _int(1, 600), 10, True),
     ("store.checkpoint_battery_s", _int(1, 60), 1, True),
+    ("alarms.do1_classes", _alarm_classes, ["fault", "power", "process", "production"], True),
+    ("alarms.day_limit_t", _num(0.0, 1000000.0), 0.0, True),
+    ("alarms.month_limit_t", _num(0.0, 30000000.0), 0.0, True),
+    ("alarms.supply_low_mv", _int(5000, 15000), 10800, True),
+    ("alarms.temp_low_c", _num(-50.0, 20.0), -20.0, True),
+    ("alarms.temp_high_c", _num(20.0, 120.0), 60.0, True),
+    ("alarms.link_error_pct", _num(0.1, 100.0), 5.0, True),
+    ("alarms.link_latency_ms", _int(10, 5000), 200, True),
+    ("alarms.upload_down_s", _int(60, 604800), 1800, True),
+    ("alarms.backlog_records", _int(100, 100000000), 10000, True),
+    ("alarms.mem_free_min_kib", _int(1, 65536), 16, True),
+    ("alarms.flash_free_min_kib", _int(16, 16777216), 1024, True),
+    ("alarms.clock_step_s", _int(2, 3600), 5, True),
+    ("alarms.cell_min_counts", _int(-(2**31), 2**31 - 1), -40000, True),
+    ("alarms.cell_max_counts", _int(-(2**31), 2**31 - 1), 340000, True),
+    ("alarms.cell_stuck_counts", _int(0, 10000), 2, True),
+    ("alarms.cell_drift_counts", _int(100, 10000000), 5000, True),
+    ("alarms.vib_floor_mv", _num(0.0, 100.0), 2.0, True),
     ("cli.port", _opt_str, None, False),
     ("cli.idle_logout_s", _int(30, 86400), 600, True),
 )

@@ -17,10 +17,11 @@ class Hardware:
 
 def build(cfg):
     cli = cfg["cli.port"]
+    flash = Flash(cfg["data_dir"])
     return Hardware(
         clock=Clock(),
-        flash=Flash(cfg["data_dir"]),
+        flash=flash,
         collector_uart=open_uart(cfg["collector.port"], cfg["collector.baud"]),
         cli_uart=open_uart(cli, 115200) if cli and cli != "console" else None,
-        watchdog=Watchdog(8000),
+        watchdog=Watchdog(8000, flash),  # flash: where it leaves its reset marker
     )
