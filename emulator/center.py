@@ -92,6 +92,7 @@ class Center:
         self._faults = {}  # name -> dict of parameters
         self._replay = {}  # device -> a COMMAND frame sealed on an earlier connection
         self.connections = 0
+        self._tasks = set()
 
     # ---- life cycle ----------------------------------------------------------------------
     def _open_db(self):
@@ -119,8 +120,9 @@ class Center:
 
     async def _shutdown(self):
         self._server.close()
-        for link in list(self._online.values()):
-            link.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._db.close()
 
     def start_thread(self):
@@ -248,6 +250,8 @@ class Center:
     # ---- one connection ------------------------------------------------------------------
     async def _handle(self, reader, writer):
         self.connections += 1
+        task = asyncio.current_task()
+        self._tasks.add(task)
         link = _Link(self, reader, writer)
         try:
             await link.run()
@@ -260,7 +264,10 @@ class Center:
                     pass
         except (ConnectionError, asyncio.IncompleteReadError, OSError) as e:
             self._note(link.device, "connection lost: %r" % e)
+        except asyncio.CancelledError:  # shutting down: end quietly
+            pass
         finally:
+            self._tasks.discard(task)
             if link.device is not None and self._online.get(link.device) is link:
                 del self._online[link.device]
             link.close()
@@ -335,12 +342,16 @@ class _Link:
     async def run(self):
         c = self.c
         hang = c._take_fault("hang")
-        if hang is not None:
+        if hang is not None and not hang.get("after_welcome"):
             c._note(None, "hang: accepted, reading nothing")
             await asyncio.sleep(hang.get("seconds", 3600))
             raise _Drop("hang", "hang over", tell=False)
         await self._hello()
         await self._after_welcome()
+        if hang is not None:
+            c._note(self.device, "hang: WELCOME sent, reading nothing")
+            await asyncio.sleep(hang.get("seconds", 3600))
+            raise _Drop("hang", "hang over", tell=False)
         while True:
             f = await self.frame()
             try:

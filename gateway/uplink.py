@@ -118,6 +118,7 @@ class Uplink:
             "reconnects": self.reconnects,
             "last_error": self.last_error,
             "backlog": max(0, log.head + 1 - max(self._acked, log.oldest)),
+            "in_flight": len(self._in_flight),
         }
 
     def run(self, now_ms):
@@ -136,6 +137,8 @@ class Uplink:
                     return
                 self._send_hello(now_ms)
             self._receive(now_ms)
+            if self.state == "online":
+                self._queue_outbox()
             self._pump_tx(now_ms)
             self._check_timers(now_ms)
         except cl.FrameError as e:
@@ -251,11 +254,18 @@ class Uplink:
             self._report_gap(nxt, oldest - 1)
         self._ack_floor = nxt
         self._send_next = start
+        self._queue_outbox()
+
+    def _queue_outbox(self):
+        """Queue the final RESULTs of commands that were applied after their first answer."""
         commands = self._commands
-        if commands is not None and commands.unsent:
-            for res in commands.outbox():
-                self._control.append((cl.RESULT, res))
-                commands.mark_sent(res["id"])
+        if commands is None or not commands.unsent:
+            return
+        for res in commands.outbox():
+            if len(self._control) >= _MAX_CONTROL:
+                return
+            self._control.append((cl.RESULT, res))
+            commands.mark_sent(res["id"])
 
     def _report_gap(self, first, last):
         detail = "records %d..%d were overwritten before upload" % (first, last)
