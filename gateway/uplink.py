@@ -19,7 +19,7 @@ from protocols import center_link as cl
 _RX_BUDGET = const(65536)  # bytes read per run at most
 _MAX_CONTROL = const(8)  # RESULT/PONG/PING frames waiting; reading stops while full
 _BACKOFF_FIRST_MS = const(1000)
-_SEAL_BUDGET_MS = const(20)  # sealing more RECORDS frames stops after this much per run
+_MIN_BATCH = const(8)
 
 
 class _LinkDown(Exception):
@@ -31,7 +31,7 @@ class Uplink:
 
     def __init__(self, connect, device_id, key, log, commands, clock, fw="", ping_s=10,
                  silence_s=30, backoff_max_s=60, max_in_flight=8, batch=256, alarm=None,
-                 emit=None, on_breakpoint=None):
+                 emit=None, on_breakpoint=None, budget_ms=20):
         self._connect_fn = connect
         self.device_id = device_id
         self._keys = cl.Keys(key)
@@ -44,6 +44,12 @@ class Uplink:
         self._backoff_max_ms = backoff_max_s * 1000
         self._max_in_flight = max_in_flight
         self._batch = batch
+        # Records per frame in use: halves while reading and sealing one frame takes more
+        # than budget_ms (a slow board), grows back while it takes under a quarter of it.
+        # Sealing further frames in the same run also stops after budget_ms.
+        self._batch_now = batch
+        self._batch_max = batch  # lowered for good when the heap could not hold a frame
+        self._budget_ms = budget_ms
         self._alarm = alarm
         self._emit = emit
         self._on_breakpoint = on_breakpoint
@@ -119,6 +125,7 @@ class Uplink:
             "last_error": self.last_error,
             "backlog": max(0, log.head + 1 - max(self._acked, log.oldest)),
             "in_flight": len(self._in_flight),
+            "batch": self._batch_now,
         }
 
     def run(self, now_ms):
@@ -329,7 +336,7 @@ class Uplink:
             if self._control:
                 ftype, obj = self._control.pop(0)
                 self._tx = self._session.seal(ftype, obj)
-            elif sealed and clock.ticks_diff(clock.ticks_ms(), started) >= _SEAL_BUDGET_MS:
+            elif sealed and clock.ticks_diff(clock.ticks_ms(), started) >= self._budget_ms:
                 return
             elif not self._seal_records(now):
                 return
@@ -348,15 +355,30 @@ class Uplink:
             return False
         if seq < log.oldest:
             raise _LinkDown("retention overtook the breakpoint at %d" % seq)
-        recs = log.read(seq, self._batch)
+        clock = self._clock
+        t0 = clock.ticks_ms()
+        recs = log.read(seq, self._batch_now)
         if not recs:
             return False
         if recs[0].get("seq") != seq:
             raise _LinkDown("log returned seq %r for %d" % (recs[0].get("seq"), seq))
-        plaintext, n = _records_plaintext(recs)
-        if n == 0:
-            raise _LinkDown("record %d is too large for one frame" % seq)
-        self._tx = self._session.seal(cl.RECORDS, plaintext)
+        try:
+            plaintext, n = _records_plaintext(recs)
+            if n == 0:
+                raise _LinkDown("record %d is too large for one frame" % seq)
+            self._tx = self._session.seal(cl.RECORDS, plaintext)
+        except MemoryError:
+            # A board's heap could not hold the frame: smaller frames from now on.
+            recs = plaintext = None
+            self.last_error = "out of memory sealing %d records" % self._batch_now
+            self._batch_now = self._batch_max = max(self._batch_now // 2, _MIN_BATCH)
+            return False
+        took = clock.ticks_diff(clock.ticks_ms(), t0)
+        if took > self._budget_ms and self._batch_now > _MIN_BATCH:
+            self._batch_now = max(self._batch_now // 2, _MIN_BATCH)
+        elif (took * 4 < self._budget_ms and len(recs) == self._batch_now
+              and self._batch_now < self._batch_max):
+            self._batch_now = min(self._batch_now * 2, self._batch_max)
         if not self._in_flight:
             self._ack_wait_since = now
         self._send_next = seq + n

@@ -106,9 +106,11 @@ def seal(keys, ftype, device_id, counter, plaintext, nonce_g, nonce_c, iv=None):
         raise FrameError("too_big", "plaintext of %d bytes over %d" % (len(plaintext), MAX_PLAINTEXT))
     if iv is None:
         iv = crypto.random_bytes(IV_LEN)
-    body = iv + crypto.aes_cbc_encrypt(keys.enc, iv, pad(plaintext))
-    header = pack_header(ftype, device_id, counter, len(body))
-    return header + body + tag(keys, nonce_g, nonce_c, header, body)
+    ct = crypto.aes_cbc_encrypt(keys.enc, iv, pad(plaintext))
+    header = pack_header(ftype, device_id, counter, IV_LEN + len(ct))
+    # MACed in parts and joined once: a RECORDS frame is the largest buffer on the board.
+    mac = keys.mac.digest(nonce_g, nonce_c, header, iv, ct)
+    return b"".join((header, iv, ct, mac[:TAG_LEN]))
 
 
 def open_body(keys, header, body, frame_tag, nonce_g, nonce_c):
