@@ -32,6 +32,8 @@ class Uplink:
     def __init__(self, connect, device_id, key, log, commands, clock, fw="", ping_s=10,
                  silence_s=30, backoff_max_s=60, max_in_flight=8, batch=256, alarm=None,
                  emit=None, on_breakpoint=None, budget_ms=20):
+        if not 1 <= batch <= 256 or not 1 <= max_in_flight <= 8:
+            raise ValueError("batch must be 1..256 and max_in_flight 1..8 (the spec's limits)")
         self._connect_fn = connect
         self.device_id = device_id
         self._keys = cl.Keys(key)

@@ -645,3 +645,42 @@ def test_micropython_gateway_uploads_to_cpython_center(center):
     fill_prod(log, 1500)
     assert recs == log.read(1, 1500)
     _wait(lambda: center.results(DEV + 1)[cid]["state"] == "done")
+
+
+# ---- the emulator as a program -------------------------------------------------------------
+
+def test_center_program_with_key_directory_commands_and_summary(tmp_path):
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / ("%d.key" % DEV)).write_text(KEY.hex() + "\n")
+    (keys / "8.key").write_text("not hex\n")
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emulator.center", "--listen", "127.0.0.1:%d" % port,
+         "--db", str(tmp_path / "c.db"), "--keys", str(keys), "--summary-s", "0.3",
+         "--command", "%d:set_output:{\"do\": 2, \"on\": true}" % DEV],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        clock = VirtualClock()
+        app = FakeApp(clock)
+        cmds = Commands(MemSlots(), app.handlers(), clock)
+        cmds.start()
+        log = MemLog()
+        total_kg = fill_prod(log, 100)
+        up = Uplink(TcpConnector("127.0.0.1", port), DEV, KEY, log, cmds, clock)
+        up.start()
+        _drive(up, clock, lambda: up.breakpoint == 101 and app.outputs[2], virt_ms=100,
+               jobs=[cmds])
+        time.sleep(0.8)
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=10)[0]
+    assert "queued command 1 for device 7: set_output" in out
+    assert "device 7: next 101, 100 records, 0 duplicates ignored, gaps none" in out
+    assert "production %.3f t (totalizer %.1f kg)" % (total_kg / 1000, total_kg) in out
+    from emulator.center import load_key
+    assert load_key(str(keys), DEV) == KEY
+    assert load_key(str(keys), 8) is None and load_key(str(keys), 9) is None
