@@ -14,8 +14,8 @@ class NetError(OSError):
 
 
 def _why(e):
-    code = e.errno if isinstance(e, OSError) and e.errno else None
-    if code is None:
+    code = e.errno if isinstance(e, OSError) else None
+    if not isinstance(code, int) or not code:  # MicroPython's getaddrinfo puts text there
         return str(e)
     return "%s (errno %d)" % (errno.errorcode.get(code, "error"), code)
 
