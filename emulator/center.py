@@ -522,7 +522,10 @@ class _Link:
             c._note(self.device, "ACK %d dropped" % nxt)
             return
         self.send(cl.ACK, {"next": nxt})
-        await self.writer.drain()
+        try:  # a gateway that reads nothing must not hold this connection forever
+            await asyncio.wait_for(self.writer.drain(), c.silence_s)
+        except asyncio.TimeoutError:
+            raise _Drop("stalled", "gateway reads nothing", tell=False)
 
     def _result(self, msg):
         c = self.c
