@@ -510,7 +510,8 @@ class _Link:
                    (nxt, dup, len(new), mass, total, self.device))
         self.expect = recs[-1]["seq"] + 1
         if c._take_fault("crash_before_commit") is not None:
-            c._note(self.device, "crash before commit of %d..%d" % (recs[0]["seq"], recs[-1]["seq"]))
+            c._note(self.device, "crash before commit of %d..%d"
+                    % (recs[0]["seq"], recs[-1]["seq"]))
             await c._restart()
             raise _Drop("crash", "center crashed", tell=False)
         db.commit()

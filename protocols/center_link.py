@@ -103,7 +103,8 @@ def seal(keys, ftype, device_id, counter, plaintext, nonce_g, nonce_c, iv=None):
     """The whole frame (header, body, tag) for plaintext bytes. iv is for test vectors only;
     normally it is 16 fresh random bytes."""
     if len(plaintext) > MAX_PLAINTEXT:
-        raise FrameError("too_big", "plaintext of %d bytes over %d" % (len(plaintext), MAX_PLAINTEXT))
+        raise FrameError("too_big", "plaintext of %d bytes over %d"
+                         % (len(plaintext), MAX_PLAINTEXT))
     if iv is None:
         iv = crypto.random_bytes(IV_LEN)
     ct = crypto.aes_cbc_encrypt(keys.enc, iv, pad(plaintext))

@@ -98,7 +98,8 @@ def test_header_checks():
     bad_version = bytearray(cl.pack_header(3, 9, 1, 48))
     bad_version[2] = 2
     assert raises(cl.FrameError, cl.parse_header, bad_version).code == "bad_version"
-    assert raises(cl.FrameError, cl.parse_header, cl.pack_header(3, 9, 1, 262160)).code == "too_big"
+    too_big = cl.pack_header(3, 9, 1, 262160)
+    assert raises(cl.FrameError, cl.parse_header, too_big).code == "too_big"
     assert cl.parse_header(cl.pack_header(3, 9, 1, 262144))[3] == 262144
     assert raises(cl.FrameError, cl.parse_header, cl.pack_header(3, 9, 1, 40)).code == "bad_length"
     assert raises(cl.FrameError, cl.parse_header, cl.pack_header(3, 9, 1, 16)).code == "bad_length"
