@@ -365,6 +365,7 @@ class RawGateway:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         self.session = cl.Session(cl.Keys(key), device)
         self.reader = cl.FrameReader()
+        self.received = []  # frames that closed() read on the way
 
     def hello(self, head=0, oldest=1):
         s = self.session
@@ -390,15 +391,15 @@ class RawGateway:
                 for s in range(first, first + n)]
         return self.session.seal(cl.RECORDS, {"records": recs})
 
-    def closed(self):
+    def closed(self, timeout_s=5):
         """True once the center has closed the connection (after any frames it sent)."""
-        self.sock.settimeout(5)
+        self.sock.settimeout(timeout_s)
         try:
             while True:
                 data = self.sock.recv(65536)
                 if not data:
                     return True
-                self.reader.feed(data)
+                self.received += self.reader.feed(data)
         except ConnectionResetError:
             return True
         except socket.timeout:
@@ -419,6 +420,22 @@ def test_center_stores_and_acks_a_good_raw_gateway(center):
     assert g.session.open(g.frame()) == {"next": 15}
     s = center.summary(DEV)
     assert s["records"] == 14 and s["duplicates"] == 6
+
+
+def test_ack_lost_then_the_batch_resent_is_stored_once(center):
+    center.fault("drop_ack")
+    g = RawGateway(center.port)
+    g.hello()
+    g.sock.sendall(g.records(1, 10))
+    assert not g.closed(0.5) and g.received == []  # no ACK comes; the link stays up
+    g.sock.close()
+    g = RawGateway(center.port)
+    assert g.hello()["next"] == 11  # the center had committed it
+    g.sock.sendall(g.records(1, 15))  # a gateway that resends from its own breakpoint
+    assert g.session.open(g.frame()) == {"next": 16}
+    s = center.summary(DEV)
+    assert s["records"] == 15 and s["duplicates"] == 10
+    assert [r["seq"] for r in center.records(DEV)] == list(range(1, 16))
 
 
 @pytest.mark.parametrize("kind", ["forged", "replayed", "reordered", "oversized", "garbage",
