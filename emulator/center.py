@@ -237,9 +237,6 @@ class Center:
             raise ValueError("unknown fault %r" % name)
         self._call(self._faults.__setitem__, name, params)
 
-    def faults_pending(self):
-        return self._call(lambda: sorted(self._faults))
-
     def disconnect(self, device):
         """Drop a device's connection, as a network reset would."""
         self._call(lambda: self._online[device].close() if device in self._online else None)

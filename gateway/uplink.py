@@ -128,6 +128,7 @@ class Uplink:
             "backlog": max(0, log.head + 1 - max(self._acked, log.oldest)),
             "in_flight": len(self._in_flight),
             "batch": self._batch_now,
+            "center_offset_s": self.center_offset_s,
         }
 
     def run(self, now_ms):

@@ -102,6 +102,19 @@ def test_restart_resumes_from_welcome_not_from_scratch(center):
     _assert_exactly_once(center, log)
 
 
+def test_reset_by_the_center_mid_upload(center):
+    log = MemLog()
+    fill_prod(log, 3000)
+    clock = VirtualClock()
+    up = _uplink(center, log, clock)
+    _drive(up, clock, lambda: up.breakpoint > 1)
+    center.disconnect(DEV)
+    _drive(up, clock, lambda: up.breakpoint == 3001, virt_ms=100)
+    assert up.reconnects == 1 and "closed by peer" in up.last_error
+    assert abs(up.stats()["center_offset_s"] - (time.time() - clock.time())) < 5
+    _assert_exactly_once(center, log)
+
+
 class _Switch:
     """A connector the test can cut off (the network is down) and count."""
 
