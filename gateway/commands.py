@@ -110,7 +110,7 @@ class Commands:
         """The RESULT plaintext for one COMMAND plaintext (already authenticated)."""
         cmd_id = msg.get("id")
         if not _valid_id(cmd_id):
-            return _error(cmd_id if isinstance(cmd_id, int) else None, "id must be an integer")
+            return _error(None, "id must be an integer")
         known = self._by_id.get(cmd_id)
         if known is not None:
             res = self.result(cmd_id)

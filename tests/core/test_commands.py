@@ -63,7 +63,7 @@ def test_invalid_commands_answer_errors():
     assert c.submit({"id": 2, "op": "status", "args": [1]})["error"] == "args must be an object"
     assert c.submit({"id": "x", "op": "status"}) == {
         "id": None, "ok": False, "error": "id must be an integer"}
-    assert c.submit({"id": True, "op": "status"})["ok"] is False
+    assert c.submit({"id": True, "op": "status"})["id"] is None
     assert c.submit({"id": 3, "op": "set_output", "args": {"do": 3, "on": True}})["ok"] is False
     assert app.calls == []
 
