@@ -23,9 +23,9 @@ class Flash:
     def makedirs(path):
         cur = ""
         for part in path.split("/"):
-            cur = cur + "/" + part if cur or path.startswith("/") else part
             if not part:
-                continue
+                continue  # "//x" is not "/x" on MicroPython's VFS (a mounted littlefs)
+            cur = cur + "/" + part if cur or path.startswith("/") else part
             try:
                 os.mkdir(cur)
             except OSError:
@@ -67,4 +67,6 @@ class Flash:
 
     def free_bytes(self):
         st = os.statvfs(self.root)
+        if st[4] > st[2]:
+            return 0  # littlefs near full can count more blocks in use than it has
         return st[1] * st[4]  # f_frsize * f_bavail

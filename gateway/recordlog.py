@@ -1,0 +1,627 @@
+# The record log: a year of records in append-only segment files on flash, safe
+# against power loss at any instant. docs/storage.md has the format and the arguments.
+#
+# Segment file r<first seq, 10 digits>.seg:
+#   header (28 bytes): b"GWRL", version u8, 0 u8, 0 u16, first_seq u32, prev_len u32,
+#                      first_t f64, crc32 of the 24 bytes before it
+#   frames: 0xA5 | payload length u16 | crc32 of (length, payload) u32 | payload
+# A segment is born whole: header and first frame go to r.tmp, are synced, and the file
+# is renamed into place. prev_len is the valid length of the segment before it, so a torn
+# or failed write at the end of that one is cut off logically (MicroPython files cannot
+# truncate) without copying anything. Only the newest segment is scanned at start-up.
+import struct
+from binascii import crc32
+
+from gateway import recordcodec
+from gateway.recordcodec import RecordError  # noqa: F401  (callers catch it from here)
+from hal.compat import const
+
+_MAGIC = const(0xA5)
+_MAGIC_B = b"\xa5"
+_FRAME_HDR = const(7)
+_MIN_PAYLOAD = const(7)  # seq, type, tag and one byte of t
+MAX_PAYLOAD = const(8192)
+_SEG_MAGIC = b"GWRL"
+_SEG_VERSION = const(1)
+_SEG_FMT = "<4sBBHIId"
+SEG_HDR = const(28)
+_NO_PREV = const(0xFFFFFFFF)
+_CHUNK = const(4096)
+_TMP = "r.tmp"
+ENOSPC = const(28)  # not in MicroPython's errno module
+_SEEN_MAX = const(64)
+
+
+def _name(first):
+    return "r%010d.seg" % first
+
+
+def _seg_first(name):
+    """The first seq of a segment file name, or 0 if it is not one."""
+    if len(name) == 15 and name[0] == "r" and name.endswith(".seg") and name[1:11].isdigit():
+        return int(name[1:11])
+    return 0
+
+
+def _seg_header(first, t, prev_len):
+    h = struct.pack(_SEG_FMT, _SEG_MAGIC, _SEG_VERSION, 0, 0, first, prev_len, t)
+    return h + struct.pack("<I", crc32(h))
+
+
+def _parse_header(h):
+    """(first_seq, prev_len or None, first_t) of a header, or None if it is not intact."""
+    if len(h) < SEG_HDR or struct.unpack_from("<I", h, 24)[0] != crc32(h[:24]):
+        return None
+    magic, version, _, _, first, prev_len, t = struct.unpack_from(_SEG_FMT, h, 0)
+    if magic != _SEG_MAGIC or version != _SEG_VERSION:
+        return None
+    return first, (None if prev_len == _NO_PREV else prev_len), t
+
+
+def frame(payload):
+    n = len(payload)
+    ln = bytes((n & 0xFF, n >> 8))
+    return bytes((_MAGIC,)) + ln + struct.pack("<I", crc32(payload, crc32(ln))) + payload
+
+
+def _frames(f, start, end, bad):
+    """Yield (offset, payload) for every intact frame in bytes [start, end) of file f,
+    reading a chunk at a time. Every stretch that is not an intact frame is appended to
+    `bad` as (offset, length), and scanning resumes at the next frame that checks out."""
+    f.seek(start)
+    buf = b""
+    base = pos = read_to = start
+    bad_at = -1
+    while pos < end:
+        i = pos - base
+        have = len(buf) - i
+        need = _FRAME_HDR
+        if have >= 3 and buf[i] == _MAGIC:
+            n = buf[i + 1] | buf[i + 2] << 8
+            if _MIN_PAYLOAD <= n <= MAX_PAYLOAD:
+                need = _FRAME_HDR + n
+        if have < need and read_to < end:
+            chunk = f.read(min(max(_CHUNK, need), end - read_to))
+            if not chunk:
+                end = read_to  # the file is shorter than we were told
+                continue
+            buf = buf[i:] + chunk
+            base = pos
+            read_to += len(chunk)
+            continue
+        if need > _FRAME_HDR and have >= need:
+            mv = memoryview(buf)
+            payload = mv[i + _FRAME_HDR : i + need]
+            if struct.unpack_from("<I", buf, i + 3)[0] == crc32(payload, crc32(mv[i + 1 : i + 3])):
+                if bad_at >= 0:
+                    bad.append((bad_at, pos - bad_at))
+                    bad_at = -1
+                yield pos, payload
+                pos += need
+                continue
+        if bad_at < 0:
+            bad_at = pos
+        j = buf.find(_MAGIC_B, i + 1)
+        pos = base + j if j >= 0 else base + len(buf)
+    if bad_at >= 0:
+        bad.append((bad_at, end - bad_at))
+
+
+def _between(prev, nxt):
+    """Which seqs a damaged stretch may have held, as far as its neighbours tell."""
+    if prev is None and nxt is None:
+        return "records"
+    if prev is None:
+        return "records before seq %d" % nxt
+    if nxt is None:
+        return "records after seq %d" % prev
+    if nxt == prev + 1:
+        return "bytes between seq %d and %d" % (prev, nxt)
+    return "seq %d..%d" % (prev + 1, nxt - 1)
+
+
+def _seq_of(payload):
+    return struct.unpack_from("<I", payload, 0)[0]
+
+
+class RecordLog:
+    """Append-only, power-loss-safe record store. open() before use.
+
+    alarm(code, active, detail) is told about storage_full, storage_write_error,
+    storage_corrupt, retention_overrun and storage_records_lost."""
+
+    def __init__(
+        self, flash, budget_bytes=64 << 20, segment_bytes=256 << 10, ram_buffer=256, alarm=None
+    ):
+        if segment_bytes < 512 or budget_bytes < 3 * segment_bytes:
+            raise ValueError("need segment_bytes >= 512 and budget_bytes >= 3 segments")
+        if ram_buffer < 1:
+            raise ValueError("ram_buffer must be at least 1")
+        self._flash = flash
+        self.budget_bytes = budget_bytes
+        self.segment_bytes = segment_bytes
+        self.ram_buffer = ram_buffer
+        self._alarm = alarm
+        self._reset()
+
+    def _reset(self):
+        self._segs = []  # first seq of each segment, ascending
+        self._sizes = {}  # first seq -> bytes on flash
+        self._meta = {}  # first seq -> (prev_len or None, first_t or None), read lazily
+        self._used = 0
+        self._f = None  # append handle on the newest segment
+        self._tail_len = 0  # valid bytes of the newest segment
+        self._roll = True  # the next write starts a new segment
+        self._next = 1
+        self.durable = 0  # highest seq written and synced to flash
+        self._pending = []  # (seq, t, frame) held in RAM until the flash takes them
+        self._acked = 0  # the center holds every seq below this
+        self._cursor = None  # (next seq, segment, offset) where the last read stopped
+        self._seen_bad = []
+        self._active = {}
+        self._err = 0
+        self.corrupt_found = 0
+        self.write_errors = 0
+        self.lost = 0
+        self.dropped_segments = 0
+        self.report = None
+
+    # --- start-up ---------------------------------------------------------------
+    def open(self):
+        """Recover after any stop, clean or not, reading only the newest segment.
+        Returns (and keeps in .report) what was found."""
+        self.close()
+        self._reset()
+        fl = self._flash
+        names = fl.listdir()
+        if _TMP in names:
+            try:
+                fl.remove(_TMP)  # a segment that was never born
+            except OSError:
+                pass  # harmless: the next new segment overwrites it
+        segs = []
+        for n in names:
+            first = _seg_first(n)
+            if first:
+                segs.append(first)
+        segs.sort()
+        for first in segs:
+            size = max(0, fl.size(_name(first)))
+            self._sizes[first] = size
+            self._used += size
+        self._segs = segs
+        torn = 0
+        corrupt0 = 0
+        tail_records = 0
+        if segs:
+            tail_records, torn = self._recover_tail()
+            corrupt0 = self.corrupt_found
+        self.durable = self._next - 1
+        self.report = {
+            "segments": len(segs),
+            "head": self.head,
+            "oldest": self.oldest,
+            "records": self.head - self.oldest + 1,
+            "tail_records": tail_records,
+            "torn_bytes": torn,
+            "corrupt_skipped": corrupt0,
+        }
+        return self.report
+
+    def _recover_tail(self):
+        first = self._segs[-1]
+        size = self._sizes[first]
+        f = self._flash.open(_name(first), "rb")
+        try:
+            hdr = _parse_header(f.read(SEG_HDR))
+            bad_header = hdr is None or hdr[0] != first
+            if bad_header:
+                self._corrupt(first, 0, SEG_HDR, "segment header")
+            else:
+                self._meta[first] = (hdr[1], hdr[2])
+            last = first - 1
+            good_end = min(size, SEG_HDR)
+            count = 0
+            bad = []
+            nb = 0
+            for off, payload in _frames(f, SEG_HDR, size, bad):
+                seq = _seq_of(payload)
+                while nb < len(bad):
+                    self._corrupt(first, bad[nb][0], bad[nb][1], _between(last, seq))
+                    nb += 1
+                last = seq
+                good_end = off + _FRAME_HDR + len(payload)
+                count += 1
+            # Bytes after the last intact frame: a write the power cut short, to be cut off,
+            # unless they are a whole frame of the next seq that was stored and then damaged:
+            # then that seq is spent and never given to another record.
+            if nb < len(bad) and self._complete_frame_of(f, bad[nb][0], size, last + 1):
+                last += 1
+                self._corrupt(first, bad[nb][0], bad[nb][1], "seq %d" % last)
+        finally:
+            f.close()
+        self._tail_len = good_end
+        self._next = last + 1
+        self._roll = bad_header or size > good_end
+        return count, size - good_end
+
+    def _complete_frame_of(self, f, off, size, seq):
+        f.seek(off)
+        h = f.read(_FRAME_HDR + 4)
+        if len(h) < _FRAME_HDR + 4 or h[0] != _MAGIC:
+            return False
+        n = h[1] | h[2] << 8
+        return off + _FRAME_HDR + n <= size and _seq_of(h[_FRAME_HDR:]) == seq
+
+    # --- properties -------------------------------------------------------------
+    @property
+    def head(self):
+        """The last seq appended (stored, or held in RAM until the flash takes it); 0 if none."""
+        return self._next - 1
+
+    @property
+    def oldest(self):
+        """The oldest seq still held; head + 1 if there is none."""
+        if self._segs:
+            return self._segs[0]
+        if self._pending:
+            return self._pending[0][0]
+        return self._next
+
+    @property
+    def pending(self):
+        return len(self._pending)
+
+    # --- writing ----------------------------------------------------------------
+    def append(self, rtype, t, fields):
+        """Store one record and return its seq. Durable on return unless the flash failed;
+        then the record waits in RAM (bounded), an alarm is raised and it is written by a
+        later append or flush_pending(). Raises RecordError for a record it cannot store."""
+        seq = self._next
+        payload = recordcodec.encode(seq, rtype, t, fields)
+        if len(payload) > MAX_PAYLOAD:
+            raise RecordError("record of %d bytes, the limit is %d" % (len(payload), MAX_PAYLOAD))
+        fr = frame(payload)
+        self._next = seq + 1
+        if self._pending:
+            self._hold(seq, t, fr)
+            self.flush_pending()
+            return seq
+        try:
+            self._write(seq, t, fr)
+        except OSError as e:
+            self._failed(e)
+            self._hold(seq, t, fr)
+            return seq
+        self._healthy()
+        return seq
+
+    def flush_pending(self):
+        """Write what waits in RAM. True when nothing waits any more."""
+        if self._err == ENOSPC:
+            self._drop_acked()  # the center may have acknowledged more since
+        while self._pending:
+            seq, t, fr = self._pending[0]
+            try:
+                self._write(seq, t, fr)
+            except OSError as e:
+                self._failed(e)
+                return False
+            self._pending.pop(0)
+        self._healthy()
+        return True
+
+    def _write(self, seq, t, fr):
+        if self._roll or not self._segs or self._tail_len + len(fr) > self.segment_bytes:
+            self._new_segment(seq, t, fr)
+        else:
+            first = self._segs[-1]
+            if self._f is None:
+                self._f = self._flash.open(_name(first), "ab")
+            n = self._f.write(fr)
+            if n is not None and n != len(fr):
+                raise OSError(5, "short write")
+            self._flash.sync(self._f)
+            self._tail_len += len(fr)
+            self._used += len(fr)
+            self._sizes[first] = self._tail_len
+        self.durable = seq
+
+    def _new_segment(self, seq, t, fr):
+        self._close_tail()
+        self._retain()
+        fl = self._flash
+        prev_len = self._tail_len if self._segs else _NO_PREV
+        hdr = _seg_header(seq, t, prev_len)
+        try:
+            f = fl.open(_TMP, "wb")
+            try:
+                f.write(hdr + fr)
+                fl.sync(f)
+            finally:
+                f.close()
+            fl.rename(_TMP, _name(seq))
+        except OSError:
+            try:
+                fl.remove(_TMP)  # give back the space a half-written segment holds
+            except OSError:
+                pass
+            raise
+        if self._segs:
+            # The old newest segment keeps only its valid bytes in the count.
+            last = self._segs[-1]
+            self._used -= self._sizes[last] - self._tail_len
+            self._sizes[last] = self._tail_len
+        n = SEG_HDR + len(fr)
+        self._segs.append(seq)
+        self._sizes[seq] = n
+        self._meta[seq] = (None if prev_len == _NO_PREV else prev_len, t)
+        self._used += n
+        self._tail_len = n
+        self._roll = False
+
+    def _retain(self):
+        """Make room for one more segment within the budget; never the newest one."""
+        while self._used + self.segment_bytes > self.budget_bytes and len(self._segs) > 1:
+            self._drop_oldest()
+
+    def _drop_oldest(self):
+        first = self._segs[0]
+        last = self._segs[1] - 1
+        self._flash.remove(_name(first))
+        if last >= self._acked:
+            lo = first if first > self._acked else self._acked
+            self._raise(
+                "retention_overrun",
+                "seq %d..%d dropped before the center acknowledged them" % (lo, last),
+            )
+        self._segs.pop(0)
+        self._used -= self._sizes.pop(first)
+        self._meta.pop(first, None)
+        self.dropped_segments += 1
+        if self._cursor is not None and self._cursor[1] == first:
+            self._cursor = None
+
+    def _hold(self, seq, t, fr):
+        if len(self._pending) >= self.ram_buffer:
+            # Full flash: the oldest segment goes first, as with the budget.
+            if self._err == ENOSPC and len(self._segs) > 1:
+                try:
+                    self._drop_oldest()
+                except OSError:
+                    pass
+                self.flush_pending()
+            if len(self._pending) >= self.ram_buffer:
+                old = self._pending.pop(0)
+                self.lost += 1
+                self._raise(
+                    "storage_records_lost",
+                    "seq %d lost: flash failing and %d records already wait in RAM"
+                    % (old[0], self.ram_buffer),
+                )
+        self._pending.append((seq, t, fr))
+
+    def _failed(self, e):
+        self.write_errors += 1
+        self._close_tail()
+        self._roll = True  # whatever the failed write left behind is never read
+        self._err = e.errno if hasattr(e, "errno") else 0
+        if self._err == ENOSPC:
+            self._set("storage_full", True, "flash full (%s); records wait in RAM" % (e,))
+            self._drop_acked()
+        else:
+            self._set("storage_write_error", True, "write failed (%s); records wait in RAM" % (e,))
+
+    def _drop_acked(self):
+        """On a full flash, records the center already holds go at once to make room."""
+        while len(self._segs) > 1 and self._segs[1] - 1 < self._acked:
+            try:
+                self._drop_oldest()
+            except OSError:
+                return
+
+    def _healthy(self):
+        if self._err:
+            self._err = 0
+            self._set("storage_full", False, "records written again")
+            self._set("storage_write_error", False, "records written again")
+
+    def _close_tail(self):
+        f = self._f
+        self._f = None
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self._close_tail()
+
+    def set_acked(self, next_seq):
+        """The center durably holds every seq below next_seq (it may be dropped silently).
+        A seq the center holds is never used again, even if this log lost it."""
+        if next_seq > self._acked:
+            self._acked = next_seq
+        if next_seq > self._next:
+            self._next = next_seq
+
+    # --- alarms -----------------------------------------------------------------
+    def _set(self, code, active, detail):
+        if self._active.get(code, False) != active:
+            self._active[code] = active
+            if self._alarm is not None:
+                self._alarm(code, active, detail)
+
+    def _raise(self, code, detail):
+        if self._alarm is not None:
+            self._alarm(code, True, detail)
+
+    def _corrupt(self, first, off, ln, what):
+        key = (first, off)
+        if key in self._seen_bad:
+            return
+        if len(self._seen_bad) < _SEEN_MAX:
+            self._seen_bad.append(key)
+        self.corrupt_found += 1
+        self._raise(
+            "storage_corrupt",
+            "%s: %d bytes at offset %d of %s unreadable, skipped" % (what, ln, off, _name(first)),
+        )
+
+    # --- reading ----------------------------------------------------------------
+    def _valid_len(self, i):
+        first = self._segs[i]
+        if i == len(self._segs) - 1:
+            return self._tail_len
+        size = self._sizes[first]
+        prev_len = self._header(i + 1)[0]
+        return size if prev_len is None or prev_len > size else prev_len
+
+    def _header(self, i):
+        """(prev_len or None, first_t or None) of segment i, read once and kept."""
+        first = self._segs[i]
+        m = self._meta.get(first)
+        if m is None:
+            h = b""
+            f = self._flash.open(_name(first), "rb")
+            try:
+                h = f.read(SEG_HDR)
+            finally:
+                f.close()
+            hdr = _parse_header(h)
+            if hdr is None or hdr[0] != first:
+                self._corrupt(first, 0, SEG_HDR, "segment header")
+                m = (None, None)
+            else:
+                m = (hdr[1], hdr[2])
+            self._meta[first] = m
+        return m
+
+    def _find(self, seq):
+        """Index of the segment that would hold seq."""
+        segs = self._segs
+        lo, hi = 0, len(segs) - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if segs[mid] <= seq:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def _scan(self, i, from_seq, keep, out, max_n):
+        """Append to out the decoded records of segment i with seq >= from_seq that
+        keep(payload) accepts; stop at max_n. Returns False once max_n is reached."""
+        first = self._segs[i]
+        start = SEG_HDR
+        c = self._cursor
+        if c is not None and c[1] == first and c[0] <= from_seq:
+            start = c[2]
+        bad = []
+        nb = 0
+        prev = None
+        f = self._flash.open(_name(first), "rb")
+        try:
+            for off, payload in _frames(f, start, self._valid_len(i), bad):
+                seq = _seq_of(payload)
+                while nb < len(bad):
+                    self._corrupt(first, bad[nb][0], bad[nb][1], _between(prev, seq))
+                    nb += 1
+                prev = seq
+                if seq < from_seq or (keep is not None and not keep(payload)):
+                    continue
+                try:
+                    out.append(recordcodec.decode(payload))
+                except RecordError:
+                    self._corrupt(first, off, _FRAME_HDR + len(payload), "seq %d" % seq)
+                    continue
+                if len(out) >= max_n:
+                    self._cursor = (seq + 1, first, off + _FRAME_HDR + len(payload))
+                    return False
+            while nb < len(bad):
+                self._corrupt(first, bad[nb][0], bad[nb][1], _between(prev, None))
+                nb += 1
+        finally:
+            f.close()
+        return True
+
+    def _pending_into(self, from_seq, keep, out, max_n):
+        for seq, _, fr in self._pending:
+            if len(out) >= max_n:
+                return
+            payload = memoryview(fr)[_FRAME_HDR:]
+            if seq >= from_seq and (keep is None or keep(payload)):
+                out.append(recordcodec.decode(payload))
+
+    def read(self, from_seq, max_n=256):
+        """Up to max_n records with seq >= from_seq, ascending, as dicts. A damaged record
+        is reported (storage_corrupt) and skipped; the others are still returned."""
+        out = []
+        if max_n <= 0:
+            return out
+        if self._segs and from_seq <= self.durable:
+            i = self._find(from_seq)
+            while i < len(self._segs) and self._scan(i, from_seq, None, out, max_n):
+                i += 1
+        if len(out) < max_n:
+            if out:
+                from_seq = out[-1]["seq"] + 1
+            self._pending_into(from_seq, None, out, max_n)
+        return out
+
+    def read_time(self, t0, t1, max_n=256):
+        """Up to max_n records with t0 <= t < t1, in seq order. Segments are found by the
+        time of their first record, which assumes the clock mostly moves forward: after a
+        backward clock step, read by seq to see everything."""
+        out = []
+        if max_n <= 0:
+            return out
+
+        def keep(payload):
+            t = recordcodec.decode_t(payload)
+            return t0 <= t < t1
+
+        segs = self._segs
+        start = 0
+        lo, hi = 0, len(segs) - 1
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            ft = self._header(mid)[1]
+            if ft is not None and ft <= t0:
+                start = mid
+                lo = mid + 1
+            else:
+                hi = mid - 1
+        i = start
+        while i < len(segs):
+            ft = self._header(i)[1]
+            if i > start and ft is not None and ft >= t1:
+                return out
+            if not self._scan(i, 0, keep, out, max_n):
+                return out
+            i += 1
+        self._pending_into(0, keep, out, max_n)
+        return out
+
+    def stats(self):
+        try:
+            free = self._flash.free_bytes()
+        except OSError:
+            free = -1
+        return {
+            "bytes_used": self._used,
+            "budget_bytes": self.budget_bytes,
+            "segments": len(self._segs),
+            "records": self.head - self.oldest + 1,
+            "head": self.head,
+            "oldest": self.oldest,
+            "durable": self.durable,
+            "acked": self._acked,
+            "pending": len(self._pending),
+            "corrupt_found": self.corrupt_found,
+            "write_errors": self.write_errors,
+            "lost": self.lost,
+            "dropped_segments": self.dropped_segments,
+            "free_bytes": free,
+        }
