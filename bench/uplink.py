@@ -16,7 +16,8 @@ DEV = 7
 KEY_HEX = bytes(range(32)).hex()
 
 # The same script runs on both interpreters: the uplink as a loop job every 10 ms next to
-# nothing else, until the center has acknowledged everything. CPU from /proc/self/stat.
+# nothing else, reading the real record log (on an in-memory flash), until the center has
+# acknowledged everything. CPU from /proc/self/stat.
 _DRAIN = r"""
 import sys, json, time
 sys.path.insert(0, '.')
@@ -24,7 +25,9 @@ from hal.clock import Clock
 from hal.net import TcpConnector
 from gateway.loop import Loop
 from gateway.uplink import Uplink
-from tests.core.uplink_fakes import MemLog, fill_prod
+from gateway.recordlog import RecordLog
+from hal.faultfs import FaultFlash
+from tests.core.uplink_fakes import fill_prod
 try:
     ticks_us, ticks_diff = time.ticks_us, time.ticks_diff
 except AttributeError:
@@ -37,7 +40,8 @@ def cpu_s():
     return (int(fields[11]) + int(fields[12])) / 100.0
 
 N = %d
-log = MemLog()
+log = RecordLog(FaultFlash())
+log.open()
 fill_prod(log, N)
 clock = Clock()
 up = Uplink(TcpConnector('127.0.0.1', %d), %d, bytes(range(32)), log, None, clock)

@@ -2,16 +2,19 @@
 # that cannot be applied yet. The uplink hands every COMMAND to submit() and sends back
 # what it returns as RESULT; results that become final later wait in the outbox.
 #
-# State in one slots object (two-slot file on flash):
-#   {"v": 1, "cmds": [entry, ...]}   oldest first
+# State in one slots object (gateway/slots.py, two copies on flash):
+#   {"v": 1, "cmds": [entry, ...], "ids": [older id, ...]}
 #   entry: {"id", "op", "args", "st": "pending" | "running" | "done", "res": RESULT or None,
 #           "sent": bool, "t": unix s received}
 # "running" is written before a handler runs: a restart that finds it knows the command
 # may have been half applied and answers its id with an error instead of running it again.
+# Older commands keep only their id in "ids", so a repeat is refused, never re-run.
+import json
 
-_KEEP_RESULTS = 32  # recent commands keep their full RESULT for repeats
-_KEEP_IDS = 256  # older ones keep their id only: a repeat is refused, never re-run
+_KEEP_RESULTS = 16  # recent commands keep their full RESULT for repeats
+_KEEP_IDS = 256  # older ones keep their id only
 _MAX_PENDING = 16
+_MAX_STATE_BYTES = 48000  # well inside a slot (64 KiB): large results are dropped first
 # Retrying a waiting command costs two small flash writes (running, then pending again),
 # so retries back off from 1 s to 60 s; wake() (collector back online, say) retries now.
 _RETRY_FIRST_MS = 1000
@@ -23,7 +26,8 @@ class CommandError(Exception):
 
 
 class Busy(Exception):
-    """The command cannot be applied now (collector offline, say): keep it and retry."""
+    """The command cannot be applied now (collector offline, say): keep it and retry.
+    A handler raises it before changing anything."""
 
 
 def _error(cmd_id, reason):
@@ -33,6 +37,10 @@ def _error(cmd_id, reason):
 def _queued(cmd_id):
     # "queued" at the top level and in the result, so a center that looks in either finds it.
     return {"id": cmd_id, "ok": True, "queued": True, "result": {"queued": True}}
+
+
+def _valid_id(v):
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 class Commands:
@@ -48,18 +56,23 @@ class Commands:
         self._clock = clock
         self._cmds = []  # entries, oldest first
         self._by_id = {}
+        self._old_ids = []  # done, result no longer kept
         self.executed = 0
         self.unsent = 0  # final RESULTs in the outbox
+        self.save_errors = 0
+        self.last_save_error = None
         self._retry_ms = _RETRY_FIRST_MS
         self._retry_at = None
 
     def start(self):
         saved = self._slots.load()
-        cmds = saved.get("cmds") if isinstance(saved, dict) else None
+        if not isinstance(saved, dict):
+            saved = {}
         self._cmds = []
         self._by_id = {}
+        self._old_ids = [i for i in saved.get("ids") or () if _valid_id(i)]
         interrupted = False
-        for e in cmds or ():
+        for e in saved.get("cmds") or ():
             if not isinstance(e, dict) or not _valid_id(e.get("id")):
                 continue
             if e.get("st") == "running":
@@ -75,24 +88,37 @@ class Commands:
             self._save()
 
     def _save(self):
-        self._slots.save({"v": 1, "cmds": self._cmds})
+        """Persist; False (and counted) if the flash or the slot refused it."""
+        state = {"v": 1, "cmds": self._cmds, "ids": self._old_ids}
+        while len(json.dumps(state)) > _MAX_STATE_BYTES and self._forget_oldest():
+            pass
+        try:
+            self._slots.save(state)
+        except (OSError, ValueError) as e:  # ValueError: slots.SlotError
+            self.save_errors += 1
+            self.last_save_error = str(e)
+            return False
+        return True
+
+    def _forget_oldest(self):
+        """Keep only the id of the oldest finished command; False if none can go."""
+        for e in self._cmds:
+            if e["st"] == "done" and e.get("sent", True):
+                self._cmds.remove(e)
+                del self._by_id[e["id"]]
+                self._old_ids.append(e["id"])
+                if len(self._old_ids) > _KEEP_IDS:
+                    self._old_ids.pop(0)
+                return True
+        return False
 
     def _trim(self):
-        done = [e for e in self._cmds if e["st"] == "done"]
-        for e in done[: max(0, len(done) - _KEEP_RESULTS)]:
-            if e.get("res") is not None and e.get("sent", True):
-                e["res"] = None
-                e["args"] = None
-        while len(self._cmds) > _KEEP_IDS:
-            old = None
-            for e in self._cmds:
-                if e["st"] == "done" and e.get("sent", True):
-                    old = e
-                    break
-            if old is None:
-                break
-            self._cmds.remove(old)
-            del self._by_id[old["id"]]
+        done = 0
+        for e in self._cmds:
+            if e["st"] == "done" and e.get("sent", True):
+                done += 1
+        while done > _KEEP_RESULTS and self._forget_oldest():
+            done -= 1
 
     def pending(self):
         return [e["id"] for e in self._cmds if e["st"] == "pending"]
@@ -111,35 +137,35 @@ class Commands:
         cmd_id = msg.get("id")
         if not _valid_id(cmd_id):
             return _error(None, "id must be an integer")
-        known = self._by_id.get(cmd_id)
-        if known is not None:
-            res = self.result(cmd_id)
-            if res is None:
-                return _error(cmd_id, "duplicate id %d: already executed, result no longer kept"
-                              % cmd_id)
-            return res
+        if cmd_id in self._by_id:
+            return self.result(cmd_id)
+        if cmd_id in self._old_ids:
+            return _error(cmd_id, "duplicate id %d: already executed, result no longer kept"
+                          % cmd_id)
         op = msg.get("op")
         args = msg.get("args", {})
         if not isinstance(op, str) or op not in self._handlers:
-            return self._finish_new(cmd_id, op, args, _error(cmd_id, "unknown op %r" % (op,)))
+            return self._finish_new(cmd_id, op, _error(cmd_id, "unknown op %r" % (op,)))
         if not isinstance(args, dict):
-            return self._finish_new(cmd_id, op, args, _error(cmd_id, "args must be an object"))
+            return self._finish_new(cmd_id, op, _error(cmd_id, "args must be an object"))
         e = {"id": cmd_id, "op": op, "args": args, "st": "running", "res": None, "sent": True,
              "t": int(self._clock.time())}
         self._cmds.append(e)
         self._by_id[cmd_id] = e
         res = self._apply(e)
-        if res is None:
-            if len(self.pending()) > _MAX_PENDING:
-                e["st"] = "done"
-                e["res"] = _error(cmd_id, "too many commands waiting (%d); not applied"
-                                  % _MAX_PENDING)
-                self._save()
-                return e["res"]
-            return _queued(cmd_id)
-        return res
+        if res is not None:
+            return res
+        if len(self.pending()) > _MAX_PENDING:
+            # Busy changed nothing, so it can still be refused: waiting commands are bounded.
+            e["st"] = "done"
+            e["res"] = _error(cmd_id, "too many commands waiting (%d); not applied"
+                              % _MAX_PENDING)
+            e["args"] = None
+            self._save()
+            return e["res"]
+        return _queued(cmd_id)
 
-    def _finish_new(self, cmd_id, op, args, res):
+    def _finish_new(self, cmd_id, op, res):
         e = {"id": cmd_id, "op": op if isinstance(op, str) else None, "args": None,
              "st": "done", "res": res, "sent": True, "t": int(self._clock.time())}
         self._cmds.append(e)
@@ -151,8 +177,17 @@ class Commands:
     def _apply(self, e):
         """Run the handler of entry e; the final RESULT, or None if it stays pending.
         The entry is persisted as running first, and with its outcome after."""
+        was = e["st"]
         e["st"] = "running"
-        self._save()
+        if not self._save():
+            # Without the running mark a restart could run it twice: do not run it at all.
+            if was == "pending":
+                e["st"] = "pending"
+                return None
+            self._cmds.remove(e)
+            del self._by_id[e["id"]]
+            return _error(e["id"], "not applied: command state could not be saved (%s)"
+                          % self.last_save_error)
         try:
             result = self._handlers[e["op"]](e["args"])
             res = {"id": e["id"], "ok": True, "result": result if result is not None else {}}
@@ -166,6 +201,7 @@ class Commands:
             res = _error(e["id"], "failed: %s" % err)
         e["st"] = "done"
         e["res"] = res
+        e["args"] = None  # not needed any more; keeps the slot small
         self.executed += 1
         self._trim()
         self._save()
@@ -207,7 +243,3 @@ class Commands:
         if e is not None and not e.get("sent", True):
             e["sent"] = True
             self.unsent -= 1
-
-
-def _valid_id(v):
-    return isinstance(v, int) and not isinstance(v, bool)

@@ -65,6 +65,7 @@ class Uplink:
         self._reset_link()
         # stats
         self.sent = 0
+        self.stand_ins = 0
         self.reconnects = 0
         self.last_error = None
         self.center_offset_s = None
@@ -127,6 +128,7 @@ class Uplink:
             "last_error": self.last_error,
             "backlog": max(0, log.head + 1 - max(self._acked, log.oldest)),
             "in_flight": len(self._in_flight),
+            "stand_ins": self.stand_ins,
             "batch": self._batch_now,
             "center_offset_s": self.center_offset_s,
         }
@@ -254,9 +256,11 @@ class Uplink:
         log = self._log
         head, oldest = log.head, log.oldest
         if nxt > head + 1:
+            # The center holds seqs this log never had or lost: the log moves its head on
+            # (set_acked), so none of them is used again.
             self.last_error = "center next %d is beyond the log head %d" % (nxt, head)
         if nxt > self._acked:
-            self._set_acked(min(nxt, head + 1))
+            self._set_acked(nxt)
         start = nxt
         if nxt < oldest:
             # Retention overtook the breakpoint: those records are gone (spec step 2).
@@ -360,11 +364,7 @@ class Uplink:
             raise _LinkDown("retention overtook the breakpoint at %d" % seq)
         clock = self._clock
         t0 = clock.ticks_ms()
-        recs = log.read(seq, self._batch_now)
-        if not recs:
-            return False
-        if recs[0].get("seq") != seq:
-            raise _LinkDown("log returned seq %r for %d" % (recs[0].get("seq"), seq))
+        recs = self._contiguous(log.read(seq, self._batch_now), seq, log.head)
         try:
             plaintext, n = _records_plaintext(recs)
             if n == 0:
@@ -388,6 +388,32 @@ class Uplink:
         self._in_flight.append(self._send_next)
         self.sent += n
         return True
+
+    def _contiguous(self, recs, seq, head):
+        """The records from seq on, with a stand-in for each seq the log skipped (damaged
+        on flash: the log reports storage_corrupt): a frame must be contiguous, and the
+        center should see the loss rather than wait for a record that will never come."""
+        if recs and recs[0].get("seq", seq) < seq:
+            raise _LinkDown("log returned seq %r for %d" % (recs[0].get("seq"), seq))
+        last = recs[-1]["seq"] if recs else min(head, seq + self._batch_now - 1)
+        if len(recs) == last - seq + 1:
+            return recs
+        out = []
+        i = 0
+        t = int(self._clock.time())
+        for s in range(seq, last + 1):
+            if i < len(recs) and recs[i]["seq"] == s:
+                out.append(recs[i])
+                t = recs[i].get("t", t)
+                i += 1
+            else:
+                nxt_t = recs[i].get("t", t) if i < len(recs) else t
+                out.append({"seq": s, "t": nxt_t, "type": "event", "code": "record_unreadable",
+                            "detail": {"reason": "damaged on the gateway's flash"}})
+                self.stand_ins += 1
+            if len(out) == self._batch_now:
+                break
+        return out
 
     def _check_timers(self, now):
         if self.state not in ("hello", "online"):

@@ -11,8 +11,10 @@ import pytest
 from emulator.center import Center
 from gateway.commands import Commands
 from gateway.loop import Loop
+from gateway.recordlog import RecordLog
 from gateway.uplink import Uplink
 from hal.clock import Clock, VirtualClock
+from hal.faultfs import FaultFlash
 from hal.net import NetError, TcpConnector
 from protocols import center_link as cl
 from tests.core.uplink_fakes import FakeApp, MemLog, MemSlots, fill_prod
@@ -131,9 +133,16 @@ class _Switch:
         return self.inner()
 
 
+def _record_log(**kw):
+    """The real record log (gateway/recordlog.py) on an in-memory flash."""
+    log = RecordLog(FaultFlash(), **kw)
+    log.open()
+    return log
+
+
 def test_30_day_outage_then_every_record_once_in_order(center):
     clock = VirtualClock()
-    log = MemLog()
+    log = _record_log()
     switch = _Switch(TcpConnector("127.0.0.1", center.port), clock)
     alarms = []
     up = _uplink(center, log, clock, connect=switch, alarm=lambda *a: alarms.append(a))
@@ -145,7 +154,9 @@ def test_30_day_outage_then_every_record_once_in_order(center):
         for _ in range(12):
             clock.advance_ms(5000)
             up.run(clock.ticks_ms())
-        log.append("prod", t0 + (minute + 1) * 60, {"mass_kg": 1000, "total_kg": minute})
+        t = t0 + (minute + 1) * 60
+        log.append("prod", t, {"t0": t - 60, "t1": t, "mass_kg": 1000.5, "total_kg": minute,
+                               "rate_tph": 60.03, "speed_mps": 2.5, "run_s": 60})
     assert up.state == "backoff" and up.stats()["backlog"] == days * 1440
     gaps = [b - a for a, b in zip(switch.attempts, switch.attempts[1:])]
     assert max(gaps) <= 60000 + 5000  # never more than the ceiling (plus one run)
@@ -159,6 +170,31 @@ def test_30_day_outage_then_every_record_once_in_order(center):
     _assert_exactly_once(center, log)
     assert center.summary(DEV)["gaps"] == [] and alarms == []
     assert drain_s < 60
+
+
+def test_record_log_damage_and_retention_reach_the_center_as_such(center):
+    alarms = []
+    flash = FaultFlash()
+    log = RecordLog(flash, budget_bytes=3 * 4096, segment_bytes=4096,
+                    alarm=lambda *a: alarms.append(a))
+    log.open()
+    total = fill_prod(log, 1200)
+    assert log.oldest > 1 and alarms[0][0] == "retention_overrun"  # never uploaded
+    first = log.oldest
+    seg = sorted(n for n in flash.listdir() if n.endswith(".seg"))[0]
+    flash.flip(seg, 28 + 10, 3)  # inside the oldest segment's first record
+    clock = VirtualClock()
+    up_alarms = []
+    up = _uplink(center, log, clock, alarm=lambda *a: up_alarms.append(a))
+    _drive(up, clock, lambda: up.breakpoint == 1201)
+    recs = center.records(DEV)
+    assert [r["seq"] for r in recs] == list(range(first, 1201))
+    assert recs[0]["code"] == "record_unreadable" and recs[0]["type"] == "event"
+    assert recs[1:] == log.read(first + 1, 2000)
+    assert center.summary(DEV)["gaps"] == [[1, first - 1]]
+    assert up_alarms[0][:2] == ("upload_gap", True) and up_alarms[-1][:2] == ("upload_gap", False)
+    assert any(a[0] == "storage_corrupt" for a in alarms)
+    assert total > center.summary(DEV)["prod_mass_kg"] > 0
 
 
 class _CutAfter:
@@ -633,9 +669,12 @@ from hal.clock import Clock
 from hal.net import TcpConnector
 from gateway.uplink import Uplink
 from gateway.commands import Commands
-from tests.core.uplink_fakes import MemLog, MemSlots, FakeApp, fill_prod
+from tests.core.uplink_fakes import MemSlots, FakeApp, fill_prod
+from gateway.recordlog import RecordLog
+from hal.faultfs import FaultFlash
 clock = Clock()
-log = MemLog()
+log = RecordLog(FaultFlash())
+log.open()
 fill_prod(log, 1500)
 app = FakeApp(clock)
 cmds = Commands(MemSlots(), app.handlers(), clock)

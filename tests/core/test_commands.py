@@ -153,3 +153,63 @@ def test_old_results_trimmed_but_ids_still_refused():
     r = c.submit({"id": 100, "op": "status"})
     assert r["ok"] is False and "already executed" in r["error"]
     assert app.calls.count("status") == 300
+
+
+def test_waiting_commands_are_bounded():
+    c, app, _, _ = _make()
+    app.collector_online = False
+    for i in range(1, 17):
+        assert c.submit({"id": i, "op": "set_output", "args": {"do": 1, "on": True}})["queued"]
+    r = c.submit({"id": 17, "op": "set_output", "args": {"do": 1, "on": True}})
+    assert r["ok"] is False and "too many" in r["error"] and len(c.pending()) == 16
+    assert c.submit({"id": 18, "op": "status"})["ok"]  # what need not wait still runs
+
+
+class _FailingSlots(MemSlots):
+    fail = False
+
+    def save(self, obj):
+        if self.fail:
+            raise OSError(5, "EIO")
+        MemSlots.save(self, obj)
+
+
+def test_command_not_run_when_its_state_cannot_be_saved():
+    slots = _FailingSlots()
+    c, app, _, clock = _make(slots=slots)
+    app.collector_online = False
+    c.submit({"id": 1, "op": "set_output", "args": {"do": 1, "on": True}})
+    slots.fail = True
+    r = c.submit({"id": 2, "op": "time_sync", "args": {"time": 1800000000}})
+    assert r["ok"] is False and "could not be saved" in r["error"] and app.calls == []
+    app.collector_online = True
+    c.run(clock.ticks_ms())
+    assert c.pending() == [1] and app.outputs[1] is False  # retried only once it can be saved
+    assert c.save_errors >= 2
+    slots.fail = False
+    clock.advance_ms(2000)
+    c.run(clock.ticks_ms())
+    assert c.pending() == [] and app.outputs[1] is True
+    # id 2 was never recorded: the center may send it again and it runs then.
+    assert c.submit({"id": 2, "op": "time_sync", "args": {"time": 1800000000}})["ok"]
+
+
+def test_state_fits_a_real_slot_with_large_results():
+    from gateway.slots import Slots
+    from hal.faultfs import FaultFlash
+
+    flash = FaultFlash()
+    clock = VirtualClock()
+    app = FakeApp(clock)
+    handlers = app.handlers()
+    handlers["status"] = lambda args: {"diag": "x" * 6000}
+    c = Commands(Slots(flash, "commands"), handlers, clock)
+    c.start()
+    for i in range(1, 41):
+        assert c.submit({"id": i, "op": "status"})["ok"]
+    assert c.save_errors == 0
+    c2 = Commands(Slots(flash, "commands"), handlers, clock)
+    c2.start()
+    assert c2.submit({"id": 40, "op": "status"})["result"]["diag"] == "x" * 6000
+    r = c2.submit({"id": 3, "op": "status"})
+    assert r["ok"] is False and "already executed" in r["error"]

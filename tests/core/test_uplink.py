@@ -125,24 +125,30 @@ def _online(up, clock, conn, nxt=1):
 
 
 def test_hello_then_window_of_eight_frames():
-    up, clock, log, conn, _ = _setup(2100)
+    up, clock, log, conn, _ = _setup(600, batch=64)  # small frames: a small heap on MicroPython
     peer, hello = _online(up, clock, conn)
-    assert hello["head"] == 2100 and hello["oldest"] == 1 and hello["fw"] == "fw-9"
+    assert hello["head"] == 600 and hello["oldest"] == 1 and hello["fw"] == "fw-9"
     assert len(hello["nonce"]) == 32 and hello["time"] == 1767225600
     got = peer.frames()
     assert [t for t, _ in got] == [cl.RECORDS] * 8
-    assert got[0][1]["records"][0]["seq"] == 1 and got[7][1]["records"][-1]["seq"] == 2048
-    assert got[0][1]["records"] == log.read(1, 256)
+    assert got[0][1]["records"][0]["seq"] == 1 and got[7][1]["records"][-1]["seq"] == 512
+    assert got[0][1]["records"] == log.read(1, 64)
     _step(up, clock, times=3)
     assert peer.frames() == []  # window full: nothing more until an ACK
-    peer.send(cl.ACK, {"next": 257})
+    peer.send(cl.ACK, {"next": 65})
     _step(up, clock)
     got = peer.frames()
-    assert len(got) == 1 and got[0][1]["records"][0]["seq"] == 2049
-    assert up.breakpoint == 257 and log.acked == 257
+    assert len(got) == 1 and got[0][1]["records"][0]["seq"] == 513
+    assert up.breakpoint == 65 and log.acked == 65
     st = up.stats()
-    assert len(got[0][1]["records"]) == 52
-    assert st["in_flight"] == 8 and st["sent"] == 2100 and st["backlog"] == 1844
+    assert len(got[0][1]["records"]) == 64
+    assert st["in_flight"] == 8 and st["sent"] == 576 and st["backlog"] == 536
+
+
+def test_frames_hold_at_most_256_records():
+    up, clock, log, conn, _ = _setup(300)
+    peer, _ = _online(up, clock, conn)
+    assert [len(m["records"]) for _, m in peer.frames()] == [256, 44]
 
 
 def test_acks_may_cover_several_frames_and_resume_the_breakpoint():
@@ -270,15 +276,31 @@ def test_connect_that_never_completes_times_out():
     assert up.state == "backoff" and "connect" in up.last_error and conn.pipes[0].closed
 
 
-def test_center_ahead_of_the_log_sends_nothing_below_its_next():
+def test_center_ahead_of_the_log_moves_the_head_on():
     up, clock, log, conn, _ = _setup(10)
     peer, _ = _online(up, clock, conn, nxt=20)
     assert peer.frames() == [] and "beyond the log head" in up.last_error
-    assert up.breakpoint == 11
-    fill_prod(log, 15, t0=1767300000)  # seqs 11..25
+    assert up.breakpoint == 20 and log.head == 19  # seqs 11..19 are never used
+    fill_prod(log, 6, t0=1767300000)
     _step(up, clock)
     recs = peer.frames()[0][1]["records"]
     assert [r["seq"] for r in recs] == [20, 21, 22, 23, 24, 25]
+
+
+def test_records_the_log_cannot_read_go_as_stand_ins():
+    up, clock, log, conn, _ = _setup(600)
+    for seq in (1, 2, 300, 513, 600):
+        log.damage(seq)
+    peer, _ = _online(up, clock, conn)
+    recs = [r for _, m in peer.frames() for r in m["records"]]
+    assert [r["seq"] for r in recs] == list(range(1, 601))  # contiguous, nothing skipped
+    lost = [r for r in recs if r.get("code") == "record_unreadable"]
+    assert [r["seq"] for r in lost] == [1, 2, 300, 513, 600]
+    assert all(r["type"] == "event" and isinstance(r["detail"], dict) for r in lost)
+    assert lost[0]["t"] == log.read(3, 1)[0]["t"]  # stamped with the next record's time
+    good = [r for r in recs if r.get("code") != "record_unreadable"]
+    assert good == [r for r in log.read(1, 600)]
+    assert up.stats()["stand_ins"] == 5
 
 
 def test_gap_alarm_raised_once_and_cleared_after_ack():

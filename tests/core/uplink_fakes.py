@@ -8,29 +8,33 @@ from gateway.commands import Busy, CommandError
 
 
 class MemLog:
-    """The record log's API over a list. `retain` caps how many records are kept: the
-    oldest go first, acknowledged or not (what a full flash budget does)."""
+    """The record log's API (gateway/recordlog.py) over a list. `retain` caps how many
+    records are kept: the oldest go first, acknowledged or not (what a full flash budget
+    does). damage(seq) makes read() skip a record, as the log skips one damaged on flash.
+    set_acked beyond the head moves the head on, as the log does (no seq is reused)."""
 
     def __init__(self, retain=None):
-        self._recs = []
-        self._first = 1  # seq of self._recs[0]
+        self._recs = []  # ascending seq (with a jump where set_acked moved the head)
+        self._next = 1
         self.acked = 0
         self.acked_calls = 0
         self.retain = retain
+        self.damaged = []
 
     @property
     def head(self):
-        return self._first + len(self._recs) - 1
+        return self._next - 1
 
     @property
     def oldest(self):
-        return self._first
+        return self._recs[0]["seq"] if self._recs else self._next
 
     def append(self, rtype, t, fields=None):
-        rec = {"seq": self.head + 1, "t": t, "type": rtype}
+        rec = {"seq": self._next, "t": t, "type": rtype}
         if fields:
             rec.update(fields)
         self._recs.append(rec)
+        self._next += 1
         if self.retain is not None and len(self._recs) > self.retain:
             self.reclaim(len(self._recs) - self.retain)
         return rec["seq"]
@@ -40,18 +44,35 @@ class MemLog:
 
     def reclaim(self, n):
         self._recs = self._recs[n:]
-        self._first += n
 
-    def read(self, from_seq, max_n):
-        i = from_seq - self._first
-        if i < 0:
-            i = 0
-        return [dict(r) for r in self._recs[i : i + max_n]]
+    def damage(self, seq):
+        self.damaged.append(seq)
+
+    def _index(self, seq):
+        lo, hi = 0, len(self._recs)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._recs[mid]["seq"] < seq:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def read(self, from_seq, max_n=256):
+        out = []
+        for r in self._recs[self._index(from_seq) :]:
+            if len(out) >= max_n:
+                break
+            if r["seq"] not in self.damaged:
+                out.append(dict(r))
+        return out
 
     def set_acked(self, next_seq):
         self.acked_calls += 1
         if next_seq > self.acked:
             self.acked = next_seq
+        if next_seq > self._next:
+            self._next = next_seq
 
 
 def fill_prod(log, n, t0=1767225600, interval_s=60):
