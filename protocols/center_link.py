@@ -183,7 +183,11 @@ class FrameReader:
             if self._have < HEADER_LEN:
                 return None
             self._fields = parse_header(self._header)
-            self._rest = bytearray(self._fields[3] + TAG_LEN)
+            try:
+                self._rest = bytearray(self._fields[3] + TAG_LEN)
+            except MemoryError:  # a legal size a small board cannot hold: end, don't crash
+                raise FrameError("too_big", "no memory for a body of %d bytes"
+                                 % self._fields[3])
             self._rest_mv = memoryview(self._rest)
             self._have = 0
             return None

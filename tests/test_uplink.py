@@ -753,3 +753,18 @@ def test_center_program_with_key_directory_commands_and_summary(tmp_path):
     from emulator.center import load_key
     assert load_key(str(keys), DEV) == KEY
     assert load_key(str(keys), 8) is None and load_key(str(keys), 9) is None
+
+
+def test_small_board_refuses_a_legal_frame_it_cannot_hold():
+    script = (
+        "import sys\nsys.path.insert(0, '.')\n"
+        "from protocols import center_link as cl\n"
+        "try:\n"
+        "    cl.FrameReader().feed(cl.pack_header(5, 1, 2, 262144))\n"
+        "    print('allocated')\n"
+        "except cl.FrameError as e:\n"
+        "    print(e.code)\n")
+    mp = os.path.join(os.path.dirname(sys.executable), "micropython")
+    r = subprocess.run([mp, "-X", "heapsize=100000", "-c", script], cwd=ROOT,
+                       capture_output=True, text=True, timeout=30)
+    assert r.stdout.strip() == "too_big", r.stdout + r.stderr
