@@ -159,6 +159,8 @@ class Uplink:
             self._fail(now_ms, str(e) or repr(e))
         except _LinkDown as e:
             self._fail(now_ms, str(e))
+        except MemoryError:  # a large frame from the center on a small heap: end this link
+            self._fail(now_ms, "out of memory handling a frame from the center")
 
     # ---- connection --------------------------------------------------------------------
     def _open(self, now):
