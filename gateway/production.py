@@ -221,7 +221,8 @@ class Production:
     def _coef(self, now):
         coef, frm = self._coef_req
         h = self.history
-        if not h or h[-1][1] != coef or h[-1][2] != frm:
+        first = not h
+        if first or h[-1][1] != coef or h[-1][2] != frm:
             t = max(frm, int(now))
             old = h[-1][1] if h else None
             h.append([t, coef, frm])
@@ -244,7 +245,8 @@ class Production:
                 elif nxt is None or t < nxt:
                     nxt = t
             if ppm != self.coef_ppm:
-                self._flush()  # grams so far are converted at the coefficient until now
+                if not first:
+                    self._flush()  # grams so far are converted at the coefficient until now
                 self.coef_ppm = ppm
             self._next_coef_t = nxt if nxt is not None else float("inf")
 
