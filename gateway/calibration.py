@@ -20,6 +20,13 @@ class CalibrationError(ValueError):
     pass
 
 
+def _number(args, key, integer):
+    v = args.get(key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
+        raise CalibrationError("%s must be %s" % (key, "an integer" if integer else "a number"))
+    return v
+
+
 def _rev_pulses(scale, belt_length_m):
     return int(belt_length_m * scale.pulses_per_m + 0.5)
 
@@ -366,6 +373,42 @@ class Calibrator:
         elif p.state == FAILED:
             out["error"] = p.error
         return out
+
+    def command(self, args):
+        """One entry point for the CLI and the center: args is a dict from the wire,
+        {"action": start|mark|finish|abort|progress|confirm, ...}. Returns progress, or
+        for confirm {"changes": {...}} that the app must persist and apply.
+        Anything malformed raises CalibrationError naming it."""
+        if not isinstance(args, dict):
+            raise CalibrationError("calibration arguments must be an object")
+        action = args.get("action")
+        if action == "start":
+            kind = args.get("kind")
+            if not isinstance(kind, str):
+                raise CalibrationError("start needs kind")
+            kw = {}
+            for key in ("revs", "test_kg", "chain_kgpm", "distance_m"):
+                if args.get(key) is not None:
+                    kw[key] = _number(args, key, key == "revs")
+            return self.start(kind, **kw)
+        if action == "mark":
+            return self.mark()
+        if action == "finish":
+            return self.finish(_number(args, "weighbridge_kg", False))
+        if action == "abort":
+            self.abort()
+            return self.progress()
+        if action == "progress":
+            return self.progress()
+        if action == "confirm":
+            tech = args.get("technician")
+            if tech is not None and (not isinstance(tech, str) or not tech):
+                raise CalibrationError("technician must be a non-empty string")
+            force = args.get("force", False)
+            if not isinstance(force, bool):
+                raise CalibrationError("force must be true or false")
+            return {"changes": self.confirm(tech, force)}
+        raise CalibrationError("action must be start, mark, finish, abort, progress or confirm")
 
     def confirm(self, technician=None, force=False):
         """The changes of the finished calibration, validated, for the app to persist and

@@ -70,7 +70,7 @@ class Measurement:
                 "pulses": s.pulses,
                 "block_seq": s.block_seq,
                 "counted": sc.dp,
-                "uncounted_s": sc.restart_gap_ms / 1000,
+                "uncounted_s": None if sc.restart_gap_ms is None else sc.restart_gap_ms / 1000,
             }
             code = "pulse_counter_reset"
         self.emit("event", {"code": code, "detail": detail})

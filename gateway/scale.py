@@ -82,7 +82,7 @@ class Scale:
         self.committed_g = 0
         self.restarted = False
         self.jumped = False
-        self.restart_gap_ms = 0
+        self.restart_gap_ms = None  # after a collector restart: ms it was not counting
         self.loaded = False  # this poll's load is above the drop-out
         self._rate_u = 0  # rate now, 2**-S g per block (0 below the drop-out)
         self._rate_d = 0  # the same, damped for display
@@ -118,7 +118,10 @@ class Scale:
         shift = 32
         while k_g * (1 << shift) < (1 << 24) and shift < 60:
             shift += 4
+        old = getattr(self, "shift", shift)
         self.shift = shift
+        if shift != old:
+            self._rescale(old)
         self._kq = int(k_g * (1 << shift) + 0.5)
         self.dropout_pct = float(flat["scale.dropout_pct"])
         self._thr256 = self.counts256_for_pct(self.dropout_pct)
@@ -130,6 +133,18 @@ class Scale:
         self._lin_counts = [int(p[0] / 100.0 * self.design_kgpm * self.counts_per_kgpm) for p in lin]
         self._lin_f = [int((1.0 + p[1] / 100.0) * (1 << _LIN_Q) + 0.5) for p in lin]
         self._update_zero()
+
+    def _rescale(self, old):
+        # The fine unit 2**-shift g changed with the parameters: carry what is held over.
+        def conv(v):
+            return v << (self.shift - old) if self.shift >= old else v >> (old - self.shift)
+
+        self._frac = conv(self._frac)
+        self._deficit = conv(self._deficit)
+        self._rate_u = conv(self._rate_u)
+        self._rate_d = conv(self._rate_d)
+        for i in range(_CAP):
+            self._g_inc[i] = conv(self._g_inc[i])
 
     def counts256_for_pct(self, pct):
         """256 x the net counts of pct % of the design load (integer threshold)."""
@@ -167,7 +182,8 @@ class Scale:
             # since then is real travel; what happened before its restart is lost.
             self.restarted = True
             # Time the collector was not counting: since our last poll, less its uptime.
-            self.restart_gap_ms = max(0, ticks_diff(s.ticks_ms, self._ticks) - seq * 100)
+            if self._ticks is not None:
+                self.restart_gap_ms = max(0, ticks_diff(s.ticks_ms, self._ticks) - seq * 100)
             n = seq if seq else 1
             prev_p = 0
         dp = (s.pulses - prev_p) & _U32
@@ -413,14 +429,7 @@ class Scale:
 
     def restore(self, d):
         self.total_g = int(d["total_g"])
-        frac = int(d["frac"])
-        old_shift = int(d["shift"])
-        # The unit of _frac follows the parameters; carry it over exactly or round down.
-        if old_shift <= self.shift:
-            frac <<= self.shift - old_shift
-        else:
-            frac >>= old_shift - self.shift
-        self._frac = frac
+        self._frac = int(d["frac"])
         self._deficit = int(d["deficit"])
         self.set_autozero(d["az"])
         self.travel_p = int(d["travel_p"])
@@ -430,6 +439,7 @@ class Scale:
         self._seq = int(d["seq"])
         self._pulses = int(d["pulses"])
         self._uptime = int(d["uptime"])
+        self._ticks = None  # the ticks of before the restart mean nothing now
         self._r8 = int(d["r8"])
         self._net_prev = int(d["net_prev"])
         self._prev_ok = bool(d["prev_ok"])
@@ -447,8 +457,7 @@ class Scale:
             self._head = self._mid = 1
         for e in d["pending"][: _CAP - 2]:
             i = self._head & _MASK
-            inc = int(e[0])
-            self._g_inc[i] = inc << (self.shift - old_shift) if old_shift <= self.shift else inc >> (old_shift - self.shift)
+            self._g_inc[i] = int(e[0])
             self._g_cp[i] = int(e[1])
             self._g_d[i] = int(e[2])
             self._g_n[i] = int(e[3])
@@ -457,3 +466,6 @@ class Scale:
             self._f_d += self._g_d[i]
             self._f_n += self._g_n[i]
             self._head += 1
+        old_shift = int(d["shift"])
+        if old_shift != self.shift:
+            self._rescale(old_shift)

@@ -163,16 +163,12 @@ class Vibration:
     def _set_zone(self, zone):
         old = self.zone
         self.zone = zone
-        mmps = self.rms_mmps()
+        detail = "vibration %.2f mm/s r.m.s., ISO 10816-3 zone %s" % (self.rms_mmps(), self.zone_name())
+        if self.analysis is not None and self.analysis["hint"] not in ("none", "unclassified"):
+            detail += ", last capture suggests %s" % self.analysis["hint"]
         for code, z in (("vibration_zone_c", 2), ("vibration_zone_d", 3)):
-            was = old == z
-            now = zone == z
-            if was != now:
-                self.alarm(
-                    code,
-                    now,
-                    "vibration %.2f mm/s r.m.s., ISO 10816-3 zone %s" % (mmps, self.zone_name()),
-                )
+            if (old == z) != (zone == z):
+                self.alarm(code, zone == z, detail)
 
     def rms_mmps(self):
         return self.rms_01mv / 10.0 / MV_PER_MMPS

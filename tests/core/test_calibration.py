@@ -265,3 +265,26 @@ def test_autozero_off():
     r.belt.zero = 50300
     r.run(600)
     assert r.scale.az_counts == 0
+
+
+def test_command_entry_point_for_cli_and_center():
+    r = _Rig(params(zero_counts=49500))
+    c = r.cal.command
+    assert c({"action": "progress"}) == {"state": "idle"}
+    for bad in (
+        None,
+        {"action": "launch"},
+        {"action": "start"},
+        {"action": "start", "kind": "zero", "revs": "3"},
+        {"action": "start", "kind": "zero", "revs": 3.5},
+        {"action": "start", "kind": "span_weight", "test_kg": True},
+        {"action": "finish", "weighbridge_kg": "10"},
+        {"action": "confirm"},
+        {"action": "mark"},
+    ):
+        raises(CalibrationError, c, bad)
+    assert c({"action": "start", "kind": "zero", "revs": 3})["state"] == "running"
+    r.run(601)
+    raises(CalibrationError, c, {"action": "confirm", "technician": ""})
+    raises(CalibrationError, c, {"action": "confirm", "force": "yes"})
+    assert c({"action": "confirm"}) == {"changes": {"scale.zero_counts": 50000}}

@@ -223,6 +223,17 @@ def test_linearization_points():
         assert abs(sc.total_g - expected) <= expected * 1e-7 + 1, (load, sc.total_g, expected)
 
 
+def test_new_parameters_keep_the_fraction_of_a_gram():
+    sc = Scale(params())
+    b = Belt(load=_load(77777))
+    run(sc, b, 101)
+    drain(sc, b)
+    s0, held = sc.shift, sc.total_g * (1 << sc.shift) + sc._frac
+    sc.apply_params(params(span_kg_per_count=0.00001))  # a finer unit is needed now
+    assert sc.shift > s0
+    assert sc.total_g * (1 << sc.shift) + sc._frac == held << (sc.shift - s0)
+
+
 def test_cell_fault_weighs_nothing_and_counts_the_travel():
     sc = Scale(params())
     b = Belt(load=_load(80000))
