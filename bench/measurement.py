@@ -41,8 +41,8 @@ for i in range(polls):
     belt.block()
 t2 = ticks_us()
 print((ticks_diff(t1, t0) - ticks_diff(t2, t1)) / polls)
-wave = [int(40 * math.sin(2 * math.pi * 24.7 * i / 1000) + 30 * math.sin(2 * math.pi * 312 * i / 1000))
-        for i in range(256)]
+w = 2 * math.pi / 1000
+wave = [int(40 * math.sin(w * 24.7 * i) + 30 * math.sin(w * 312 * i)) for i in range(256)]
 t0 = ticks_us()
 for i in range(20):
     m.on_capture(wave, 1000)
@@ -97,7 +97,8 @@ def rows():
             "name": "empty belt 10 revs, of design-rate mass",
             "value": round(kg / design_kg * 100, 5),
             "unit": "%",
-            "note": "%.3f kg against %.0f kg (limit 0.02 %%); %.0f s wall" % (kg, design_kg, time.time() - t),
+            "note": "%.3f kg against %.0f kg (limit 0.02 %%); %.0f s wall"
+            % (kg, design_kg, time.time() - t),
         }
     )
     for interp, run in (("CPython", _cpython), ("MicroPython", micropython)):

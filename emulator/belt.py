@@ -269,7 +269,8 @@ class Belt:
             self.cells[i] = int(round(c))
             if i in self.faulty_cells:
                 self.cells[i] = -(1 << 31)
-        self.pulses = (self._pulses_start + int(self.x_m * self.pulses_per_m) - self._pulse_base) % WRAP
+        counted = int(self.x_m * self.pulses_per_m) - self._pulse_base
+        self.pulses = (self._pulses_start + counted) % WRAP
         self._vibration()
 
     def advance(self, seconds):

@@ -134,7 +134,8 @@ class Rig:
         self.blocks += 1
         if self.down:
             return False
-        polled = self.blocks % self.every == 0 and not (self.miss and self.rng.random() < self.miss)
+        lost = self.miss and self.rng.random() < self.miss
+        polled = self.blocks % self.every == 0 and not lost
         if polled:
             self.sample.fill(b, self.clock.ticks_ms())
             self.m.on_sample(self.sample)

@@ -22,7 +22,7 @@ class CalibrationError(ValueError):
 
 def _number(args, key, integer):
     v = args.get(key)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
+    if isinstance(v, bool) or not isinstance(v, int if integer else (int, float)):
         raise CalibrationError("%s must be %s" % (key, "an integer" if integer else "a number"))
     return v
 
@@ -168,7 +168,9 @@ class _Speed(_Procedure):
         if self.distance_m is None and self.marks <= self.revs:
             return
         pulses = p - self.p0
-        metres = self.distance_m if self.distance_m is not None else self.revs * self.flat["scale.belt_length_m"]
+        metres = self.distance_m
+        if metres is None:
+            metres = self.revs * self.flat["scale.belt_length_m"]
         if pulses <= 0:
             self.fail("the belt did not move between the marks")
             return
@@ -521,13 +523,12 @@ class AutoZero:
     def _limit(self, active):
         if active != self.at_limit:
             self.at_limit = active
-            self.alarm(
-                "autozero_limit",
-                active,
-                "auto-zero correction reached its limit of %d counts: calibrate the zero" % self.limit_counts
-                if active
-                else "auto-zero correction back within its limit",
-            )
+            if active:
+                detail = "auto-zero correction reached its limit of %d counts: calibrate the zero"
+                detail %= self.limit_counts
+            else:
+                detail = "auto-zero correction back within its limit"
+            self.alarm("autozero_limit", active, detail)
 
     def snapshot(self):
         return {"acc_cp": self.acc_cp, "acc_p": self.acc_p, "at_limit": self.at_limit}

@@ -55,7 +55,8 @@ class Measurement:
         if sc.restarted or sc.jumped:
             self._counter_event(s)
         self.running.update(s.di, s.status, sc.dp, sc.n, sc.loaded)
-        self.production.add(sc.committed_g, sc.dp, self.running.poll_run_blocks, 0 if sc.ok else sc.dp)
+        unweighed = 0 if sc.ok else sc.dp
+        self.production.add(sc.committed_g, sc.dp, self.running.poll_run_blocks, unweighed)
         self.vibration.on_rms(s.vib_rms_01mv, s.status)
         self.cal.on_poll(sc)
 
@@ -80,7 +81,8 @@ class Measurement:
 
     def run(self, now_ms):
         c = self.clock
-        self.production.tick(c.time(), now_ms, c.ticks_diff, self.scale.total_g, self.scale.pulses_per_m)
+        sc = self.scale
+        self.production.tick(c.time(), now_ms, c.ticks_diff, sc.total_g, sc.pulses_per_m)
 
     def checkpoint_due(self):
         """True after a prod or total record: checkpoint now, so that a restart cannot

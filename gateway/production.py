@@ -86,7 +86,9 @@ class Production:
         self.interval_s = int(flat["production.interval_s"])
         offset = int(flat["production.utc_offset_min"])
         shifts = _parse_shifts(flat["production.shifts"])
-        if shifts != getattr(self, "shift_min", None) or offset != getattr(self, "utc_offset_min", None):
+        if shifts != getattr(self, "shift_min", None) or offset != getattr(
+            self, "utc_offset_min", None
+        ):
             self.shift_min = shifts
             self.utc_offset_min = offset
             self._next_boundary = None  # keys computed again at the next tick
@@ -144,7 +146,8 @@ class Production:
 
     def _open_at(self, t0):
         i = self.interval_s
-        self.iv = {"t0": t0, "t1": (t0 // i + 1) * i, "g": 0, "conv": 0, "p": 0, "run": 0, "unw": 0}
+        t1 = (t0 // i + 1) * i
+        self.iv = {"t0": t0, "t1": t1, "g": 0, "conv": 0, "p": 0, "run": 0, "unw": 0}
 
     def _flush(self):
         g = self._pg
@@ -231,7 +234,11 @@ class Production:
                 "event",
                 {
                     "code": "coef_changed",
-                    "detail": {"old": {"production.coef": old}, "new": {"production.coef": coef}, "effective_t": t},
+                    "detail": {
+                        "old": {"production.coef": old},
+                        "new": {"production.coef": coef},
+                        "effective_t": t,
+                    },
                 },
             )
             self.checkpoint_due = True
@@ -270,7 +277,11 @@ class Production:
                 "conv_kg": _kg(_conv_g(per[3] + self._pg * self.coef_ppm)),
             }
         for kind, last in self.last.items():
-            out["last_" + kind] = {"key": last[0], "mass_kg": _kg(last[1]), "conv_kg": _kg(last[2])}
+            out["last_" + kind] = {
+                "key": last[0],
+                "mass_kg": _kg(last[1]),
+                "conv_kg": _kg(last[2]),
+            }
         return out
 
     # --- persistence

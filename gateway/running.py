@@ -34,7 +34,8 @@ class Running:
 
     def apply_params(self, flat):
         # Pulses per second at the least speed that counts as moving.
-        self._min_pps = max(1, int(float(flat["scale.run_min_speed_mps"]) * float(flat["scale.pulses_per_m"]) + 0.5))
+        pps = float(flat["scale.run_min_speed_mps"]) * float(flat["scale.pulses_per_m"])
+        self._min_pps = max(1, int(pps + 0.5))
         self._mismatch = int(float(flat["scale.run_mismatch_s"]) * _BLOCK_HZ + 0.5)
 
     def update(self, di, status, dp, n, loaded):
@@ -73,7 +74,10 @@ class Running:
         if slip != self.slip:
             self.slip = slip
             if slip:
-                why = "speed sensor disconnected" if status & _SPEED_SENSOR else "belt slip or speed sensor fault"
+                if status & _SPEED_SENSOR:
+                    why = "speed sensor disconnected"
+                else:
+                    why = "belt slip or speed sensor fault"
                 detail = "motor running (DI1) but no belt pulses: %s" % why
             else:
                 detail = "belt pulses agree with DI1 again"

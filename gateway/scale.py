@@ -111,7 +111,8 @@ class Scale:
         self.span_kg_per_count = span
         self.material_factor = mf
         self.zero_counts = int(flat["scale.zero_counts"])
-        self.design_kgpm = float(flat["scale.design_tph"]) / (3.6 * float(flat["scale.design_speed_mps"]))
+        design_mps = float(flat["scale.design_speed_mps"])
+        self.design_kgpm = float(flat["scale.design_tph"]) / (3.6 * design_mps)
         # Net counts per kg/m of measured load (before linearization).
         self.counts_per_kgpm = wl / (span * mf)
         k_g = span * mf * 1000.0 / (wl * ppm)  # grams per count x pulse
@@ -130,7 +131,8 @@ class Scale:
         self._max_ppb = int(_MAX_MPS * 1.25 * ppm / _BLOCK_HZ) + 2
         self._tau_blocks = int(float(flat["scale.damping_s"]) * _BLOCK_HZ + 0.5)
         lin = flat["scale.linearization"]
-        self._lin_counts = [int(p[0] / 100.0 * self.design_kgpm * self.counts_per_kgpm) for p in lin]
+        design = self.design_kgpm * self.counts_per_kgpm
+        self._lin_counts = [int(p[0] / 100.0 * design) for p in lin]
         self._lin_f = [int((1.0 + p[1] / 100.0) * (1 << _LIN_Q) + 0.5) for p in lin]
         self._update_zero()
 
@@ -284,13 +286,19 @@ class Scale:
         self._f_n += n
         while self._mid != self._head:
             j = self._mid & _MASK
-            if self._f_d - self._g_d[j] >= self._half_p or self._f_n - self._g_n[j] >= _GATE_BLOCKS:
+            if (
+                self._f_d - self._g_d[j] >= self._half_p
+                or self._f_n - self._g_n[j] >= _GATE_BLOCKS
+            ):
                 self._decide()
             else:
                 break
         while self._tail != self._mid:
             j = self._tail & _MASK
-            if self._b_d - self._g_d[j] >= self._half_p or self._b_n - self._g_n[j] >= _GATE_BLOCKS:
+            if (
+                self._b_d - self._g_d[j] >= self._half_p
+                or self._b_n - self._g_n[j] >= _GATE_BLOCKS
+            ):
                 self._drop_tail()
             else:
                 break
@@ -405,7 +413,9 @@ class Scale:
         i = self._mid
         while i != self._head:
             j = i & _MASK
-            pend.append([self._g_inc[j], self._g_cp[j], self._g_d[j], self._g_n[j], self._g_bad[j]])
+            pend.append(
+                [self._g_inc[j], self._g_cp[j], self._g_d[j], self._g_n[j], self._g_bad[j]]
+            )
             i += 1
         return {
             "total_g": self.total_g,

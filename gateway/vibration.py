@@ -38,9 +38,10 @@ class Spectrum:
     def __init__(self):
         q = 1 << _Q
         half = _N // 2
-        self._cos = array("i", [int(round(math.cos(2 * math.pi * k / _N) * q)) for k in range(half)])
-        self._sin = array("i", [int(round(math.sin(2 * math.pi * k / _N) * q)) for k in range(half)])
-        self._win = array("i", [int(round((0.5 - 0.5 * math.cos(2 * math.pi * k / _N)) * q)) for k in range(_N)])
+        w = 2 * math.pi / _N
+        self._cos = array("i", [int(round(math.cos(w * k) * q)) for k in range(half)])
+        self._sin = array("i", [int(round(math.sin(w * k) * q)) for k in range(half)])
+        self._win = array("i", [int(round((0.5 - 0.5 * math.cos(w * k)) * q)) for k in range(_N)])
         rev = bytearray(_N)
         for i in range(_N):
             r, x = 0, i
@@ -163,7 +164,8 @@ class Vibration:
     def _set_zone(self, zone):
         old = self.zone
         self.zone = zone
-        detail = "vibration %.2f mm/s r.m.s., ISO 10816-3 zone %s" % (self.rms_mmps(), self.zone_name())
+        detail = "vibration %.2f mm/s r.m.s., ISO 10816-3 zone %s"
+        detail %= (self.rms_mmps(), self.zone_name())
         if self.analysis is not None and self.analysis["hint"] not in ("none", "unclassified"):
             detail += ", last capture suggests %s" % self.analysis["hint"]
         for code, z in (("vibration_zone_c", 2), ("vibration_zone_d", 3)):

@@ -52,7 +52,8 @@ def test_period_keys_local_time_and_shift_boundaries():
     keys, nxt = period_keys(T0, 480, shifts)  # 08:00 local on 2026-01-01
     assert keys["shift"][1] == "2026-01-01/2"
     assert keys["day"][1] == "2026-01-01"
-    assert keys["month"][1] == "2026-01" and keys["quarter"][1] == "2026-Q1" and keys["year"][1] == "2026"
+    assert keys["month"][1] == "2026-01" and keys["quarter"][1] == "2026-Q1"
+    assert keys["year"][1] == "2026"
     assert nxt == T0 + 8 * 3600
     keys, nxt = period_keys(T0 - 1, 480, shifts)
     assert keys["shift"][1] == "2026-01-01/1" and nxt == T0
@@ -72,7 +73,8 @@ def test_prod_records_per_interval():
     r = _Rig()
     r.seconds(5 + 125, g_per_s=200001, pulses_per_s=250)
     prods = r.of("prod")
-    assert [(p["t0"], p["t1"]) for p in prods] == [(T0 - 4, T0), (T0, T0 + 60), (T0 + 60, T0 + 120)]
+    bounds = [(T0 - 4, T0), (T0, T0 + 60), (T0 + 60, T0 + 120)]
+    assert [(p["t0"], p["t1"]) for p in prods] == bounds
     p = prods[1]
     assert p["mass_g"] == 60 * 200001 and p["mass_kg"] == 60 * 200001 / 1000
     assert p["total_g"] == 65 * 200001 and p["total_kg"] == 65 * 200001 / 1000

@@ -165,7 +165,10 @@ def test_never_negative():
 def test_total_never_decreases_with_noisy_edges():
     # Alternating +-3000 counts of noise around a batch edge.
     sc = Scale(params())
-    b = Belt(load=lambda x: (60000 if 5000 < x <= 6000 else 0) + (3000 if (x // 25) % 2 else -3000))
+    def load(x):
+        return (60000 if 5000 < x <= 6000 else 0) + (3000 if (x // 25) % 2 else -3000)
+
+    b = Belt(load=load)
     last = 0
     for _ in range(600):
         run(sc, b, 1)
