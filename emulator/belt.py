@@ -130,6 +130,10 @@ class Belt:
         self.vibration_mode = "normal"
         self.vibration_scale = 1.0
         self._pulses_start = pulses_start
+        self._pulse_base = 0  # int(x_m * pulses_per_m) when the collector last (re)started
+        self.started_t = 0.0  # when the collector last (re)started, for its uptime
+        self.restarts = 0
+        self.restarted = True  # status bit 8: set at power-up and restart, cleared by ack
         # Material kg/m per 1 cm cell, indexed by travel at the frame; cells behind the
         # frame are dropped (_mat_base counts them) so a long run uses constant memory.
         self._mat = [0.0]
@@ -139,7 +143,7 @@ class Belt:
         self._loaded_to_m = load_to_frame_m  # cells before this were laid before start: empty
         self._extend_material(load_to_frame_m + weigh_length_m)
         self._conv = 0
-        self._sums = [0.0] * 4
+        self._frame_acc = self._hours_acc = 0.0
         self.block_seq = 0
         self.cells = [int(o) for o in self.offsets]
         self.pulses = pulses_start % WRAP
@@ -152,6 +156,27 @@ class Belt:
     # --- ground truth helpers
     def revolutions(self):
         return self.x_m / self.belt_length_m
+
+    def marks(self):
+        """Passes of a mark on the belt past a fixed point (whole revolutions travelled):
+        what a technician watching a painted mark, or a belt-mark sensor, counts."""
+        return int(self.x_m / self.belt_length_m)
+
+    def uptime_s(self):
+        return int(self.t - self.started_t)
+
+    def restart(self):
+        """The collector restarts (power dip, watchdog): block_seq and the pulse counter
+        begin again at 0 from this instant; the belt itself keeps running."""
+        self._conv = 0
+        self._frame_acc = self._hours_acc = 0.0
+        self.block_seq = 0
+        self._pulses_start = 0
+        self._pulse_base = int(self.x_m * self.pulses_per_m)
+        self.pulses = 0
+        self.started_t = self.t
+        self.restarts += 1
+        self.restarted = True
 
     def _mat_at(self, x):
         return _interp(self._mat_prefix, x - self._mat_base * _CELL_M)
@@ -217,19 +242,11 @@ class Belt:
         self.true_mass_kg += self._mat_at(self.x_m) - self._mat_at(x0)
         self._trim_material()
         self.t += dt
-        # Conversion: each cell sees its share of the frame, its gain, offset, drift, noise.
-        frame = self.frame_kg()
-        hours = self.t / 3600
-        rng = self._rng
-        for i in range(4):
-            c = (
-                self.offsets[i]
-                + self.drift_counts_per_h[i] * hours
-                + self.gains[i] * self.shares[i] * frame
-                + rng.gauss(0, self.noise_counts)
-            )
-            self._sums[i] += c
-        self._vibration(dt)
+        # Conversion: each cell sees its share of the frame, its gain, offset, drift and
+        # noise. Only the block means are published, so the sums are kept of what varies
+        # (the frame, the hours of drift) and the noise of the mean is drawn once.
+        self._frame_acc += self.frame_kg()
+        self._hours_acc += self.t / 3600
         self._conv += 1
         if self._conv == _BLOCK:
             self._publish()
@@ -237,12 +254,24 @@ class Belt:
     def _publish(self):
         self._conv = 0
         self.block_seq = (self.block_seq + 1) % WRAP
+        frame = self._frame_acc / _BLOCK
+        hours = self._hours_acc / _BLOCK
+        self._frame_acc = self._hours_acc = 0.0
+        rng = self._rng
+        sigma = self.noise_counts / math.sqrt(_BLOCK)
         for i in range(4):
-            self.cells[i] = int(round(self._sums[i] / _BLOCK))
-            self._sums[i] = 0.0
+            c = (
+                self.offsets[i]
+                + self.drift_counts_per_h[i] * hours
+                + self.gains[i] * self.shares[i] * frame
+                + rng.gauss(0, sigma)
+            )
+            self.cells[i] = int(round(c))
             if i in self.faulty_cells:
                 self.cells[i] = -(1 << 31)
-        self.pulses = (self._pulses_start + int(self.x_m * self.pulses_per_m)) % WRAP
+        counted = int(self.x_m * self.pulses_per_m) - self._pulse_base
+        self.pulses = (self._pulses_start + counted) % WRAP
+        self._vibration()
 
     def advance(self, seconds):
         for _ in range(int(round(seconds / _CONV_S))):
@@ -275,7 +304,7 @@ class Belt:
 
     _NOISE_MMPS = 0.15
 
-    def _vibration(self, dt):
+    def _vibration(self):
         comps = self._components()
         ms = sum(a * a / 2 for _, a, _ in comps) + (self._NOISE_MMPS**2 if comps else 0.02**2)
         self.vib_rms_mv = math.sqrt(ms) * MV_PER_MMPS

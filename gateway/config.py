@@ -99,6 +99,19 @@ def _linearization(v):
     return out
 
 
+def _alarm_classes(v):
+    from gateway.alarms import CLASSES
+
+    if not isinstance(v, list):
+        raise ConfigError("must be a list of alarm classes (%s)" % ", ".join(CLASSES))
+    for c in v:
+        if c not in CLASSES:
+            raise ConfigError(
+                "%s is not an alarm class (%s)" % (json.dumps(c), ", ".join(CLASSES))
+            )
+    return v
+
+
 # (dotted key, check, default, settable at run time by set / set_params)
 SCHEMA = (
     ("device_id", _int(1, 0xFFFFFFFF), REQUIRED, False),
@@ -125,6 +138,7 @@ SCHEMA = (
     ("scale.design_tph", _num(1.0, 20000.0), 1000.0, True),
     ("scale.design_speed_mps", _num(0.1, 8.0), 2.5, True),
     ("scale.dropout_pct", _num(0.0, 20.0), 2.0, True),
+    ("scale.dropout_window_m", _num(1.0, 50.0), 10.0, True),
     ("scale.belt_length_m", _num(1.0, 20000.0), 200.0, True),
     ("scale.linearization", _linearization, [], True),
     ("scale.damping_s", _num(0.0, 60.0), 3.0, True),
@@ -132,15 +146,37 @@ SCHEMA = (
     ("scale.autozero", _bool, True, True),
     ("scale.autozero_band_pct", _num(0.1, 10.0), 2.0, True),
     ("scale.autozero_limit_pct", _num(0.1, 20.0), 2.0, True),
+    ("scale.run_min_speed_mps", _num(0.01, 2.0), 0.1, True),
+    ("scale.run_mismatch_s", _num(1.0, 600.0), 10.0, True),
     ("production.interval_s", _one_of(10, 15, 20, 30, 60, 120, 300, 600, 900), 60, True),
     ("production.shifts", _shifts, ["00:00", "08:00", "16:00"], True),
     ("production.utc_offset_min", _int(-720, 840), 480, True),
+    ("production.coef", _num(0.1, 2.0), 1.0, True),
+    ("production.coef_from", _int(0, 0xFFFFFFFF), 0, True),
     ("vibration.machine_group", _one_of(1, 2), 2, True),
     ("vibration.foundation", _one_of("rigid", "flexible"), "rigid", True),
     ("vibration.motor_rpm", _num(60.0, 6000.0), 1480.0, True),
     ("store.budget_mib", _int(1, 4096), 64, False),
     ("store.checkpoint_s", _int(1, 600), 10, True),
     ("store.checkpoint_battery_s", _int(1, 60), 1, True),
+    ("alarms.do1_classes", _alarm_classes, ["fault", "power", "process", "production"], True),
+    ("alarms.day_limit_t", _num(0.0, 1000000.0), 0.0, True),
+    ("alarms.month_limit_t", _num(0.0, 30000000.0), 0.0, True),
+    ("alarms.supply_low_mv", _int(5000, 15000), 10800, True),
+    ("alarms.temp_low_c", _num(-50.0, 20.0), -20.0, True),
+    ("alarms.temp_high_c", _num(20.0, 120.0), 60.0, True),
+    ("alarms.link_error_pct", _num(0.1, 100.0), 5.0, True),
+    ("alarms.link_latency_ms", _int(10, 5000), 200, True),
+    ("alarms.upload_down_s", _int(60, 604800), 1800, True),
+    ("alarms.backlog_records", _int(100, 100000000), 10000, True),
+    ("alarms.mem_free_min_kib", _int(1, 65536), 16, True),
+    ("alarms.flash_free_min_kib", _int(16, 16777216), 1024, True),
+    ("alarms.clock_step_s", _int(2, 3600), 5, True),
+    ("alarms.cell_min_counts", _int(-(2**31), 2**31 - 1), -40000, True),
+    ("alarms.cell_max_counts", _int(-(2**31), 2**31 - 1), 340000, True),
+    ("alarms.cell_stuck_counts", _int(0, 10000), 2, True),
+    ("alarms.cell_drift_counts", _int(100, 10000000), 5000, True),
+    ("alarms.vib_floor_mv", _num(0.0, 100.0), 2.0, True),
     ("cli.port", _opt_str, None, False),
     ("cli.idle_logout_s", _int(30, 86400), 600, True),
 )

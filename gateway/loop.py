@@ -55,13 +55,19 @@ class Loop:
             s.overruns += 1
             s.due = c.ticks_add(now, s.period_ms)
 
+    def _stalled(self, s, now):
+        return self.clock.ticks_diff(now, s.last_ok) > max(10 * s.period_ms, _STALL_MIN_MS)
+
     def progressing(self, now):
         """True while every job has completed a run recently (what feeds the watchdog)."""
         for s in self._slots:
-            limit = max(10 * s.period_ms, _STALL_MIN_MS)
-            if self.clock.ticks_diff(now, s.last_ok) > limit:
+            if self._stalled(s, now):
                 return False
         return True
+
+    def stalled(self, now):
+        """Names of the jobs that have not completed a run recently."""
+        return [s.job.name for s in self._slots if self._stalled(s, now)]
 
     def step(self):
         """Run every job that is due; return ms until the next one is."""

@@ -27,10 +27,11 @@ def _cli_stream(port):
 
 def build(cfg):
     cli = cfg["cli.port"]
+    flash = Flash(cfg["data_dir"])
     return Hardware(
         clock=Clock(),
-        flash=Flash(cfg["data_dir"]),
+        flash=flash,
         collector_uart=open_uart(cfg["collector.port"], cfg["collector.baud"]),
         cli_uart=_cli_stream(cli),
-        watchdog=Watchdog(8000),
+        watchdog=Watchdog(8000, flash),  # flash: where it leaves its reset marker
     )

@@ -1,0 +1,1 @@
+# protocols: wire formats. Codecs build, parse and raise; they never retry or reconnect.

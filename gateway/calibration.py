@@ -1,0 +1,540 @@
+# Calibration procedures and auto-zero tracking. Each procedure is a small state machine
+# fed by the scale after every poll; it reports progress in belt revolutions and ends with
+# a proposed set of parameter changes that takes effect only when confirmed (the app then
+# validates, persists and applies it). What each procedure does: docs/measurement.md.
+from gateway import config
+from gateway.scale import lin_correction_pct
+
+IDLE = "idle"
+RUNNING = "running"
+DRAINING = "draining"  # material test: waiting for the gate to decide the last polls
+DONE = "done"
+FAILED = "failed"
+
+_MIN_REVS = 3
+_LIN_MERGE_PCT = 5.0  # a new linearization point this close to an old one replaces it
+_LIN_MAX = 5
+
+
+class CalibrationError(ValueError):
+    pass
+
+
+def _number(args, key, integer):
+    v = args.get(key)
+    if isinstance(v, bool) or not isinstance(v, int if integer else (int, float)):
+        raise CalibrationError("%s must be %s" % (key, "an integer" if integer else "a number"))
+    return v
+
+
+def _rev_pulses(scale, belt_length_m):
+    return int(belt_length_m * scale.pulses_per_m + 0.5)
+
+
+class _Procedure:
+    inhibit = False  # True: the totalizer stops while it runs (test loads are not coal)
+
+    def __init__(self, kind, scale, flat):
+        self.kind = kind
+        self.scale = scale
+        self.flat = flat
+        self.state = RUNNING
+        self.error = None
+        self.changes = None
+        self.detail = None
+
+    def fail(self, why):
+        self.state = FAILED
+        self.error = why
+
+    def mark(self):
+        raise CalibrationError("%s calibration takes no belt marks" % self.kind)
+
+    def finish(self, weighbridge_kg):
+        raise CalibrationError("%s calibration ends by itself" % self.kind)
+
+    def progress(self):
+        return {}
+
+
+class _RevolutionAverage(_Procedure):
+    """The mean net load over a whole number of belt revolutions, measured in pulses."""
+
+    inhibit = True
+
+    def __init__(self, kind, scale, flat, revs):
+        _Procedure.__init__(self, kind, scale, flat)
+        self.revs = revs
+        self.need_p = revs * _rev_pulses(scale, flat["scale.belt_length_m"])
+        self.acc_cp = 0
+        self.acc_p = 0
+
+    def on_poll(self, scale):
+        if scale.restarted or scale.jumped or not scale.ok:
+            self.fail("the load could not be measured (cell, ADC or counter fault)")
+            return
+        cp, dp = scale.cp, scale.dp
+        if not dp:
+            return
+        left = self.need_p - self.acc_p
+        if dp >= left:
+            # Only the part of this poll's travel that completes the last revolution.
+            self.acc_cp += (cp * left + dp // 2) // dp
+            self.acc_p = self.need_p
+            self.mean_net = self.acc_cp / self.acc_p
+            self._result()
+        else:
+            self.acc_cp += cp
+            self.acc_p += dp
+
+    def progress(self):
+        return {
+            "revs_done": round(self.acc_p / self.need_p * self.revs, 3),
+            "revs_needed": self.revs,
+        }
+
+
+class _Zero(_RevolutionAverage):
+    def _result(self):
+        s = self.scale
+        old = self.flat["scale.zero_counts"]
+        new = s.zero_eff + int(round(self.mean_net))
+        design = s.design_kgpm * s.counts_per_kgpm
+        self.change_pct = (new - s.zero_eff) / design * 100.0
+        self.limit_pct = self.flat["scale.zero_limit_pct"]
+        self.changes = {"scale.zero_counts": new}
+        self.detail = {
+            "old": {"scale.zero_counts": old, "autozero_counts": s.az_counts},
+            "new": {"scale.zero_counts": new},
+            "change_pct": round(self.change_pct, 4),
+            "limit_pct": self.limit_pct,
+            "revs": self.revs,
+            "pulses": self.acc_p,
+        }
+        self.state = DONE
+
+
+class _Span(_RevolutionAverage):
+    def __init__(self, kind, scale, flat, revs, frame_kg, what):
+        _RevolutionAverage.__init__(self, kind, scale, flat, revs)
+        self.frame_kg = frame_kg
+        self.what = what
+
+    def _result(self):
+        s = self.scale
+        design = s.design_kgpm * s.counts_per_kgpm
+        if self.mean_net < 0.05 * design:
+            self.fail("the test load raised the reading by %d counts only" % int(self.mean_net))
+            return
+        old = self.flat["scale.span_kg_per_count"]
+        new = self.frame_kg / self.mean_net
+        self.changes = {"scale.span_kg_per_count": new}
+        self.detail = {
+            "old": {"scale.span_kg_per_count": old},
+            "new": {"scale.span_kg_per_count": new},
+            "test": self.what,
+            "frame_kg": self.frame_kg,
+            "net_counts": round(self.mean_net, 1),
+            "change_pct": round((new / old - 1) * 100.0, 4),
+            "revs": self.revs,
+        }
+        self.state = DONE
+
+
+class _Speed(_Procedure):
+    """Pulses per metre from belt marks: whole revolutions of a belt of measured length,
+    or a measured test distance between two marks."""
+
+    def __init__(self, kind, scale, flat, revs, distance_m):
+        _Procedure.__init__(self, kind, scale, flat)
+        self.revs = revs
+        self.distance_m = distance_m
+        self.marks = 0
+        self.p0 = 0
+        self.state = RUNNING
+
+    def on_poll(self, scale):
+        if self.marks and (scale.restarted or scale.jumped):
+            self.fail("the pulse counter jumped during the speed calibration")
+
+    def mark(self):
+        if self.state != RUNNING:
+            raise CalibrationError("speed calibration is %s" % self.state)
+        p = self.scale.travel_p
+        self.marks += 1
+        if self.marks == 1:
+            self.p0 = p
+            return
+        if self.distance_m is None and self.marks <= self.revs:
+            return
+        pulses = p - self.p0
+        metres = self.distance_m
+        if metres is None:
+            metres = self.revs * self.flat["scale.belt_length_m"]
+        if pulses <= 0:
+            self.fail("the belt did not move between the marks")
+            return
+        old = self.flat["scale.pulses_per_m"]
+        new = pulses / metres
+        self.changes = {"scale.pulses_per_m": new}
+        self.detail = {
+            "old": {"scale.pulses_per_m": old},
+            "new": {"scale.pulses_per_m": new},
+            "pulses": pulses,
+            "metres": metres,
+            "change_pct": round((new / old - 1) * 100.0, 4),
+        }
+        self.state = DONE
+
+    def progress(self):
+        moved = self.scale.travel_p - self.p0 if self.marks else 0
+        rev_p = _rev_pulses(self.scale, self.flat["scale.belt_length_m"])
+        out = {"marks": self.marks, "revs_done": round(moved / rev_p, 3)}
+        if self.distance_m is None:
+            out["revs_needed"] = self.revs
+        else:
+            out["distance_m"] = self.distance_m
+        return out
+
+
+class _Material(_Procedure):
+    """A batch weighed on a weighbridge against the batch totalized by the scale."""
+
+    def __init__(self, kind, scale, flat):
+        _Procedure.__init__(self, kind, scale, flat)
+        self.g0 = scale.total_g
+        self.loaded0 = scale.loaded_p
+        self.travel0 = scale.travel_p
+        self.weighbridge_kg = None
+        self.drain_to = 0
+
+    def on_poll(self, scale):
+        if self.state == DRAINING and scale.gate_decided(self.drain_to):
+            self._result()
+
+    def finish(self, weighbridge_kg):
+        if self.state != RUNNING:
+            raise CalibrationError("material test is %s" % self.state)
+        if not weighbridge_kg > 0:
+            raise CalibrationError("the weighbridge mass must be > 0 kg")
+        self.weighbridge_kg = float(weighbridge_kg)
+        self.drain_to = self.scale.gate_seq()
+        self.state = DRAINING
+
+    def _measured(self):
+        s = self.scale
+        return s.total_g - self.g0, s.loaded_p - self.loaded0
+
+    def _result(self):
+        s = self.scale
+        load = s.window_load_pct()
+        if load is not None and load >= s.dropout_pct:
+            self.fail("the belt is still loaded: end the test once the batch has passed")
+            return
+        g, loaded_p = self._measured()
+        if g <= 0:
+            self.fail("nothing was totalized during the test")
+            return
+        self.ratio = self.weighbridge_kg * 1000.0 / g
+        self.load_pct = g / 1000.0 / (loaded_p / s.pulses_per_m) / s.design_kgpm * 100.0
+        self._propose(g)
+        self.state = DONE
+
+    def _propose(self, g):
+        old = self.flat["scale.material_factor"]
+        new = old * self.ratio
+        self.changes = {"scale.material_factor": new}
+        self.detail = {
+            "old": {"scale.material_factor": old},
+            "new": {"scale.material_factor": new},
+            "weighbridge_kg": self.weighbridge_kg,
+            "measured_kg": g / 1000.0,
+            "load_pct": round(self.load_pct, 2),
+            "error_pct": round((1 / self.ratio - 1) * 100.0, 4),
+        }
+
+    def progress(self):
+        g, _ = self._measured()
+        rev_p = _rev_pulses(self.scale, self.flat["scale.belt_length_m"])
+        return {
+            "measured_kg": g / 1000.0,
+            "revs_done": round((self.scale.travel_p - self.travel0) / rev_p, 3),
+        }
+
+
+class _LinearizationPoint(_Material):
+    """A material test at one flow rate that sets the correction at its mean load."""
+
+    def _propose(self, g):
+        old = [list(p) for p in self.flat["scale.linearization"]]
+        corr_old = lin_correction_pct(old, self.load_pct)
+        corr = ((1.0 + corr_old / 100.0) * self.ratio - 1.0) * 100.0
+        pts = [p for p in old if abs(p[0] - self.load_pct) >= _LIN_MERGE_PCT]
+        if len(pts) >= _LIN_MAX:
+            pts.sort(key=lambda p: abs(p[0] - self.load_pct))
+            pts = pts[1:]
+        pts.append([round(self.load_pct, 2), round(corr, 4)])
+        pts.sort(key=lambda p: p[0])
+        self.changes = {"scale.linearization": pts}
+        self.detail = {
+            "old": {"scale.linearization": old},
+            "new": {"scale.linearization": pts},
+            "weighbridge_kg": self.weighbridge_kg,
+            "measured_kg": g / 1000.0,
+            "load_pct": round(self.load_pct, 2),
+            "correction_pct": round(corr, 4),
+        }
+
+
+class Calibrator:
+    """Runs one calibration at a time: start(kind, ...), progress(), mark() / finish()
+    where the procedure needs them, then confirm() returns the changes to apply."""
+
+    def __init__(self, scale, emit):
+        self.scale = scale
+        self.emit = emit
+        self.proc = None
+        self.flat = None
+
+    def apply_params(self, flat):
+        self.flat = flat
+
+    def start(self, kind, revs=None, test_kg=None, chain_kgpm=None, distance_m=None):
+        if self.proc is not None and self.proc.state in (RUNNING, DRAINING):
+            raise CalibrationError("a %s calibration is running; abort it first" % self.proc.kind)
+        s, flat = self.scale, self.flat
+        if kind in ("zero", "span_weight", "span_chain"):
+            revs = _MIN_REVS if revs is None else int(revs)
+            if revs < _MIN_REVS:
+                raise CalibrationError("%s needs at least %d belt revolutions" % (kind, _MIN_REVS))
+        if kind == "zero":
+            p = _Zero(kind, s, flat, revs)
+        elif kind == "span_weight":
+            if test_kg is None or not test_kg > 0:
+                raise CalibrationError("span_weight needs test_kg > 0 (the weights on the frame)")
+            p = _Span(kind, s, flat, revs, float(test_kg), "weights %s kg" % test_kg)
+        elif kind == "span_chain":
+            if chain_kgpm is None or not chain_kgpm > 0:
+                raise CalibrationError("span_chain needs chain_kgpm > 0")
+            frame_kg = float(chain_kgpm) * flat["scale.weigh_length_m"]
+            p = _Span(kind, s, flat, revs, frame_kg, "chain %s kg/m" % chain_kgpm)
+        elif kind == "speed":
+            if distance_m is None:
+                revs = 1 if revs is None else int(revs)
+                if revs < 1:
+                    raise CalibrationError("speed needs revs >= 1")
+            elif not distance_m > 0:
+                raise CalibrationError("distance_m must be > 0")
+            p = _Speed(kind, s, flat, revs, None if distance_m is None else float(distance_m))
+        elif kind == "material":
+            p = _Material(kind, s, flat)
+        elif kind == "linearization":
+            p = _LinearizationPoint(kind, s, flat)
+        else:
+            raise CalibrationError(
+                "unknown calibration %r (zero, span_weight, span_chain, speed, material, "
+                "linearization)" % kind
+            )
+        self.proc = p
+        s.inhibit = p.inhibit
+        return self.progress()
+
+    def on_poll(self, scale):
+        p = self.proc
+        if p is not None and p.state in (RUNNING, DRAINING):
+            p.on_poll(scale)
+            if p.state not in (RUNNING, DRAINING):
+                scale.inhibit = False
+
+    def mark(self):
+        self._running().mark()
+        return self.progress()
+
+    def finish(self, weighbridge_kg):
+        self._running().finish(weighbridge_kg)
+        return self.progress()
+
+    def abort(self):
+        if self.proc is not None:
+            self.scale.inhibit = False
+            self.proc = None
+
+    def _running(self):
+        if self.proc is None or self.proc.state != RUNNING:
+            raise CalibrationError("no calibration is running")
+        return self.proc
+
+    def progress(self):
+        p = self.proc
+        if p is None:
+            return {"state": IDLE}
+        out = {"kind": p.kind, "state": p.state}
+        out.update(p.progress())
+        if p.state == DONE:
+            out["result"] = p.detail
+        elif p.state == FAILED:
+            out["error"] = p.error
+        return out
+
+    def command(self, args):
+        """One entry point for the CLI and the center: args is a dict from the wire,
+        {"action": start|mark|finish|abort|progress|confirm, ...}. Returns progress, or
+        for confirm {"changes": {...}} that the app must persist and apply.
+        Anything malformed raises CalibrationError naming it."""
+        if not isinstance(args, dict):
+            raise CalibrationError("calibration arguments must be an object")
+        action = args.get("action")
+        if action == "start":
+            kind = args.get("kind")
+            if not isinstance(kind, str):
+                raise CalibrationError("start needs kind")
+            kw = {}
+            for key in ("revs", "test_kg", "chain_kgpm", "distance_m"):
+                if args.get(key) is not None:
+                    kw[key] = _number(args, key, key == "revs")
+            return self.start(kind, **kw)
+        if action == "mark":
+            return self.mark()
+        if action == "finish":
+            return self.finish(_number(args, "weighbridge_kg", False))
+        if action == "abort":
+            self.abort()
+            return self.progress()
+        if action == "progress":
+            return self.progress()
+        if action == "confirm":
+            tech = args.get("technician")
+            if tech is not None and (not isinstance(tech, str) or not tech):
+                raise CalibrationError("technician must be a non-empty string")
+            force = args.get("force", False)
+            if not isinstance(force, bool):
+                raise CalibrationError("force must be true or false")
+            return {"changes": self.confirm(tech, force)}
+        raise CalibrationError("action must be start, mark, finish, abort, progress or confirm")
+
+    def confirm(self, technician=None, force=False):
+        """The changes of the finished calibration, validated, for the app to persist and
+        apply. A zero change beyond scale.zero_limit_pct is refused unless forced by a
+        logged-in technician. Records the calibration (or the refusal) as an event."""
+        p = self.proc
+        if p is None or p.state != DONE:
+            raise CalibrationError("no finished calibration to confirm")
+        detail = dict(p.detail)
+        detail["kind"] = p.kind
+        detail["technician"] = technician
+        if p.kind == "zero" and abs(p.change_pct) > p.limit_pct:
+            if not (force and technician):
+                self.emit("event", {"code": "cal_refused", "detail": detail})
+                raise CalibrationError(
+                    "zero change %.3f %% of design load is beyond the limit of %.3f %%; "
+                    "only a logged-in technician can force it" % (p.change_pct, p.limit_pct)
+                )
+            detail["forced"] = True
+        try:
+            changes = config.check_params(p.changes)
+        except config.ConfigError as e:
+            raise CalibrationError("calibration result rejected: %s" % e)
+        self.emit("event", {"code": "cal_" + p.kind.split("_")[0], "detail": detail})
+        self.proc = None
+        return changes
+
+
+class AutoZero:
+    """Tracks the zero over whole revolutions of empty belt. Each revolution whose every
+    poll had a window load inside the band moves the zero by the mean net load found;
+    the total correction since the last zero calibration is held within the limit, and
+    the alarm autozero_limit is raised when it reaches it."""
+
+    def __init__(self, scale, emit, alarm):
+        self.scale = scale
+        self.emit = emit
+        self.alarm = alarm
+        self.acc_cp = 0
+        self.acc_p = 0
+        self.at_limit = False
+        self._stale = 0  # polls before this gate mark were weighed with an older zero
+
+    def apply_params(self, flat):
+        s = self.scale
+        self.enabled = bool(flat["scale.autozero"])
+        self.rev_p = _rev_pulses(s, flat["scale.belt_length_m"])
+        self._band256 = s.counts256_for_pct(float(flat["scale.autozero_band_pct"]))
+        design = s.design_kgpm * s.counts_per_kgpm
+        self.limit_counts = int(float(flat["scale.autozero_limit_pct"]) / 100.0 * design)
+        # Smaller moves than 0.01 % of design load are not worth an event each.
+        self.deadband = max(1, int(design / 10000))
+        self.acc_cp = self.acc_p = 0
+
+    def reset(self):
+        """The zero was calibrated: start again from no correction."""
+        self.acc_cp = self.acc_p = 0
+        self.scale.set_autozero(0)
+        self._stale = self.scale.gate_seq()
+        self._limit(False)
+
+    def on_entry(self, cp, d, cpw, dw, bad):
+        if not dw:
+            return  # belt standing: neither empty nor loaded
+        if (
+            bad
+            or not self.enabled
+            or self.scale.inhibit
+            or not self.scale.gate_decided(self._stale)
+            or abs(cpw) * 256 >= self._band256 * dw
+        ):
+            self.acc_cp = self.acc_p = 0
+            return
+        left = self.rev_p - self.acc_p
+        if d < left:
+            self.acc_cp += cp
+            self.acc_p += d
+            return
+        part = (cp * left + d // 2) // d
+        self._revolution(self.acc_cp + part)
+        self.acc_cp = cp - part
+        self.acc_p = d - left
+
+    def _revolution(self, cp):
+        s = self.scale
+        old = s.az_counts
+        new = old + (2 * cp + self.rev_p) // (2 * self.rev_p)
+        lim = self.limit_counts
+        clamped = new > lim or new < -lim
+        if clamped:
+            new = lim if new > 0 else -lim
+        self._limit(clamped)
+        if abs(new - old) >= self.deadband or (clamped and new != old):
+            s.set_autozero(new)
+            self._stale = s.gate_seq()
+            self.emit(
+                "event",
+                {
+                    "code": "autozero",
+                    "detail": {
+                        "old": {"autozero_counts": old},
+                        "new": {"autozero_counts": new},
+                        "zero_counts": s.zero_counts,
+                        "limit_counts": lim,
+                        "at_limit": clamped,
+                    },
+                },
+            )
+
+    def _limit(self, active):
+        if active != self.at_limit:
+            self.at_limit = active
+            if active:
+                detail = "auto-zero correction reached its limit of %d counts: calibrate the zero"
+                detail %= self.limit_counts
+            else:
+                detail = "auto-zero correction back within its limit"
+            self.alarm("autozero_limit", active, detail)
+
+    def snapshot(self):
+        return {"acc_cp": self.acc_cp, "acc_p": self.acc_p, "at_limit": self.at_limit}
+
+    def restore(self, d):
+        self.acc_cp = int(d["acc_cp"])
+        self.acc_p = int(d["acc_p"])
+        self.at_limit = bool(d["at_limit"])
+        self._stale = 0

@@ -1,0 +1,215 @@
+# Center commands: idempotent by id across restarts, queued while they cannot be applied,
+# set_params validated as a whole.
+from gateway.commands import Commands
+from hal.clock import VirtualClock
+from tests.core.uplink_fakes import FakeApp, MemSlots
+
+
+def _make(slots=None, app=None):
+    clock = VirtualClock()
+    app = app or FakeApp(clock)
+    slots = slots or MemSlots()
+    c = Commands(slots, app.handlers(), clock)
+    c.start()
+    return c, app, slots, clock
+
+
+def test_status_and_get_params():
+    c, app, _, _ = _make()
+    r = c.submit({"id": 1, "op": "status", "args": {}})
+    assert r["id"] == 1 and r["ok"] is True and r["result"]["rate_tph"] == 812.5
+    r = c.submit({"id": 2, "op": "get_params"})  # args may be left out
+    assert r["ok"] and r["result"]["params"]["production.interval_s"] == 60
+
+
+def test_repeated_id_is_not_executed_twice():
+    c, app, _, _ = _make()
+    r1 = c.submit({"id": 5, "op": "set_output", "args": {"do": 1, "on": True}})
+    app.outputs[1] = False  # someone switched it back by hand
+    r2 = c.submit({"id": 5, "op": "set_output", "args": {"do": 1, "on": True}})
+    assert r1 == r2 and r1["ok"]
+    assert app.calls.count("set_output") == 1 and app.outputs[1] is False
+
+
+def test_idempotent_across_restart():
+    c, app, slots, _ = _make()
+    r1 = c.submit({"id": 7, "op": "time_sync", "args": {"time": 1800000000}})
+    assert r1["ok"]
+    c2, app2, _, _ = _make(slots=slots)
+    r2 = c2.submit({"id": 7, "op": "time_sync", "args": {"time": 1800000000}})
+    assert r2 == r1 and app2.calls == []
+
+
+def test_set_params_rejects_all_on_one_bad_value():
+    c, app, slots, _ = _make()
+    r = c.submit({"id": 1, "op": "set_params", "args": {"params": {
+        "scale.material_factor": 1.1, "production.interval_s": 61}}})
+    assert r["ok"] is False and "production.interval_s" in r["error"]
+    assert app.params["scale.material_factor"] == 1.0 and app.events == []
+    r = c.submit({"id": 2, "op": "set_params", "args": {"params": {"center.host": "x"}}})
+    assert r["ok"] is False and "not settable" in r["error"]
+    r = c.submit({"id": 3, "op": "set_params", "args": {"params": {
+        "scale": {"material_factor": 1.1}, "production.interval_s": 30}}})
+    assert r["ok"] is True and sorted(r["result"]["changed"]) == [
+        "production.interval_s", "scale.material_factor"]
+    assert app.persisted["production.interval_s"] == 30
+    assert app.events[0][0] == "params_changed"
+    assert app.events[0][1]["old"]["scale.material_factor"] == 1.0
+
+
+def test_invalid_commands_answer_errors():
+    c, app, _, _ = _make()
+    assert c.submit({"id": 1, "op": "reboot"})["error"].startswith("unknown op")
+    assert c.submit({"id": 2, "op": "status", "args": [1]})["error"] == "args must be an object"
+    assert c.submit({"id": "x", "op": "status"}) == {
+        "id": None, "ok": False, "error": "id must be an integer"}
+    assert c.submit({"id": True, "op": "status"})["id"] is None
+    assert c.submit({"id": 3, "op": "set_output", "args": {"do": 3, "on": True}})["ok"] is False
+    assert app.calls == []
+
+
+def test_busy_command_is_queued_persisted_and_applied_later():
+    c, app, slots, clock = _make()
+    app.collector_online = False
+    r = c.submit({"id": 9, "op": "set_output", "args": {"do": 2, "on": True}})
+    assert r["ok"] is True and r["queued"] is True and r["result"]["queued"] is True
+    assert c.pending() == [9]
+    # The same id again while waiting: the same queued answer, still one command.
+    assert c.submit({"id": 9, "op": "set_output", "args": {"do": 2, "on": True}})["queued"]
+    # A restart keeps it.
+    c2, app2, _, clock2 = _make(slots=slots)
+    app2.collector_online = False
+    assert c2.pending() == [9]
+    c2.run(clock2.ticks_ms())
+    assert c2.pending() == [9] and c2.outbox() == []
+    app2.collector_online = True
+    c2.run(clock2.ticks_ms())  # backing off: not yet
+    assert c2.pending() == [9]
+    clock2.advance_ms(2000)
+    c2.run(clock2.ticks_ms())
+    assert c2.pending() == [] and app2.outputs[2] is True
+    out = c2.outbox()
+    assert len(out) == 1 and out[0]["id"] == 9 and out[0]["ok"] and "queued" not in out[0]
+    assert c2.unsent == 1
+    c2.mark_sent(9)
+    assert c2.outbox() == [] and c2.unsent == 0
+    assert c2.submit({"id": 9, "op": "set_output", "args": {"do": 2, "on": True}}) == out[0]
+    assert app2.calls.count("set_output") == 1
+
+
+def test_wake_retries_at_once():
+    c, app, _, clock = _make()
+    app.collector_online = False
+    c.submit({"id": 1, "op": "set_output", "args": {"do": 1, "on": True}})
+    c.run(clock.ticks_ms())
+    c.run(clock.ticks_ms())
+    app.collector_online = True
+    c.run(clock.ticks_ms())
+    assert c.pending() == [1]
+    c.wake()
+    c.run(clock.ticks_ms())
+    assert c.pending() == [] and app.outputs[1] is True
+
+
+def test_restart_while_running_answers_error_not_rerun():
+    slots = MemSlots()
+    c, app, _, _ = _make(slots=slots)
+    saved = []
+
+    def crash(args):
+        saved.append(slots.text)  # state as persisted when the handler began
+        raise KeyboardInterrupt  # the power went while the handler ran
+
+    c._handlers["time_sync"] = crash
+    try:
+        c.submit({"id": 4, "op": "time_sync", "args": {"time": 1800000000}})
+    except KeyboardInterrupt:
+        pass
+    assert '"running"' in saved[0]
+    c2, app2, _, _ = _make(slots=slots)
+    r = c2.submit({"id": 4, "op": "time_sync", "args": {"time": 1800000000}})
+    assert r["ok"] is False and "interrupted" in r["error"] and app2.calls == []
+    assert c2.outbox() == [r]  # the center hears about it without asking
+
+
+def test_handler_bug_gets_an_answer():
+    c, app, _, _ = _make()
+
+    def broken(args):
+        raise ZeroDivisionError("oops")
+
+    c._handlers["status"] = broken
+    r = c.submit({"id": 1, "op": "status"})
+    assert r["ok"] is False and "oops" in r["error"]
+
+
+def test_old_results_trimmed_but_ids_still_refused():
+    c, app, slots, _ = _make()
+    for i in range(1, 301):
+        c.submit({"id": i, "op": "status"})
+    assert len(slots.text) < 40000
+    r = c.submit({"id": 290, "op": "status"})
+    assert r["ok"] and app.calls.count("status") == 300
+    r = c.submit({"id": 100, "op": "status"})
+    assert r["ok"] is False and "already executed" in r["error"]
+    assert app.calls.count("status") == 300
+
+
+def test_waiting_commands_are_bounded():
+    c, app, _, _ = _make()
+    app.collector_online = False
+    for i in range(1, 17):
+        assert c.submit({"id": i, "op": "set_output", "args": {"do": 1, "on": True}})["queued"]
+    r = c.submit({"id": 17, "op": "set_output", "args": {"do": 1, "on": True}})
+    assert r["ok"] is False and "too many" in r["error"] and len(c.pending()) == 16
+    assert c.submit({"id": 18, "op": "status"})["ok"]  # what need not wait still runs
+
+
+class _FailingSlots(MemSlots):
+    fail = False
+
+    def save(self, obj):
+        if self.fail:
+            raise OSError(5, "EIO")
+        MemSlots.save(self, obj)
+
+
+def test_command_not_run_when_its_state_cannot_be_saved():
+    slots = _FailingSlots()
+    c, app, _, clock = _make(slots=slots)
+    app.collector_online = False
+    c.submit({"id": 1, "op": "set_output", "args": {"do": 1, "on": True}})
+    slots.fail = True
+    r = c.submit({"id": 2, "op": "time_sync", "args": {"time": 1800000000}})
+    assert r["ok"] is False and "could not be saved" in r["error"] and app.calls == []
+    app.collector_online = True
+    c.run(clock.ticks_ms())
+    assert c.pending() == [1] and app.outputs[1] is False  # retried only once it can be saved
+    assert c.save_errors >= 2
+    slots.fail = False
+    clock.advance_ms(2000)
+    c.run(clock.ticks_ms())
+    assert c.pending() == [] and app.outputs[1] is True
+    # id 2 was never recorded: the center may send it again and it runs then.
+    assert c.submit({"id": 2, "op": "time_sync", "args": {"time": 1800000000}})["ok"]
+
+
+def test_state_fits_a_real_slot_with_large_results():
+    from gateway.slots import Slots
+    from hal.faultfs import FaultFlash
+
+    flash = FaultFlash()
+    clock = VirtualClock()
+    app = FakeApp(clock)
+    handlers = app.handlers()
+    handlers["status"] = lambda args: {"diag": "x" * 6000}
+    c = Commands(Slots(flash, "commands"), handlers, clock)
+    c.start()
+    for i in range(1, 41):
+        assert c.submit({"id": i, "op": "status"})["ok"]
+    assert c.save_errors == 0
+    c2 = Commands(Slots(flash, "commands"), handlers, clock)
+    c2.start()
+    assert c2.submit({"id": 40, "op": "status"})["result"]["diag"] == "x" * 6000
+    r = c2.submit({"id": 3, "op": "status"})
+    assert r["ok"] is False and "already executed" in r["error"]

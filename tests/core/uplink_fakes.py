@@ -1,0 +1,169 @@
+# Test doubles with the real APIs the uplink and commands use: the record log
+# (head, oldest, read, set_acked), the state slots (load, save) and the app's command
+# handlers. Usable on both interpreters.
+import json
+
+from gateway import config
+from gateway.commands import Busy, CommandError
+
+
+class MemLog:
+    """The record log's API (gateway/recordlog.py) over a list. `retain` caps how many
+    records are kept: the oldest go first, acknowledged or not (what a full flash budget
+    does). damage(seq) makes read() skip a record, as the log skips one damaged on flash.
+    set_acked beyond the head moves the head on, as the log does (no seq is reused)."""
+
+    def __init__(self, retain=None):
+        self._recs = []  # ascending seq (with a jump where set_acked moved the head)
+        self._next = 1
+        self.acked = 0
+        self.acked_calls = 0
+        self.retain = retain
+        self.damaged = []
+
+    @property
+    def head(self):
+        return self._next - 1
+
+    @property
+    def oldest(self):
+        return self._recs[0]["seq"] if self._recs else self._next
+
+    def append(self, rtype, t, fields=None):
+        rec = {"seq": self._next, "t": t, "type": rtype}
+        if fields:
+            rec.update(fields)
+        self._recs.append(rec)
+        self._next += 1
+        if self.retain is not None and len(self._recs) > self.retain:
+            self.reclaim(len(self._recs) - self.retain)
+        return rec["seq"]
+
+    def emit(self, rtype, fields):
+        return self.append(rtype, 0, fields)
+
+    def reclaim(self, n):
+        self._recs = self._recs[n:]
+
+    def damage(self, seq):
+        self.damaged.append(seq)
+
+    def _index(self, seq):
+        lo, hi = 0, len(self._recs)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._recs[mid]["seq"] < seq:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def read(self, from_seq, max_n=256):
+        out = []
+        for r in self._recs[self._index(from_seq) :]:
+            if len(out) >= max_n:
+                break
+            if r["seq"] not in self.damaged:
+                out.append(dict(r))
+        return out
+
+    def set_acked(self, next_seq):
+        self.acked_calls += 1
+        if next_seq > self.acked:
+            self.acked = next_seq
+        if next_seq > self._next:
+            self._next = next_seq
+
+
+def fill_prod(log, n, t0=1767225600, interval_s=60):
+    """n production records at the given interval, with a growing totalizer."""
+    total = 0
+    for i in range(n):
+        mass = 1000 + (i % 7) * 10
+        total += mass
+        t = t0 + i * interval_s
+        log.append("prod", t, {"t0": t - interval_s, "t1": t, "mass_kg": mass,
+                               "total_kg": total, "rate_tph": mass * 3600 / interval_s / 1000,
+                               "speed_mps": 2.5, "run_s": interval_s})
+    return total
+
+
+class MemSlots:
+    """Slots(flash, name) double: what load() returns is a copy of what was saved."""
+
+    def __init__(self):
+        self.text = None
+        self.saves = 0
+
+    def load(self):
+        return None if self.text is None else json.loads(self.text)
+
+    def save(self, obj):
+        self.text = json.dumps(obj)
+        self.saves += 1
+
+
+class FakeApp:
+    """The app's side of the commands, with the semantics the spec asks for:
+    set_params validated as a whole, persisted before RESULT, logged as an event;
+    time_sync steps the clock and logs it; set_output needs the collector online."""
+
+    def __init__(self, clock, emit=None):
+        self.clock = clock
+        self.params = {"scale.material_factor": 1.0, "production.interval_s": 60}
+        self.persisted = dict(self.params)
+        self.events = []
+        self.outputs = {1: False, 2: False}
+        self.collector_online = True
+        self.calls = []
+        self._emit = emit
+
+    def _event(self, code, detail):
+        self.events.append((code, detail))
+        if self._emit is not None:
+            self._emit("event", {"code": code, "detail": detail})
+
+    def status(self, args):
+        self.calls.append("status")
+        return {"rate_tph": 812.5, "running": True, "outputs": dict(
+            ("do%d" % k, v) for k, v in self.outputs.items())}
+
+    def get_params(self, args):
+        self.calls.append("get_params")
+        return {"params": dict(self.params)}
+
+    def set_params(self, args):
+        self.calls.append("set_params")
+        try:
+            changes = config.check_params(args.get("params"))
+        except config.ConfigError as e:
+            raise CommandError(str(e))
+        old = dict((k, self.params.get(k)) for k in changes)
+        self.params.update(changes)
+        self.persisted = dict(self.params)  # persisted before the RESULT goes out
+        self._event("params_changed", {"by": "center", "old": old, "new": changes})
+        return {"changed": sorted(changes)}
+
+    def time_sync(self, args):
+        self.calls.append("time_sync")
+        t = args.get("time")
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or t < 1e9:
+            raise CommandError("time must be unix seconds")
+        step = self.clock.set_time(t)
+        self._event("time_set", {"by": "center", "step_s": step})
+        return {"step_s": step}
+
+    def set_output(self, args):
+        do, on = args.get("do"), args.get("on")
+        if do not in (1, 2) or not isinstance(on, bool):
+            raise CommandError("set_output needs do 1|2 and on true|false")
+        if not self.collector_online:
+            raise Busy("collector offline")
+        self.calls.append("set_output")
+        self.outputs[do] = on
+        return {"do": do, "on": on}
+
+    def handlers(self):
+        return {"status": self.status, "get_params": self.get_params,
+                "set_params": self.set_params, "time_sync": self.time_sync,
+                "set_output": self.set_output}
