@@ -101,7 +101,8 @@ class Cli:
         self._cal = None
         self._cal_kind = None
         self._cal_hint = ""
-        self._cal_marks = 0  # Enter presses the running calibration still waits for
+        self._cal_marks = 0  # Enter presses (belt marks) the calibration still waits for
+        self._cal_mass = False  # waiting for a weighed mass (material test)
         self._drawn = ""
         self._draw_at = 0
         self._tz = 0
@@ -434,10 +435,10 @@ class Cli:
         def apply():
             done = self.gw.set_params(changes, who)
             self.apply_params(self.gw.params())
-            if not done:
+            if done:
+                self._say_applied(done)
+            else:
                 self._say("nothing changed (already in force)")
-            for k in sorted(done):
-                self._say("applied %s: %s -> %s" % (k, _fmt(done[k][0]), _fmt(done[k][1])))
 
         self._confirm(lines, self._wrap(apply, "set"))
 
@@ -624,46 +625,47 @@ class Cli:
         self._say("logged out")
 
     # -- calibration -------------------------------------------------------------------
+    # Progress and results are read tolerantly: the facade's names (revolutions_done,
+    # revolutions_target, message, proposal(), within_limits) or the calibration module's
+    # (revs_done, revs_needed, error, result {old, new, change_pct, limit_pct}).
 
     def _do_cal(self, args, now_ms):
         kind, cargs = args["kind"], args["args"]
-        who = self.auth.who
-        if "distance_m" in cargs:
-
-            def at_start(text):
-                if text.strip():
-                    self._say("speed calibration not started")
-                    return
-                self._start_cal(kind, cargs, who,
-                                "press Enter when the mark passes the stop point, or cancel")
-                self._cal_marks = 1
-
-            self._ask = _Ask("press Enter when the mark passes the start point (or type no): ",
-                             self._wrap_line(at_start, "cal speed"))
-            return
-        if kind == "material":
-            hint = "type the weighed mass of the batch in t once it has passed, or cancel"
+        marks = 0
+        mass = kind == "material" or (kind == "lin" and "start" in cargs)
+        if kind == "speed":
+            if "distance_m" in cargs:
+                marks = 2
+                hint = ("press Enter when the belt mark passes the start point, then when it "
+                        "passes the stop point %g m on" % cargs["distance_m"])
+            else:
+                marks = cargs["revolutions"] + 1
+                hint = ("press Enter each time the belt mark passes the reference point: now "
+                        "and after each of %d revolutions" % cargs["revolutions"])
+        elif mass:
+            hint = "type the weighed mass of the batch in t once it has passed"
         else:
-            hint = "cancel or Ctrl-C stops it"
-        self._start_cal(kind, cargs, who, hint)
-
-    def _wrap_line(self, fn, usage_of):
-        return lambda text: self._guarded(fn, usage_of, text)
-
-    def _start_cal(self, kind, cargs, who, hint):
-        cal = self.gw.cal_start(kind, cargs, who)
+            hint = "Ctrl-C or cancel stops it"
+        cal = self.gw.cal_start(kind, cargs, self.auth.who)
         self._cal = cal
         self._cal_kind = kind
+        self._cal_marks = marks
+        self._cal_mass = mass
         self._cal_hint = hint
-        self._cal_marks = 0
         self._drawn = ""
         self._draw_at = self.clock.ticks_add(self.clock.ticks_ms(), -_DRAW_MS)
         self._say("%s calibration running; %s" % (kind, hint))
 
     def _bar(self, p):
-        done = p.get("revolutions_done") or 0
-        target = p.get("revolutions_target")
+        done = p.get("revolutions_done", p.get("revs_done")) or 0
+        target = p.get("revolutions_target", p.get("revs_needed"))
         msg = p.get("message") or ""
+        if not msg and isinstance(p.get("measured_kg"), (int, float)):
+            msg = "measured %.3f t" % (p["measured_kg"] / 1000)
+        if "marks" in p:
+            msg = "marks %s  %s" % (p["marks"], msg)
+        if p.get("state") == "draining":
+            msg += " (finishing)"
         if target:
             k = int(min(max(done / target, 0.0), 1.0) * _BAR)
             text = "[%s%s] %.2f/%g rev  %s" % ("#" * k, "." * (_BAR - k), done, target, msg)
@@ -677,10 +679,9 @@ class Cli:
         self._drawn = text
 
     def _cal_tick(self, now_ms):
-        cal = self._cal
-        p = cal.progress()
+        p = self._cal.progress()
         state = p.get("state")
-        if state == "running":
+        if state in ("running", "draining"):
             self.auth.touch(now_ms)  # a long calibration is not idleness
             if self.clock.ticks_diff(now_ms, self._draw_at) >= _DRAW_MS:
                 self._draw_at = now_ms
@@ -694,36 +695,40 @@ class Cli:
             self._drawn = ""
         if state == "done":
             self._cal_result(p)
+            return
+        self._cal = None
+        if state == "failed":
+            why = p.get("message") or p.get("error") or "?"
+            self._say("%s calibration failed: %s; nothing changed" % (self._cal_kind, why))
         else:
-            self._cal = None
-            self._say("%s calibration failed: %s; nothing changed" % (self._cal_kind,
-                                                                     p.get("message") or state))
-            self._prompt()
+            self._say("%s calibration ended elsewhere; nothing changed" % self._cal_kind)
+        self._prompt()
 
     def _cal_line(self, text):
         word = text.strip().lower()
-        cal = self._cal
         if word in ("cancel", "c", "no"):
             self._cal_cancel()
             self._prompt()
             return
         if word == "" and self._cal_marks:
-            cal.mark()
+            self._cal.mark()
             self._cal_marks -= 1
-            self._cal_hint = "stop mark taken; cancel or Ctrl-C stops it"
+            self._cal_hint = ("mark taken; %d more" % self._cal_marks if self._cal_marks
+                              else "last mark taken")
             return
-        if word and self._cal_kind == "material":
+        if word and self._cal_mass:
             try:
                 mass = cliparse.number(word, "the mass in t", 0.001, 100000.0)
             except cliparse.UsageError as e:
-                self._say("error: %s; %s" % (e.reason, self._cal_hint))
+                self._say("error: %s; %s, or cancel" % (e.reason, self._cal_hint))
                 return
-            nxt = self.gw.cal_start("material", {"known_t": mass}, self.auth.who)
+            nxt = self.gw.cal_start(self._cal_kind, {"known_t": mass}, self.auth.who)
             if nxt is not None:
                 self._cal = nxt
+            self._cal_mass = False
             return
         if word:
-            self._say("a calibration is running: %s" % self._cal_hint)
+            self._say("a calibration is running: %s; Ctrl-C or cancel stops it" % self._cal_hint)
 
     def _cal_cancel(self):
         cal = self._cal
@@ -735,9 +740,20 @@ class Cli:
 
     def _cal_result(self, p):
         cal = self._cal
-        proposal = cal.proposal() or {}
-        lines = ["%s calibration done%s" % (self._cal_kind,
-                                            ": " + p["message"] if p.get("message") else "")]
+        result = p.get("result")
+        if not isinstance(result, dict):
+            result = {}
+        proposal = cal.proposal() if hasattr(cal, "proposal") else None
+        if not proposal and isinstance(result.get("new"), dict):
+            old = result.get("old") or {}
+            proposal = {}
+            for k in result["new"]:
+                proposal[k] = [old.get(k), result["new"][k]]
+        proposal = proposal or {}
+        head = "%s calibration done" % self._cal_kind
+        if p.get("message"):
+            head += ": " + p["message"]
+        lines = [head]
         for k in sorted(proposal):
             old, new = proposal[k][0], proposal[k][1]
             delta = ""
@@ -746,15 +762,24 @@ class Cli:
             elif isinstance(old, float) and isinstance(new, float) and old:
                 delta = "  (%+.3f %%)" % ((new - old) * 100.0 / old)
             lines.append("  %s: %s -> %s%s" % (k, _fmt(old), _fmt(new), delta))
+        figures = _pairs(result, ("old", "new"))
+        if figures:
+            lines.append("  " + figures)
         if not proposal:
             lines.append("  nothing to change")
             self._say_lines(lines)
             self._cal_cancel()
             self._prompt()
             return
-        within = getattr(cal, "within_limits", True)
+        within = getattr(cal, "within_limits", None)
+        limit = getattr(cal, "limit_message", "")
+        if within is None:
+            change, lim = result.get("change_pct"), result.get("limit_pct")
+            within = change is None or lim is None or abs(change) <= lim
+            if not within:
+                limit = "change %.3f %% of design load, limit %.3f %%" % (change, lim)
         if not within:
-            lines.append("  outside the limit: %s" % (getattr(cal, "limit_message", "") or "?"))
+            lines.append("  outside the limit: %s" % (limit or "?"))
         self._say_lines(lines)
         self._ask_apply(not within)
         self._prompt()
@@ -793,9 +818,17 @@ class Cli:
             self._ask_apply(True)
             return
         self._cal = None
-        if isinstance(done, dict) and done:
-            for k in sorted(done):
-                self._say("applied %s: %s -> %s" % (k, _fmt(done[k][0]), _fmt(done[k][1])))
-        else:
-            self._say("applied")
+        self._say_applied(done)
         self.apply_params(self.gw.params())
+
+    def _say_applied(self, done):
+        """What set_params (or cal_confirm) reports: {key: [old, new]}."""
+        if not isinstance(done, dict) or not done:
+            self._say("applied")
+            return
+        for k in sorted(done):
+            v = done[k]
+            if isinstance(v, (list, tuple)) and len(v) == 2:
+                self._say("applied %s: %s -> %s" % (k, _fmt(v[0]), _fmt(v[1])))
+            else:
+                self._say("applied %s: %s" % (k, _fmt(v)))

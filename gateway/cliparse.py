@@ -37,9 +37,10 @@ CAL_USAGE = (
     ("span", "cal span weight KG [REVS] | cal span chain KGPM [REVS]",
      "test weight on the frame, or a test chain"),
     ("speed", "cal speed belt LENGTH_M [REVS] | cal speed distance M",
-     "known belt length, or a mark run over a measured distance"),
+     "a belt mark timed over REVS revolutions (default 3) or a measured distance"),
     ("material", "cal material", "run a batch, then enter its weighed mass in t"),
-    ("lin", "cal lin LOAD_PCT:CORR_PCT ... | cal lin clear", "up to 5 linearization points"),
+    ("lin", "cal lin | cal lin LOAD_PCT:CORR_PCT ... | cal lin clear",
+     "a material test that sets the correction at its load; or up to 5 points given"),
 )
 
 TIME_FORMS = "YYYY-MM-DD[THH:MM[:SS]] (local; Z or +HH:MM for another zone) or unix seconds"
@@ -374,11 +375,11 @@ def _cal(a, tz):
             raise UsageError("cal material takes no arguments; the mass is asked for", u)
         return "cal", {"kind": "material", "args": {"start": True}}
     if kind == "lin":
+        if len(a) == 1:
+            return "cal", {"kind": "lin", "args": {"start": True}}
         if len(a) == 2 and a[1] == "clear":
             points = []
         else:
-            if len(a) < 2:
-                raise UsageError("give the points", u)
             points = []
             for p in a[1:]:
                 load, sep, corr = p.partition(":")

@@ -41,19 +41,26 @@ class FakeCal:
 
     def progress(self):
         done = self._done_revs()
-        if self.state == "running" and self.target and done >= self.target:
+        ends_itself = self.kind in ("zero", "span")
+        if self.state == "running" and ends_itself and self.target and done >= self.target:
             self._finish()
         p = {"revolutions_done": min(done, self.target or done), "revolutions_target": self.target,
              "state": self.state, "message": "", "extra": 1}
-        if self.kind == "material" and self.state == "running":
+        if self.kind == "speed":
+            p["marks"] = self.marks
+        if self.kind in ("material", "lin") and self.state == "running":
             p["message"] = "measured %.3f t" % self.gw.material_measured_t
         if self.state == "failed":
             p["message"] = "belt stopped"
         return p
 
     def mark(self):
+        if self.kind != "speed":
+            raise CalibrationError("%s calibration takes no belt marks" % self.kind)
         self.marks += 1
-        self._finish()
+        need = 2 if "distance_m" in self.args else self.args["revolutions"] + 1
+        if self.marks >= need:
+            self._finish()
 
     def _finish(self):
         gw = self.gw
@@ -75,7 +82,7 @@ class FakeCal:
         elif self.kind == "speed":
             old = p["scale.pulses_per_m"]
             self.changes = {"scale.pulses_per_m": [old, old * 0.99]}
-        elif self.kind == "lin":
+        elif self.kind == "lin" and "points" in self.args:
             self.changes = {"scale.linearization": [p["scale.linearization"], self.args["points"]]}
         self.state = "done"
 
@@ -83,11 +90,45 @@ class FakeCal:
         return self.changes if self.state == "done" else None
 
 
+class ModuleShapedCal:
+    """The same calibration reporting in gateway.calibration's words (revs_done,
+    revs_needed, error, result {old, new, change_pct, limit_pct}), with no proposal()."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def progress(self):
+        c = self.inner
+        p = c.progress()
+        out = {"kind": c.kind, "state": p["state"], "revs_done": p["revolutions_done"]}
+        if p["revolutions_target"]:
+            out["revs_needed"] = p["revolutions_target"]
+        if c.kind == "material":
+            out["measured_kg"] = c.gw.material_measured_t * 1000
+        if p["state"] == "failed":
+            out["error"] = p["message"]
+        if p["state"] == "done":
+            r = {"old": {}, "new": {}}
+            for k in c.changes:
+                r["old"][k] = c.changes[k][0]
+                r["new"][k] = c.changes[k][1]
+            if c.kind == "zero":
+                delta = c.changes["scale.zero_counts"][1] - c.changes["scale.zero_counts"][0]
+                r["change_pct"] = delta * 2.0 / ZERO_LIMIT_COUNTS
+                r["limit_pct"] = 2.0
+            out["result"] = r
+        return out
+
+    def mark(self):
+        self.inner.mark()
+
+
 class FakeGateway:
     name = "measure"
 
-    def __init__(self, clock, speed_mps=25.0):
+    def __init__(self, clock, speed_mps=25.0, module_shaped=False):
         self.clock = clock
+        self.module_shaped = module_shaped
         flat = config.validate(_BASE)
         del flat["key_file"]
         self._params = flat
@@ -204,36 +245,42 @@ class FakeGateway:
         self.outputs[do] = on
         self.emit("event", {"code": "output_set", "detail": {"who": who, "do": do, "on": on}})
 
+    def _wrap(self, cal):
+        return ModuleShapedCal(cal) if self.module_shaped else cal
+
     def cal_start(self, kind, args, who):
-        if kind == "material" and "known_t" in args:
+        if "known_t" in args:
             cal = self.cal
-            if cal is None or cal.kind != "material":
-                raise CalibrationError("no material test running")
+            if cal is None or cal.kind != kind:
+                raise CalibrationError("no %s test running" % kind)
             if self.material_measured_t <= 0:
                 raise CalibrationError("nothing measured yet")
-            old = self._params["scale.material_factor"]
-            new = old * args["known_t"] / self.material_measured_t
             cal.measured_t = self.material_measured_t
-            cal.changes = {"scale.material_factor": [old, new]}
+            ratio = args["known_t"] / self.material_measured_t
+            if kind == "material":
+                old = self._params["scale.material_factor"]
+                cal.changes = {"scale.material_factor": [old, old * ratio]}
+            else:
+                old = self._params["scale.linearization"]
+                cal.changes = {"scale.linearization": [old, [[80.0, (ratio - 1) * 100]]]}
             cal.state = "done"
-            return cal
+            return self._wrap(cal)
         if self.cal is not None:
             raise CalibrationError("a calibration is already running")
         if not self.running:
             raise CalibrationError("the belt must be running")
         target = args.get("revolutions")
-        if kind == "lin":
-            target = None
         cal = FakeCal(self, kind, args, target)
-        if kind == "lin":
+        if "points" in args:
             cal._finish()
-        if kind == "material":
+        if kind in ("material", "lin"):
             self.material_measured_t = 0.0
         self.cal = cal
         self.emit("event", {"code": "cal_start", "detail": {"who": who, "kind": kind}})
-        return cal
+        return self._wrap(cal)
 
     def cal_confirm(self, cal, who, force=False):
+        cal = getattr(cal, "inner", cal)
         if not cal.within_limits and not force:
             self.emit("event", {"code": "cal_refused",
                                 "detail": {"who": who, "kind": cal.kind,
@@ -248,5 +295,6 @@ class FakeGateway:
         return self.set_params(changes, who)
 
     def cal_cancel(self, cal):
+        cal = getattr(cal, "inner", cal)
         self.cal = None
         self.emit("event", {"code": "cal_cancelled", "detail": {"kind": cal.kind}})

@@ -73,6 +73,7 @@ def test_cal_forms():
     assert parse("cal lin 20:0.5 50:-0.3 100:0")[1]["args"] == {
         "points": [[20.0, 0.5], [50.0, -0.3], [100.0, 0.0]]}
     assert parse("cal lin clear")[1]["args"] == {"points": []}
+    assert parse("cal lin")[1]["args"] == {"start": True}
 
 
 def test_cal_errors_name_the_reason_and_the_form():

@@ -285,14 +285,68 @@ def test_speed_by_marked_distance_takes_enter_at_each_mark():
     t = Term()
     t.login()
     out = t.cmd("cal speed distance 50")
-    assert out.endswith("(or type no): ")
-    out = t.cmd("")
-    assert "press Enter when the mark passes the stop point" in out
+    assert "press Enter when the belt mark passes the start point" in out
     out = t.cmd("", ms=500)
+    assert t.gw.cal.marks == 1 and t.gw.cal.state == "running"
+    assert "marks 1" in out
+    out = t.cmd("", ms=500)
+    assert t.gw.cal.marks == 2
     assert "scale.pulses_per_m: 100 -> 99" in out
-    assert t.gw.cal.marks == 1
     t.cmd("yes")
     assert t.gw.params()["scale.pulses_per_m"] == 99.0
+
+
+def test_speed_by_belt_revolutions_takes_one_mark_more_than_revolutions():
+    t = Term()
+    t.login()
+    out = t.cmd("cal speed belt 50 2")
+    assert "now and after each of 2 revolutions" in out
+    for i in range(2):
+        t.cmd("", ms=2000)
+        assert t.gw.cal.state == "running"
+    out = t.cmd("", ms=500)
+    assert "scale.pulses_per_m: 100 -> 99" in out and out.endswith("confirm? (yes/no) ")
+    assert "applied scale.pulses_per_m: 100 -> 99" in t.cmd("yes")
+
+
+def test_linearization_test_and_points():
+    t = Term()
+    t.login()
+    t.cmd("cal lin", ms=3000)
+    out = t.cmd("0.3")
+    assert "scale.linearization: [] -> [[80" in out
+    t.cmd("yes")
+    assert t.gw.params()["scale.linearization"][0][0] == 80.0
+    out = t.cmd("cal lin 20:0.5 60:-0.25", ms=500)
+    assert "scale.linearization: [[80.0, " in out and "-> [[20.0, 0.5], [60.0, -0.25]]" in out
+    t.cmd("yes")
+    assert t.gw.params()["scale.linearization"] == [[20.0, 0.5], [60.0, -0.25]]
+
+
+def test_the_calibration_module_s_own_progress_and_result_words_are_understood():
+    t = Term()
+    t.gw.module_shaped = True
+    t.login()
+    out = t.cmd("cal zero 3", ms=1000)
+    assert "/3 rev" in out
+    t.run(6000)
+    out = t.read()
+    assert "scale.zero_counts: 1000 -> 1100  (+100)" in out
+    assert "change_pct=0.4" in out and out.endswith("confirm? (yes/no) ")
+    assert "applied scale.zero_counts: 1000 -> 1100" in t.cmd("yes")
+    t.gw.zero_true = 2000
+    t.cmd("cal zero 3")
+    t.run(7000)
+    out = t.read()
+    assert "outside the limit: change 3.600 % of design load, limit 2.000 %" in out
+    assert "refused" in t.cmd("yes")
+    t.cmd("no")
+    assert t.gw.params()["scale.zero_counts"] == 1100
+    out = t.cmd("cal material", ms=3000)
+    assert "measured 0.2" in out
+    t.cmd("0.3")
+    t.cmd("yes")
+    assert t.gw.params()["scale.material_factor"] != 1.0
 
 
 def test_lockout_after_five_failures():
