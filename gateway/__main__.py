@@ -4,10 +4,11 @@ import sys
 
 from gateway import config
 
-USAGE = """usage: gateway run --config FILE [--seconds N] [--monitor]
+USAGE = """usage: gateway run --config FILE [--seconds N] [--monitor | --screen]
   --config FILE  the JSON configuration (docs/config.md)
   --seconds N    stop after N seconds (default: run until stopped)
-  --monitor      print one status line per second on the console"""
+  --monitor      print one status line per second on the console
+  --screen       redraw the LCD panel and the status in place (a terminal)"""
 
 
 class UsageError(Exception):
@@ -17,12 +18,12 @@ class UsageError(Exception):
 def parse_args(argv):
     if not argv or argv[0] != "run":
         raise UsageError("expected the command 'run'")
-    opts = {"config": None, "seconds": None, "monitor": False}
+    opts = {"config": None, "seconds": None, "monitor": False, "screen": False}
     i = 1
     while i < len(argv):
         a = argv[i]
-        if a == "--monitor":
-            opts["monitor"] = True
+        if a in ("--monitor", "--screen"):
+            opts[a[2:]] = True
         elif a in ("--config", "--seconds"):
             if i + 1 >= len(argv):
                 raise UsageError("%s needs a value" % a)
@@ -57,10 +58,13 @@ def main(argv):
         print("config error: %s" % e)
         return 2
     from gateway.app import Gateway
+    from gateway.monitor import Monitor
     from hal import board
 
     hw = board.build(cfg)
-    gw = Gateway(cfg, key, hw, monitor=opts["monitor"])
+    gw = Gateway(cfg, key, hw)
+    if opts["monitor"] or opts["screen"]:
+        gw.monitor = Monitor(gw, sys.stdout, screen=opts["screen"])
     return gw.run(opts["seconds"])
 
 

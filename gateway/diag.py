@@ -98,7 +98,7 @@ class Diagnostics:
         link() -> {"state", "requests", "timeouts", "crc_errors", "exceptions",
                    "latency_ms_avg", "latency_ms_max", "consecutive_failures"}
         store() -> {"free_bytes", "write_errors", "corrupt_found", "pending"}
-        uplink() -> {"state", "connected", "last_ack_t", "backlog"}
+        uplink() -> {"state", "connected", "acked", "backlog"}
         loop: the gateway.loop.Loop
         production() -> {"day_t", "month_t"}
         running() -> {"running": bool, "load_pct": % of design load}
@@ -480,8 +480,8 @@ class Diagnostics:
             self._down_ms = 0
         else:
             self._down_ms += dt
-        if s["last_ack_t"] != self._ack_seen:
-            self._ack_seen = s["last_ack_t"]
+        if s["acked"] != self._ack_seen:
+            self._ack_seen = s["acked"]
             self._noack_ms = 0
         elif s["connected"] and s["backlog"] > 0:
             self._noack_ms += dt

@@ -113,3 +113,11 @@ class Measurement:
         self.autozero.restore(d["autozero"])
         self.running.restore(d["running"])
         self.production.restore(d["production"])
+
+    def reconcile(self, tail):
+        """After restore(), with the newest records of the log (oldest first): records
+        written after the checkpoint are adopted, never produced twice."""
+        last = self.production.adopt(tail, self.scale.total_g)
+        if last is not None:
+            self.scale.adopt_total(last["total_g"])
+        return last is not None

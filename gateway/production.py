@@ -296,6 +296,33 @@ class Production:
             "coef_ppm": self.coef_ppm,
         }
 
+    def adopt(self, tail, total_g):
+        """After restore(): take over the prod and total records that the log holds but
+        the checkpoint does not know (written after it, before a power cut), so no
+        interval or period is closed twice. tail: the newest records, oldest first.
+        Returns the prod record adopted, or None."""
+        for r in tail:
+            if r.get("type") == "total":
+                per = self.periods.get(r.get("period"))
+                if per is not None and per[1] == r.get("key"):
+                    self.last[r["period"]] = [r["key"], r["mass_g"], r["conv_g"]]
+                    del self.periods[r["period"]]
+        last = None
+        for r in tail:
+            if r.get("type") == "prod" and "total_g" in r:
+                last = r
+        iv = self.iv
+        if last is None or iv is None or last["t0"] < iv["t0"]:
+            return None
+        # Counted after the checkpoint, inside the record: the open periods get it too.
+        g = self._pg + last["total_g"] - total_g
+        for per in self.periods.values():
+            per[2] += g
+            per[3] += g * self.coef_ppm
+        self._pg = self._pp = self._pr = self._pu = 0
+        self._open_at(last["t1"])
+        return last
+
     def restore(self, d):
         iv = d["iv"]
         self.iv = dict(iv) if iv is not None else None

@@ -437,6 +437,19 @@ class Scale:
             "pending": pend,
         }
 
+    def adopt_total(self, total_g):
+        """Continue from a totalizer figure the log holds but the checkpoint did not (a
+        power cut fell between a record and the next checkpoint). The travel and the
+        pending polls since that checkpoint are already inside the figure, so they are
+        dropped rather than bridged: a few seconds may go uncounted, none twice."""
+        self.total_g = int(total_g)
+        self._frac = 0
+        self._deficit = 0
+        self._head = self._mid = self._tail = 0
+        self._f_cp = self._f_d = self._f_n = 0
+        self._b_cp = self._b_d = self._b_n = 0
+        self._have = False
+
     def restore(self, d):
         self.total_g = int(d["total_g"])
         self._frac = int(d["frac"])

@@ -1,18 +1,40 @@
 # hwconfig: every hardware object is made here, once, from the configuration, and
 # handed to the gateway. A board variant or the emulator replaces this, nothing else.
 from hal.clock import Clock
+from hal.compat import MICROPYTHON
 from hal.fs import Flash
+from hal.net import TcpConnector
 from hal.uart import open_uart
 from hal.watchdog import Watchdog
 
+_WATCHDOG_MS = 8000
+
 
 class Hardware:
-    def __init__(self, clock, flash, collector_uart, cli_uart=None, watchdog=None):
+    def __init__(self, clock, flash, collector_uart, center_connect, cli_uart=None,
+                 watchdog=None, display=None):
         self.clock = clock
         self.flash = flash
         self.collector_uart = collector_uart
+        self.center_connect = center_connect
         self.cli_uart = cli_uart
         self.watchdog = watchdog
+        self.display = display
+
+
+def _display():
+    # A board with a panel builds hal.display.SSD1306 on its I2C bus here; the PC keeps
+    # the same framebuffer and the monitor prints it.
+    if MICROPYTHON:
+        try:
+            import machine  # noqa: F401  (a board: no panel configured on this variant)
+
+            return None
+        except ImportError:
+            pass
+    from hal.display import TerminalDisplay
+
+    return TerminalDisplay()
 
 
 def _cli_stream(port):
@@ -26,12 +48,14 @@ def _cli_stream(port):
 
 
 def build(cfg):
-    cli = cfg["cli.port"]
     flash = Flash(cfg["data_dir"])
+    cli = cfg["cli.port"]
     return Hardware(
         clock=Clock(),
         flash=flash,
         collector_uart=open_uart(cfg["collector.port"], cfg["collector.baud"]),
+        center_connect=TcpConnector(cfg["center.host"], cfg["center.port"]),
         cli_uart=_cli_stream(cli),
-        watchdog=Watchdog(8000, flash),  # flash: where it leaves its reset marker
+        watchdog=Watchdog(_WATCHDOG_MS, flash),
+        display=_display(),
     )

@@ -165,7 +165,7 @@ class Scenario:
         self.fw = 105
         self.sensors = list(_SENSORS)
         self.store = {"free_bytes": 200 << 20, "write_errors": 0, "corrupt_found": 0, "pending": 0}
-        self.uplink = {"state": "connected", "connected": True, "last_ack_t": 0, "backlog": 0}
+        self.uplink = {"state": "connected", "connected": True, "acked": 0, "backlog": 0}
         self.mem = 120 * 1024
         self.day_offset_t = 0.0
         # the gateway's side
@@ -199,7 +199,7 @@ class Scenario:
 
     def _uplink(self):
         if self.uplink["connected"] and self.uplink["backlog"] == 0:
-            self.uplink["last_ack_t"] = int(self.clock.time())
+            self.uplink["acked"] = int(self.clock.time())
         return self.uplink
 
     def _production(self):
@@ -527,7 +527,7 @@ def test_noise_at_the_threshold_does_not_flap(code, what, threshold, noise):
                 sc.store["free_bytes"] = int(v)
             elif what == "backlog":
                 sc.uplink["backlog"] = int(v)
-                sc.uplink["last_ack_t"] = now_ms  # acknowledged: only the size matters
+                sc.uplink["acked"] = now_ms  # acknowledged: only the size matters
             elif what == "mem":
                 sc.mem = int(v)
             elif what == "vib":

@@ -370,7 +370,7 @@ def test_flash_low():
 
 
 def test_upload_down_and_backlog():
-    up = {"state": "connected", "connected": True, "last_ack_t": 100, "backlog": 0}
+    up = {"state": "connected", "connected": True, "acked": 100, "backlog": 0}
     r = Rig(params(upload_down_s=60, backlog_records=1000), uplink=lambda: up)
     r.tick(5)
     up["connected"] = False
@@ -379,14 +379,14 @@ def test_upload_down_and_backlog():
     r.tick(3)
     assert r.active("upload_down")
     up["connected"] = True
-    up["last_ack_t"] = 200
+    up["acked"] = 200
     r.tick(31)
     assert r.states("upload_down") == ["raise", "clear"]
     # Connected, records waiting, no ACK: as good as down.
     up["backlog"] = 50
     r.tick(62)
     assert r.active("upload_down") and "no ACK" in r.alarms.active()[0]["detail"]
-    up["last_ack_t"] = 300
+    up["acked"] = 300
     up["backlog"] = 1001
     r.tick(61)
     assert r.active("upload_backlog") and not r.active("upload_down")
@@ -516,7 +516,7 @@ def test_samples_stopping_keeps_sample_alarms():
 def test_report_full_and_compact():
     link = Counters()
     store = {"free_bytes": 50 << 20, "write_errors": 0, "corrupt_found": 0, "pending": 12}
-    up = {"state": "connected", "connected": True, "last_ack_t": 1, "backlog": 3}
+    up = {"state": "connected", "connected": True, "acked": 1, "backlog": 3}
     prod = {"day_t": 1234.5, "month_t": 23456.7}
     loop = FakeLoop()
     slots = _MemSlots()

@@ -1,0 +1,408 @@
+# The gateway: builds every job from the configuration and the hardware it is handed,
+# restores what survived the last power cut, and runs the one loop.
+# It also owns the parameters in force (validate as a whole, persist, apply, record)
+# and offers the facade the CLI and the center's commands use.
+import gc
+
+from gateway import FIRMWARE_VERSION, config
+from gateway.alarms import Alarms
+from gateway.commands import Busy, CommandError, Commands
+from gateway.diag import Diagnostics
+from gateway.identity import Identity
+from gateway.lcd import Lcd
+from gateway.loop import Loop
+from gateway.measurement import Measurement
+from gateway.recordlog import RecordLog
+from gateway.slots import Slots
+from gateway.uplink import Uplink
+from drivers.collector import Collector
+
+_TAIL_RECORDS = 64  # records read back at start-up to reconcile the checkpoint with the log
+
+
+class Gateway:
+    def __init__(self, cfg, key, hw, monitor=None):
+        self.hw = hw
+        self.clock = clock = hw.clock
+        self.monitor = monitor  # a gateway.monitor.Monitor job, or None
+        self.device_id = cfg["device_id"]
+        flash = hw.flash
+        self._param_slots = Slots(flash, "params")
+        self._ckpt_slots = Slots(flash, "checkpoint")
+        self.params = self._params_in_force(cfg)
+        p = self.params
+        self.alarms = Alarms(clock, self.emit, set_do1=self._set_do1, params=p)
+        self.log = RecordLog(flash, budget_bytes=p["store.budget_mib"] << 20, alarm=self.alarms.set)
+        self.collector = Collector(
+            hw.collector_uart,
+            clock,
+            address=p["collector.address"],
+            baud=p["collector.baud"],
+            poll_hz=p["collector.poll_hz"],
+            timeout_ms=p["collector.timeout_ms"],
+            retries=p["collector.retries"],
+            identity_s=p["collector.identity_s"],
+            capture_s=p["collector.capture_s"],
+        )
+        self.measurement = Measurement(p, clock, self.emit, self.alarms.set)
+        self.identity = Identity(self.alarms, Slots(flash, "identity"), clock, self.device_id, self.emit)
+        handlers = {
+            "status": self._cmd_status,
+            "get_params": self._cmd_get_params,
+            "set_params": self._cmd_set_params,
+            "time_sync": self._cmd_time_sync,
+            "set_output": self._cmd_set_output,
+        }
+        self.commands = Commands(Slots(flash, "commands"), handlers, clock)
+        self.uplink = Uplink(
+            hw.center_connect,
+            self.device_id,
+            key,
+            self.log,
+            self.commands,
+            clock,
+            fw=FIRMWARE_VERSION,
+            ping_s=p["center.ping_s"],
+            silence_s=p["center.silence_s"],
+            backoff_max_s=p["center.backoff_max_s"],
+            alarm=self.alarms.set,
+            emit=self.emit,
+        )
+        self.loop = Loop(clock, watchdog=hw.watchdog)
+        self.diag = Diagnostics(
+            self.alarms,
+            p,
+            clock,
+            self.emit,
+            self.identity,
+            link=self._link_stats,
+            store=self.log.stats,
+            uplink=self.uplink.stats,
+            loop=self.loop,
+            production=self._production_t,
+            running=self._running_figures,
+            reset_cause=hw.watchdog.reset_cause() if hw.watchdog else None,
+        )
+        self.lcd = Lcd(hw.display, clock, self._lcd_values, self.alarms, p) if hw.display else None
+        c = self.collector
+        c.on_sample = self._on_sample
+        c.on_capture = self._on_capture
+        c.on_identity = self._on_identity
+        c.on_restart = self._on_collector_restart
+        self._ckpt_due_ms = 0
+        self._was_online = False
+        self.last_capture = None
+
+    # --- parameters ------------------------------------------------------------------
+
+    def _params_in_force(self, cfg):
+        """The configuration file's values, overridden by the run-time set persisted on
+        flash (what technicians and the center changed since commissioning)."""
+        flat = dict(cfg)
+        stored = self._param_slots.load()
+        if stored:
+            for key, value in stored.get("params", {}).items():
+                try:
+                    flat[key] = config.check_params({key: value})[key]
+                except config.ConfigError:
+                    pass  # a key this firmware no longer knows: the file's value stands
+        return flat
+
+    def params_public(self):
+        """Every key in force, secrets left out (the key file's path is not secret, the
+        key is never in here)."""
+        return dict(self.params)
+
+    def set_params(self, changes, who):
+        """Validate the whole set, persist it, apply it, record it. Returns
+        {key: [old, new]} for the keys that changed; raises ConfigError (nothing applied)."""
+        flat = config.check_params(changes)
+        changed = {}
+        for key, value in flat.items():
+            if self.params[key] != value:
+                changed[key] = [self.params[key], value]
+        if not changed:
+            return changed
+        new = dict(self.params)
+        new.update(flat)
+        run_time = {k: v for k, v in new.items() if config.settable(k)}
+        # Persisted before anything uses it: a cut here leaves the old set or the new one.
+        self._param_slots.save({"params": run_time, "by": who, "t": int(self.clock.time())})
+        self.params = new
+        self._apply_params()
+        self.emit("event", {"code": "param_changed", "detail": {"by": who, "changes": changed}})
+        self.alarms.raise_event("param_changed", "%s: %s" % (who, ", ".join(sorted(changed))))
+        return changed
+
+    def _apply_params(self):
+        p = self.params
+        self.measurement.apply_params(p)
+        self.alarms.apply(p)
+        self.diag.apply(p)
+        if self.lcd:
+            self.lcd.apply(p)
+
+    # --- records -----------------------------------------------------------------------
+
+    def emit(self, rtype, fields):
+        """Append one record, stamped with the wall clock; returns its seq."""
+        return self.log.append(rtype, int(self.clock.time()), fields)
+
+    # --- collector callbacks -----------------------------------------------------------
+
+    def _on_sample(self, s):
+        self.measurement.on_sample(s)
+        self.diag.on_sample(s)
+        self.identity.on_config_counter(s.config_counter)
+
+    def _on_capture(self, wave, rate_hz):
+        self.last_capture = self.measurement.on_capture(wave, rate_hz)
+
+    def _on_identity(self, ident):
+        self.diag.on_identity(ident)
+
+    def _on_collector_restart(self, uptime_s):
+        self.emit("event", {"code": "collector_restart", "detail": {"uptime_s": uptime_s}})
+
+    def _set_do1(self, on):
+        self.collector.write_output(1, on)
+
+    # --- figures for diagnostics, LCD, status ------------------------------------------
+
+    def _link_stats(self):
+        st = self.collector.counters()
+        st["state"] = self.collector.link.state
+        return st
+
+    def _production_t(self):
+        prod = self.measurement.production.status()
+        return {
+            "day_t": prod.get("day", {}).get("mass_kg", 0) / 1000,
+            "month_t": prod.get("month", {}).get("mass_kg", 0) / 1000,
+        }
+
+    def _running_figures(self):
+        sc = self.measurement.scale
+        design = sc.design_kgpm if sc.design_kgpm else 1.0
+        return {
+            "running": self.measurement.running.state() == "running",
+            "load_pct": sc.load_kgpm() * 100 / design,
+        }
+
+    def _lcd_values(self):
+        m = self.measurement
+        sc = m.scale
+        up = self.uplink.stats()
+        run = self._running_figures()
+        s = self.collector.sample
+        return {
+            "rate_tph": sc.rate_shown_tph(),
+            "total_t": sc.total_g / 1e6,
+            "day_t": self._production_t()["day_t"],
+            "speed_mps": sc.speed_mps(),
+            "running": run["running"],
+            "load_pct": run["load_pct"],
+            "battery": bool(s.di & 2) if self.collector.online else None,
+            "link": self.collector.link.state,
+            "center": up["state"],
+            "backlog": up["backlog"],
+        }
+
+    def status(self):
+        m = self.measurement.status()
+        sc = m["scale"]
+        prod = m["production"]
+        totals = {}
+        for kind in ("interval", "shift", "day", "month", "quarter", "year"):
+            if kind in prod:
+                totals[kind] = {"mass_kg": prod[kind]["mass_kg"], "conv_kg": prod[kind].get("conv_kg")}
+        link = self._link_stats()
+        up = self.uplink.stats()
+        return {
+            "time": int(self.clock.time()),
+            "rate_tph": sc["rate_tph"],
+            "speed_mps": sc["speed_mps"],
+            "load_kgpm": sc["load_kgpm"],
+            "running": m["running"]["state"] == "running",
+            "run_state": m["running"]["state"],
+            "total_kg": sc["total_kg"],
+            "totals": totals,
+            "coef": prod.get("coef"),
+            "vibration": m["vibration"],
+            "link": {"state": link["state"], "timeouts": link.get("timeouts"),
+                     "crc_errors": link.get("crc_errors")},
+            "uplink": {"state": up["state"], "backlog": up["backlog"]},
+            "alarms": [a["code"] for a in self.alarms.active()],
+            "diag": self.diag.report(compact=True).get("summary"),
+        }
+
+    # --- center commands ---------------------------------------------------------------
+
+    def _cmd_status(self, args):
+        return self.status()
+
+    def _cmd_get_params(self, args):
+        return {"params": config.nest(self.params_public())}
+
+    def _cmd_set_params(self, args):
+        changes = args.get("params") if isinstance(args, dict) else None
+        if not isinstance(changes, dict):
+            raise CommandError("set_params needs {\"params\": {...}}")
+        try:
+            changed = self.set_params(changes, "center")
+        except config.ConfigError as e:
+            raise CommandError(str(e))
+        return {"changed": changed}
+
+    def _cmd_time_sync(self, args):
+        t = args.get("time") if isinstance(args, dict) else None
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 1e9 < t < 1e10:
+            raise CommandError("time_sync needs {\"time\": unix seconds}")
+        return {"step_s": self.set_time(t, "center")}
+
+    def _cmd_set_output(self, args):
+        if not isinstance(args, dict):
+            raise CommandError("set_output needs {\"do\": 1|2, \"on\": bool}")
+        do, on = args.get("do"), args.get("on")
+        if do not in (1, 2) or isinstance(do, bool) or not isinstance(on, bool):
+            raise CommandError("set_output needs {\"do\": 1|2, \"on\": bool}")
+        if not self.collector.online:
+            raise Busy("collector offline")
+        self.set_output(do, on, "center")
+        return {"do": do, "on": on}
+
+    # --- facade for the CLI and the commands --------------------------------------------
+
+    def time(self):
+        return self.clock.time()
+
+    def set_time(self, t, who):
+        step = self.clock.set_time(t)
+        self.emit("event", {"code": "time_set", "detail": {"by": who, "step_s": round(step, 3)}})
+        self._ckpt_due_ms = self.clock.ticks_ms()  # keep the new offset across a restart
+        return round(step, 3)
+
+    def set_output(self, do, on, who):
+        self.collector.write_output(do, on)
+        self.emit("event", {"code": "output_set", "detail": {"by": who, "do": do, "on": on}})
+
+    # --- persistence -------------------------------------------------------------------
+
+    def snapshot(self):
+        return {
+            "v": 1,
+            "clock_offset_s": getattr(self.clock, "offset_s", 0.0),
+            "measurement": self.measurement.snapshot(),
+            "alarms": self.alarms.snapshot(),
+            "diag": self.diag.snapshot(),
+            "uplink": self.uplink.snapshot(),
+        }
+
+    def checkpoint(self):
+        try:
+            self._ckpt_slots.save(self.snapshot())
+        except OSError as e:
+            self.alarms.set("storage_write_error", True, "checkpoint: %s" % e)
+
+    def _restore(self):
+        ck = self._ckpt_slots.load()
+        if not ck:
+            return False
+        if "clock_offset_s" in ck and hasattr(self.clock, "offset_s"):
+            self.clock.offset_s = ck["clock_offset_s"]
+        self.uplink.restore(ck["uplink"])
+        self.measurement.restore(ck["measurement"])
+        self.alarms.restore(ck["alarms"])
+        self.diag.restore(ck["diag"])
+        return True
+
+    def _log_tail(self):
+        head = self.log.head
+        first = max(self.log.oldest, head - _TAIL_RECORDS + 1)
+        return self.log.read(first, _TAIL_RECORDS) if head >= first else []
+
+    # --- jobs of the app itself ----------------------------------------------------------
+
+    def _checkpoint_job(self, now):
+        c = self.clock
+        battery = self.collector.online and self.collector.sample.di & 2
+        period_s = self.params["store.checkpoint_battery_s" if battery else "store.checkpoint_s"]
+        if c.ticks_diff(now, self._ckpt_due_ms) >= 0 or self.measurement.checkpoint_due():
+            self.checkpoint()
+            self._ckpt_due_ms = c.ticks_add(now, period_s * 1000)
+        online = self.collector.online
+        if online and not self._was_online:
+            self.commands.wake()  # commands queued while the collector was away
+        self._was_online = online
+
+    def _flush_job(self, now):
+        if self.log.pending:
+            self.log.flush_pending()
+
+    # --- start and run ---------------------------------------------------------------------
+
+    def start(self):
+        report = self.log.open()
+        restored = self._restore()
+        if restored:
+            self.measurement.reconcile(self._log_tail())
+        self.emit(
+            "event",
+            {
+                "code": "gateway_start",
+                "detail": {
+                    "fw": FIRMWARE_VERSION,
+                    "restored": restored,
+                    "records": report.get("head", 0),
+                    "torn_bytes": report.get("torn_bytes", 0),
+                    "corrupt_skipped": report.get("corrupt_skipped", 0),
+                },
+            },
+        )
+        self.alarms.start()
+        self.identity.start()
+        self.diag.start()
+        self.measurement.start()
+        self.commands.start()
+        self.collector.start()
+        self.uplink.start()
+        loop = self.loop
+        loop.add(_Job("collector", self.collector.run), 10)
+        loop.add(self.measurement, 1000, 500)
+        loop.add(self.uplink, 20, 5)
+        loop.add(self.commands, 100, 7)
+        loop.add(self.alarms, 1000, 300)
+        loop.add(self.diag, 1000, 600)
+        loop.add(_Job("checkpoint", self._checkpoint_job), 200, 50)
+        loop.add(_Job("flush", self._flush_job), 2000, 150)
+        if self.lcd:
+            self.lcd.start()
+            loop.add(self.lcd, 500, 250)
+        if self.monitor:
+            loop.add(self.monitor, 1000, 900)
+        if self.hw.watchdog:
+            self.hw.watchdog.start()
+
+    def run(self, seconds=None):
+        self.start()
+        try:
+            self.loop.run(None if seconds is None else int(seconds * 1000))
+        except KeyboardInterrupt:
+            pass
+        self.stop()
+        return 0
+
+    def stop(self):
+        self.checkpoint()
+        self.uplink.stop()
+        self.log.close()
+        gc.collect()
+
+
+class _Job:
+    """A function as a loop job."""
+
+    def __init__(self, name, fn):
+        self.name = name
+        self.run = fn
+
