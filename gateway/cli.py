@@ -33,7 +33,7 @@ _CTRL_U = const(21)
 _ESC = const(27)
 
 # Commands that change something: login first.
-_CHANGES = ("set", "cal", "coef.set", "time.set", "output")
+_CHANGES = ("set", "cal", "coef.set", "time.set", "output", "register")
 # Exceptions from the facade that carry a message for the technician.
 _USER_ERRORS = ("ConfigError", "CalibrationError", "AuthError", "ValueError", "UsageError")
 
@@ -94,6 +94,7 @@ class Cli:
         self._esc = 0  # 1 after ESC, 2 inside an escape sequence (arrow keys...)
         self._after_cr = False
         self._out = bytearray()
+        self._held = b""  # input read but not yet taken (at most one read's worth)
         self._dropped = False
         self._retry_at = None
         self._ask = None
@@ -144,17 +145,41 @@ class Cli:
 
     # -- input -------------------------------------------------------------------------
 
+    def _held_back(self):
+        # Say what is due (or finish checking a PIN) before taking more input: it waits,
+        # in the driver or in _held, and is then taken in order.
+        return self._check is not None or len(self._out) > _OUT_BACKLOG
+
     def _read(self, now_ms):
+        if self._held:
+            if self._held_back():
+                return
+            held = self._held
+            self._held = b""
+            i = self._feed_all(held, len(held), now_ms)
+            if i < len(held):
+                self._held = held[i:]
+                return
         rx = self._rx
         for _ in range(_READS_PER_RUN):
-            if len(self._out) > _OUT_BACKLOG:
-                return  # say what is due before taking more: input waits in the driver
+            if self._held_back():
+                return
             n = self.stream.readinto(rx, 0)
             if not n:
                 return
             self.auth.touch(now_ms)
-            for i in range(n):
-                self._feed(rx[i], now_ms)
+            i = self._feed_all(rx, n, now_ms)
+            if i < n:
+                self._held = bytes(rx[i:n])
+                return
+
+    def _feed_all(self, buf, n, now_ms):
+        """Feed buf[:n] until input must wait; returns how many bytes were taken."""
+        for i in range(n):
+            self._feed(buf[i], now_ms)
+            if self._held_back():
+                return i + 1
+        return n
 
     def _echo_on(self):
         return self._ask is None or self._ask.echo
@@ -229,8 +254,6 @@ class Cli:
         if over:
             self._say("error: line too long (at most %d characters); nothing done"
                       % cliparse.MAX_LINE)
-        elif self._check is not None:
-            self._say("error: checking the PIN, one moment")
         elif self._ask is not None:
             ask = self._ask
             self._ask = None
@@ -374,7 +397,7 @@ class Cli:
             "speed    %s m/s" % _num(s.get("speed_mps"), "%.2f"),
             "load     %s kg/m" % _num(s.get("load_kgpm"), "%.2f"),
             "total    %s" % _fmt_kg(s.get("total_kg", 0)),
-            "totals   %s" % _fmt_kg(s.get("totals") or {}),
+            "totals   %s" % (_fmt_kg(s["totals"]) if s.get("totals") else "none yet"),
             "link     %s %s" % (link.get("state", "?"), _pairs(link, ("state",))),
             "uplink   %s %s" % (up.get("state", "?"), _pairs(up, ("state",))),
             "alarms   %s" % (", ".join(str(a) for a in alarms) if alarms else "none"),
@@ -561,6 +584,21 @@ class Cli:
 
         self._confirm(["switch output %d -> %s" % (do, "on" if on else "off")],
                       self._wrap(apply, "output"))
+
+    def _do_register(self, args, now_ms):
+        ident = self.gw.identity()
+        who = self.auth.who
+
+        def apply():
+            self.gw.register_units(who)
+            self._say("registered; device_swap cleared")
+
+        col = ident.get("collector") or {}
+        self._confirm(["registered now: collector %s, sensors %s"
+                       % (col.get("serial", "?") if isinstance(col, dict) else col,
+                          _fmt(ident.get("sensors") or [])),
+                       "the units the collector reports now become the registered ones"],
+                      self._wrap(apply, "register"))
 
     # -- login -------------------------------------------------------------------------
 

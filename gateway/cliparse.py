@@ -28,6 +28,7 @@ COMMANDS = (
      "stored records (default: the last 5 minutes)"),
     ("time", "time | time set TIME", "show the clock; set it (login)"),
     ("output", "output 1|2 on|off", "drive a collector switch output (login)"),
+    ("register", "register", "register the collector and sensors now present as ours (login)"),
     ("login", "login [ID]", "log in as a technician; the PIN is asked for"),
     ("logout", "logout", "log out"),
 )
@@ -478,6 +479,7 @@ _PARSERS = {
     "records": _records,
     "time": _time,
     "output": _output,
+    "register": _none("register"),
     "login": _login,
     "logout": _none("logout"),
 }

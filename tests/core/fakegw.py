@@ -241,6 +241,10 @@ class FakeGateway:
         self.emit("event", {"code": "coef_set", "detail": {"who": who, "value": value,
                                                            "effective_t": effective_t}})
 
+    def register_units(self, who):
+        self.registered_by = who
+        self.emit("event", {"code": "identity_registered", "detail": {"by": who}})
+
     def set_output(self, do, on, who):
         self.outputs[do] = on
         self.emit("event", {"code": "output_set", "detail": {"who": who, "do": do, "on": on}})

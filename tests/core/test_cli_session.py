@@ -116,7 +116,7 @@ def test_reading_is_open():
 def test_changes_need_login():
     t = Term()
     for line in ("set scale.damping_s 5", "cal zero", "coef set 0.9", "time set 1767225600",
-                 "output 1 on"):
+                 "output 1 on", "register"):
         out = t.cmd(line)
         assert "needs a technician login; usage: login [ID]" in out, out
     assert t.gw.params()["scale.damping_s"] == 3.0
@@ -456,6 +456,10 @@ def test_coef_time_and_output_changes():
     t.cmd("output 2 on")
     t.cmd("yes")
     assert t.gw.outputs == {2: True}
+    out = t.cmd("register")
+    assert "registered now: collector SC-0001" in out
+    assert "registered; device_swap cleared" in t.cmd("yes")
+    assert t.gw.registered_by == "tech:1001"
 
 
 def test_an_idle_run_does_not_allocate():
@@ -475,3 +479,11 @@ def test_an_idle_run_does_not_allocate():
             t.cli.run(t.clock.ticks_ms())
     finally:
         unlock()
+
+
+def test_input_typed_ahead_waits_for_the_pin_check_and_keeps_its_order():
+    t = Term()
+    out = t.cmd("login 1001\r" + PIN + "\rstatus", ms=1000)
+    assert PIN not in out
+    assert out.index("logged in as 1001") < out.index("running  yes")
+    assert out.endswith("gw:1001> ")
