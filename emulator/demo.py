@@ -4,6 +4,7 @@ import argparse
 import binascii
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -103,7 +104,15 @@ def main(argv):
     add_site_args(p)
     p.add_argument("--micropython", action="store_true", help="run the gateway on MicroPython")
     p.add_argument("--lines", action="store_true", help="plain status lines, no panel redraw")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the gateway's flash and the center's database from the last run")
     args = p.parse_args(argv)
+    if not args.keep:
+        # A fresh site: the emulated belt starts from zero each run, so the gateway does too.
+        shutil.rmtree(os.path.join(args.dir, "data"), ignore_errors=True)
+        for name in ("center.db", "center.db-journal"):
+            if os.path.exists(os.path.join(args.dir, name)):
+                os.remove(os.path.join(args.dir, name))
     site = Site(args)
     site.start()
     cfg = provision(site)

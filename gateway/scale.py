@@ -56,6 +56,7 @@ class Scale:
 
     def __init__(self, flat):
         self.total_g = 0  # lifetime totalizer, grams
+        self.freq_centihz = 0  # speed sensor frequency of the last poll
         self._frac = 0  # below one gram, in 2**-S g
         self._deficit = 0  # negative increments inside an open gate, repaid first
         self.az_counts = 0  # auto-zero correction on top of scale.zero_counts
@@ -171,6 +172,7 @@ class Scale:
         ok = not (st & _LOAD_FAULT)
         c = s.cells
         net = c[0] + c[1] + c[2] + c[3] - self.zero_eff
+        self.freq_centihz = s.freq_centihz
         if not self._have:
             self._baseline(s, net, ok)
             self.n = self.dp = 0
@@ -382,6 +384,10 @@ class Scale:
         return self.net / self.counts_per_kgpm
 
     def speed_mps(self):
+        """Shown speed: from the collector's pulse frequency (0.01 Hz resolution); a
+        block holds only ~25 whole pulses at 2.5 m/s. Distance never comes from this."""
+        if self.freq_centihz:
+            return self.freq_centihz / (100 * self.pulses_per_m)
         if not self.n:
             return 0.0
         return self.dp * _BLOCK_HZ / (self.n * self.pulses_per_m)

@@ -112,7 +112,9 @@ def test_reset_by_the_center_mid_upload(center):
     _drive(up, clock, lambda: up.breakpoint > 1)
     center.disconnect(DEV)
     _drive(up, clock, lambda: up.breakpoint == 3001, virt_ms=100)
-    assert up.reconnects == 1 and "closed by peer" in up.last_error
+    # The center's close reaches us as an orderly close or as a reset (data was in flight).
+    assert up.reconnects == 1
+    assert "closed by peer" in up.last_error or "ECONNRESET" in up.last_error, up.last_error
     assert abs(up.stats()["center_offset_s"] - (time.time() - clock.time())) < 5
     _assert_exactly_once(center, log)
 
