@@ -320,3 +320,34 @@ def test_the_gateway_runs_from_the_flashed_dir_on_micropython_against_the_emulat
             assert "Traceback" not in out, out[-3000:]
         site.stop()
         term.close()
+
+
+def test_tech_pins_are_asked_at_the_terminal_without_echo(fl, tmp_path):
+    from tests.ptyterm import PtyTerm
+
+    term, path = PtyTerm.open(raw=False)
+    slave = os.open(path, os.O_RDWR)
+    dev = tmp_path / "dev"
+    cmd = [sys.executable, os.path.join(ROOT, "flash.py"), "provision", "--device-id", "31",
+           "--config", fl.site, "--keys-dir", fl.keys, "--target", str(dev),
+           "--tech", "2001:Wang", "--registry", fl.registry, "--image", fl.image]
+    p = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    try:
+        term.expect(r"PIN for technician 2001 \(4-12 digits\): ", 60)
+        term.line("12")
+        term.expect(r"PIN must be 4 to 12 digits")
+        term.expect(r"PIN for technician 2001")
+        term.line("86420")
+        term.expect("again: ")
+        term.line("86420")
+        term.expect(r"device 31: firmware", 60)
+        assert p.wait(30) == 0
+    finally:
+        os.close(slave)
+        term.close()
+        if p.poll() is None:
+            p.kill()
+    assert "86420" not in term.screen
+    accounts = json.loads((dev / "data" / "accounts.json").read_text())["accounts"]
+    assert [(a["id"], a["name"]) for a in accounts] == [("2001", "Wang")]
+    assert "86420" not in json.dumps(accounts)
