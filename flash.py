@@ -423,7 +423,8 @@ class BoardDevice:
         return dst
 
     def install(self, stage, key_hex):
-        self._exec(_BOARD_CLEAN % (list(CORE) + [BOOT, MAIN, MANIFEST], DATA_DIR), "clearing old code")
+        old_code = list(CORE) + [BOOT, MAIN, MANIFEST]
+        self._exec(_BOARD_CLEAN % (old_code, DATA_DIR), "clearing old code")
         args = []
         for name in sorted(os.listdir(stage)):
             src = os.path.join(stage, name)

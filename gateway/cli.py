@@ -470,7 +470,8 @@ class Cli:
 
     def _do_coef(self, args, now_ms):
         c = self.gw.coef()
-        self._say("coef %s, effective since %s" % (_fmt(c.get("value")), self._when(c.get("since"))))
+        self._say("coef %s, effective since %s"
+                  % (_fmt(c.get("value")), self._when(c.get("since"))))
         hist = c.get("history") or []
         if hist:
             self._say("history (effective time, value):")

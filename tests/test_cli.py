@@ -76,7 +76,8 @@ def test_out_of_limit_zero_is_refused(rig):
     rig.gw.zero_true = 5000
     _login(rig)
     rig.line("cal zero 1", KEY_S)
-    rig.expect(r"outside the limit: zero moved 4000 counts, limit 500\r\napply\? \(yes/no/force\) $")
+    rig.expect(r"outside the limit: zero moved 4000 counts, limit 500\r\n"
+               r"apply\? \(yes/no/force\) $")
     rig.line("yes", KEY_S)
     rig.expect(r"refused: .*\r\ntype force to apply it anyway, or no\r\napply\? ")
     rig.line("no", KEY_S)
@@ -145,7 +146,8 @@ def test_console_stream_on_both_interpreters():
         "c = Console()\nbuf = bytearray(16)\nseen = b''\nidle = 0\n"
         "while not seen.endswith(b'q'):\n"
         "    n = c.readinto(buf, 50)\n"
-        "    if n:\n        seen += bytes(buf[:n])\n        c.write(b'<' + bytes(buf[:n]) + b'>')\n"
+        "    if n:\n        seen += bytes(buf[:n])\n"
+        "        c.write(b'<' + bytes(buf[:n]) + b'>')\n"
         "    else:\n        idle += 1\n"
         "c.close()\nc.write(b'idle=%%d' %% min(idle, 1))\n" % ROOT
     )

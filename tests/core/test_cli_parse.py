@@ -13,7 +13,8 @@ def _err(line):
 
 def test_tokens_keep_lists_and_strings_together():
     assert cliparse.tokenize("  set  a [1, 2]  b \"x y\" ") == ["set", "a", "[1, 2]", "b", '"x y"']
-    assert cliparse.tokenize("set x [[20, 0.5], [50, -1]]") == ["set", "x", "[[20, 0.5], [50, -1]]"]
+    toks = cliparse.tokenize("set x [[20, 0.5], [50, -1]]")
+    assert toks == ["set", "x", "[[20, 0.5], [50, -1]]"]
     assert cliparse.tokenize("") == []
     assert raises(UsageError, cliparse.tokenize, "set x [1, 2")
     assert raises(UsageError, cliparse.tokenize, 'set x "abc')
@@ -21,7 +22,8 @@ def test_tokens_keep_lists_and_strings_together():
 
 def test_empty_and_unknown():
     assert parse("   ") is None
-    assert _err("frobnicate now") == "error: unknown command 'frobnicate'; type help for the commands"
+    e = _err("frobnicate now")
+    assert e == "error: unknown command 'frobnicate'; type help for the commands"
     assert parse("HELP") == ("help", {"cmd": None})
     assert parse("help cal") == ("help", {"cmd": "cal"})
     assert "usage: help [COMMAND]" in _err("help nothing")
@@ -78,7 +80,8 @@ def test_cal_forms():
 
 def test_cal_errors_name_the_reason_and_the_form():
     assert _err("cal zero 0") == "error: REVS must be 1..20, got 0; usage: cal zero [REVS]"
-    assert _err("cal zero x") == "error: REVS must be a whole number, got 'x'; usage: cal zero [REVS]"
+    e = _err("cal zero x")
+    assert e == "error: REVS must be a whole number, got 'x'; usage: cal zero [REVS]"
     assert "usage: cal zero [REVS]" in _err("cal zero 3 4")
     assert "usage: cal span weight KG" in _err("cal span 50")
     assert "KG must be 0.1..5000" in _err("cal span weight -1")
