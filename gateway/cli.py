@@ -116,7 +116,10 @@ class Cli:
         self._say("coal output substation gateway %s, device %s; help lists the commands"
                   % (FIRMWARE_VERSION, ident.get("device_id")))
         self._prompt()
-        self._flush()
+        try:
+            self._flush()
+        except OSError:  # no terminal yet: the banner is lost, the CLI is not
+            self.errors += 1
 
     def apply_params(self, params):
         """Take the run-time parameters this job uses (call after any change)."""
