@@ -125,6 +125,7 @@ class Belt:
         self.true_mass_kg = 0.0  # material that crossed the frame centre line
         self.motor_on = False
         self.mains_lost = False
+        self.slipping = False  # belt slip: stalled on the drive pulley, motor running
         self.test_weight_kg = 0.0  # test weights hung on the frame
         self.chain_kgpm = 0.0  # a test chain lying on the belt over the frame
         self.vibration_mode = "normal"
@@ -227,11 +228,16 @@ class Belt:
         dt = _CONV_S
         feed_tph, target = self.profile.at(self.t)
         # Speed follows its target with limited acceleration; the motor is on while it runs.
-        if self.speed_mps < target:
-            self.speed_mps = min(target, self.speed_mps + self.accel_mps2 * dt)
-        elif self.speed_mps > target:
-            self.speed_mps = max(target, self.speed_mps - self.accel_mps2 * dt)
-        self.motor_on = target > 0 or self.speed_mps > 0.05
+        if self.slipping:
+            # The belt stalls on the drive pulley, which the motor keeps turning.
+            self.speed_mps = 0.0
+            self.motor_on = True
+        else:
+            if self.speed_mps < target:
+                self.speed_mps = min(target, self.speed_mps + self.accel_mps2 * dt)
+            elif self.speed_mps > target:
+                self.speed_mps = max(target, self.speed_mps - self.accel_mps2 * dt)
+            self.motor_on = target > 0 or self.speed_mps > 0.05
         v = self.speed_mps
         # Material laid at the loading point now arrives at the frame load_to_frame_m later.
         self._q_loading = feed_tph / (3.6 * v) if v > 0.05 else 0.0

@@ -79,6 +79,13 @@ class CollectorEmulator:
         self.config_counter = 0
         self.coils = [False, False]
         self.status_extra = 0  # bits 4..6 a test may set (speed, vibration sensor, ADC faults)
+        # Readings a test may force (None: the model's): the supply in mV (the register's
+        # noise still added), the board temperature in 0.1 °C, and DI1 (an open/stop
+        # sensor stuck on or off).
+        self.supply_mv = None
+        self.temp_01c = None
+        self.di1 = None
+        self.coil_log = []  # (time.monotonic(), coil, on) for every write and restart
         self.restarted = False
         self.restarts = 0
         self.busy_replies = 0
@@ -149,6 +156,8 @@ class CollectorEmulator:
         self._waves = 0
         self._copy = None
         self.coils = [False, False]
+        self.coil_log.append((time.monotonic(), 0, False))
+        self.coil_log.append((time.monotonic(), 1, False))
         self.address = self.slave_address_setting
         self.restarted = True
         self.restarts += 1
@@ -174,9 +183,16 @@ class CollectorEmulator:
         seq = (b.block_seq - self._block_off) % WRAP
         pulses = (b.pulses - self._pulse_off) % WRAP
         t = b.t
-        supply = 11800 - int(20 * (t % 3600) / 360) if b.mains_lost else 12000
+        if self.supply_mv is not None:
+            supply = self.supply_mv
+        elif b.mains_lost:
+            supply = 11800 - int(20 * (t % 3600) / 360)
+        else:
+            supply = 12000
         supply += self.rng.randint(-15, 15)
-        temp = int(round(250 + 40 * math.sin(2 * math.pi * t / 7200)))
+        temp = self.temp_01c
+        if temp is None:
+            temp = int(round(250 + 40 * math.sin(2 * math.pi * t / 7200)))
         if b.motor_on != self._di1_target:
             self._di1_target = b.motor_on
             self._di1_at = t + _DI1_LAG_S
@@ -209,7 +225,8 @@ class CollectorEmulator:
                 del self.history[next(iter(self.history))]
 
     def _di_bits(self):
-        return (1 if self._di1 else 0) | (2 if self.belt.mains_lost else 0)
+        di1 = self._di1 if self.di1 is None else self.di1
+        return (1 if di1 else 0) | (2 if self.belt.mains_lost else 0)
 
     def _step(self):
         b = self.belt
@@ -257,6 +274,7 @@ class CollectorEmulator:
             if values is not None:
                 for i, v in enumerate(values):
                     self.coils[address + i] = bool(v)
+                    self.coil_log.append((time.monotonic(), address + i, bool(v)))
             if fc == 2:
                 registers[0] = self._di_bits()
             else:
