@@ -47,8 +47,8 @@ gc.collect()
 m0 = gc.mem_alloc()
 a = Alarms(c, emit, lambda on: None, p)
 ident = Identity(a, Slots(), c, 1)
-link = {"state": "ok", "requests": 0, "timeouts": 0, "crc_errors": 0, "exceptions": 0,
-        "latency_ms_avg": 20, "latency_ms_max": 40, "consecutive_failures": 0}
+link = {"state": "ok", "requests": 0, "responses": 0, "timeouts": 0, "crc_errors": 0,
+        "exceptions": 0, "latency_ms_sum": 0, "latency_ms_max": 40, "consecutive_failures": 0}
 d = Diagnostics(a, p, c, emit, ident, link=lambda: link,
     store=lambda: {"free_bytes": 1 << 26, "write_errors": 0, "corrupt_found": 0, "pending": 0},
     uplink=lambda: {"state": "up", "connected": True, "last_ack_t": 1, "backlog": 0},

@@ -95,8 +95,8 @@ class Diagnostics:
     ):
         """alarms: the engine. params: the flat parameter dict. Sources are getters
         called from run(); one left None drops its check:
-        link() -> {"state", "requests", "timeouts", "crc_errors", "exceptions",
-                   "latency_ms_avg", "latency_ms_max", "consecutive_failures"}
+        link() -> {"state", "requests", "responses", "timeouts", "crc_errors", "exceptions",
+                   "latency_ms_sum", "latency_ms_max", "consecutive_failures"} (cumulative)
         store() -> {"free_bytes", "write_errors", "corrupt_found", "pending"}
         uplink() -> {"state", "connected", "acked", "backlog"}
         loop: the gateway.loop.Loop
@@ -158,9 +158,14 @@ class Diagnostics:
         self._lstat = None
         self._lreq = 0
         self._lerr = 0
+        self._lresp = 0
+        self._llat = 0
         self._wreq = _Window()
         self._werr = _Window()
+        self._wresp = _Window()
+        self._wlat = _Window()
         self._err_pm = 0  # error rate over the window, per mille
+        self._lat_ms = 0  # mean response latency over the window
         # loop
         self._wovr = _Window()
         self._ovr_seen = 0
@@ -425,11 +430,17 @@ class Diagnostics:
         self._lstat = s
         req = s["requests"]
         err = s["timeouts"] + s["crc_errors"]
+        resp = s["responses"]
+        lat = s["latency_ms_sum"]
         # Counters are cumulative; one that went down was reset.
         dreq = req - self._lreq if req >= self._lreq else req
         derr = err - self._lerr if err >= self._lerr else err
+        dresp = resp - self._lresp if resp >= self._lresp else resp
+        dlat = lat - self._llat if lat >= self._llat else lat
         self._lreq = req
         self._lerr = err
+        self._lresp = resp
+        self._llat = lat
         lost = s["state"] == "lost"
         a.set("collector_link_lost", lost, "%d failures in a row" % s["consecutive_failures"])
         if lost:
@@ -437,20 +448,30 @@ class Diagnostics:
             # degraded link once it is back.
             self._wreq.clear()
             self._werr.clear()
+            self._wresp.clear()
+            self._wlat.clear()
             self._bad.pop("link_err", None)
             self._bad.pop("link_lat", None)
             a.set("collector_link_degraded", False)
             return
         self._wreq.add(dreq)
         self._werr.add(derr)
+        self._wresp.add(dresp)
+        self._wlat.add(dlat)
         wreq = self._wreq.sum()
         self._err_pm = self._werr.sum() * 1000 // wreq if wreq >= _MIN_REQUESTS else 0
+        # The latency of the last minute, like the error rate: a lifetime mean would take
+        # as long as the healthy history to notice a slow collector, and to forget one.
+        wresp = self._wresp.sum()
+        self._lat_ms = self._wlat.sum() // wresp if wresp else 0
         if rotate:
             self._wreq.rotate()
             self._werr.rotate()
+            self._wresp.rotate()
+            self._wlat.rotate()
         thr_pm = int(p["alarms.link_error_pct"] * 10)
         err_bad = self._hyst("link_err", self._err_pm > thr_pm, self._err_pm > thr_pm // 2)
-        lat = s["latency_ms_avg"]
+        lat = self._lat_ms
         lat_thr = p["alarms.link_latency_ms"]
         lat_bad = self._hyst("link_lat", lat > lat_thr, lat > lat_thr * 4 // 5)
         if err_bad:
@@ -628,7 +649,7 @@ class Diagnostics:
             return {
                 "state": s["state"],
                 "err_pct": self._err_pm / 10,
-                "lat_ms": s["latency_ms_avg"],
+                "lat_ms": self._lat_ms,
                 "lat_max": s["latency_ms_max"],
             }
         if name == "storage":

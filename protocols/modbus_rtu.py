@@ -371,6 +371,7 @@ class Master:
             "uart_errors": self.uart_errors,
             "stale_bytes": self.stale_bytes,
             "latency_ms_avg": self._lat_sum // self._lat_n if self._lat_n else 0,
+            "latency_ms_sum": self._lat_sum,  # over `responses`: a caller's window of it
             "latency_ms_max": self.latency_ms_max,
             "consecutive_failures": self._fails,
         }

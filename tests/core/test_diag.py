@@ -285,10 +285,11 @@ def _link(**kw):
     d = {
         "state": "ok",
         "requests": 0,
+        "responses": 0,
         "timeouts": 0,
         "crc_errors": 0,
         "exceptions": 0,
-        "latency_ms_avg": 20,
+        "latency_ms_sum": 0,
         "latency_ms_max": 40,
         "consecutive_failures": 0,
     }
@@ -302,12 +303,16 @@ class Counters:
     def __init__(self):
         self.d = _link()
         self.err_per_100 = 0
+        self.latency_ms = 20  # of every answer this second
 
     def __call__(self):
         d = self.d
         d["requests"] += 10
         self._acc = getattr(self, "_acc", 0) + self.err_per_100 * 10
-        d["timeouts"] += self._acc // 100
+        errors = self._acc // 100
+        d["timeouts"] += errors
+        d["responses"] += 10 - errors
+        d["latency_ms_sum"] += (10 - errors) * self.latency_ms
         self._acc %= 100
         return d
 
@@ -326,11 +331,11 @@ def test_link_lost_and_degraded():
     link.err_per_100 = 0
     r.tick(130)
     assert r.states("collector_link_degraded") == ["raise", "clear"]
-    link.d["latency_ms_avg"] = 250
-    r.tick(12)
+    link.latency_ms = 400  # the minute's mean passes 200 ms within 40 s
+    r.tick(52)
     assert r.active("collector_link_degraded")
-    link.d["latency_ms_avg"] = 20
-    r.tick(62)
+    link.latency_ms = 20
+    r.tick(100)
     assert not r.active("collector_link_degraded")
     # Lost: its timeouts do not count as degradation once it is back.
     link.d["state"] = "lost"
@@ -343,6 +348,27 @@ def test_link_lost_and_degraded():
     assert r.states("collector_link_lost") == ["raise", "clear"]
     assert r.states("collector_link_degraded") == ["raise", "clear", "raise", "clear"]
 
+
+def test_link_latency_is_the_last_minutes_not_the_lifetime_mean():
+    # An hour of fast answers must not hide a collector that turns slow, nor keep the
+    # alarm up long after it is fast again.
+    link = Counters()
+    r = Rig(link=link, p=params(link_latency_ms=50))
+    link.latency_ms = 5
+    r.tick(3600, samples=False)
+    assert r.states("collector_link_degraded") == []
+    link.latency_ms = 80  # every answer: the minute's mean passes 50 ms within 40 s
+    r.tick(35)
+    assert not r.active("collector_link_degraded")
+    r.tick(25)
+    assert r.active("collector_link_degraded")
+    assert r.alarms.active()[0]["detail"].startswith("latency ")
+    assert r.diag.report()["checks"][0]["figures"]["lat_ms"] > 50
+    link.latency_ms = 5  # <= 40 ms (80 %) within 45 s, then the 60 s clear delay
+    r.tick(60)
+    assert r.active("collector_link_degraded")
+    r.tick(50)
+    assert r.states("collector_link_degraded") == ["raise", "clear"]
 
 def test_link_counters_reset_by_the_driver():
     link = Counters()
