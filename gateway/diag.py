@@ -443,21 +443,14 @@ class Diagnostics:
         self._llat = lat
         lost = s["state"] == "lost"
         a.set("collector_link_lost", lost, "%d failures in a row" % s["consecutive_failures"])
-        if lost:
-            # The outage is collector_link_lost; its timeouts must not read as a
-            # degraded link once it is back.
-            self._wreq.clear()
-            self._werr.clear()
-            self._wresp.clear()
-            self._wlat.clear()
-            self._bad.pop("link_err", None)
-            self._bad.pop("link_lat", None)
-            a.set("collector_link_degraded", False)
-            return
-        self._wreq.add(dreq)
-        self._werr.add(derr)
-        self._wresp.add(dresp)
-        self._wlat.add(dlat)
+        if not lost:
+            # A second that ends with the link lost is left out of the minute: an
+            # outage's timeouts are collector_link_lost, not a degraded link once it is
+            # back. A bad link that is lost only now and then keeps its figures.
+            self._wreq.add(dreq)
+            self._werr.add(derr)
+            self._wresp.add(dresp)
+            self._wlat.add(dlat)
         wreq = self._wreq.sum()
         self._err_pm = self._werr.sum() * 1000 // wreq if wreq >= _MIN_REQUESTS else 0
         # The latency of the last minute, like the error rate: a lifetime mean would take
@@ -479,8 +472,10 @@ class Diagnostics:
         elif lat_bad:
             detail = "latency %d ms" % lat
         else:
-            detail = "collector driver reports degraded"
-        a.set("collector_link_degraded", err_bad or lat_bad or s["state"] == "degraded", detail)
+            detail = "collector driver reports %s" % s["state"]
+        # Not while the outage itself is the alarm.
+        bad = err_bad or lat_bad or s["state"] != "ok"
+        a.set("collector_link_degraded", bad and not a.is_active("collector_link_lost"), detail)
 
     def _check_store(self):
         s = self._store()

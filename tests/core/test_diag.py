@@ -349,6 +349,21 @@ def test_link_lost_and_degraded():
     assert r.states("collector_link_degraded") == ["raise", "clear", "raise", "clear"]
 
 
+def test_a_bad_link_lost_now_and_then_is_degraded():
+    # Half the answers bad: the driver calls the link lost for an instant whenever three
+    # attempts in a row fail. Those instants neither empty the minute nor hold the alarm
+    # off, and they are too short for collector_link_lost.
+    link = Counters()
+    r = Rig(link=link)
+    r.tick(30)
+    link.err_per_100 = 50
+    for k in range(14):
+        link.d["state"] = "lost" if k % 3 == 0 else "degraded"
+        r.tick(1)
+    assert r.active("collector_link_degraded")
+    assert r.states("collector_link_lost") == []
+    assert r.diag.report()["checks"][0]["figures"]["err_pct"] > 5
+
 def test_link_latency_is_the_last_minutes_not_the_lifetime_mean():
     # An hour of fast answers must not hide a collector that turns slow, nor keep the
     # alarm up long after it is fast again.
