@@ -411,6 +411,16 @@ class CollectorEmulator:
         """Every TCP connection is cut, as when the serial server restarts."""
         self._call(self._line.drop_clients)
 
+    def serial_server_off(self, off=True):
+        """The serial server off (its connections cut, new ones cut at once) or back on."""
+
+        def switch():
+            self._line.refuse = off
+            if off:
+                self._line.drop_clients()
+
+        self._call(switch)
+
     @property
     def line(self):
         return self._line
@@ -421,6 +431,7 @@ class CollectorEmulator:
 
         async def shutdown():
             self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
             await self._line.close()
             await self._server.shutdown()
 

@@ -183,9 +183,16 @@ class FaultLine:
         self._sessions = []
         self._servers = []
         self._ptys = []
+        self.refuse = False  # the serial server is off: TCP connections are cut at once
+        self._clients = set()  # the tasks serving TCP connections
 
     async def serve_tcp(self, host, port):
         async def client(reader, writer):
+            if self.refuse:
+                writer.transport.abort()
+                return
+            me = asyncio.current_task()
+            self._clients.add(me)
             s = Session(self, writer.write)
             s.writer = writer
             self._sessions.append(s)
@@ -202,6 +209,7 @@ class FaultLine:
                 if s in self._sessions:
                     self._sessions.remove(s)
                 writer.close()
+                self._clients.discard(me)
 
         server = await asyncio.start_server(client, host, port)
         self._servers.append(server)
@@ -262,8 +270,15 @@ class FaultLine:
 
     async def close(self):
         self.close_pty()
-        for s in list(self._sessions):
-            s.close()
         for server in self._servers:
             server.close()
         self._servers = []
+        # Every connection and worker ends before the loop stops, so none is left pending
+        # (asyncio complains about each one when the loop is closed). A connection's task
+        # ends on its own once the connection is cut; cancelling it would make asyncio
+        # log the cancellation as an error.
+        self.drop_clients()
+        workers = [s._task for s in self._sessions]
+        for s in list(self._sessions):
+            s.close()
+        await asyncio.gather(*workers, *self._clients, return_exceptions=True)
