@@ -1,0 +1,512 @@
+# End-to-end rig: the collector emulator (belt model, real time, RTU over TCP or a pty),
+# the center emulator, and the real gateway: gateway.app.Gateway in this process on a
+# thread of its own (real clock), or `python|micropython -m gateway run` as a subprocess.
+# Shared by tests/test_e2e_alarms.py and tests/test_e2e_commands.py. CPython only.
+#
+#   rig = Rig(tmp_path, params={...}).start()      # gateway in-process; start(MICROPYTHON)
+#   rig.emu.faults.drop = 1.0                        # the collector stops answering
+#   t = rig.wait_alarm("collector_link_lost", "raise", since=t0)
+#   rig.call(lambda gw: gw.status())                 # in-process: on the loop's thread
+#   rig.stop()
+#
+# Observation: the center's stored records (what the contract promises), the emulator's
+# coils (DO1 is coil 0), and the tap: every record with the time.monotonic() it was
+# written (in-process, from the record log) or reached the center (a subprocess).
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from emulator.belt import Belt
+from emulator.center import Center
+from emulator.collector import CollectorEmulator
+from emulator.scale_runs import Manual
+from gateway import auth, config
+from gateway.alarms import DO1_CLASSES, TABLE
+from hal.fs import Flash
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MICROPYTHON = os.path.join(os.path.dirname(sys.executable), "micropython")
+PIN = "2468"
+TECH = "1001"
+# The belt as an installer set it up; speed and span match the belt model.
+SCALE = {"belt_length_m": 187.3, "weigh_length_m": 1.25, "pulses_per_m": 101.7,
+         "span_kg_per_count": 0.001, "design_tph": 1000.0}
+
+
+class Timeout(AssertionError):
+    pass
+
+
+def wait_until(cond, timeout_s, what="condition", step_s=0.05):
+    """cond()'s first true value, or Timeout."""
+    end = time.monotonic() + timeout_s
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise Timeout("%s not within %.0f s" % (what, timeout_s))
+        time.sleep(step_s)
+
+
+class _Inbox:
+    """A loop job that runs the test thread's calls on the gateway's own thread, so the
+    test never reads the gateway's state while the loop changes it."""
+
+    name = "test_inbox"
+
+    def __init__(self, gw):
+        self.gw = gw
+        self._calls = []
+        self._lock = threading.Lock()
+
+    def call(self, fn, timeout_s=10):
+        done = threading.Event()
+        box = {}
+        with self._lock:
+            self._calls.append((fn, box, done))
+        if not done.wait(timeout_s):
+            raise Timeout("the gateway's loop did not run the call")
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    def run(self, now_ms):
+        with self._lock:
+            calls, self._calls = self._calls, []
+        for fn, box, done in calls:
+            try:
+                box["value"] = fn(self.gw)
+            except Exception as e:  # handed to the caller
+                box["error"] = e
+            done.set()
+
+
+class FillableFlash(Flash):
+    """hal.fs.Flash whose file system a test can make nearly full (free_kib: what
+    free_bytes() reports) or full (full: every write fails with ENOSPC)."""
+
+    def __init__(self, root):
+        Flash.__init__(self, root)
+        self.free_kib = None
+        self.full = False
+
+    def free_bytes(self):
+        if self.free_kib is not None:
+            return self.free_kib * 1024
+        return Flash.free_bytes(self)
+
+    def open(self, name, mode):
+        f = Flash.open(self, name, mode)
+        return f if mode in ("r", "rb") else _FillableFile(f, self)
+
+
+class _FillableFile:
+    def __init__(self, f, flash):
+        self._f = f
+        self._flash = flash
+
+    def write(self, data):
+        if self._flash.full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self._f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+
+
+class Site:
+    """The collector emulator (belt already running, real time) and the center."""
+
+    def __init__(self, tmp, seed=2, feed_tph=400.0, pty=False):
+        self.tmp = str(tmp)
+        self.keys = os.path.join(self.tmp, "keys")
+        os.makedirs(self.keys, exist_ok=True)
+        self.feed = Manual(feed_tph, 2.5)
+        self.belt = Belt(seed=seed, profile=self.feed)
+        self.belt.advance(15.0)  # up to speed and loaded before the gateway looks
+        self.emu = CollectorEmulator(self.belt, speed=1.0, seed=seed)
+        self.pty = pty
+        self.db = os.path.join(self.tmp, "center.db")
+        self.center = Center(self.db, self.keys, "127.0.0.1", 0)
+        self.collector_url = None
+
+    def start(self):
+        if self.pty:
+            # The gateway opens a fixed path (as /dev/ttyUSB0); plug() points it at a pty.
+            self.collector_url = os.path.join(self.tmp, "ttyCOLLECTOR")
+            self.plug()
+        else:
+            self.collector_url = "socket://%s:%d" % self.emu.start_tcp("127.0.0.1", 0)
+        self.center.start_thread()
+        return self
+
+    def plug(self):
+        """(Re)plug the USB serial adapter: a new pty behind the same path."""
+        path = self.emu.start_pty()
+        tmp = self.collector_url + ".new"
+        os.symlink(path, tmp)
+        os.replace(tmp, self.collector_url)
+
+    def unplug(self):
+        """Unplug it: the pty goes and the path with it."""
+        os.remove(self.collector_url)
+        self.emu.unplug_pty()
+
+    def stop_center(self):
+        self.center.stop()
+
+    def start_center(self):
+        """The center back on the same port with the same database."""
+        self.center = Center(self.db, self.keys, "127.0.0.1", self.center.port)
+        self.center.start_thread()
+
+    def stop(self):
+        self.emu.stop()
+        self.center.stop()
+
+
+def _write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+class Rig:
+    """A site and one gateway. params: run-time and config keys (flat, dotted) given in
+    the configuration file; cli: a technician terminal on a pty (tests.ptyterm)."""
+
+    def __init__(self, tmp, device_id=4711, params=None, cli=False, pty=False, seed=2,
+                 feed_tph=400.0, name="rig"):
+        self.name = name
+        self.tmp = os.path.join(str(tmp), name)
+        os.makedirs(self.tmp)
+        self.device_id = device_id
+        self.site = Site(self.tmp, seed=seed, feed_tph=feed_tph, pty=pty)
+        self.emu = self.site.emu
+        self.belt = self.site.belt
+        self.params = dict(params or {})
+        self.want_cli = cli
+        self.term = None
+        self.gw = None
+        self.proc = None
+        self.tap = []  # (monotonic, seq, type, fields) of every record the gateway wrote
+        self._thread = None
+        self._inbox = None
+        self.exe = None
+        self.outputs = []  # a subprocess gateway's output, one per run
+        self._poller = None
+        self._stopping = False
+        self.data_dir = os.path.join(self.tmp, "data")
+        os.makedirs(self.data_dir)
+        self.key = os.urandom(32)
+        self.key_file = os.path.join(self.tmp, "device.key")
+
+    # --- set-up
+
+    @property
+    def center(self):
+        return self.site.center
+
+    def config(self):
+        s = self.site
+        cfg = {"device_id": self.device_id, "key_file": self.key_file,
+               "data_dir": self.data_dir, "scale": dict(SCALE)}
+        flat = {"collector.port": s.collector_url, "collector.baud": 115200,
+                "center.host": "127.0.0.1", "center.port": s.center.port,
+                "center.backoff_max_s": 2, "collector.identity_s": 10}
+        if self.term is not None:
+            flat["cli.port"] = self.cli_path
+        flat.update(self.params)
+        for key, value in flat.items():
+            d = cfg
+            parts = key.split(".")
+            for p in parts[:-1]:
+                d = d.setdefault(p, {})
+            d[parts[-1]] = value
+        return cfg
+
+    def _provision(self):
+        _write(self.key_file, self.key.hex())
+        _write(os.path.join(self.site.keys, "%d.key" % self.device_id), self.key.hex())
+        _write(os.path.join(self.data_dir, "accounts.json"), json.dumps(
+            {"accounts": [auth.make_account(TECH, PIN, "Zhang", iterations=64)]}))
+        if self.want_cli:
+            from tests.ptyterm import PtyTerm
+
+            self.term, self.cli_path = PtyTerm.open()
+
+    def start(self, exe=None):
+        """Start the site and the gateway: in this process (exe None), or as
+        `exe -m gateway run` (sys.executable or MICROPYTHON)."""
+        self.site.start()
+        self._provision()
+        self.exe = exe
+        if exe:
+            self.start_process()
+        else:
+            self.start_gateway()
+        return self
+
+    def restart(self):
+        """Stop the gateway cleanly and start it again on the same flash."""
+        if self.exe:
+            self.stop_process()
+            self.start_process()
+        else:
+            self.stop_gateway()
+            self.start_gateway()
+
+    def start_gateway(self):
+        """The gateway in this process, on a thread of its own, on the real clock."""
+        from gateway.app import Gateway
+        from hal.board import Hardware
+        from hal.clock import Clock
+        from hal.net import TcpConnector
+        from hal.uart import open_uart
+
+        cfg = config.validate(self.config())
+        hw = Hardware(
+            clock=Clock(),
+            flash=FillableFlash(cfg["data_dir"]),
+            collector_uart=open_uart(cfg["collector.port"], cfg["collector.baud"]),
+            center_connect=TcpConnector(cfg["center.host"], cfg["center.port"]),
+            cli_uart=open_uart(cfg["cli.port"], 115200) if cfg["cli.port"] else None,
+        )
+        gw = Gateway(cfg, self.key, hw)
+        append = gw.log.append
+        tap = self.tap
+
+        def tapped(rtype, t, fields):
+            seq = append(rtype, t, fields)
+            tap.append((time.monotonic(), seq, rtype, json.loads(json.dumps(fields))))
+            return seq
+
+        gw.log.append = tapped
+        gw.start()
+        self._inbox = _Inbox(gw)
+        gw.loop.add(self._inbox, 20, 11)
+        self.gw = gw
+        self._thread = threading.Thread(target=gw.loop.run, name=self.name, daemon=True)
+        self._thread.start()
+        return gw
+
+    def stop_gateway(self):
+        """Stop the in-process gateway as `run` does when it ends (checkpoint, close)."""
+        gw, self.gw = self.gw, None
+        gw.loop.stop()
+        self._thread.join(10)
+        gw.stop()
+
+    def start_process(self):
+        cfg_path = os.path.join(self.tmp, "config.json")
+        _write(cfg_path, json.dumps(self.config()))
+        self.proc = subprocess.Popen([self.exe, "-m", "gateway", "run", "--config", cfg_path],
+                                     cwd=ROOT, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        if self._poller is None:
+            # The subprocess's records as the center gets them: the tap, noted on arrival.
+            self._poller = threading.Thread(target=self._poll_center, daemon=True)
+            self._poller.start()
+
+    def _poll_center(self):
+        seen = 0
+        while not self._stopping:
+            time.sleep(0.1)
+            if self.center._thread is None:
+                continue  # stopped; start_center() makes another
+            try:
+                recs = self.center.records(self.device_id)
+            except Exception:  # the center is being stopped or started again
+                continue
+            now = time.monotonic()
+            for r in recs[seen:]:
+                fields = {k: v for k, v in r.items() if k not in ("seq", "t", "type")}
+                self.tap.append((now, r["seq"], r["type"], fields))
+            seen = len(recs)
+
+    def stop_process(self):
+        """Ctrl-C: the gateway stops as a technician stops it (checkpoint, close)."""
+        p, self.proc = self.proc, None
+        p.send_signal(signal.SIGINT)
+        try:
+            out, _ = p.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, _ = p.communicate()
+        self.outputs.append(out)
+        return out
+
+    def stop(self):
+        self._stopping = True
+        try:
+            if self.gw is not None:
+                self.stop_gateway()
+            if self.proc is not None:
+                self.stop_process()
+        finally:
+            self.site.stop()
+            if self.term is not None:
+                self.term.close()
+
+    # --- the gateway (in-process)
+
+    def call(self, fn, timeout_s=10):
+        """fn(gateway) run on the gateway's loop thread; its value."""
+        return self._inbox.call(fn, timeout_s)
+
+    def login(self):
+        t = self.term
+        t.line("login %s" % TECH)
+        t.expect("PIN: ")
+        t.line(PIN)
+        t.expect(r"logged in as %s \(Zhang\)\r\ngw:%s> $" % (TECH, TECH), 20)
+
+    # --- what happened
+
+    def tapped(self, rtype=None, code=None, state=None, since=None):
+        """Records the gateway wrote (a subprocess's: as they reach the center):
+        [(monotonic, seq, fields)]."""
+        out = []
+        for mono, seq, rt, f in list(self.tap):
+            if rtype is not None and rt != rtype:
+                continue
+            if code is not None and f.get("code") != code:
+                continue
+            if state is not None and f.get("state") != state:
+                continue
+            if since is not None and mono < since:
+                continue
+            out.append((mono, seq, f))
+        return out
+
+    def wait_alarm(self, code, state, since, timeout_s):
+        """When the gateway wrote the first `alarm` record of code/state after `since`."""
+        got = wait_until(lambda: self.tapped("alarm", code, state, since), timeout_s,
+                         "%s: alarm %s %s" % (self.name, code, state))
+        return got[0][0]
+
+    def records(self, rtype=None, code=None):
+        """The records the center stores for this device."""
+        out = []
+        for r in self.center.records(self.device_id):
+            if rtype is not None and r.get("type") != rtype:
+                continue
+            if code is not None and r.get("code") != code:
+                continue
+            out.append(r)
+        return out
+
+    def wait_uploaded(self, timeout_s=20):
+        """Until the center holds every record written so far (a subprocess: until
+        nothing more arrives for 2 s)."""
+        if self.gw is None:
+            last = [None, time.monotonic()]
+
+            def quiet():
+                n = self.center.summary(self.device_id)["next"]
+                if n != last[0]:
+                    last[:] = [n, time.monotonic()]
+                return time.monotonic() - last[1] > 2
+
+            wait_until(quiet, timeout_s, "%s: uploads settle" % self.name, 0.2)
+            return
+
+        def done():
+            head = self.call(lambda gw: gw.log.head)
+            st = self.center.summary(self.device_id)
+            return st is not None and st["next"] > head
+
+        wait_until(done, timeout_s, "%s: every record at the center" % self.name)
+
+    def active(self):
+        """Codes of the active alarms (a subprocess's: from its records)."""
+        if self.gw is not None:
+            return self.call(lambda gw: [a["code"] for a in gw.alarms.active()])
+        on = set()
+        for _, _, f in self.tapped("alarm"):
+            if f["state"] == "raise":
+                on.add(f["code"])
+            else:
+                on.discard(f["code"])
+        return sorted(on)
+
+    def link_up(self):
+        if self.gw is not None:
+            return self.call(lambda gw: gw.collector.link.state != "lost")
+        return "collector_link_lost" not in self.active()
+
+    def do1(self):
+        return self.emu.coils[0]
+
+    def do1_expected(self):
+        """DO1 as docs/alarms.md says: on while any active alarm's class drives it."""
+        if self.gw is not None:
+            classes = self.call(lambda gw: gw.params["alarms.do1_classes"])
+        else:
+            classes = self.params.get("alarms.do1_classes", DO1_CLASSES)
+        return any(TABLE[code][0] in classes for code in self.active())
+
+    def wait_do1(self, on, timeout_s=3):
+        wait_until(lambda: self.do1() == on, timeout_s,
+                   "%s: DO1 %s" % (self.name, "on" if on else "off"))
+        return on
+
+
+class Do1Watch:
+    """Samples DO1 (coil 0) against what the active alarms ask for, every 100 ms, on a
+    thread. violations() lists the times DO1 disagreed for longer than settle_s with the
+    link up: it cannot be written while the link is lost, and a collector restart turns
+    it off until the gateway drives it again."""
+
+    def __init__(self, rig, settle_s=2.0):
+        self.rig = rig
+        self.settle_s = settle_s
+        self.samples = []  # (monotonic, coil, expected, link_up)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def _run(self):
+        rig = self.rig
+        while not self._stop.wait(0.1):
+            if rig.gw is None and rig.proc is None:
+                continue
+            try:
+                exp, up = rig.do1_expected(), rig.link_up()
+            except Timeout:
+                continue
+            self.samples.append((time.monotonic(), rig.do1(), exp, up))
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
+
+    def violations(self):
+        """[(seconds from the first sample, coil, expected)] where a disagreement began
+        that lasted more than settle_s."""
+        bad = []
+        began = None
+        t0 = self.samples[0][0] if self.samples else 0
+        for t, coil, exp, up in self.samples:
+            if not up or coil == exp:
+                began = None
+                continue
+            if began is None:
+                began = t
+            elif t - began > self.settle_s and (not bad or bad[-1][0] != round(began - t0, 1)):
+                bad.append((round(began - t0, 1), coil, exp))
+        return bad
