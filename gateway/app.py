@@ -67,6 +67,7 @@ class Gateway:
             backoff_max_s=p["center.backoff_max_s"],
             alarm=self.alarms.set,
             emit=self.emit,
+            on_breakpoint=self._on_breakpoint,
         )
         self.loop = Loop(clock, watchdog=hw.watchdog)
         self.diag = Diagnostics(
@@ -294,6 +295,11 @@ class Gateway:
         self.emit("event", {"code": "output_set", "detail": {"by": who, "do": do, "on": on}})
 
     # --- persistence -------------------------------------------------------------------
+
+    def _on_breakpoint(self, next_seq):
+        # The center holds everything below next_seq: checkpoint at once, so retention
+        # after a restart knows what it may reclaim.
+        self._ckpt_due_ms = self.clock.ticks_ms()
 
     def snapshot(self):
         return {
