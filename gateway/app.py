@@ -241,7 +241,7 @@ class Gateway:
                      "crc_errors": link.get("crc_errors")},
             "uplink": {"state": up["state"], "backlog": up["backlog"]},
             "alarms": [a["code"] for a in self.alarms.active()],
-            "diag": self.diag.report(compact=True).get("summary"),
+            "diag": self.diag.report()["summary"],
         }
 
     # --- center commands ---------------------------------------------------------------
