@@ -287,6 +287,7 @@ class Gateway:
     def set_time(self, t, who):
         step = self.clock.set_time(t)
         self.emit("event", {"code": "time_set", "detail": {"by": who, "step_s": round(step, 3)}})
+        self.diag.clock_set(step)
         self._ckpt_due_ms = self.clock.ticks_ms()  # keep the new offset across a restart
         return round(step, 3)
 

@@ -272,6 +272,16 @@ class Diagnostics:
         self.identity.register(by)
         self.rebaseline_cells()
 
+    def clock_set(self, step_s):
+        """The wall clock was set (time_sync, the CLI's time set) by step_s: judged now,
+        not at the next run, which a restart can come before."""
+        step = int(round(step_s))
+        if self._last_wall is not None:
+            self._last_wall += step  # the next run sees no step
+        if step >= self.p["alarms.clock_step_s"] or step <= -self.p["alarms.clock_step_s"]:
+            self._last_step = step
+            self.alarms.raise_event("clock_stepped", "%+d s" % step)
+
     def rebaseline_cells(self):
         """Relearn the cells' drift baseline (after a zero calibration or a cell change)."""
         self._base = None

@@ -57,3 +57,12 @@ def test_status_carries_the_diagnostics_summary():
     assert s["diag"]["alarms"] == len(s["alarms"]) and s["diag"]["uptime_s"] >= 4
     gw.stop()
 
+
+def test_a_time_set_is_clock_stepped_at_once():
+    gw = _gateway()
+    gw.set_time(gw.time() + 3600, "center")
+    # Before any check run: a restart now would not lose it.
+    assert gw.alarms.is_active("clock_stepped")
+    gw.loop.run(2000)
+    assert [a["detail"] for a in gw.alarms.active() if a["code"] == "clock_stepped"] == ["+3600 s"]
+    gw.stop()

@@ -530,6 +530,24 @@ def test_clock_not_set_stepped_and_backwards():
     assert r.states("clock_not_set") == ["raise", "clear"]
 
 
+def test_a_clock_set_is_stepped_at_once_and_once():
+    # The app tells of a time_sync as it applies it: raised even if the gateway restarts
+    # before the next check run, and the run after it sees no second step.
+    r = Rig()
+    r.tick(3)
+    step = (r.clock.time() + 30.4) - r.clock.time()
+    r.clock.set_time(r.clock.time() + step)
+    r.diag.clock_set(step)
+    assert r.states("clock_stepped") == ["raise"]
+    assert r.alarms.active()[0]["detail"] == "+30 s"
+    r.tick(3)
+    r.clock.set_time(r.clock.time() - 3)
+    r.diag.clock_set(-3)  # within alarms.clock_step_s: not a step
+    r.tick(700)
+    assert r.states("clock_stepped") == ["raise", "clear"]
+    clear = [f for t, f in r.records if t == "alarm" and f["code"] == "clock_stepped"][-1]
+    assert clear["detail"] == ""  # one occurrence, not "x2"
+
 def test_clock_jitter_is_not_a_step():
     r = Rig()
     for _ in range(30):
