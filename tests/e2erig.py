@@ -20,13 +20,14 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 
 from emulator.belt import Belt
 from emulator.center import Center
 from emulator.collector import CollectorEmulator
 from emulator.scale_runs import Manual
 from gateway import auth, config
-from gateway.alarms import DO1_CLASSES, TABLE
+from gateway.alarms import DO1_CLASSES, EVENT, TABLE
 from hal.fs import Flash
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -322,7 +323,7 @@ class Rig:
     def _poll_center(self):
         seen = 0
         while not self._stopping:
-            time.sleep(0.1)
+            time.sleep(0.2)
             if self.center._thread is None:
                 continue  # stopped; start_center() makes another
             try:
@@ -348,6 +349,8 @@ class Rig:
         return out
 
     def stop(self):
+        if self._stopping:
+            return
         self._stopping = True
         try:
             if self.gw is not None:
@@ -449,6 +452,18 @@ class Rig:
     def do1(self):
         return self.emu.coils[0]
 
+    def do1_state(self):
+        """(DO1 as the active alarms ask for it, the link up) in one look."""
+        if self.gw is None:
+            return self.do1_expected(), self.link_up()
+
+        def look(gw):
+            classes = gw.params["alarms.do1_classes"]
+            on = any(TABLE[a["code"]][0] in classes for a in gw.alarms.active())
+            return on, gw.collector.link.state != "lost"
+
+        return self.call(look)
+
     def do1_expected(self):
         """DO1 as docs/alarms.md says: on while any active alarm's class drives it."""
         if self.gw is not None:
@@ -464,7 +479,7 @@ class Rig:
 
 
 class Do1Watch:
-    """Samples DO1 (coil 0) against what the active alarms ask for, every 100 ms, on a
+    """Samples DO1 (coil 0) against what the active alarms ask for, every 200 ms, on a
     thread. violations() lists the times DO1 disagreed for longer than settle_s with the
     link up: it cannot be written while the link is lost, and a collector restart turns
     it off until the gateway drives it again."""
@@ -482,11 +497,11 @@ class Do1Watch:
 
     def _run(self):
         rig = self.rig
-        while not self._stop.wait(0.1):
+        while not self._stop.wait(0.2):
             if rig.gw is None and rig.proc is None:
                 continue
             try:
-                exp, up = rig.do1_expected(), rig.link_up()
+                exp, up = rig.do1_state()
             except Timeout:
                 continue
             self.samples.append((time.monotonic(), rig.do1(), exp, up))
@@ -510,3 +525,209 @@ class Do1Watch:
             elif t - began > self.settle_s and (not bad or bad[-1][0] != round(began - t0, 1)):
                 bad.append((round(began - t0, 1), coil, exp))
         return bad
+
+
+# --- the campaign: many rigs, each playing its script, all at once
+
+
+class Run:
+    """One rig's scenarios, one after another, and what each showed."""
+
+    def __init__(self, rig):
+        self.rig = rig
+        self.rows = {}  # row id -> facts
+        self.once_rows = []  # one-shot rows waiting for their hold to pass
+        self.error = None
+        self.facts = {}  # what a script noted for its tests
+        self.ended = 0.0
+        self.stored = []
+        self.summary = None
+
+    def _row(self, rid, code, cause, kind):
+        row = {"code": code, "cause": cause, "kind": kind}
+        self.rows["%s/%s" % (self.rig.name, rid)] = row
+        return row
+
+    def _do1_settled(self):
+        """DO1 once it has had time to follow the active alarms."""
+        rig = self.rig
+        want = rig.do1_expected()
+        try:
+            rig.wait_do1(want, 3)
+        except Timeout:
+            pass  # recorded as it is; the row's test says what was expected
+        return rig.do1()
+
+    def cond(self, rid, code, cause, do, undo, raise_s, clear_s, lost=False, since=None):
+        """A condition alarm: do() raises it within raise_s, undo() clears it within
+        clear_s. lost: the cause cuts the link, so DO1 can be driven only once it is back.
+        since: the cause was made earlier, at this time.monotonic()."""
+        rig = self.rig
+        row = self._row(rid, code, cause, "cond")
+        t0 = time.monotonic() if since is None else since
+        do(rig)
+        tr = rig.wait_alarm(code, "raise", t0, raise_s)
+        row["raised_after"] = tr - t0
+        if not lost:
+            row["do1_raised"] = self._do1_settled()
+        t1 = time.monotonic()
+        undo(rig)
+        if lost:
+            # The link is back: DO1 now shows the fault until the alarm clears.
+            if rig.gw is not None:
+                wait_until(rig.link_up, 10, "%s: link back" % rig.name)
+            else:
+                time.sleep(3)  # the driver's back-off is 2 s at most
+            row["do1_raised"] = self._do1_settled()
+        tc = rig.wait_alarm(code, "clear", t1, clear_s)
+        row["cleared_after"] = tc - t1
+        row["do1_cleared"] = self._do1_settled()
+        row["raises"] = [s for _, s, _ in rig.tapped("alarm", code, "raise", t0)]
+        row["clears"] = [s for _, s, _ in rig.tapped("alarm", code, "clear", t0)]
+        return row
+
+    def once(self, rid, code, cause, do, raise_s, since=None):
+        """A one-shot alarm: do() raises it within raise_s; it clears when its hold ends."""
+        rig = self.rig
+        row = self._row(rid, code, cause, "once")
+        t0 = time.monotonic() if since is None else since
+        do(rig)
+        tr = rig.wait_alarm(code, "raise", t0, raise_s)
+        row["raised_after"] = tr - t0
+        row["raised_at"] = tr
+        row["do1_raised"] = self._do1_settled()
+        row["raises"] = [s for _, s, _ in rig.tapped("alarm", code, "raise", t0)][:1]
+        self.once_rows.append(row)
+        return row
+
+    def age_holds(self):
+        """As if 10 minutes had passed: every active one-shot's hold ends (the engine's
+        next run writes their clear records). In-process only."""
+        rig = self.rig
+        if rig.gw is None:
+            return
+        waiting = [row for row in self.once_rows if "cleared_after" not in row]
+        t0 = time.monotonic()
+        rig.call(_age_holds)
+        for row in waiting:
+            tc = rig.wait_alarm(row["code"], "clear", t0, 3)
+            row["cleared_after"] = "hold"
+            row["do1_cleared"] = self._do1_settled()
+            row["raises"] = [s for m, s, _ in rig.tapped("alarm", row["code"], "raise")
+                             if row["raised_at"] - 0.01 <= m <= tc]
+            row["clears"] = [s for m, s, _ in rig.tapped("alarm", row["code"], "clear")
+                             if row["raised_at"] <= m <= tc + 0.01]
+
+    def blip(self, rid, code, cause, do, watch_s):
+        """A cause shorter than the code's raise delay: no alarm."""
+        rig = self.rig
+        row = self._row(rid, code, cause, "blip")
+        t0 = time.monotonic()
+        do(rig)
+        time.sleep(watch_s)
+        row["raises"] = [s for _, s, _ in rig.tapped("alarm", code, "raise", t0)]
+
+
+def _age_holds(gw):
+    for code, st in gw.alarms._states.items():
+        spec = TABLE[code]
+        if spec[2] == EVENT and st.active:
+            st.hold_ticks = gw.clock.ticks_add(st.hold_ticks, -spec[4])
+
+
+_LOOP = ("loop_overrun",)  # see tests/test_e2e_alarms.py
+
+
+def campaign(rigs, tmp):
+    """Start a rig for each of rigs {name: (script, Rig keyword arguments; "exe": the
+    gateway as a subprocess)}, play every script(Run) at once, then gather what the
+    center stored. A generator for a pytest fixture: yields {name: Run}, then stops all."""
+    runs = {}
+    watches = {}
+    try:
+        for i, (name, (script, kw)) in enumerate(rigs.items()):
+            kw = dict(kw)
+            exe = kw.pop("exe", None)
+            run = runs[name] = Run(Rig(tmp, device_id=5000 + i, name=name, seed=10 + i, **kw))
+            run.script = script
+            run.exe = exe
+        _each(runs.values(), lambda run: run.rig.start(run.exe), 60)
+        time.sleep(4)  # the first samples and identity read
+        for name, run in runs.items():
+            run.baseline = [f["code"] for _, _, f in run.rig.tapped("alarm")
+                            if f["code"] not in _LOOP]
+            watches[name] = Do1Watch(run.rig).start()
+
+        def play(run):
+            # The script, then what the center got; then the rig stops, so that the
+            # scripts still playing have the machine to themselves.
+            try:
+                run.script(run)
+                run.age_holds()
+            except Exception:
+                run.error = traceback.format_exc()
+            run.ended = time.monotonic()
+            watch = watches[run.rig.name]
+            watch.stop()
+            run.do1_violations = watch.violations()
+            try:
+                run.rig.wait_uploaded(30)
+                run.stored = run.rig.records()
+                run.summary = run.rig.center.summary(run.rig.device_id)
+            except Exception:
+                run.error = (run.error or "") + traceback.format_exc()
+            run.rig.stop()
+
+        t0 = time.monotonic()
+        _each(runs.values(), play, 360)
+        elapsed = max(run.ended for run in runs.values()) - t0 if runs else 0
+        yield runs
+        _print_table(runs, elapsed)
+    finally:
+        _each(runs.values(), lambda run: run.rig.stop(), 60)
+        for run in runs.values():
+            for out in run.rig.outputs:
+                if "Traceback" in out:
+                    print("%s: gateway output:\n%s" % (run.rig.name, out[-3000:]))
+
+
+def _each(items, fn, timeout_s):
+    """fn(item) for every item at once, each on a thread of its own."""
+    threads = [threading.Thread(target=fn, args=(item,), daemon=True) for item in items]
+    for t in threads:
+        t.start()
+    end = time.monotonic() + timeout_s
+    for t in threads:
+        t.join(max(0.0, end - time.monotonic()))
+
+
+def _print_table(runs, elapsed):
+    """The rows of every run: what the report's scenario table is made from."""
+    print("\nend-to-end scenarios (%.0f s for all rigs in parallel)" % elapsed)
+    print("%-24s %-24s %-52s %7s %7s %s" % ("row", "code", "cause", "raised", "cleared",
+                                          "DO1 raised/cleared"))
+    for run in runs.values():
+        for rid, row in run.rows.items():
+            print("%-24s %-24s %-52s %7s %7s %s/%s" % (
+                rid, row["code"], row["cause"][:52], _secs(row.get("raised_after")),
+                _secs(row.get("cleared_after")), _onoff(row.get("do1_raised")),
+                _onoff(row.get("do1_cleared"))))
+    for name, run in runs.items():
+        print("%s: other alarms %s" % (name, others(run)))
+
+
+def _secs(v):
+    return "%.1f s" % v if isinstance(v, float) else (v or "-")
+
+
+def _onoff(v):
+    return "-" if v is None else ("on" if v else "off")
+
+
+def others(run, allowed=()):
+    """Alarm records of codes no scenario of this rig is about: (code, state, detail)."""
+    mine = set(row["code"] for row in run.rows.values())
+    return [(f["code"], f["state"], f["detail"]) for _, _, f in run.rig.tapped("alarm")
+            if f["code"] not in mine and f["code"] not in allowed]
+
+

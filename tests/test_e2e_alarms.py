@@ -15,120 +15,17 @@
 # campaign ages the holds (moves each active one-shot's hold start back 10 minutes in the
 # engine) instead of waiting; under MicroPython only their raise is checked.
 #
-# E2E_RIGS=crc,mp_link runs only those rigs (while working on them).
-import os
-import threading
+# The rigs of this module and of test_e2e_commands.py run as one campaign (the e2e
+# fixture, tests/conftest.py); E2E_ONLY=crc,mp_link runs only those rigs.
 import time
-import traceback
 
 import pytest
 
-from gateway.alarms import DO1_CLASSES, EVENT, TABLE
-from tests.e2erig import MICROPYTHON, Do1Watch, Rig, Timeout, wait_until
+from gateway.alarms import DO1_CLASSES, TABLE
+from tests.e2erig import MICROPYTHON, others, wait_until
 
 _MISMATCH = {"scale.run_mismatch_s": 2}  # DI1 vs pulses: 2 s, not 10
 _UPLOAD = {"alarms.upload_down_s": 60}  # the least allowed (default 1800)
-
-
-class Run:
-    """One rig's scenarios, one after another, and what each showed."""
-
-    def __init__(self, rig):
-        self.rig = rig
-        self.rows = {}  # row id -> facts
-        self.once_rows = []  # one-shot rows waiting for their hold to pass
-        self.error = None
-
-    def _row(self, rid, code, cause, kind):
-        row = {"code": code, "cause": cause, "kind": kind}
-        self.rows["%s/%s" % (self.rig.name, rid)] = row
-        return row
-
-    def _do1_settled(self):
-        """DO1 once it has had time to follow the active alarms."""
-        rig = self.rig
-        want = rig.do1_expected()
-        try:
-            rig.wait_do1(want, 3)
-        except Timeout:
-            pass  # recorded as it is; the row's test says what was expected
-        return rig.do1()
-
-    def cond(self, rid, code, cause, do, undo, raise_s, clear_s, lost=False, since=None):
-        """A condition alarm: do() raises it within raise_s, undo() clears it within
-        clear_s. lost: the cause cuts the link, so DO1 can be driven only once it is back.
-        since: the cause was made earlier, at this time.monotonic()."""
-        rig = self.rig
-        row = self._row(rid, code, cause, "cond")
-        t0 = time.monotonic() if since is None else since
-        do(rig)
-        tr = rig.wait_alarm(code, "raise", t0, raise_s)
-        row["raised_after"] = tr - t0
-        if not lost:
-            row["do1_raised"] = self._do1_settled()
-        t1 = time.monotonic()
-        undo(rig)
-        if lost:
-            # The link is back: DO1 now shows the fault until the alarm clears.
-            if rig.gw is not None:
-                wait_until(rig.link_up, 10, "%s: link back" % rig.name)
-            else:
-                time.sleep(3)  # the driver's back-off is 2 s at most
-            row["do1_raised"] = self._do1_settled()
-        tc = rig.wait_alarm(code, "clear", t1, clear_s)
-        row["cleared_after"] = tc - t1
-        row["do1_cleared"] = self._do1_settled()
-        row["raises"] = [s for _, s, _ in rig.tapped("alarm", code, "raise", t0)]
-        row["clears"] = [s for _, s, _ in rig.tapped("alarm", code, "clear", t0)]
-        return row
-
-    def once(self, rid, code, cause, do, raise_s, since=None):
-        """A one-shot alarm: do() raises it within raise_s; it clears when its hold ends."""
-        rig = self.rig
-        row = self._row(rid, code, cause, "once")
-        t0 = time.monotonic() if since is None else since
-        do(rig)
-        tr = rig.wait_alarm(code, "raise", t0, raise_s)
-        row["raised_after"] = tr - t0
-        row["raised_at"] = tr
-        row["do1_raised"] = self._do1_settled()
-        row["raises"] = [s for _, s, _ in rig.tapped("alarm", code, "raise", t0)][:1]
-        self.once_rows.append(row)
-        return row
-
-    def age_holds(self):
-        """As if 10 minutes had passed: every active one-shot's hold ends (the engine's
-        next run writes their clear records). In-process only."""
-        rig = self.rig
-        if rig.gw is None:
-            return
-        waiting = [row for row in self.once_rows if "cleared_after" not in row]
-        t0 = time.monotonic()
-        rig.call(_age_holds)
-        for row in waiting:
-            tc = rig.wait_alarm(row["code"], "clear", t0, 3)
-            row["cleared_after"] = "hold"
-            row["do1_cleared"] = self._do1_settled()
-            row["raises"] = [s for m, s, _ in rig.tapped("alarm", row["code"], "raise")
-                             if row["raised_at"] - 0.01 <= m <= tc]
-            row["clears"] = [s for m, s, _ in rig.tapped("alarm", row["code"], "clear")
-                             if row["raised_at"] <= m <= tc + 0.01]
-
-    def blip(self, rid, code, cause, do, watch_s):
-        """A cause shorter than the code's raise delay: no alarm."""
-        rig = self.rig
-        row = self._row(rid, code, cause, "blip")
-        t0 = time.monotonic()
-        do(rig)
-        time.sleep(watch_s)
-        row["raises"] = [s for _, s, _ in rig.tapped("alarm", code, "raise", t0)]
-
-
-def _age_holds(gw):
-    for code, st in gw.alarms._states.items():
-        spec = TABLE[code]
-        if spec[2] == EVENT and st.active:
-            st.hold_ticks = gw.clock.ticks_add(st.hold_ticks, -spec[4])
 
 
 def _set(obj, **kw):
@@ -218,8 +115,8 @@ def script_late(r):
 
 
 def script_slow(r):
-    r.cond("latency", "collector_link_degraded", "every answer 60 ms after the request",
-           _faults(turnaround_ms=60), _faults(turnaround_ms=3), 60, 150)
+    r.cond("latency", "collector_link_degraded", "every answer 120 ms after the request",
+           _faults(turnaround_ms=120), _faults(turnaround_ms=3), 60, 150)
 
 
 def script_power(r):
@@ -360,12 +257,13 @@ def script_storage(r):
 
 
 # rig name -> (script, Rig keyword arguments; "exe": the gateway as a subprocess)
-RIGS = {
+E2E_RIGS = {
     "link": (script_link, {}),
     "pty": (script_pty, {"pty": True}),
     "crc": (script_crc, {}),
     "late": (script_late, {}),
-    "slow": (script_slow, {"params": {"alarms.link_latency_ms": 30}}),  # answers take ~5 ms
+    # Answers take 5 to 20 ms here: 50 ms is slow; a 300 ms timeout lets 120 ms answers in.
+    "slow": (script_slow, {"params": {"alarms.link_latency_ms": 50, "collector.timeout_ms": 300}}),
     "power": (script_power, {}),
     "sensors": (script_sensors, {}),
     "vibration": (script_vibration, {}),
@@ -374,10 +272,9 @@ RIGS = {
     "uplink": (script_uplink, {"params": _UPLOAD}),
     "storage": (script_storage, {}),
     "mp_link": (script_link, {"exe": MICROPYTHON}),
+    "mp_pty": (script_pty, {"exe": MICROPYTHON, "pty": True}),
     "mp_crc": (script_crc, {"exe": MICROPYTHON}),
     "mp_power": (script_power, {"exe": MICROPYTHON}),
-    "mp_sensors": (script_sensors, {"exe": MICROPYTHON}),
-    "mp_process": (script_process, {"exe": MICROPYTHON, "params": _MISMATCH}),
     "mp_tamper": (script_mp_tamper, {"exe": MICROPYTHON}),
     "mp_uplink": (script_uplink, {"exe": MICROPYTHON, "params": _UPLOAD}),
 }
@@ -399,7 +296,8 @@ _ROWS = {
     script_uplink: ("down",),
     script_storage: ("low", "full"),
 }
-ROWS = ["%s/%s" % (name, rid) for name, (script, _) in RIGS.items() for rid in _ROWS[script]]
+ROWS = ["%s/%s" % (name, rid) for name, (script, _) in E2E_RIGS.items()
+        for rid in _ROWS[script]]
 
 # Alarms a rig may show besides its scenarios' codes. loop_overrun: the loop counts a job
 # that starts two periods late as an overrun, and the collector job's period is 10 ms, so
@@ -407,114 +305,25 @@ ROWS = ["%s/%s" % (name, rid) for name, (script, _) in RIGS.items() for rid in _
 # process (the rigs share one interpreter) is one; three in a minute raise it. A board on
 # a 9600 baud line (66 ms per poll on the wire) shows it all the time: reported, see
 # tests/test_e2e_loop.py.
-_LOOP = ("loop_overrun",)
+LOOP = ("loop_overrun",)
 SIDE_EFFECTS = {"storage": ("storage_write_error",)}  # the checkpoint cannot be written
 
 
-@pytest.fixture(scope="module")
-def campaign(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("e2e_alarms")
-    only = os.environ.get("E2E_RIGS")
-    runs = {}
-    watches = {}
-    try:
-        for i, (name, (script, kw)) in enumerate(RIGS.items()):
-            if only and name not in only.split(","):
-                continue
-            kw = dict(kw)
-            exe = kw.pop("exe", None)
-            run = runs[name] = Run(Rig(tmp, device_id=5000 + i, name=name, seed=10 + i, **kw))
-            run.script = script
-            run.exe = exe
-        for run in runs.values():
-            run.rig.start(run.exe)
-        time.sleep(4)  # the first samples and identity read
-        for name, run in runs.items():
-            run.baseline = [f["code"] for _, _, f in run.rig.tapped("alarm")
-                            if f["code"] not in _LOOP]
-            watches[name] = Do1Watch(run.rig).start()
-
-        def play(run):
-            try:
-                run.script(run)
-                run.age_holds()
-            except Exception:
-                run.error = traceback.format_exc()
-
-        threads = [threading.Thread(target=play, args=(run,), daemon=True)
-                   for run in runs.values()]
-        t0 = time.monotonic()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(300)
-        elapsed = time.monotonic() - t0
-        for name, run in runs.items():
-            watches[name].stop()
-            run.do1_violations = watches[name].violations()
-            try:
-                run.rig.wait_uploaded(30)
-                run.stored = run.rig.records()
-                run.summary = run.rig.center.summary(run.rig.device_id)
-            except Exception:
-                run.error = (run.error or "") + traceback.format_exc()
-        yield runs
-        _print_table(runs, elapsed)
-    finally:
-        for run in runs.values():
-            run.rig.stop()
-            for out in run.rig.outputs:
-                if "Traceback" in out:
-                    print("%s: gateway output:\n%s" % (run.rig.name, out[-3000:]))
+def rig_run(e2e, name):
+    if name not in e2e:
+        pytest.skip("rig %s not selected (E2E_ONLY)" % name)
+    return e2e[name]
 
 
-def _print_table(runs, elapsed):
-    print("\nend-to-end alarm scenarios (%.0f s for all rigs in parallel)" % elapsed)
-    print("%-24s %-24s %-52s %7s %7s %s" % ("row", "code", "cause", "raised", "cleared",
-                                          "DO1 raised/cleared"))
-    for rid in ROWS:
-        run = runs.get(rid.split("/")[0])
-        row = run.rows.get(rid) if run else None
-        if row is None:
-            continue
-        print("%-24s %-24s %-52s %7s %7s %s/%s" % (
-            rid, row["code"], row["cause"][:52], _secs(row.get("raised_after")),
-            _secs(row.get("cleared_after")), _onoff(row.get("do1_raised")),
-            _onoff(row.get("do1_cleared"))))
-    for name, run in runs.items():
-        print("%s: other alarms %s" % (name, _others(run)))
-
-
-def _secs(v):
-    return "%.1f s" % v if isinstance(v, float) else (v or "-")
-
-
-def _onoff(v):
-    return "-" if v is None else ("on" if v else "off")
-
-
-def _others(run, allowed=()):
-    """Alarm records of codes no scenario of this rig is about: (code, state, detail)."""
-    mine = set(row["code"] for row in run.rows.values())
-    return [(f["code"], f["state"], f["detail"]) for _, _, f in run.rig.tapped("alarm")
-            if f["code"] not in mine and f["code"] not in allowed]
-
-
-def _rig_run(campaign, name):
-    if name not in campaign:
-        pytest.skip("rig %s not selected (E2E_RIGS)" % name)
-    return campaign[name]
-
-
-def _run_of(campaign, rid):
-    run = _rig_run(campaign, rid.split("/")[0])
+def _run_of(e2e, rid):
+    run = rig_run(e2e, rid.split("/")[0])
     assert rid in run.rows, "not reached; the rig's script stopped:\n%s" % run.error
     return run
 
 
 @pytest.mark.parametrize("rid", ROWS)
-def test_scenario_end_to_end(campaign, rid):
-    run = _run_of(campaign, rid)
+def test_scenario_end_to_end(e2e, rid):
+    run = _run_of(e2e, rid)
     row = run.rows[rid]
     code = row["code"]
     assert "raises" in row, "unfinished:\n%s" % run.error
@@ -540,8 +349,8 @@ def test_scenario_end_to_end(campaign, rid):
 
 
 @pytest.mark.parametrize("name", ["power", "mp_power"])
-def test_collector_restart_drives_do1_again(campaign, name):
-    run = _run_of(campaign, name + "/restart")
+def test_collector_restart_drives_do1_again(e2e, name):
+    run = _run_of(e2e, name + "/restart")
     row = run.rows[name + "/restart"]
     assert row["do1_restored"] is True
     # The restart turned coil 0 off; the gateway turned it on again.
@@ -550,24 +359,24 @@ def test_collector_restart_drives_do1_again(campaign, name):
     assert off and any(on for _, on in log[off[0]:]), log
 
 
-@pytest.mark.parametrize("name", list(RIGS))
-def test_do1_follows_the_active_alarms(campaign, name):
-    run = _rig_run(campaign, name)
+@pytest.mark.parametrize("name", list(E2E_RIGS))
+def test_do1_follows_the_active_alarms(e2e, name):
+    run = rig_run(e2e, name)
     assert run.error is None, run.error
     assert run.do1_violations == [], run.do1_violations
 
 
-@pytest.mark.parametrize("name", list(RIGS))
-def test_every_record_reaches_the_center_once(campaign, name):
-    run = _rig_run(campaign, name)
+@pytest.mark.parametrize("name", list(E2E_RIGS))
+def test_every_record_reaches_the_center_once(e2e, name):
+    run = rig_run(e2e, name)
     seqs = [r["seq"] for r in run.stored]
     assert seqs == list(range(1, len(seqs) + 1))
     assert run.summary["gaps"] == [] and run.summary["duplicates"] == 0
     assert run.baseline == [], "alarms at a healthy start: %s" % run.baseline
 
 
-@pytest.mark.parametrize("name", list(RIGS))
-def test_no_other_alarms(campaign, name):
-    run = _rig_run(campaign, name)
-    assert _others(run, SIDE_EFFECTS.get(name, ()) + _LOOP) == []
+@pytest.mark.parametrize("name", list(E2E_RIGS))
+def test_no_other_alarms(e2e, name):
+    run = rig_run(e2e, name)
+    assert others(run, SIDE_EFFECTS.get(name, ()) + LOOP) == []
 

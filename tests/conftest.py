@@ -1,0 +1,21 @@
+# pytest only: the core tests also run under MicroPython (tests/mprun.py) without this.
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def e2e(request, tmp_path_factory):
+    """The end-to-end campaign (tests/e2erig.py): the rigs of every collected module that
+    has E2E_RIGS, played all at once, so that the slowest scenario sets the wall time.
+    E2E_ONLY=name,name limits it to those rigs."""
+    from tests.e2erig import campaign
+
+    rigs = {}
+    modules = {getattr(item, "module", None) for item in request.session.items}
+    for mod in sorted(modules - {None}, key=lambda m: m.__name__):
+        rigs.update(getattr(mod, "E2E_RIGS", {}))
+    only = os.environ.get("E2E_ONLY")
+    if only:
+        rigs = {k: v for k, v in rigs.items() if k in only.split(",")}
+    yield from campaign(rigs, tmp_path_factory.mktemp("e2e"))
