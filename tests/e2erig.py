@@ -223,9 +223,13 @@ class Rig:
         s = self.site
         cfg = {"device_id": self.device_id, "key_file": self.key_file,
                "data_dir": self.data_dir, "scale": dict(SCALE)}
+        # A busy test machine (many rigs in one interpreter, other work beside) can delay
+        # an answer past the default 100 ms: 300 ms, so that only an injected fault reads
+        # as a bad line. A rig about timeouts sets its own.
         flat = {"collector.port": s.collector_url, "collector.baud": 115200,
+                "collector.timeout_ms": 300, "collector.identity_s": 10,
                 "center.host": "127.0.0.1", "center.port": s.center.port,
-                "center.backoff_max_s": 2, "collector.identity_s": 10}
+                "center.backoff_max_s": 2}
         if self.term is not None:
             flat["cli.port"] = self.cli_path
         flat.update(self.params)

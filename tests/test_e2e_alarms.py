@@ -110,8 +110,10 @@ def script_crc(r):
 
 
 def script_late(r):
-    r.cond("late", "collector_link_degraded", "half the answers 250 ms late",
-           _faults(late=0.5), _faults(late=0.0), 25, 150)
+    # Each late answer costs the request after it too (the collector is still talking);
+    # more than that in a row is a lost link, which this is not.
+    r.cond("late", "collector_link_degraded", "one answer in ten 150 ms late",
+           _faults(late=0.1, late_ms=150), _faults(late=0.0), 25, 150)
 
 
 def script_slow(r):
@@ -186,14 +188,33 @@ def _swap_and_back(r):
            lambda rig: rig.emu.swap_sensor(5), back, 13, 13)
 
 
-def _center_params_and_time(r):
+def _do1_classes(r):
+    """alarms.do1_classes decides which alarms DO1 shows: tamper added while device_swap
+    is active turns it on, taken out again turns it off."""
+    rig = r.rig
+    f = r.facts
     t0 = time.monotonic()
-    r.once("param_center", "param_changed", "center set_params alarms.day_limit_t",
-           _command("set_params", {"params": {"alarms": {"day_limit_t": 0.2}}}), 10)
-    # That limit is below today's output already.
-    r.cond("overproduction", "overproduction_day", "day_limit_t 0.2 t, then 0 (off)",
-           _nothing, _command("set_params", {"params": {"alarms.day_limit_t": 0}}), 3, 5,
-           since=t0)
+    old = rig.emu.sensor_serials[6]
+    rig.emu.swap_sensor(6)
+    rig.wait_alarm("device_swap", "raise", t0, 13)
+    f["do1_swap"] = rig.wait_do1(False)
+    _command("set_params", {"params": {"alarms.do1_classes": ["fault", "power", "process",
+                                                              "production", "tamper"]}})(rig)
+    f["do1_tamper"] = wait_until(lambda: rig.do1(), 3, "DO1 on") and rig.do1()
+    _command("set_params", {"params": {"alarms.do1_classes": ["fault", "power", "process",
+                                                              "production"]}})(rig)
+    f["do1_back"] = rig.wait_do1(False)
+    rig.emu.snapshot(lambda: rig.emu.sensor_serials.__setitem__(6, old))
+    rig.wait_alarm("device_swap", "clear", t0, 13)
+
+
+def _center_params_and_time(r):
+    r.once("param_center", "param_changed", "center set_params alarms.supply_low_mv",
+           _command("set_params", {"params": {"alarms": {"supply_low_mv": 10700}}}), 10)
+    # A limit below today's output already.
+    r.cond("overproduction", "overproduction_day", "set_params day_limit_t 0.2 t, then 0",
+           _command("set_params", {"params": {"alarms.day_limit_t": 0.2}}),
+           _command("set_params", {"params": {"alarms.day_limit_t": 0}}), 3, 5)
     t0 = time.monotonic()
     r.once("time", "clock_stepped", "center time_sync 10 s back",
            _command("time_sync", {"time": int(time.time()) - 10}), 4)
@@ -212,13 +233,14 @@ def script_tamper(r):
     _center_params_and_time(r)
     r.age_holds()
     r.once("param_cli", "param_changed", "CLI set alarms.supply_low_mv",
-           _cli(("set alarms.supply_low_mv 10700", r"confirm\? \(yes/no\) $"),
+           _cli(("set alarms.supply_low_mv 10600", r"confirm\? \(yes/no\) $"),
                 ("yes", r"applied alarms\.supply_low_mv")), 10)
     t0 = time.monotonic()
     r.cond("collector", "device_swap", "collector unit replaced; registered",
            lambda rig: rig.emu.swap_collector(), _REGISTER, 13, 5)
     r.once("restart", "collector_restarted", "(the replaced collector starts)",
            _nothing, 1, since=t0)
+    _do1_classes(r)
 
 
 def script_mp_tamper(r):
@@ -261,9 +283,8 @@ E2E_RIGS = {
     "link": (script_link, {}),
     "pty": (script_pty, {"pty": True}),
     "crc": (script_crc, {}),
-    "late": (script_late, {}),
-    # Answers take 5 to 20 ms here: 50 ms is slow; a 300 ms timeout lets 120 ms answers in.
-    "slow": (script_slow, {"params": {"alarms.link_latency_ms": 50, "collector.timeout_ms": 300}}),
+    "late": (script_late, {"params": {"collector.timeout_ms": 100}}),  # 150 ms: too late
+    "slow": (script_slow, {"params": {"alarms.link_latency_ms": 50}}),  # answers take ~5-20 ms
     "power": (script_power, {}),
     "sensors": (script_sensors, {}),
     "vibration": (script_vibration, {}),
@@ -303,8 +324,8 @@ ROWS = ["%s/%s" % (name, rid) for name, (script, _) in E2E_RIGS.items()
 # that starts two periods late as an overrun, and the collector job's period is 10 ms, so
 # one Modbus timeout (100 ms: the loop waits for the answer) or a 20 ms pause of this
 # process (the rigs share one interpreter) is one; three in a minute raise it. A board on
-# a 9600 baud line (66 ms per poll on the wire) shows it all the time: reported, see
-# tests/test_e2e_loop.py.
+# a 9600 baud line (66 ms per poll on the wire) shows it all the time: reported, and
+# test_a_healthy_9600_baud_line_is_not_a_loop_overrun fails (expected) until settled.
 LOOP = ("loop_overrun",)
 SIDE_EFFECTS = {"storage": ("storage_write_error",)}  # the checkpoint cannot be written
 
@@ -336,6 +357,15 @@ def test_scenario_end_to_end(e2e, rid):
     raise_rec = stored.get(row["raises"][0])
     assert raise_rec and raise_rec["type"] == "alarm" and raise_rec["code"] == code
     assert raise_rec["state"] == "raise"
+    # Not before the documented delays (docs/alarms.md): the cause was made at the start.
+    # (A loaded test machine delays answers now and then, so a degraded link may have
+    # been half-way to its raise delay already.)
+    spec = TABLE[code]
+    if row["kind"] == "cond" and code != "collector_link_degraded":
+        assert row["raised_after"] >= spec[3] / 1000 - 0.3, row
+        assert row["cleared_after"] >= spec[4] / 1000 - 0.3, row
+    if code == "device_swap":
+        assert row["raised_after"] < 10 + 2, "not within one identity read (10 s)"
     # DO1 follows the classes: on while this alarm is active if its class drives it.
     drives = row.get("do1_expected", TABLE[code][0] in DO1_CLASSES)
     assert row["do1_raised"] is drives, "DO1 while %s is active" % code
@@ -380,3 +410,53 @@ def test_no_other_alarms(e2e, name):
     run = rig_run(e2e, name)
     assert others(run, SIDE_EFFECTS.get(name, ()) + LOOP) == []
 
+
+
+def test_do1_classes_decide_what_drives_do1(e2e):
+    run = rig_run(e2e, "tamper")
+    f = run.facts
+    assert "do1_back" in f, run.error
+    assert (f["do1_swap"], f["do1_tamper"], f["do1_back"]) == (False, True, False)
+
+
+
+class _Poll:
+    """The collector job as the loop sees it at 9600 baud: every 10 ms; every 100 ms one
+    poll, which waits for its answer (55 bytes: 66 ms on the wire)."""
+
+    name = "collector"
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.next_ms = 0
+
+    def run(self, now_ms):
+        if self.clock.ticks_diff(now_ms, self.next_ms) >= 0:
+            self.next_ms = self.clock.ticks_add(self.next_ms, 100)
+            self.clock.advance_ms(66)
+
+
+class _Idle:
+    name = "uplink"
+
+    def run(self, now_ms):
+        pass
+
+
+@pytest.mark.xfail(strict=True, reason="loop_overrun: the loop counts a job that starts two "
+                   "periods late, and the 10 ms collector job waits for each answer, so a "
+                   "healthy 9600 baud line raises it; the tolerance is the lead's call")
+def test_a_healthy_9600_baud_line_is_not_a_loop_overrun():
+    # Ten polls a second are kept, nothing is overloaded; three overruns in a minute would
+    # raise loop_overrun (docs/alarms.md).
+    from gateway.loop import Loop
+    from hal.clock import VirtualClock
+
+    clock = VirtualClock()
+    loop = Loop(clock)
+    poll = loop.add(_Poll(clock), 10)
+    loop.add(_Idle(), 20, 5)
+    loop.run(60000)
+    assert poll.next_ms >= 59000  # every poll was made
+    overruns = sum(s["overruns"] for s in loop.stats().values())
+    assert overruns < 3, "%d overruns in a minute" % overruns
