@@ -1,7 +1,9 @@
 # The whole app (gateway.app.Gateway) wired on stand-in hardware, in simulated time: a
 # collector that never answers, a center that cannot be reached, an in-memory flash.
 # What the center's status and time_sync get from the wiring. The emulator-backed
-# end-to-end tests are tests/test_e2e_*.py.
+# end-to-end tests are tests/test_e2e_*.py (they run the app under MicroPython too).
+# CPython only: importing the whole app early in tests/mprun.py's single MicroPython heap
+# left too little contiguous room for test_center_link's 256 KiB frame.
 from gateway import config
 from gateway.app import Gateway
 from hal.board import Hardware
