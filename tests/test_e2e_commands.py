@@ -16,8 +16,11 @@ import time
 import pytest
 
 from gateway import config
+from gateway.commands import Commands
 from gateway.slots import Slots
+from hal.clock import VirtualClock
 from hal.fs import Flash
+from tests.core.uplink_fakes import FakeApp, MemSlots
 from tests.e2erig import MICROPYTHON, wait_until
 
 NAMES = ["commands", "mp_commands"]
@@ -96,6 +99,10 @@ def script_commands(r):
     queued_id, f["queued"] = _send(rig, "set_output", {"do": 2, "on": True}, state="queued")
     f["queued_id"] = queued_id
     f["coil_while_queued"] = rig.emu.coils[1]
+    # Between two tries of the waiting command (at once, 1 s, 3 s, 7 s ... after it
+    # came): a stop during a try leaves it "running" on flash, and the restart then
+    # answers it with an error (test_a_waiting_command_survives_a_cut_during_a_try).
+    time.sleep(1.8)
     rig.restart()
     time.sleep(3)  # HELLO, WELCOME, the center sends it again: still waiting
     f["queued_after_restart"] = rig.center.results(rig.device_id)[queued_id]
@@ -235,15 +242,19 @@ def test_a_repeated_id_is_answered_not_run_again_after_a_restart(e2e, name):
 def test_a_command_for_an_offline_collector_is_queued_then_applied(e2e, name):
     run, f = _facts(e2e, name)
     q = f["queued"]
-    assert q["ok"] is True and q["queued"] is True and q["result"] == {"queued": True}
-    assert f["coil_while_queued"] is False
+    seen = {k: run.facts.get(k) for k in ("queued", "queued_after_restart", "applied")}
+    seen["events"] = [(r["seq"], r["type"], r.get("code"), r.get("state"), r.get("detail"))
+                      for r in run.stored if r["type"] in ("alarm", "event")]
+    assert q["ok"] is True and q["queued"] is True and q["result"] == {"queued": True}, seen
+    assert f["coil_while_queued"] is False, seen
     # Kept across the restart: asked again after the new WELCOME, still waiting.
     again = f["queued_after_restart"]
-    assert again["state"] == "queued" and again["result"]["queued"] is True
-    assert f["applied"] == {"id": f["queued_id"], "ok": True, "result": {"do": 2, "on": True}}
+    assert again["state"] == "queued" and again["result"]["queued"] is True, seen
+    assert f["applied"] == {"id": f["queued_id"], "ok": True,
+                            "result": {"do": 2, "on": True}}, seen
     assert f["coil_applied"] is True
     ev = [e for e in run.stored if e["type"] == "event" and e["code"] == "output_set"]
-    assert len(ev) == 2  # the first set_output, and this one, once
+    assert len(ev) == 2, seen  # the first set_output, and this one, once
 
 
 def _flatten(obj, prefix=""):
@@ -256,3 +267,31 @@ def _flatten(obj, prefix=""):
     return out
 
 
+@pytest.mark.xfail(strict=True, reason="each try of a waiting command is marked running on "
+                   "flash before its handler says Busy; a cut before it is marked pending "
+                   "again turns it into an 'interrupted' error (see the scenarios report)")
+def test_a_waiting_command_survives_a_cut_during_a_try():
+    # set_output while the collector is offline waits; its tries change nothing (the
+    # handler raises Busy before touching anything), so a power cut during one must
+    # leave it waiting, not answer the center with an error.
+    clock = VirtualClock()
+    slots = MemSlots()
+    app = FakeApp(clock)
+    app.collector_online = False
+    c = Commands(slots, app.handlers(), clock)
+    c.start()
+    assert c.submit({"id": 9, "op": "set_output", "args": {"do": 2, "on": True}})["queued"]
+    save = slots.save
+
+    def cut_after_busy(obj):
+        if any(e["st"] == "pending" for e in obj["cmds"]):
+            raise KeyboardInterrupt  # the power goes before "pending" is written back
+        save(obj)
+
+    slots.save = cut_after_busy
+    with pytest.raises(KeyboardInterrupt):
+        c.run(clock.ticks_ms())
+    slots.save = save
+    after = Commands(slots, FakeApp(clock).handlers(), clock)
+    after.start()
+    assert after.pending() == [9], after.result(9)
