@@ -6,6 +6,7 @@ import gc
 
 from gateway import FIRMWARE_VERSION, config
 from gateway.alarms import Alarms
+from gateway.cliport import CliPort
 from gateway.commands import Busy, CommandError, Commands
 from gateway.diag import Diagnostics
 from gateway.identity import Identity
@@ -87,9 +88,7 @@ class Gateway:
         self.lcd = Lcd(hw.display, clock, self._lcd_values, self.alarms, p) if hw.display else None
         self.cli = None
         if hw.cli_uart is not None:
-            from gateway.clifacade import build_cli
-
-            self.cli = build_cli(self)
+            self.cli = CliPort(hw.cli_uart, clock, self.device_id, self._load_cli)
         c = self.collector
         c.on_sample = self._on_sample
         c.on_capture = self._on_capture
@@ -149,6 +148,12 @@ class Gateway:
             self.lcd.apply(p)
         if self.cli:
             self.cli.apply_params(p)
+
+    def _load_cli(self):
+        # Imported only when a technician types (gateway/cliport.py unloads it again).
+        from gateway.clifacade import build_cli
+
+        return build_cli(self)
 
     # --- records -----------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 # a proposed set of parameter changes that takes effect only when confirmed (the app then
 # validates, persists and applies it). What each procedure does: docs/measurement.md.
 from gateway import config
+from gateway.errors import CalibrationError
 from gateway.scale import lin_correction_pct
 
 IDLE = "idle"
@@ -14,10 +15,6 @@ FAILED = "failed"
 _MIN_REVS = 3
 _LIN_MERGE_PCT = 5.0  # a new linearization point this close to an old one replaces it
 _LIN_MAX = 5
-
-
-class CalibrationError(ValueError):
-    pass
 
 
 def _number(args, key, integer):

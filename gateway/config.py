@@ -3,11 +3,9 @@
 # key and the problem; the entry point turns that into exit status 2.
 import json
 
+from gateway.errors import ConfigError
+
 REQUIRED = object()
-
-
-class ConfigError(ValueError):
-    pass
 
 
 # Kinds of value. Each check returns the value (possibly normalised) or raises.
