@@ -75,7 +75,7 @@ class CliFacade:
         self._cal = None
 
     def calibrator(self):
-        return self.gw.measurement.cal
+        return self.gw.measurement.calibrator()
 
     # --- reading
     def params(self):
