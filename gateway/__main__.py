@@ -2,7 +2,8 @@
 # micropython -m gateway run --config FILE   (from the repo root or a flashed image)
 import sys
 
-from gateway import config
+from gateway import ondemand
+from gateway.errors import ConfigError
 
 USAGE = """usage: gateway run --config FILE [--seconds N] [--monitor | --screen]
   --config FILE  the JSON configuration (docs/config.md)
@@ -45,6 +46,20 @@ def parse_args(argv):
     return opts
 
 
+def _configuration(path):
+    # The schema is needed only here and when parameters change: forgotten before the
+    # gateway's modules load (gateway/ondemand.py).
+    before = ondemand.loaded()
+    from gateway import config
+
+    try:
+        cfg = config.load(path)
+        return cfg, config.read_key(cfg["key_file"])
+    finally:
+        del config
+        ondemand.forget(before)
+
+
 def main(argv):
     try:
         opts = parse_args(argv)
@@ -52,9 +67,8 @@ def main(argv):
         print("error: %s\n%s" % (e, USAGE))
         return 2
     try:
-        cfg = config.load(opts["config"])
-        key = config.read_key(cfg["key_file"])
-    except config.ConfigError as e:
+        cfg, key = _configuration(opts["config"])
+    except ConfigError as e:
         print("config error: %s" % e)
         return 2
     from gateway.app import Gateway

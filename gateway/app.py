@@ -4,11 +4,12 @@
 # and offers the facade the CLI and the center's commands use.
 import gc
 
-from gateway import FIRMWARE_VERSION, config
+from gateway import FIRMWARE_VERSION, ondemand
 from gateway.alarms import Alarms
 from gateway.cliport import CliPort
 from gateway.commands import Busy, CommandError, Commands
 from gateway.diag import Diagnostics
+from gateway.errors import ConfigError
 from gateway.identity import Identity
 from gateway.lcd import Lcd
 from gateway.loop import Loop
@@ -100,18 +101,15 @@ class Gateway:
 
     # --- parameters ------------------------------------------------------------------
 
+    # The schema (gateway.config) is loaded only for these calls: ondemand.call.
+
     def _params_in_force(self, cfg):
         """The configuration file's values, overridden by the run-time set persisted on
         flash (what technicians and the center changed since commissioning)."""
-        flat = dict(cfg)
         stored = self._param_slots.load()
-        if stored:
-            for key, value in stored.get("params", {}).items():
-                try:
-                    flat[key] = config.check_params({key: value})[key]
-                except config.ConfigError:
-                    pass  # a key this firmware no longer knows: the file's value stands
-        return flat
+        if not stored or not stored.get("params"):
+            return dict(cfg)
+        return ondemand.call("gateway.config", "in_force", cfg, stored["params"])
 
     def params_public(self):
         """Every key in force, secrets left out (the key file's path is not secret, the
@@ -121,7 +119,7 @@ class Gateway:
     def set_params(self, changes, who):
         """Validate the whole set, persist it, apply it, record it. Returns
         {key: [old, new]} for the keys that changed; raises ConfigError (nothing applied)."""
-        flat = config.check_params(changes)
+        flat, run_time = ondemand.call("gateway.config", "check_change", self.params, changes)
         changed = {}
         for key, value in flat.items():
             if self.params[key] != value:
@@ -130,7 +128,6 @@ class Gateway:
             return changed
         new = dict(self.params)
         new.update(flat)
-        run_time = {k: v for k, v in new.items() if config.settable(k)}
         # Persisted before anything uses it: a cut here leaves the old set or the new one.
         self._param_slots.save({"params": run_time, "by": who, "t": int(self.clock.time())})
         self.params = new
@@ -255,7 +252,7 @@ class Gateway:
         return self.status()
 
     def _cmd_get_params(self, args):
-        return {"params": config.nest(self.params_public())}
+        return {"params": ondemand.call("gateway.config", "nest", self.params_public())}
 
     def _cmd_set_params(self, args):
         changes = args.get("params") if isinstance(args, dict) else None
@@ -263,7 +260,7 @@ class Gateway:
             raise CommandError("set_params needs {\"params\": {...}}")
         try:
             changed = self.set_params(changes, "center")
-        except config.ConfigError as e:
+        except ConfigError as e:
             raise CommandError(str(e))
         return {"changed": changed}
 
