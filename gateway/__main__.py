@@ -72,12 +72,13 @@ def main(argv):
         print("config error: %s" % e)
         return 2
     from gateway.app import Gateway
-    from gateway.monitor import Monitor
     from hal import board
 
-    hw = board.build(cfg)
+    hw = board.build(cfg, screen=opts["screen"])
     gw = Gateway(cfg, key, hw)
     if opts["monitor"] or opts["screen"]:
+        from gateway.monitor import Monitor
+
         gw.monitor = Monitor(gw, sys.stdout, screen=opts["screen"])
     return gw.run(opts["seconds"])
 

@@ -11,7 +11,6 @@ from gateway.commands import Busy, CommandError, Commands
 from gateway.diag import Diagnostics
 from gateway.errors import ConfigError
 from gateway.identity import Identity
-from gateway.lcd import Lcd
 from gateway.loop import Loop
 from gateway.measurement import Measurement
 from gateway.recordlog import RecordLog
@@ -86,7 +85,11 @@ class Gateway:
             running=self._running_figures,
             reset_cause=hw.watchdog.reset_cause() if hw.watchdog else None,
         )
-        self.lcd = Lcd(hw.display, clock, self._lcd_values, self.alarms, p) if hw.display else None
+        self.lcd = None
+        if hw.display:
+            from gateway.lcd import Lcd  # only where there is a panel
+
+            self.lcd = Lcd(hw.display, clock, self._lcd_values, self.alarms, p)
         self.cli = None
         if hw.cli_uart is not None:
             self.cli = CliPort(hw.cli_uart, clock, self.device_id, self._load_cli)
