@@ -79,7 +79,8 @@ import sys
 sys.path.insert(0, '.')
 import time
 from hal.clock import Clock
-from hal.uart import SocketUart, TtyUart, _split_socket_url
+from hal.uart import _split_socket_url
+from hal.uart_polled import SocketUart, TtyUart
 from protocols import modbus_rtu as rtu
 url = %r
 u = SocketUart(*_split_socket_url(url)) if url.startswith('socket://') else TtyUart(url, 115200)
@@ -105,7 +106,7 @@ def bus_limit_polls_per_s(baud=_BAUD):
 
 def _cpython_polls_per_s(url, seconds):
     from hal.clock import Clock
-    from hal.uart import PySerialUart
+    from hal.uart_pyserial import PySerialUart
     from protocols import modbus_rtu as rtu
 
     u = PySerialUart(url, _BAUD)
