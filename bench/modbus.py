@@ -20,6 +20,7 @@ import time
 from drivers.collector import Collector
 from hal.clock import VirtualClock
 from protocols import modbus_rtu as rtu
+from protocols import modbus_slave
 
 class Line:
     def __init__(self):
@@ -29,8 +30,8 @@ class Line:
             data = bytearray(50)
             data[2] = seq >> 8
             data[3] = seq & 255
-            self.frames.append(bytes(b[: rtu.build_response(b, 1, 4, data)]))
-        self.exc = bytes(b[: rtu.build_exception(b, 1, 3, 2)])
+            self.frames.append(bytes(b[: modbus_slave.build_response(b, 1, 4, data)]))
+        self.exc = bytes(b[: modbus_slave.build_exception(b, 1, 3, 2)])
         self.k = 0
         self.out = None
     def write(self, data):
