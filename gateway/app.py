@@ -20,6 +20,7 @@ from drivers.collector import Collector
 from hal.compat import const
 
 _TAIL_RECORDS = 64  # records read back at start-up to reconcile the checkpoint with the log
+_TAIL_CHUNK = const(8)
 # While a RECORDS frame is read, encoded and sealed, each record takes about 1.5 KB of heap
 # on the unix port (its dict, its JSON, the sealed bytes): frames are sized so that one
 # needs at most a quarter of the heap left free after start-up.
@@ -351,9 +352,21 @@ class Gateway:
         return True
 
     def _log_tail(self):
-        head = self.log.head
-        first = max(self.log.oldest, head - _TAIL_RECORDS + 1)
-        return self.log.read(first, _TAIL_RECORDS) if head >= first else []
+        """The prod and total records among the newest _TAIL_RECORDS, oldest first: the
+        only ones reconciling needs, read a few at a time so that a small heap never
+        holds the whole tail."""
+        log = self.log
+        seq = max(log.oldest, log.head - _TAIL_RECORDS + 1)
+        out = []
+        while seq <= log.head:
+            recs = log.read(seq, _TAIL_CHUNK)
+            if not recs:
+                break
+            for r in recs:
+                if r.get("type") in ("prod", "total"):
+                    out.append(r)
+            seq = recs[-1]["seq"] + 1
+        return out
 
     # --- jobs of the app itself ----------------------------------------------------------
 
