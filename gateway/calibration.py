@@ -3,9 +3,9 @@
 # parameter changes that takes effect only when confirmed (the app then validates,
 # persists and applies it). What each procedure does: docs/measurement.md.
 # Loaded on demand: Measurement.calibrator() imports it, and forgets it when idle.
-from gateway import config
+from gateway import ondemand
 from gateway.autozero import rev_pulses
-from gateway.errors import CalibrationError
+from gateway.errors import CalibrationError, ConfigError
 from gateway.scale import lin_correction_pct
 
 IDLE = "idle"
@@ -426,8 +426,8 @@ class Calibrator:
                 )
             detail["forced"] = True
         try:
-            changes = config.check_params(p.changes)
-        except config.ConfigError as e:
+            changes = ondemand.call("gateway.config", "check_params", p.changes)
+        except ConfigError as e:
             raise CalibrationError("calibration result rejected: %s" % e)
         self.emit("event", {"code": "cal_" + p.kind.split("_")[0], "detail": detail})
         self.proc = None

@@ -6,7 +6,7 @@
 # whatever they paste. Reading is open; changes need a technician login and a confirmation.
 import json
 
-from gateway import FIRMWARE_VERSION, cliparse, config
+from gateway import FIRMWARE_VERSION, cliparse, ondemand
 from gateway.auth import MAX_FAILURES, AuthError, check_tech_id
 from gateway.cliport import banner
 from hal.compat import const, print_exception
@@ -432,8 +432,9 @@ class Cli:
             keys = [k for k in sorted(p) if k.startswith(prefix)]
             if not keys:
                 self._say("no parameter starts with %s" % prefix)
+            settable = ondemand.call("gateway.config", "settable_keys")  # schema for this only
             for k in keys:
-                mark = "*" if config.settable(k) else " "
+                mark = "*" if k in settable else " "
                 self._say("%s %s = %s" % (mark, k, _fmt(p[k])))
             self._say("(* can be set at run time)")
         elif what == "calibration":

@@ -9,6 +9,7 @@ from hal.compat import const
 _UNLOAD_MS = const(30000)
 _RETRY_MS = const(1000)  # pause after a stream error
 _READ_CHUNK = const(64)
+_NO_MEMORY = b"\r\nerror: out of memory, the CLI is not loaded; try again\r\ngw> "
 
 
 def banner(device_id):
@@ -77,7 +78,18 @@ class CliPort:
 
     def _load(self, typed, now_ms):
         self._before = ondemand.loaded()
-        cli = self._make()
+        try:
+            cli = self._make()
+        except MemoryError:
+            # A heap too full for the CLI now: say so, forget what was half loaded, and
+            # try again on the next input. The gateway itself goes on.
+            ondemand.forget(self._before)
+            self.errors += 1
+            try:
+                self.stream.write(_NO_MEMORY)
+            except OSError:
+                pass
+            return
         # A lockout restored at start-up has been running since then.
         cli.restore(self._state, self.clock.ticks_diff(now_ms, self._state_ms))
         cli.start(greet=False)

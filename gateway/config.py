@@ -253,6 +253,10 @@ def settable(key):
     return bool(row and row[5])
 
 
+def settable_keys():
+    return [row[0] for row in SCHEMA if row[5]]
+
+
 def in_force(flat, stored):
     """The configuration file's flat values overridden by the run-time set stored on
     flash; a key this firmware no longer knows (or refuses) keeps the file's value."""

@@ -188,7 +188,7 @@ def run(tmp, image, heap, seconds, with_session=True):
         res.last_t = max([r.get("t", 0) for r in recs], default=None)
         res.fig = figures(res.out)
         res.ok = (res.rc == 0 and "Error" not in res.out and "Traceback" not in res.out
-                  and res.prod >= max(1, int(seconds // 10) - 3))
+                  and res.prod >= max(1, int(seconds // 10) - 3) and res.session is not False)
     finally:
         if p is not None:
             p.kill()
@@ -205,9 +205,10 @@ if __name__ == "__main__":
 
     heap = sys.argv[1] if len(sys.argv) > 1 else None
     seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 40
+    with_session = sys.argv[3:4] != ["nocli"]
     image = build_image(os.path.join(tempfile.gettempdir(), "gw-mem-image"))
     with tempfile.TemporaryDirectory() as tmp:
-        r = run(tmp, image, heap, seconds)
+        r = run(tmp, image, heap, seconds, with_session)
     print(r.out[-3000:])
     print("ok", r.ok, "rc", r.rc, "records", r.records, "prod", r.prod, "session", r.session,
           r.fig)

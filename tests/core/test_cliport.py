@@ -130,6 +130,24 @@ def test_a_lockout_restored_at_start_counts_down_while_the_cli_is_away():
     assert "logged in as 1001" in t.cmd(PIN)
 
 
+def test_a_heap_too_full_for_the_cli_is_said_and_the_next_input_tries_again():
+    with _Unloaded():
+        t = Port()
+        make = t.port._make
+
+        def no_memory():
+            import gateway.cliparse  # noqa: F401  (half loaded, then out of memory)
+
+            raise MemoryError("memory allocation failed")
+
+        t.port._make = no_memory
+        out = t.cmd("status")
+        assert out.endswith("error: out of memory, the CLI is not loaded; try again\r\ngw> ")
+        assert t.port.cli is None and not _cli_loaded() and t.port.errors == 1
+        t.port._make = make
+        assert t.cmd("coef").startswith("coef\r\ncoef 0.95")
+
+
 def test_a_quiet_port_does_not_allocate():
     try:
         import micropython
