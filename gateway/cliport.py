@@ -3,13 +3,25 @@
 # RAM) is loaded when the first byte arrives and unloaded once nobody is logged in,
 # nothing is under way and the terminal has been quiet for _UNLOAD_MS. What was typed
 # reaches the CLI unchanged; the terminal cannot tell it was away.
+import gc
+
 from gateway import FIRMWARE_VERSION, ondemand
 from hal.compat import const
 
 _UNLOAD_MS = const(30000)
 _RETRY_MS = const(1000)  # pause after a stream error
 _READ_CHUNK = const(64)
+_CLI_HEAP = const(72 * 1024)
 _NO_MEMORY = b"\r\nerror: out of memory, the CLI is not loaded; try again\r\ngw> "
+
+
+def _room():
+    """Whether the heap has room for the CLI (~55 KB where its bytecode loads into RAM,
+    with a margin for the gateway's own bursts); always on CPython."""
+    if not hasattr(gc, "mem_free"):
+        return True
+    gc.collect()
+    return gc.mem_free() >= _CLI_HEAP
 
 
 def banner(device_id):
@@ -77,18 +89,18 @@ class CliPort:
             self._load(bytes(self._rx[:n]), now_ms)
 
     def _load(self, typed, now_ms):
+        # A heap too full for the CLI now: say so and try again on the next input; the
+        # gateway itself goes on. An import cut short by MemoryError can leave garbage
+        # the GC cannot take back, so it is not even tried without room for it.
+        if not _room():
+            self._no_memory()
+            return
         self._before = ondemand.loaded()
         try:
             cli = self._make()
         except MemoryError:
-            # A heap too full for the CLI now: say so, forget what was half loaded, and
-            # try again on the next input. The gateway itself goes on.
-            ondemand.forget(self._before)
-            self.errors += 1
-            try:
-                self.stream.write(_NO_MEMORY)
-            except OSError:
-                pass
+            ondemand.forget(self._before)  # what was half loaded
+            self._no_memory()
             return
         # A lockout restored at start-up has been running since then.
         cli.restore(self._state, self.clock.ticks_diff(now_ms, self._state_ms))
@@ -97,6 +109,13 @@ class CliPort:
         self.cli = cli
         self.loads += 1
         cli.run(now_ms)
+
+    def _no_memory(self):
+        self.errors += 1
+        try:
+            self.stream.write(_NO_MEMORY)
+        except OSError:
+            pass
 
     def _unload(self, now_ms):
         self._state = self.cli.snapshot()

@@ -43,6 +43,8 @@ class Probe:
             live = gc.mem_alloc()
             if self.n > 15 * 50 and live > self.live_max:
                 self.live_max = live  # after start-up and the first uploads
+            if "-q" in sys.argv:
+                micropython.qstr_info()
             print("PROBE live=%d free=%d top=%d live_max=%d modules=%s" % (
                 live, gc.mem_free(), self.top, self.live_max,
                 ",".join(sorted(k for k in sys.modules if k.startswith("gateway.")))))
@@ -61,7 +63,7 @@ def start(self):
 app.Gateway.start = start
 from gateway.__main__ import main
 
-main(sys.argv[1:])
+main([a for a in sys.argv[1:] if a != "-q"])
 """
 
 
@@ -124,6 +126,8 @@ def start_gateway(dev, heap, seconds):
     if heap:
         cmd += ["-X", "heapsize=%s" % heap]
     cmd += ["gw_probe.py", "run", "--config", "config.json", "--seconds", str(seconds)]
+    if os.environ.get("GW_PROBE_QSTR"):
+        cmd.append("-q")
     return subprocess.Popen(cmd, cwd=dev, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
@@ -210,5 +214,6 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
         r = run(tmp, image, heap, seconds, with_session)
     print(r.out[-3000:])
+    print("SCREEN", r.screen[-600:].replace("\r", ""))
     print("ok", r.ok, "rc", r.rc, "records", r.records, "prod", r.prod, "session", r.session,
           r.fig)

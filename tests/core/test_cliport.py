@@ -148,6 +148,22 @@ def test_a_heap_too_full_for_the_cli_is_said_and_the_next_input_tries_again():
         assert t.cmd("coef").startswith("coef\r\ncoef 0.95")
 
 
+def test_without_room_on_the_heap_the_cli_is_not_even_tried():
+    from gateway import cliport
+
+    with _Unloaded():
+        t = Port()
+        room = cliport._room
+        cliport._room = lambda: False
+        try:
+            out = t.cmd("status")
+        finally:
+            cliport._room = room
+        assert out.endswith("error: out of memory, the CLI is not loaded; try again\r\ngw> ")
+        assert t.port.cli is None and not _cli_loaded()
+        assert t.cmd("coef").startswith("coef\r\ncoef 0.95")
+
+
 def test_a_quiet_port_does_not_allocate():
     try:
         import micropython
