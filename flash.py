@@ -126,8 +126,8 @@ def build(out, mpy_cross=None):
                         and os.path.exists(prev) and _sha256_file(prev) == reuse[dst_rel]):
                     shutil.copyfile(prev, dst)
                 else:
-                    r = subprocess.run(cross + list(MPY_FLAGS) + ["-o", dst, "-s", rel, src], cwd=ROOT,
-                                       capture_output=True, text=True)
+                    r = subprocess.run(cross + list(MPY_FLAGS) + ["-o", dst, "-s", rel, src],
+                                       cwd=ROOT, capture_output=True, text=True)
                     if r.returncode:
                         raise FlashError("mpy-cross %s failed: %s" % (rel, r.stderr.strip()))
                 files[dst_rel] = _sha256_file(dst)

@@ -134,13 +134,14 @@ def start_gateway(dev, heap, seconds):
 
 def figures(out):
     """The probe's figures from the gateway's output: {started, live, live_max, top}."""
-    lines = re.findall(r"PROBE live=(\d+) free=\d+ top=(\d+) live_max=(\d+)", out)
+    lines = re.findall(r"PROBE live=(\d+) free=\d+ top=(\d+) live_max=(\d+) modules=(\S*)", out)
     started = re.search(r"PROBE started live=(\d+)", out)
     fig = {"started": int(started.group(1)) if started else None, "reports": len(lines)}
     if lines:
         fig["live"] = int(lines[-1][0])
         fig["top"] = int(lines[-1][1])
         fig["live_max"] = int(lines[-1][2])
+        fig["modules"] = lines[-1][3].split(",")
     return fig
 
 
@@ -156,7 +157,7 @@ def session(term):
     term.expect("logged out", 20)
 
 
-def run(tmp, image, heap, seconds, with_session=True):
+def run(tmp, image, heap, seconds, with_session=True, session_at=None):
     """One run: the site, a provisioned device, the gateway for `seconds` under `heap`
     (with a technician session halfway). Returns a result with the output, the probe's
     figures and what the center received."""
@@ -173,7 +174,7 @@ def run(tmp, image, heap, seconds, with_session=True):
         if with_session:
             try:
                 term.expect(r"help lists the commands\r\ngw> ", 30)
-                while time.monotonic() - t0 < seconds / 2:
+                while time.monotonic() - t0 < (seconds / 2 if session_at is None else session_at):
                     time.sleep(0.5)
                 session(term)
                 res.session = True
