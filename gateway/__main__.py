@@ -76,6 +76,7 @@ def main(argv):
 
     hw = board.build(cfg, screen=opts["screen"])
     gw = Gateway(cfg, key, hw)
+    cfg = key = None  # the gateway keeps what it needs: the file's dict need not stay
     if opts["monitor"] or opts["screen"]:
         from gateway.monitor import Monitor
 
