@@ -20,6 +20,7 @@ import time
 from drivers.collector import Collector
 from hal.clock import VirtualClock
 from protocols import modbus_rtu as rtu
+from protocols import modbus_slave
 
 class Line:
     def __init__(self):
@@ -29,8 +30,8 @@ class Line:
             data = bytearray(50)
             data[2] = seq >> 8
             data[3] = seq & 255
-            self.frames.append(bytes(b[: rtu.build_response(b, 1, 4, data)]))
-        self.exc = bytes(b[: rtu.build_exception(b, 1, 3, 2)])
+            self.frames.append(bytes(b[: modbus_slave.build_response(b, 1, 4, data)]))
+        self.exc = bytes(b[: modbus_slave.build_exception(b, 1, 3, 2)])
         self.k = 0
         self.out = None
     def write(self, data):
@@ -79,7 +80,8 @@ import sys
 sys.path.insert(0, '.')
 import time
 from hal.clock import Clock
-from hal.uart import SocketUart, TtyUart, _split_socket_url
+from hal.uart import _split_socket_url
+from hal.uart_polled import SocketUart, TtyUart
 from protocols import modbus_rtu as rtu
 url = %r
 u = SocketUart(*_split_socket_url(url)) if url.startswith('socket://') else TtyUart(url, 115200)
@@ -105,7 +107,7 @@ def bus_limit_polls_per_s(baud=_BAUD):
 
 def _cpython_polls_per_s(url, seconds):
     from hal.clock import Clock
-    from hal.uart import PySerialUart
+    from hal.uart_pyserial import PySerialUart
     from protocols import modbus_rtu as rtu
 
     u = PySerialUart(url, _BAUD)

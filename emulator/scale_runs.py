@@ -158,7 +158,7 @@ class Rig:
 
 
 def _calibrate(rig, kind, limit_s, technician=None, force=False, **args):
-    cal = rig.m.cal
+    cal = rig.m.calibrator()
     cal.start(kind, **args)
     rig.run_until(lambda: cal.progress()["state"] != "running", limit_s)
     prog = cal.progress()
@@ -169,7 +169,7 @@ def _calibrate(rig, kind, limit_s, technician=None, force=False, **args):
 
 
 def _speed_by_marks(rig, revs):
-    cal = rig.m.cal
+    cal = rig.m.calibrator()
     cal.start("speed", revs=revs)
     b = rig.belt
     marks = b.marks()
@@ -186,7 +186,7 @@ def _speed_by_marks(rig, revs):
 
 def material_test(rig, feed_tph=800.0, feed_s=600.0, kind="material"):
     """Runs a weighbridge batch through the scale; returns the calibration result."""
-    b, cal = rig.belt, rig.m.cal
+    b, cal = rig.belt, rig.m.calibrator()
     man = b.profile
     cal.start(kind)
     true0 = b.true_mass_kg

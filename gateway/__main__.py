@@ -2,7 +2,8 @@
 # micropython -m gateway run --config FILE   (from the repo root or a flashed image)
 import sys
 
-from gateway import config
+from gateway import ondemand
+from gateway.errors import ConfigError
 
 USAGE = """usage: gateway run --config FILE [--seconds N] [--monitor | --screen]
   --config FILE  the JSON configuration (docs/config.md)
@@ -45,6 +46,20 @@ def parse_args(argv):
     return opts
 
 
+def _configuration(path):
+    # The schema is needed only here and when parameters change: forgotten before the
+    # gateway's modules load (gateway/ondemand.py).
+    before = ondemand.loaded()
+    from gateway import config
+
+    try:
+        cfg = config.load(path)
+        return cfg, config.read_key(cfg["key_file"])
+    finally:
+        del config
+        ondemand.forget(before)
+
+
 def main(argv):
     try:
         opts = parse_args(argv)
@@ -52,18 +67,19 @@ def main(argv):
         print("error: %s\n%s" % (e, USAGE))
         return 2
     try:
-        cfg = config.load(opts["config"])
-        key = config.read_key(cfg["key_file"])
-    except config.ConfigError as e:
+        cfg, key = _configuration(opts["config"])
+    except ConfigError as e:
         print("config error: %s" % e)
         return 2
     from gateway.app import Gateway
-    from gateway.monitor import Monitor
     from hal import board
 
-    hw = board.build(cfg)
+    hw = board.build(cfg, screen=opts["screen"])
     gw = Gateway(cfg, key, hw)
+    cfg = key = None  # the gateway keeps what it needs: the file's dict need not stay
     if opts["monitor"] or opts["screen"]:
+        from gateway.monitor import Monitor
+
         gw.monitor = Monitor(gw, sys.stdout, screen=opts["screen"])
     return gw.run(opts["seconds"])
 

@@ -4,20 +4,34 @@
 # and offers the facade the CLI and the center's commands use.
 import gc
 
-from gateway import FIRMWARE_VERSION, config
+from gateway import FIRMWARE_VERSION, ondemand
 from gateway.alarms import Alarms
+from gateway.cliport import CliPort
 from gateway.commands import Busy, CommandError, Commands
 from gateway.diag import Diagnostics
+from gateway.errors import ConfigError
 from gateway.identity import Identity
-from gateway.lcd import Lcd
 from gateway.loop import Loop
 from gateway.measurement import Measurement
 from gateway.recordlog import RecordLog
 from gateway.slots import Slots
 from gateway.uplink import Uplink
 from drivers.collector import Collector
+from hal.compat import const
 
 _TAIL_RECORDS = 64  # records read back at start-up to reconcile the checkpoint with the log
+_TAIL_CHUNK = const(8)
+# While a RECORDS frame is read, encoded and sealed, each record takes about 1.5 KB of heap
+# on the unix port (its dict, its JSON, the sealed bytes): frames are sized so that one
+# needs at most a quarter of the heap left free after start-up.
+_HEAP_PER_RECORD = const(1536)
+
+
+def _upload_batch():
+    if not hasattr(gc, "mem_free"):
+        return 256  # CPython: no heap to fit
+    gc.collect()
+    return max(8, min(256, gc.mem_free() // 4 // _HEAP_PER_RECORD))
 
 
 class Gateway:
@@ -68,6 +82,7 @@ class Gateway:
             alarm=self.alarms.set,
             emit=self.emit,
             on_breakpoint=self._on_breakpoint,
+            batch=_upload_batch(),
         )
         self.loop = Loop(clock, watchdog=hw.watchdog)
         self.diag = Diagnostics(
@@ -84,12 +99,14 @@ class Gateway:
             running=self._running_figures,
             reset_cause=hw.watchdog.reset_cause() if hw.watchdog else None,
         )
-        self.lcd = Lcd(hw.display, clock, self._lcd_values, self.alarms, p) if hw.display else None
+        self.lcd = None
+        if hw.display:
+            from gateway.lcd import Lcd  # only where there is a panel
+
+            self.lcd = Lcd(hw.display, clock, self._lcd_values, self.alarms, p)
         self.cli = None
         if hw.cli_uart is not None:
-            from gateway.clifacade import build_cli
-
-            self.cli = build_cli(self)
+            self.cli = CliPort(hw.cli_uart, clock, self.device_id, self._load_cli)
         c = self.collector
         c.on_sample = self._on_sample
         c.on_capture = self._on_capture
@@ -101,18 +118,15 @@ class Gateway:
 
     # --- parameters ------------------------------------------------------------------
 
+    # The schema (gateway.config) is loaded only for these calls: ondemand.call.
+
     def _params_in_force(self, cfg):
         """The configuration file's values, overridden by the run-time set persisted on
         flash (what technicians and the center changed since commissioning)."""
-        flat = dict(cfg)
         stored = self._param_slots.load()
-        if stored:
-            for key, value in stored.get("params", {}).items():
-                try:
-                    flat[key] = config.check_params({key: value})[key]
-                except config.ConfigError:
-                    pass  # a key this firmware no longer knows: the file's value stands
-        return flat
+        if not stored or not stored.get("params"):
+            return dict(cfg)
+        return ondemand.call("gateway.config", "in_force", cfg, stored["params"])
 
     def params_public(self):
         """Every key in force, secrets left out (the key file's path is not secret, the
@@ -122,7 +136,7 @@ class Gateway:
     def set_params(self, changes, who):
         """Validate the whole set, persist it, apply it, record it. Returns
         {key: [old, new]} for the keys that changed; raises ConfigError (nothing applied)."""
-        flat = config.check_params(changes)
+        flat, run_time = ondemand.call("gateway.config", "check_change", self.params, changes)
         changed = {}
         for key, value in flat.items():
             if self.params[key] != value:
@@ -131,7 +145,6 @@ class Gateway:
             return changed
         new = dict(self.params)
         new.update(flat)
-        run_time = {k: v for k, v in new.items() if config.settable(k)}
         # Persisted before anything uses it: a cut here leaves the old set or the new one.
         self._param_slots.save({"params": run_time, "by": who, "t": int(self.clock.time())})
         self.params = new
@@ -149,6 +162,12 @@ class Gateway:
             self.lcd.apply(p)
         if self.cli:
             self.cli.apply_params(p)
+
+    def _load_cli(self):
+        # Imported only when a technician types (gateway/cliport.py unloads it again).
+        from gateway.clifacade import build_cli
+
+        return build_cli(self)
 
     # --- records -----------------------------------------------------------------------
 
@@ -250,7 +269,7 @@ class Gateway:
         return self.status()
 
     def _cmd_get_params(self, args):
-        return {"params": config.nest(self.params_public())}
+        return {"params": ondemand.call("gateway.config", "nest", self.params_public())}
 
     def _cmd_set_params(self, args):
         changes = args.get("params") if isinstance(args, dict) else None
@@ -258,7 +277,7 @@ class Gateway:
             raise CommandError("set_params needs {\"params\": {...}}")
         try:
             changed = self.set_params(changes, "center")
-        except config.ConfigError as e:
+        except ConfigError as e:
             raise CommandError(str(e))
         return {"changed": changed}
 
@@ -334,9 +353,21 @@ class Gateway:
         return True
 
     def _log_tail(self):
-        head = self.log.head
-        first = max(self.log.oldest, head - _TAIL_RECORDS + 1)
-        return self.log.read(first, _TAIL_RECORDS) if head >= first else []
+        """The prod and total records among the newest _TAIL_RECORDS, oldest first: the
+        only ones reconciling needs, read a few at a time so that a small heap never
+        holds the whole tail."""
+        log = self.log
+        seq = max(log.oldest, log.head - _TAIL_RECORDS + 1)
+        out = []
+        while seq <= log.head:
+            recs = log.read(seq, _TAIL_CHUNK)
+            if not recs:
+                break
+            for r in recs:
+                if r.get("type") in ("prod", "total"):
+                    out.append(r)
+            seq = recs[-1]["seq"] + 1
+        return out
 
     # --- jobs of the app itself ----------------------------------------------------------
 
@@ -402,6 +433,7 @@ class Gateway:
             loop.add(self.cli, 20, 3)
         if self.hw.watchdog:
             self.hw.watchdog.start()
+        gc.collect()  # start-up's garbage gone before the first poll: less fragmentation
 
     def run(self, seconds=None):
         self.start()

@@ -208,9 +208,10 @@ class Auth:
         now = self.clock.ticks_ms()
         return {"failures": self.failures, "lock_left_s": self.locked_s(now)}
 
-    def restore(self, state):
-        # The time the gateway was off does not count towards the lockout.
+    def restore(self, state, elapsed_ms=0):
+        """elapsed_ms: how long ago the state was taken while the gateway ran (the CLI
+        unloaded); the time the gateway was off does not count towards the lockout."""
         self.failures = int(state.get("failures", 0))
-        left = int(state.get("lock_left_s", 0))
-        if left > 0:
-            self._lock_until = self.clock.ticks_add(self.clock.ticks_ms(), left * 1000)
+        left_ms = int(state.get("lock_left_s", 0)) * 1000 - elapsed_ms
+        if left_ms > 0:
+            self._lock_until = self.clock.ticks_add(self.clock.ticks_ms(), left_ms)

@@ -1,8 +1,11 @@
-# Calibration procedures and auto-zero tracking. Each procedure is a small state machine
-# fed by the scale after every poll; it reports progress in belt revolutions and ends with
-# a proposed set of parameter changes that takes effect only when confirmed (the app then
-# validates, persists and applies it). What each procedure does: docs/measurement.md.
-from gateway import config
+# Calibration procedures. Each procedure is a small state machine fed by the scale after
+# every poll; it reports progress in belt revolutions and ends with a proposed set of
+# parameter changes that takes effect only when confirmed (the app then validates,
+# persists and applies it). What each procedure does: docs/measurement.md.
+# Loaded on demand: Measurement.calibrator() imports it, and forgets it when idle.
+from gateway import ondemand
+from gateway.autozero import rev_pulses
+from gateway.errors import CalibrationError, ConfigError
 from gateway.scale import lin_correction_pct
 
 IDLE = "idle"
@@ -16,19 +19,11 @@ _LIN_MERGE_PCT = 5.0  # a new linearization point this close to an old one repla
 _LIN_MAX = 5
 
 
-class CalibrationError(ValueError):
-    pass
-
-
 def _number(args, key, integer):
     v = args.get(key)
     if isinstance(v, bool) or not isinstance(v, int if integer else (int, float)):
         raise CalibrationError("%s must be %s" % (key, "an integer" if integer else "a number"))
     return v
-
-
-def _rev_pulses(scale, belt_length_m):
-    return int(belt_length_m * scale.pulses_per_m + 0.5)
 
 
 class _Procedure:
@@ -65,7 +60,7 @@ class _RevolutionAverage(_Procedure):
     def __init__(self, kind, scale, flat, revs):
         _Procedure.__init__(self, kind, scale, flat)
         self.revs = revs
-        self.need_p = revs * _rev_pulses(scale, flat["scale.belt_length_m"])
+        self.need_p = revs * rev_pulses(scale, flat["scale.belt_length_m"])
         self.acc_cp = 0
         self.acc_p = 0
 
@@ -188,7 +183,7 @@ class _Speed(_Procedure):
 
     def progress(self):
         moved = self.scale.travel_p - self.p0 if self.marks else 0
-        rev_p = _rev_pulses(self.scale, self.flat["scale.belt_length_m"])
+        rev_p = rev_pulses(self.scale, self.flat["scale.belt_length_m"])
         out = {"marks": self.marks, "revs_done": round(moved / rev_p, 3)}
         if self.distance_m is None:
             out["revs_needed"] = self.revs
@@ -255,7 +250,7 @@ class _Material(_Procedure):
 
     def progress(self):
         g, _ = self._measured()
-        rev_p = _rev_pulses(self.scale, self.flat["scale.belt_length_m"])
+        rev_p = rev_pulses(self.scale, self.flat["scale.belt_length_m"])
         return {
             "measured_kg": g / 1000.0,
             "revs_done": round((self.scale.travel_p - self.travel0) / rev_p, 3),
@@ -431,110 +426,9 @@ class Calibrator:
                 )
             detail["forced"] = True
         try:
-            changes = config.check_params(p.changes)
-        except config.ConfigError as e:
+            changes = ondemand.call("gateway.config", "check_params", p.changes)
+        except ConfigError as e:
             raise CalibrationError("calibration result rejected: %s" % e)
         self.emit("event", {"code": "cal_" + p.kind.split("_")[0], "detail": detail})
         self.proc = None
         return changes
-
-
-class AutoZero:
-    """Tracks the zero over whole revolutions of empty belt. Each revolution whose every
-    poll had a window load inside the band moves the zero by the mean net load found;
-    the total correction since the last zero calibration is held within the limit, and
-    the alarm autozero_limit is raised when it reaches it."""
-
-    def __init__(self, scale, emit, alarm):
-        self.scale = scale
-        self.emit = emit
-        self.alarm = alarm
-        self.acc_cp = 0
-        self.acc_p = 0
-        self.at_limit = False
-        self._stale = 0  # polls before this gate mark were weighed with an older zero
-
-    def apply_params(self, flat):
-        s = self.scale
-        self.enabled = bool(flat["scale.autozero"])
-        self.rev_p = _rev_pulses(s, flat["scale.belt_length_m"])
-        self._band256 = s.counts256_for_pct(float(flat["scale.autozero_band_pct"]))
-        design = s.design_kgpm * s.counts_per_kgpm
-        self.limit_counts = int(float(flat["scale.autozero_limit_pct"]) / 100.0 * design)
-        # Smaller moves than 0.01 % of design load are not worth an event each.
-        self.deadband = max(1, int(design / 10000))
-        self.acc_cp = self.acc_p = 0
-
-    def reset(self):
-        """The zero was calibrated: start again from no correction."""
-        self.acc_cp = self.acc_p = 0
-        self.scale.set_autozero(0)
-        self._stale = self.scale.gate_seq()
-        self._limit(False)
-
-    def on_entry(self, cp, d, cpw, dw, bad):
-        if not dw:
-            return  # belt standing: neither empty nor loaded
-        if (
-            bad
-            or not self.enabled
-            or self.scale.inhibit
-            or not self.scale.gate_decided(self._stale)
-            or abs(cpw) * 256 >= self._band256 * dw
-        ):
-            self.acc_cp = self.acc_p = 0
-            return
-        left = self.rev_p - self.acc_p
-        if d < left:
-            self.acc_cp += cp
-            self.acc_p += d
-            return
-        part = (cp * left + d // 2) // d
-        self._revolution(self.acc_cp + part)
-        self.acc_cp = cp - part
-        self.acc_p = d - left
-
-    def _revolution(self, cp):
-        s = self.scale
-        old = s.az_counts
-        new = old + (2 * cp + self.rev_p) // (2 * self.rev_p)
-        lim = self.limit_counts
-        clamped = new > lim or new < -lim
-        if clamped:
-            new = lim if new > 0 else -lim
-        self._limit(clamped)
-        if abs(new - old) >= self.deadband or (clamped and new != old):
-            s.set_autozero(new)
-            self._stale = s.gate_seq()
-            self.emit(
-                "event",
-                {
-                    "code": "autozero",
-                    "detail": {
-                        "old": {"autozero_counts": old},
-                        "new": {"autozero_counts": new},
-                        "zero_counts": s.zero_counts,
-                        "limit_counts": lim,
-                        "at_limit": clamped,
-                    },
-                },
-            )
-
-    def _limit(self, active):
-        if active != self.at_limit:
-            self.at_limit = active
-            if active:
-                detail = "auto-zero correction reached its limit of %d counts: calibrate the zero"
-                detail %= self.limit_counts
-            else:
-                detail = "auto-zero correction back within its limit"
-            self.alarm("autozero_limit", active, detail)
-
-    def snapshot(self):
-        return {"acc_cp": self.acc_cp, "acc_p": self.acc_p, "at_limit": self.at_limit}
-
-    def restore(self, d):
-        self.acc_cp = int(d["acc_cp"])
-        self.acc_p = int(d["acc_p"])
-        self.at_limit = bool(d["at_limit"])
-        self._stale = 0

@@ -6,8 +6,9 @@
 # whatever they paste. Reading is open; changes need a technician login and a confirmation.
 import json
 
-from gateway import FIRMWARE_VERSION, cliparse, config
+from gateway import FIRMWARE_VERSION, cliparse, ondemand
 from gateway.auth import MAX_FAILURES, AuthError, check_tech_id
+from gateway.cliport import banner
 from hal.compat import const, print_exception
 
 _READ_CHUNK = const(64)
@@ -107,14 +108,16 @@ class Cli:
         self._drawn = ""
         self._draw_at = 0
         self._tz = 0
+        self._input_ms = clock.ticks_ms()  # when input last came
 
     # -- job ---------------------------------------------------------------------------
 
-    def start(self):
+    def start(self, greet=True):
+        """greet=False: the port watcher (gateway/cliport.py) has greeted already."""
         self.apply_params(self.gw.params())
-        ident = self.gw.identity()
-        self._say("coal output substation gateway %s, device %s; help lists the commands"
-                  % (FIRMWARE_VERSION, ident.get("device_id")))
+        if not greet:
+            return
+        self._say(banner(self.gw.identity().get("device_id")))
         self._prompt()
         try:
             self._flush()
@@ -129,8 +132,22 @@ class Cli:
     def snapshot(self):
         return {"auth": self.auth.snapshot()}
 
-    def restore(self, state):
-        self.auth.restore(state.get("auth", {}))
+    def restore(self, state, elapsed_ms=0):
+        self.auth.restore(state.get("auth", {}), elapsed_ms)
+
+    def take(self, data, now_ms):
+        """Input the port watcher read before this CLI was loaded: taken first."""
+        self._held = data
+        self._input_ms = now_ms
+
+    def at_rest(self, now_ms, quiet_ms):
+        """True when nobody is logged in, nothing is asked, checked, calibrating or
+        waiting to be said, login is not locked, and no input came for quiet_ms: the
+        port watcher may unload the CLI (the terminal shows the gw> prompt)."""
+        return (self.auth.tech_id is None and self._ask is None and self._check is None
+                and self._cal is None and not self._n and not self._out and not self._held
+                and not self.auth.locked_s(now_ms)
+                and self.clock.ticks_diff(now_ms, self._input_ms) >= quiet_ms)
 
     def run(self, now_ms):
         c = self.clock
@@ -171,6 +188,7 @@ class Cli:
             if not n:
                 return
             self.auth.touch(now_ms)
+            self._input_ms = now_ms
             i = self._feed_all(rx, n, now_ms)
             if i < n:
                 self._held = bytes(rx[i:n])
@@ -414,8 +432,9 @@ class Cli:
             keys = [k for k in sorted(p) if k.startswith(prefix)]
             if not keys:
                 self._say("no parameter starts with %s" % prefix)
+            settable = ondemand.call("gateway.config", "settable_keys")  # schema for this only
             for k in keys:
-                mark = "*" if config.settable(k) else " "
+                mark = "*" if k in settable else " "
                 self._say("%s %s = %s" % (mark, k, _fmt(p[k])))
             self._say("(* can be set at run time)")
         elif what == "calibration":

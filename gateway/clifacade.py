@@ -2,7 +2,7 @@
 # built on the app's parts, so that the CLI's needs stay in one place and the CLI can be
 # tested against a double with the same methods. build_cli() makes the CLI job.
 from gateway.auth import AuthError, Auth, load_accounts
-from gateway.calibration import CalibrationError
+from gateway.errors import CalibrationError
 from gateway.cli import Cli
 
 _LOG_SCAN = 512  # records read back at most to find the maintenance events
@@ -75,7 +75,7 @@ class CliFacade:
         self._cal = None
 
     def calibrator(self):
-        return self.gw.measurement.cal
+        return self.gw.measurement.calibrator()
 
     # --- reading
     def params(self):

@@ -4,8 +4,10 @@
 # argument checked, or raises UsageError whose line() is the one-line answer.
 import json
 
-from gateway import config
+# The schema (gateway.config) is loaded only to check a set: ondemand.call.
+from gateway import ondemand
 from gateway.auth import AuthError, check_tech_id
+from gateway.errors import ConfigError
 
 MAX_LINE = 200
 MAX_REVOLUTIONS = 20
@@ -329,8 +331,8 @@ def _set(a, tz):
             raise UsageError("%s given twice" % key, "set")
         changes[key] = _value(a[i + 1])
     try:
-        changes = config.check_params(changes)
-    except config.ConfigError as e:
+        changes = ondemand.call("gateway.config", "check_params", changes)
+    except ConfigError as e:
         raise UsageError(str(e), "set")
     return "set", {"changes": changes}
 
@@ -389,8 +391,9 @@ def _cal(a, tz):
                 points.append([_num(load, "LOAD_PCT", 0.1, 200.0, u),
                                _num(corr, "CORR_PCT", -10.0, 10.0, u)])
         try:
-            points = config.check_value("scale.linearization", points)
-        except config.ConfigError as e:
+            points = ondemand.call("gateway.config", "check_value", "scale.linearization",
+                                   points)
+        except ConfigError as e:
             raise UsageError(str(e), u)
         return "cal", {"kind": "lin", "args": {"points": points}}
     raise UsageError("no calibration %s" % _short(kind), "cal")

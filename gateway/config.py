@@ -1,65 +1,127 @@
 # The configuration file: one JSON object, checked key by key against SCHEMA.
 # Every key is documented in docs/config.md. A bad file yields ConfigError naming the
 # key and the problem; the entry point turns that into exit status 2.
+# Loaded on demand (gateway/ondemand.py): at start-up and for a change of parameters.
 import json
+
+from gateway.errors import ConfigError
+from hal.compat import const
 
 REQUIRED = object()
 
 
-class ConfigError(ValueError):
-    pass
+# Kinds of value: SCHEMA's second column.
+_INT = const(0)  # an integer lo..hi
+_NUM = const(1)  # a number lo..hi, kept as a float
+_STR = const(2)  # a non-empty string
+_OPT_STR = const(3)  # a non-empty string or null
+_BOOL = const(4)  # true or false
+_ONE_OF = const(5)  # one of the values in lo
+_SHIFTS = const(6)  # 1 to 4 shift start times "HH:MM", ascending
+_LIN = const(7)  # up to 5 linearization points [load_pct, correction_pct]
+_CLASSES = const(8)  # a list of alarm classes
+
+# (dotted key, kind, lo, hi, default, settable at run time by set / set_params)
+SCHEMA = (
+    ("device_id", _INT, 1, 0xFFFFFFFF, REQUIRED, False),
+    ("key_file", _STR, None, None, REQUIRED, False),
+    ("data_dir", _STR, None, None, REQUIRED, False),
+    ("collector.port", _STR, None, None, REQUIRED, False),
+    ("collector.baud", _ONE_OF, (9600, 19200, 38400, 115200), None, 9600, False),
+    ("collector.address", _INT, 1, 247, 1, False),
+    ("collector.poll_hz", _NUM, 0.1, 20.0, 10.0, False),
+    ("collector.timeout_ms", _INT, 20, 2000, 100, False),
+    ("collector.retries", _INT, 0, 5, 2, False),
+    ("collector.identity_s", _INT, 10, 86400, 300, False),
+    ("collector.capture_s", _INT, 2, 3600, 10, False),
+    ("center.host", _STR, None, None, REQUIRED, False),
+    ("center.port", _INT, 1, 65535, REQUIRED, False),
+    ("center.ping_s", _INT, 1, 300, 10, False),
+    ("center.silence_s", _INT, 5, 600, 30, False),
+    ("center.backoff_max_s", _INT, 1, 3600, 60, False),
+    ("scale.weigh_length_m", _NUM, 0.1, 10.0, 1.2, True),
+    ("scale.pulses_per_m", _NUM, 1.0, 100000.0, 100.0, True),
+    ("scale.zero_counts", _INT, -(2**31), 2**31 - 1, 0, True),
+    ("scale.span_kg_per_count", _NUM, 1e-9, 1.0, 0.001, True),
+    ("scale.material_factor", _NUM, 0.5, 2.0, 1.0, True),
+    ("scale.design_tph", _NUM, 1.0, 20000.0, 1000.0, True),
+    ("scale.design_speed_mps", _NUM, 0.1, 8.0, 2.5, True),
+    ("scale.dropout_pct", _NUM, 0.0, 20.0, 2.0, True),
+    ("scale.dropout_window_m", _NUM, 1.0, 50.0, 10.0, True),
+    ("scale.belt_length_m", _NUM, 1.0, 20000.0, 200.0, True),
+    ("scale.linearization", _LIN, None, None, [], True),
+    ("scale.damping_s", _NUM, 0.0, 60.0, 3.0, True),
+    ("scale.zero_limit_pct", _NUM, 0.1, 20.0, 2.0, True),
+    ("scale.autozero", _BOOL, None, None, True, True),
+    ("scale.autozero_band_pct", _NUM, 0.1, 10.0, 2.0, True),
+    ("scale.autozero_limit_pct", _NUM, 0.1, 20.0, 2.0, True),
+    ("scale.run_min_speed_mps", _NUM, 0.01, 2.0, 0.1, True),
+    ("scale.run_mismatch_s", _NUM, 1.0, 600.0, 10.0, True),
+    ("production.interval_s", _ONE_OF, (10, 15, 20, 30, 60, 120, 300, 600, 900), None, 60, True),
+    ("production.shifts", _SHIFTS, None, None, ["00:00", "08:00", "16:00"], True),
+    ("production.utc_offset_min", _INT, -720, 840, 480, True),
+    ("production.coef", _NUM, 0.1, 2.0, 1.0, True),
+    ("production.coef_from", _INT, 0, 0xFFFFFFFF, 0, True),
+    ("vibration.machine_group", _ONE_OF, (1, 2), None, 2, True),
+    ("vibration.foundation", _ONE_OF, ("rigid", "flexible"), None, "rigid", True),
+    ("vibration.motor_rpm", _NUM, 60.0, 6000.0, 1480.0, True),
+    ("store.budget_mib", _INT, 1, 4096, 64, False),
+    ("store.checkpoint_s", _INT, 1, 600, 10, True),
+    ("store.checkpoint_battery_s", _INT, 1, 60, 1, True),
+    ("alarms.do1_classes", _CLASSES, None, None, ["fault", "power", "process", "production"],
+     True),
+    ("alarms.day_limit_t", _NUM, 0.0, 1000000.0, 0.0, True),
+    ("alarms.month_limit_t", _NUM, 0.0, 30000000.0, 0.0, True),
+    ("alarms.supply_low_mv", _INT, 5000, 15000, 10800, True),
+    ("alarms.temp_low_c", _NUM, -50.0, 20.0, -20.0, True),
+    ("alarms.temp_high_c", _NUM, 20.0, 120.0, 60.0, True),
+    ("alarms.link_error_pct", _NUM, 0.1, 100.0, 5.0, True),
+    ("alarms.link_latency_ms", _INT, 10, 5000, 200, True),
+    ("alarms.upload_down_s", _INT, 60, 604800, 1800, True),
+    ("alarms.backlog_records", _INT, 100, 100000000, 10000, True),
+    ("alarms.mem_free_min_kib", _INT, 1, 65536, 16, True),
+    ("alarms.flash_free_min_kib", _INT, 16, 16777216, 1024, True),
+    ("alarms.clock_step_s", _INT, 2, 3600, 5, True),
+    ("alarms.cell_min_counts", _INT, -(2**31), 2**31 - 1, -40000, True),
+    ("alarms.cell_max_counts", _INT, -(2**31), 2**31 - 1, 340000, True),
+    ("alarms.cell_stuck_counts", _INT, 0, 10000, 2, True),
+    ("alarms.cell_drift_counts", _INT, 100, 10000000, 5000, True),
+    ("alarms.vib_floor_mv", _NUM, 0.0, 100.0, 2.0, True),
+    ("cli.port", _OPT_STR, None, None, None, False),
+    ("cli.idle_logout_s", _INT, 30, 86400, 600, True),
+)
 
 
-# Kinds of value. Each check returns the value (possibly normalised) or raises.
-def _int(lo, hi):
-    def check(v):
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise ConfigError("must be an integer, got %s" % json.dumps(v))
+def _check(kind, lo, hi, v):
+    """v checked against its kind: the value (possibly normalised), or ConfigError."""
+    if kind == _INT or kind == _NUM:
+        if isinstance(v, bool) or not isinstance(v, int if kind == _INT else (int, float)):
+            raise ConfigError("must be %s, got %s" % (
+                "an integer" if kind == _INT else "a number", json.dumps(v)))
         if not lo <= v <= hi:
-            raise ConfigError("%d is out of range %d..%d" % (v, lo, hi))
+            raise ConfigError((("%d is out of range %d..%d") if kind == _INT
+                               else "%s is out of range %s..%s") % (v, lo, hi))
+        return v if kind == _INT else float(v)
+    if kind == _STR or kind == _OPT_STR:
+        if v is None and kind == _OPT_STR:
+            return None
+        if not isinstance(v, str) or not v:
+            raise ConfigError("must be a non-empty string, got %s" % json.dumps(v))
         return v
-
-    return check
-
-
-def _num(lo, hi):
-    def check(v):
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ConfigError("must be a number, got %s" % json.dumps(v))
-        if not lo <= v <= hi:
-            raise ConfigError("%s is out of range %s..%s" % (v, lo, hi))
-        return float(v)
-
-    return check
-
-
-def _str(v):
-    if not isinstance(v, str) or not v:
-        raise ConfigError("must be a non-empty string, got %s" % json.dumps(v))
-    return v
-
-
-def _opt_str(v):
-    if v is None:
-        return None
-    return _str(v)
-
-
-def _bool(v):
-    if not isinstance(v, bool):
-        raise ConfigError("must be true or false, got %s" % json.dumps(v))
-    return v
-
-
-def _one_of(*choices):
-    def check(v):
-        if v not in choices:
+    if kind == _BOOL:
+        if not isinstance(v, bool):
+            raise ConfigError("must be true or false, got %s" % json.dumps(v))
+        return v
+    if kind == _ONE_OF:
+        if v not in lo:
             raise ConfigError(
-                "%s is not one of %s" % (json.dumps(v), ", ".join(json.dumps(c) for c in choices))
-            )
+                "%s is not one of %s" % (json.dumps(v), ", ".join(json.dumps(c) for c in lo)))
         return v
-
-    return check
+    if kind == _SHIFTS:
+        return _shifts(v)
+    if kind == _LIN:
+        return _linearization(v)
+    return _alarm_classes(v)
 
 
 def _hhmm(v):
@@ -90,8 +152,8 @@ def _linearization(v):
     for p in v:
         if not isinstance(p, list) or len(p) != 2:
             raise ConfigError("each point must be [load_pct, correction_pct]")
-        load = _num(0.1, 200.0)(p[0])
-        corr = _num(-10.0, 10.0)(p[1])
+        load = _check(_NUM, 0.1, 200.0, p[0])
+        corr = _check(_NUM, -10.0, 10.0, p[1])
         if load <= last:
             raise ConfigError("points must be in ascending load_pct")
         last = load
@@ -112,76 +174,11 @@ def _alarm_classes(v):
     return v
 
 
-# (dotted key, check, default, settable at run time by set / set_params)
-SCHEMA = (
-    ("device_id", _int(1, 0xFFFFFFFF), REQUIRED, False),
-    ("key_file", _str, REQUIRED, False),
-    ("data_dir", _str, REQUIRED, False),
-    ("collector.port", _str, REQUIRED, False),
-    ("collector.baud", _one_of(9600, 19200, 38400, 115200), 9600, False),
-    ("collector.address", _int(1, 247), 1, False),
-    ("collector.poll_hz", _num(0.1, 20.0), 10.0, False),
-    ("collector.timeout_ms", _int(20, 2000), 100, False),
-    ("collector.retries", _int(0, 5), 2, False),
-    ("collector.identity_s", _int(10, 86400), 300, False),
-    ("collector.capture_s", _int(2, 3600), 10, False),
-    ("center.host", _str, REQUIRED, False),
-    ("center.port", _int(1, 65535), REQUIRED, False),
-    ("center.ping_s", _int(1, 300), 10, False),
-    ("center.silence_s", _int(5, 600), 30, False),
-    ("center.backoff_max_s", _int(1, 3600), 60, False),
-    ("scale.weigh_length_m", _num(0.1, 10.0), 1.2, True),
-    ("scale.pulses_per_m", _num(1.0, 100000.0), 100.0, True),
-    ("scale.zero_counts", _int(-(2**31), 2**31 - 1), 0, True),
-    ("scale.span_kg_per_count", _num(1e-9, 1.0), 0.001, True),
-    ("scale.material_factor", _num(0.5, 2.0), 1.0, True),
-    ("scale.design_tph", _num(1.0, 20000.0), 1000.0, True),
-    ("scale.design_speed_mps", _num(0.1, 8.0), 2.5, True),
-    ("scale.dropout_pct", _num(0.0, 20.0), 2.0, True),
-    ("scale.dropout_window_m", _num(1.0, 50.0), 10.0, True),
-    ("scale.belt_length_m", _num(1.0, 20000.0), 200.0, True),
-    ("scale.linearization", _linearization, [], True),
-    ("scale.damping_s", _num(0.0, 60.0), 3.0, True),
-    ("scale.zero_limit_pct", _num(0.1, 20.0), 2.0, True),
-    ("scale.autozero", _bool, True, True),
-    ("scale.autozero_band_pct", _num(0.1, 10.0), 2.0, True),
-    ("scale.autozero_limit_pct", _num(0.1, 20.0), 2.0, True),
-    ("scale.run_min_speed_mps", _num(0.01, 2.0), 0.1, True),
-    ("scale.run_mismatch_s", _num(1.0, 600.0), 10.0, True),
-    ("production.interval_s", _one_of(10, 15, 20, 30, 60, 120, 300, 600, 900), 60, True),
-    ("production.shifts", _shifts, ["00:00", "08:00", "16:00"], True),
-    ("production.utc_offset_min", _int(-720, 840), 480, True),
-    ("production.coef", _num(0.1, 2.0), 1.0, True),
-    ("production.coef_from", _int(0, 0xFFFFFFFF), 0, True),
-    ("vibration.machine_group", _one_of(1, 2), 2, True),
-    ("vibration.foundation", _one_of("rigid", "flexible"), "rigid", True),
-    ("vibration.motor_rpm", _num(60.0, 6000.0), 1480.0, True),
-    ("store.budget_mib", _int(1, 4096), 64, False),
-    ("store.checkpoint_s", _int(1, 600), 10, True),
-    ("store.checkpoint_battery_s", _int(1, 60), 1, True),
-    ("alarms.do1_classes", _alarm_classes, ["fault", "power", "process", "production"], True),
-    ("alarms.day_limit_t", _num(0.0, 1000000.0), 0.0, True),
-    ("alarms.month_limit_t", _num(0.0, 30000000.0), 0.0, True),
-    ("alarms.supply_low_mv", _int(5000, 15000), 10800, True),
-    ("alarms.temp_low_c", _num(-50.0, 20.0), -20.0, True),
-    ("alarms.temp_high_c", _num(20.0, 120.0), 60.0, True),
-    ("alarms.link_error_pct", _num(0.1, 100.0), 5.0, True),
-    ("alarms.link_latency_ms", _int(10, 5000), 200, True),
-    ("alarms.upload_down_s", _int(60, 604800), 1800, True),
-    ("alarms.backlog_records", _int(100, 100000000), 10000, True),
-    ("alarms.mem_free_min_kib", _int(1, 65536), 16, True),
-    ("alarms.flash_free_min_kib", _int(16, 16777216), 1024, True),
-    ("alarms.clock_step_s", _int(2, 3600), 5, True),
-    ("alarms.cell_min_counts", _int(-(2**31), 2**31 - 1), -40000, True),
-    ("alarms.cell_max_counts", _int(-(2**31), 2**31 - 1), 340000, True),
-    ("alarms.cell_stuck_counts", _int(0, 10000), 2, True),
-    ("alarms.cell_drift_counts", _int(100, 10000000), 5000, True),
-    ("alarms.vib_floor_mv", _num(0.0, 100.0), 2.0, True),
-    ("cli.port", _opt_str, None, False),
-    ("cli.idle_logout_s", _int(30, 86400), 600, True),
-)
-
-_BY_KEY = {k: (check, default, settable) for k, check, default, settable in SCHEMA}
+def _row(key):
+    for row in SCHEMA:
+        if row[0] == key:
+            return row
+    return None
 
 
 def _flatten(obj, prefix, out):
@@ -208,11 +205,11 @@ def nest(flat):
 
 def check_value(key, value):
     """The normalised value for one key, or ConfigError naming it."""
-    spec = _BY_KEY.get(key)
-    if spec is None:
+    row = _row(key)
+    if row is None:
         raise ConfigError("%s: unknown key" % key)
     try:
-        return spec[0](value)
+        return _check(row[1], row[2], row[3], value)
     except ConfigError as e:
         raise ConfigError("%s: %s" % (key, e))
 
@@ -224,9 +221,9 @@ def validate(obj):
     given = _flatten(obj, "", {})
     flat = {}
     for key in given:
-        if key not in _BY_KEY:
+        if _row(key) is None:
             raise ConfigError("%s: unknown key" % key)
-    for key, check, default, _ in SCHEMA:
+    for key, _, _, _, default, _ in SCHEMA:
         if key in given:
             flat[key] = check_value(key, given[key])
         elif default is REQUIRED:
@@ -245,15 +242,42 @@ def check_params(changes, settable_only=True):
     out = {}
     for key, v in flat.items():
         value = check_value(key, v)
-        if settable_only and not _BY_KEY[key][2]:
+        if settable_only and not _row(key)[5]:
             raise ConfigError("%s: not settable at run time (change the config file)" % key)
         out[key] = value
     return out
 
 
 def settable(key):
-    spec = _BY_KEY.get(key)
-    return bool(spec and spec[2])
+    row = _row(key)
+    return bool(row and row[5])
+
+
+def settable_keys():
+    return [row[0] for row in SCHEMA if row[5]]
+
+
+def in_force(flat, stored):
+    """The configuration file's flat values overridden by the run-time set stored on
+    flash; a key this firmware no longer knows (or refuses) keeps the file's value."""
+    out = dict(flat)
+    for key, value in stored.items():
+        try:
+            out[key] = check_params({key: value})[key]
+        except ConfigError:
+            pass
+    return out
+
+
+def check_change(params, changes):
+    """For a change of the parameters in force: (the changes checked as a whole, flat;
+    the run-time set to persist: every settable key of params, updated by them)."""
+    flat = check_params(changes)
+    run_time = {}
+    for key, value in params.items():
+        if settable(key):
+            run_time[key] = flat[key] if key in flat else value
+    return flat, run_time
 
 
 def read_key(path):

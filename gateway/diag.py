@@ -7,7 +7,7 @@
 # Every code and its exact condition: docs/alarms.md.
 import gc
 
-from gateway.alarms import TABLE
+from gateway import ondemand
 from hal.compat import const
 
 _DIAG_MS = const(600000)  # diag record period
@@ -28,21 +28,6 @@ _ST_RESTART = const(0x100)
 _DI_RUN = const(1)
 _DI_BATTERY = const(2)
 
-CHECKS = (
-    "link",
-    "collector",
-    "cells",
-    "speed",
-    "vibration",
-    "power",
-    "storage",
-    "clock",
-    "uplink",
-    "gateway",
-    "production",
-    "identity",
-)
-_SAMPLE_CHECKS = ("collector", "cells", "speed", "vibration", "power")
 
 
 def _mem_free():
@@ -591,112 +576,9 @@ class Diagnostics:
     # --- report
     def report(self, compact=False):
         """Every check with pass/warn/fail and its figures. compact=True is the diag
-        record's form: the names of passing checks, figures only where not passing."""
-        worst = {}
-        for al in self.alarms.active():
-            spec = TABLE[al["code"]]
-            level = "fail" if spec[1] == "F" else "warn"
-            if worst.get(spec[5]) != "fail":
-                worst[spec[5]] = level
-        checks = []
-        summary = "pass"
-        for name in CHECKS:
-            figs = self._figures(name)
-            if figs is None:
-                continue
-            result = worst.get(name, "pass")
-            if result == "pass" and name in _SAMPLE_CHECKS and not self._have_samples:
-                result = "warn"
-            if result == "fail" or (result == "warn" and summary == "pass"):
-                summary = result
-            checks.append((name, result, figs))
-        alarms = self.alarms.active_count()
-        up_s = self.uptime_ms // 1000
-        if not compact:
-            return {
-                "checks": [{"name": n, "result": r, "figures": f} for n, r, f in checks],
-                "summary": {"result": summary, "alarms": alarms, "uptime_s": up_s},
-            }
-        out = {"result": summary, "alarms": alarms, "up_s": up_s}
-        passed = [n for n, r, _ in checks if r == "pass"]
-        if passed:
-            out["pass"] = ",".join(passed)
-        for n, r, f in checks:
-            if r != "pass":
-                out.setdefault(r, {})[n] = f
-        return out
-
-    def _figures(self, name):
-        if name in _SAMPLE_CHECKS:
-            if not self._have_samples:
-                return {"samples": 0}
-            if name == "collector":
-                return {
-                    "supply_mv": self._mv,
-                    "temp_c": self._temp / 10,
-                    "uptime_s": self._uptime,
-                    "restarts": self._restarts,
-                }
-            if name == "cells":
-                figs = {"mean": list(self._cmean), "span": list(self._span)}
-                if self._dev is not None:
-                    figs["drift"] = list(self._dev)
-                return figs
-            if name == "speed":
-                return {"freq_hz": self._freq / 100, "running": self._di & _DI_RUN}
-            if name == "vibration":
-                return {"rms_mv": self._vib / 10}
-            return {"battery": (self._di & _DI_BATTERY) >> 1, "supply_mv": self._mv}
-        if name == "link":
-            s = self._lstat
-            if s is None:
-                return None
-            return {
-                "state": s["state"],
-                "err_pct": self._err_pm / 10,
-                "lat_ms": self._lat_ms,
-                "lat_max": s["latency_ms_max"],
-            }
-        if name == "storage":
-            s = self._sstat
-            if s is None:
-                return None
-            return {
-                "free_kib": s["free_bytes"] // 1024,
-                "write_errors": s["write_errors"],
-                "corrupt": s["corrupt_found"],
-                "pending": s["pending"],
-            }
-        if name == "clock":
-            return {"t": self._last_wall, "last_step_s": self._last_step}
-        if name == "uplink":
-            s = self._ustat
-            if s is None:
-                return None
-            return {
-                "connected": bool(s["connected"]),
-                "backlog": s["backlog"],
-                "down_s": max(self._down_ms, self._noack_ms) // 1000,
-            }
-        if name == "gateway":
-            if self._loop is None:
-                figs = {}
-            else:
-                figs = {"max_late_ms": self._loop.max_late_ms, "overruns": self._ovr_seen}
-                stalled = self._loop.stalled(self.clock.ticks_ms())
-                if stalled:
-                    figs["stalled"] = ",".join(stalled)
-            if self._mem is not None:
-                figs["mem_kib"] = self._mem // 1024
-            return figs
-        if name == "production":
-            s = self._pstat
-            if s is None:
-                return None
-            return {"day_t": s["day_t"], "month_t": s["month_t"]}
-        if self.identity is None:
-            return None
-        return self.identity.report()
+        record's form: the names of passing checks, figures only where not passing.
+        The code is loaded for the call only (gateway/diagreport.py)."""
+        return ondemand.call("gateway.diagreport", "report", self, compact)
 
     # --- persistence
     def snapshot(self):

@@ -7,7 +7,8 @@
 # m.on_capture(wave_mv, rate_hz) for each vibration capture; loop.add(m, 1000);
 # m.apply_params(flat) after every accepted parameter change; m.snapshot()/m.restore()
 # with the checkpoint (and a checkpoint soon after m.checkpoint_due() turns True).
-from gateway.calibration import AutoZero, Calibrator
+from gateway import ondemand
+from gateway.autozero import AutoZero
 from gateway.production import Production
 from gateway.running import Running
 from gateway.scale import Scale
@@ -22,7 +23,8 @@ class Measurement:
         self.emit = emit
         self.scale = Scale(flat)
         self.autozero = AutoZero(self.scale, emit, alarm)
-        self.cal = Calibrator(self.scale, emit)
+        self.cal = None  # a gateway.calibration.Calibrator while one is in use
+        self._cal_before = None
         self.running = Running(emit, alarm)
         self.vibration = Vibration(alarm)
         self.production = Production(emit)
@@ -36,7 +38,8 @@ class Measurement:
         old = self.flat
         self.scale.apply_params(flat)
         self.autozero.apply_params(flat)
-        self.cal.apply_params(flat)
+        if self.cal is not None:
+            self.cal.apply_params(flat)
         self.running.apply_params(flat)
         self.vibration.apply_params(flat)
         self.production.apply_params(flat)
@@ -58,7 +61,18 @@ class Measurement:
         unweighed = 0 if sc.ok else sc.dp
         self.production.add(sc.committed_g, sc.dp, self.running.poll_run_blocks, unweighed)
         self.vibration.on_rms(s.vib_rms_01mv, s.status)
-        self.cal.on_poll(sc)
+        if self.cal is not None:
+            self.cal.on_poll(sc)
+
+    def calibrator(self):
+        """The calibration procedures (gateway.calibration.Calibrator), loaded for use."""
+        if self.cal is None:
+            self._cal_before = ondemand.loaded()
+            from gateway.calibration import Calibrator
+
+            self.cal = Calibrator(self.scale, self.emit)
+            self.cal.apply_params(self.flat)
+        return self.cal
 
     def _counter_event(self, s):
         sc = self.scale
@@ -83,6 +97,10 @@ class Measurement:
         c = self.clock
         sc = self.scale
         self.production.tick(c.time(), now_ms, c.ticks_diff, sc.total_g, sc.pulses_per_m)
+        if self.cal is not None and self.cal.proc is None:
+            # No calibration open: drop the procedures' code until the next one.
+            self.cal = None
+            ondemand.forget(self._cal_before)
 
     def checkpoint_due(self):
         """True after a prod or total record: checkpoint now, so that a restart cannot
@@ -95,7 +113,7 @@ class Measurement:
             "running": self.running.status(),
             "production": self.production.status(),
             "vibration": self.vibration.status(),
-            "calibration": self.cal.progress(),
+            "calibration": self.cal.progress() if self.cal is not None else {"state": "idle"},
         }
         out["scale"]["autozero_at_limit"] = self.autozero.at_limit
         return out

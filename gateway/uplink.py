@@ -366,8 +366,8 @@ class Uplink:
             raise _LinkDown("retention overtook the breakpoint at %d" % seq)
         clock = self._clock
         t0 = clock.ticks_ms()
-        recs = self._contiguous(log.read(seq, self._batch_now), seq, log.head)
         try:
+            recs = self._contiguous(log.read(seq, self._batch_now), seq, log.head)
             plaintext, n = _records_plaintext(recs)
             if n == 0:
                 raise _LinkDown("record %d is too large for one frame" % seq)

@@ -32,6 +32,10 @@ def zone_for(mmps, limits):
     return _ZONE_NAMES[i]
 
 
+def _zeros(n):
+    return array("i", bytes(4 * n))
+
+
 class Spectrum:
     """Power spectrum of 256 samples: Hann window, fixed-point radix-2 FFT."""
 
@@ -39,9 +43,16 @@ class Spectrum:
         q = 1 << _Q
         half = _N // 2
         w = 2 * math.pi / _N
-        self._cos = array("i", [int(round(math.cos(w * k) * q)) for k in range(half)])
-        self._sin = array("i", [int(round(math.sin(w * k) * q)) for k in range(half)])
-        self._win = array("i", [int(round((0.5 - 0.5 * math.cos(w * k)) * q)) for k in range(_N)])
+        # Filled in place: no list of _N ints on the way (a small heap may not hold one).
+        self._cos = cos = _zeros(half)
+        self._sin = sin = _zeros(half)
+        self._win = win = _zeros(_N)
+        for k in range(_N):
+            c = math.cos(w * k)
+            win[k] = int(round((0.5 - 0.5 * c) * q))
+            if k < half:
+                cos[k] = int(round(c * q))
+                sin[k] = int(round(math.sin(w * k) * q))
         rev = bytearray(_N)
         for i in range(_N):
             r, x = 0, i
@@ -50,9 +61,9 @@ class Spectrum:
                 x >>= 1
             rev[i] = r
         self._rev = rev
-        self.re = array("i", [0] * _N)
-        self.im = array("i", [0] * _N)
-        self.power = array("i", [0] * (half + 1))
+        self.re = _zeros(_N)
+        self.im = _zeros(_N)
+        self.power = _zeros(half + 1)
         self.shift = 0
 
     def compute(self, wave):

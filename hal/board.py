@@ -22,9 +22,10 @@ class Hardware:
         self.display = display
 
 
-def _display():
-    # A board with a panel builds hal.display.SSD1306 on its I2C bus here; the PC keeps
-    # the same framebuffer and the monitor prints it.
+def _display(screen):
+    # A board with a panel builds hal.display.SSD1306 on its I2C bus here. The PC and the
+    # unix port have no panel: a framebuffer that the monitor prints, made only for
+    # --screen (the LCD job's code is loaded only where there is a display).
     if MICROPYTHON:
         try:
             import machine  # noqa: F401  (a board: no panel configured on this variant)
@@ -32,6 +33,8 @@ def _display():
             return None
         except ImportError:
             pass
+    if not screen:
+        return None
     from hal.display import TerminalDisplay
 
     return TerminalDisplay()
@@ -47,7 +50,7 @@ def _cli_stream(port):
     return open_uart(port, 115200)
 
 
-def build(cfg):
+def build(cfg, screen=False):
     flash = Flash(cfg["data_dir"])
     cli = cfg["cli.port"]
     return Hardware(
@@ -57,5 +60,5 @@ def build(cfg):
         center_connect=TcpConnector(cfg["center.host"], cfg["center.port"]),
         cli_uart=_cli_stream(cli),
         watchdog=Watchdog(_WATCHDOG_MS, flash),
-        display=_display(),
+        display=_display(screen),
     )

@@ -156,7 +156,8 @@ def crc_ok(buf, start, length):
     return buf[end] == c & 0xFF and buf[end + 1] == c >> 8
 
 
-def _seal(buf, n):
+def seal(buf, n):
+    """Append the CRC to the n bytes of a frame in buf; returns the frame length."""
     c = _crc16(buf, 0, n)
     buf[n] = c & 0xFF
     buf[n + 1] = c >> 8
@@ -177,7 +178,7 @@ def build_read(buf, slave, fc, start, count):
     if not 1 <= count <= limit or not 0 <= start <= 0xFFFF or start + count > 0x10000:
         raise ValueError("read of %d from %d is out of range" % (count, start))
     struct.pack_into(">BBHH", buf, 0, slave, fc, start, count)
-    return _seal(buf, 6)
+    return seal(buf, 6)
 
 
 def build_write_coil(buf, slave, address, on):
@@ -185,7 +186,7 @@ def build_write_coil(buf, slave, address, on):
     if not 0 <= address <= 0xFFFF:
         raise ValueError("coil %d is out of range" % address)
     struct.pack_into(">BBHH", buf, 0, slave, WRITE_COIL, address, 0xFF00 if on else 0)
-    return _seal(buf, 6)
+    return seal(buf, 6)
 
 
 def build_write_register(buf, slave, address, value):
@@ -193,7 +194,7 @@ def build_write_register(buf, slave, address, value):
     if not 0 <= address <= 0xFFFF or not 0 <= value <= 0xFFFF:
         raise ValueError("register %d = %d is out of range" % (address, value))
     struct.pack_into(">BBHH", buf, 0, slave, WRITE_REGISTER, address, value)
-    return _seal(buf, 6)
+    return seal(buf, 6)
 
 
 def build_write_registers(buf, slave, address, values):
@@ -207,7 +208,7 @@ def build_write_registers(buf, slave, address, values):
         if not 0 <= v <= 0xFFFF:
             raise ValueError("register value %d is out of range" % v)
         struct.pack_into(">H", buf, 7 + 2 * i, v)
-    return _seal(buf, 7 + 2 * n)
+    return seal(buf, 7 + 2 * n)
 
 
 def response_length(fc, count):
@@ -217,55 +218,6 @@ def response_length(fc, count):
     if fc in (READ_HOLDING, READ_INPUT):
         return 5 + 2 * count
     return 8
-
-
-def request_length(buf, n):
-    """Length of the request frame at buf[0:n]: 0 while unknown, -1 if no request starts there."""
-    if n < 2:
-        return 0
-    fc = buf[1]
-    if 1 <= fc <= 6:
-        return 8
-    if fc == WRITE_REGISTERS:
-        return 9 + buf[6] if n >= 7 else 0
-    return -1
-
-
-def parse_request(buf, n):
-    """(slave, fc, address, count_or_value, values) of a whole request frame in buf[0:n].
-    values is a tuple of registers for 16, else None. Raises FrameError."""
-    if n < 8 or request_length(buf, n) != n:
-        raise FrameError("not a whole request (%d bytes)" % n)
-    if not crc_ok(buf, 0, n):
-        raise CrcError("request CRC")
-    slave, fc, address, arg = struct.unpack_from(">BBHH", buf, 0)
-    values = None
-    if fc == WRITE_REGISTERS:
-        if buf[6] != 2 * arg or not 1 <= arg <= MAX_WRITE_REGS:
-            raise FrameError("register count %d does not match %d bytes" % (arg, buf[6]))
-        values = struct.unpack_from(">%dH" % arg, buf, 7)
-    return slave, fc, address, arg, values
-
-
-def build_response(buf, slave, fc, data):
-    """A normal response into buf: data is the byte string after the byte count for reads,
-    the 4-byte echo for writes. Returns its length."""
-    buf[0] = slave
-    buf[1] = fc
-    n = len(data)
-    if fc <= READ_INPUT:
-        buf[2] = n
-        buf[3 : 3 + n] = data
-        return _seal(buf, 3 + n)
-    buf[2 : 2 + n] = data
-    return _seal(buf, 2 + n)
-
-
-def build_exception(buf, slave, fc, code):
-    buf[0] = slave
-    buf[1] = fc | 0x80
-    buf[2] = code
-    return _seal(buf, 3)
 
 
 # --- the master

@@ -10,7 +10,8 @@ sys.path.insert(0, ".")
 
 from drivers.collector import Collector  # noqa: E402
 from hal.clock import Clock  # noqa: E402
-from hal.uart import SocketUart, TtyUart, _split_socket_url  # noqa: E402
+from hal.uart import _split_socket_url  # noqa: E402
+from hal.uart_polled import SocketUart, TtyUart  # noqa: E402
 
 
 def main(url, seconds, baud):

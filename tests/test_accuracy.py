@@ -82,7 +82,7 @@ def test_empty_belt_totalizes_almost_nothing(commissioned):
 
 def test_zero_refused_beyond_limit_then_accepted(commissioned):
     rig = copy.deepcopy(commissioned[0])
-    cal = rig.m.cal
+    cal = rig.m.calibrator()
     rig.belt.test_weight_kg = 5.0  # 3.75 % of the design load on the frame
     cal.start("zero")
     rig.run_until(lambda: cal.progress()["state"] != "running", 300)
@@ -114,7 +114,7 @@ def test_autozero_follows_drift_and_alarms_at_its_limit(commissioned):
     assert rig.active.get("autozero_limit")
     assert s.az_counts == rig.m.autozero.limit_counts
     assert rig.events("autozero")[-1]["detail"]["at_limit"]
-    cal = rig.m.cal
+    cal = rig.m.calibrator()
     cal.start("zero")
     rig.run_until(lambda: cal.progress()["state"] != "running", 300)
     rig.set_params(cal.confirm())  # 0.4 % left to correct: within the limit

@@ -42,7 +42,7 @@ def test_every_code_is_documented_with_its_class_level_and_delays():
 
 def test_every_alarms_key_is_in_config_md():
     text = _read("config.md")
-    for key, _, default, settable in config.SCHEMA:
+    for key, _, _, _, default, settable in config.SCHEMA:
         if key.startswith("alarms."):
             assert "| `%s` |" % key[len("alarms."):] in text, key
             assert settable, key

@@ -13,7 +13,8 @@ from drivers.collector import Collector
 from emulator.belt import Belt
 from emulator.collector import CollectorEmulator
 from hal.clock import Clock
-from hal.uart import PySerialUart, UartError
+from hal.uart import UartError
+from hal.uart_pyserial import PySerialUart
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MICROPYTHON = os.path.join(os.path.dirname(sys.executable), "micropython")

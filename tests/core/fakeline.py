@@ -4,6 +4,7 @@
 import struct
 
 from protocols import modbus_rtu as rtu
+from protocols import modbus_slave
 
 
 class Rng:
@@ -164,53 +165,53 @@ class RegisterSlave:
         if self.clock is not None:
             self._advance()
         try:
-            slave, fc, addr, arg, values = rtu.parse_request(req, len(req))
+            slave, fc, addr, arg, values = modbus_slave.parse_request(req, len(req))
         except rtu.FrameError:
             return None
         if slave != self.address:
             return None
         if self.busy_next:
             self.busy_next -= 1
-            return bytes(b[: rtu.build_exception(b, slave, fc, 6)])
+            return bytes(b[: modbus_slave.build_exception(b, slave, fc, 6)])
         if fc in (rtu.READ_HOLDING, rtu.READ_INPUT):
             data = bytearray()
             for a in range(addr, addr + arg):
                 v = self.register(fc, a)
                 if v is None:
-                    return bytes(b[: rtu.build_exception(b, slave, fc, 2)])
+                    return bytes(b[: modbus_slave.build_exception(b, slave, fc, 2)])
                 data += struct.pack(">H", v)
-            return bytes(b[: rtu.build_response(b, slave, fc, data)])
+            return bytes(b[: modbus_slave.build_response(b, slave, fc, data)])
         if fc in (rtu.READ_COILS, rtu.READ_DISCRETE_INPUTS):
             if addr + arg > 2:
-                return bytes(b[: rtu.build_exception(b, slave, fc, 2)])
+                return bytes(b[: modbus_slave.build_exception(b, slave, fc, 2)])
             bits = self.coils if fc == rtu.READ_COILS else [True, False]
             v = 0
             for i in range(arg):
                 if bits[addr + i]:
                     v |= 1 << i
-            return bytes(b[: rtu.build_response(b, slave, fc, bytes([v]))])
+            return bytes(b[: modbus_slave.build_response(b, slave, fc, bytes([v]))])
         if fc == rtu.WRITE_COIL:
             if addr > 1 or arg not in (0, 0xFF00):
-                return bytes(b[: rtu.build_exception(b, slave, fc, 2 if addr > 1 else 3)])
+                return bytes(b[: modbus_slave.build_exception(b, slave, fc, 2 if addr > 1 else 3)])
             self.coils[addr] = arg == 0xFF00
         elif fc == rtu.WRITE_REGISTER:
             if addr not in (1100, 1101, 1200):
-                return bytes(b[: rtu.build_exception(b, slave, fc, 2)])
+                return bytes(b[: modbus_slave.build_exception(b, slave, fc, 2)])
             if addr == 1200:
                 if arg != 0xA5A5:
-                    return bytes(b[: rtu.build_exception(b, slave, fc, 3)])
+                    return bytes(b[: modbus_slave.build_exception(b, slave, fc, 3)])
                 self.status &= ~0x100
             self.holding[addr] = arg
         elif fc == rtu.WRITE_REGISTERS:
             for i, v in enumerate(values):
                 if addr + i not in (1100, 1101):
-                    return bytes(b[: rtu.build_exception(b, slave, fc, 2)])
+                    return bytes(b[: modbus_slave.build_exception(b, slave, fc, 2)])
             for i, v in enumerate(values):
                 self.holding[addr + i] = v
         else:
-            return bytes(b[: rtu.build_exception(b, slave, fc, 1)])
+            return bytes(b[: modbus_slave.build_exception(b, slave, fc, 1)])
         self.writes.append((fc, addr, arg))
-        return bytes(b[: rtu.build_response(b, slave, fc, req[2:6])])
+        return bytes(b[: modbus_slave.build_response(b, slave, fc, req[2:6])])
 
     def __call__(self, req):
         frame = self.answer(req)

@@ -4,6 +4,7 @@
 from drivers.collector import Collector
 from hal.clock import VirtualClock
 from protocols import modbus_rtu as rtu
+from protocols import modbus_slave
 from tests.core.fakeline import FakeLine, RegisterSlave, Rng
 
 
@@ -137,7 +138,7 @@ def test_busy_capture_is_retried_after_20_ms():
         if req[1] == 4 and (req[2] << 8 | req[3]) >= 100 and len(times) < 3:
             times.append(r.clock.ticks_ms())
             b = bytearray(8)
-            return [(5, bytes(b[: rtu.build_exception(b, 1, 4, 6)]))]
+            return [(5, bytes(b[: modbus_slave.build_exception(b, 1, 4, 6)]))]
         frame = orig(req)
         return [(5, frame)] if frame else []
 
@@ -228,7 +229,7 @@ def _mutate(rng, frame, b):
             pieces = []
         elif kind == 5 and len(f) > 4:  # another slave answers, with a valid CRC
             data = bytes(f[3:-2]) if f[1] <= 4 else bytes(f[2:6])
-            n = rtu.build_response(b, 2 + rng.below(200), f[1], data)
+            n = modbus_slave.build_response(b, 2 + rng.below(200), f[1], data)
             pieces[-1] = (d, bytes(b[:n]))
         elif kind == 6 and len(f) > 4:  # a forged frame from our address with a wrong CRC
             f[-1] ^= 0x5A
@@ -244,7 +245,7 @@ def _mutate(rng, frame, b):
         elif kind == 10:  # the frame twice
             pieces.append((d + 1, bytes(f)))
         elif kind == 11 and len(f) > 1:  # busy
-            n = rtu.build_exception(b, 1, f[1] & 0x7F, 6)
+            n = modbus_slave.build_exception(b, 1, f[1] & 0x7F, 6)
             pieces[-1] = (d, bytes(b[:n]))
     return pieces
 

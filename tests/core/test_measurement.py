@@ -146,3 +146,27 @@ def test_reconcile_with_a_current_checkpoint_changes_nothing():
     b.restore(snap)
     assert not b.reconcile(tail)
     assert b.scale.total_g == a.m.scale.total_g
+
+
+def test_the_calibration_procedures_are_loaded_for_use_and_dropped_when_idle():
+    import sys
+
+    saved = sys.modules.pop("gateway.calibration", None)
+    try:
+        a = _App()
+        a.seconds(3)
+        assert a.m.cal is None and "gateway.calibration" not in sys.modules
+        cal = a.m.calibrator()
+        assert "gateway.calibration" in sys.modules and a.m.calibrator() is cal
+        cal.start("zero")
+        a.seconds(3)
+        assert a.m.cal is cal and a.m.status()["calibration"]["state"] == "running"
+        assert a.m.scale.inhibit
+        cal.abort()
+        a.seconds(2)
+        assert a.m.cal is None and "gateway.calibration" not in sys.modules
+        assert not a.m.scale.inhibit and a.m.status()["calibration"] == {"state": "idle"}
+    finally:
+        sys.modules.pop("gateway.calibration", None)
+        if saved is not None:
+            sys.modules["gateway.calibration"] = saved

@@ -5,6 +5,7 @@ from binascii import hexlify, unhexlify
 
 from hal.clock import VirtualClock
 from protocols import modbus_rtu as rtu
+from protocols import modbus_slave
 from tests.core.fakeline import FakeLine, RegisterSlave
 from tests.core.util import raises
 
@@ -26,14 +27,14 @@ def test_reference_requests():
 def test_request_round_trip_and_rejects():
     b = bytearray(256)
     n = rtu.build_write_registers(b, 5, 1100, [7, 3])
-    assert rtu.request_length(b, n) == n
-    assert rtu.parse_request(b, n) == (5, 16, 1100, 2, (7, 3))
+    assert modbus_slave.request_length(b, n) == n
+    assert modbus_slave.parse_request(b, n) == (5, 16, 1100, 2, (7, 3))
     n = rtu.build_read(b, 247, rtu.READ_COILS, 0, 2)
-    assert rtu.parse_request(b, n) == (247, 1, 0, 2, None)
+    assert modbus_slave.parse_request(b, n) == (247, 1, 0, 2, None)
     b[3] ^= 1
-    raises(rtu.CrcError, rtu.parse_request, b, n)
-    raises(rtu.FrameError, rtu.parse_request, b, n - 1)
-    assert rtu.request_length(b"\x01\x2b", 2) == -1
+    raises(rtu.CrcError, modbus_slave.parse_request, b, n)
+    raises(rtu.FrameError, modbus_slave.parse_request, b, n - 1)
+    assert modbus_slave.request_length(b"\x01\x2b", 2) == -1
 
 
 def test_build_rejects_bad_arguments():
@@ -50,9 +51,9 @@ def test_build_rejects_bad_arguments():
 
 def test_responses_and_exceptions():
     b = bytearray(256)
-    n = rtu.build_response(b, 1, rtu.READ_HOLDING, b"\x00\x0a\x01\x02")
+    n = modbus_slave.build_response(b, 1, rtu.READ_HOLDING, b"\x00\x0a\x01\x02")
     assert _hex(b, n)[:14] == "010304000a0102" and rtu.crc_ok(b, 0, n)
-    n = rtu.build_exception(b, 1, rtu.READ_INPUT, 2)
+    n = modbus_slave.build_exception(b, 1, rtu.READ_INPUT, 2)
     assert _hex(b, n) == "018402c2c1"
     e = rtu.exception_for(4, 6)
     assert isinstance(e, rtu.DeviceBusy) and isinstance(e, rtu.ModbusException)
@@ -168,7 +169,7 @@ def test_wrong_address_and_wrong_function_are_rejected():
     b = bytearray(256)
 
     def other(f):
-        n = rtu.build_response(b, 2, f[1], f[3:-2])
+        n = modbus_slave.build_response(b, 2, f[1], f[3:-2])
         return [(5, bytes(b[:n]))]
 
     m, line, slave = _mangled(other)
@@ -176,7 +177,7 @@ def test_wrong_address_and_wrong_function_are_rejected():
     assert m.counters()["wrong_address"] == 1
 
     def function(f):
-        n = rtu.build_response(b, 1, 3, f[3:-2])
+        n = modbus_slave.build_response(b, 1, 3, f[3:-2])
         return [(5, bytes(b[:n]))]
 
     m, line, slave = _mangled(function)
@@ -219,7 +220,7 @@ def test_write_echo_must_match():
         f = bytearray(f[:-2])
         f[5] ^= 1
         b = bytearray(16)
-        n = rtu.build_response(b, 1, f[1], f[2:6])
+        n = modbus_slave.build_response(b, 1, f[1], f[2:6])
         return [(5, bytes(b[:n]))]
 
     m, line, slave = _mangled(wrong_echo)

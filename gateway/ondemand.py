@@ -1,0 +1,39 @@
+# Rare features (the technician CLI, calibration procedures, the configuration schema)
+# are imported when they are needed and forgotten after. Where bytecode runs from RAM
+# (the unix port, a board without frozen modules) a module's code then costs heap only
+# while it is in use: once nothing refers to it any more, the GC takes it back.
+#   before = ondemand.loaded()      # our modules now
+#   ... import and use the feature ...
+#   ondemand.forget(before)         # after dropping every reference to it
+# Exception types that callers catch across a reload live in gateway/errors.py, so that
+# a fresh import of a module never makes a second class of the same error.
+import gc
+import sys
+
+_OURS = ("gateway.", "protocols.", "drivers.", "hal.")
+
+
+def loaded():
+    """The names of our modules imported so far."""
+    return set(k for k in sys.modules if k.startswith(_OURS))
+
+
+def forget(before):
+    """Forget every module of ours imported since `before` (a loaded() result), then
+    collect. The caller must hold no reference to them (objects, classes, functions)."""
+    for name in loaded() - before:
+        del sys.modules[name]
+        pkg, _, attr = name.rpartition(".")
+        parent = sys.modules.get(pkg)
+        if parent is not None and hasattr(parent, attr):
+            delattr(parent, attr)  # the package keeps its submodules as attributes
+    gc.collect()
+
+
+def call(module, fn, *args):
+    """module.fn(*args), with the module imported for this call only."""
+    before = loaded()
+    try:
+        return getattr(__import__(module, None, None, ("x",)), fn)(*args)
+    finally:
+        forget(before)

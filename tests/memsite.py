@@ -1,0 +1,220 @@
+# The real gateway from a flash.py image, run by the real micropython with a capped heap
+# (-X heapsize=N), against the emulated site (collector on RTU over TCP, center), with
+# the CLI port on a pty. A probe job added to the loop (gw_probe.py, copied beside the
+# image, not part of it) prints the heap figures. CPython only: used by
+# tests/test_memory.py and bench/memory.py.
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MICROPYTHON = os.path.join(os.path.dirname(sys.executable), "micropython")
+DEVICE_ID = 1001
+PIN = "2468"
+
+# Runs in the device directory: the gateway exactly as main.py starts it, plus one job
+# that samples the heap every 20 ms and, every 5 s, collects and reports the live set.
+_PROBE = """
+import gc, sys, micropython
+from gateway import app
+
+PERIOD_S = 5
+
+
+class Probe:
+    name = "probe"
+
+    def __init__(self):
+        self.n = 0
+        self.top = 0
+        self.live_max = 0
+
+    def run(self, now_ms):
+        a = gc.mem_alloc()
+        if a > self.top:
+            self.top = a
+        self.n += 1
+        if self.n % (PERIOD_S * 50) == 0:
+            gc.collect()
+            live = gc.mem_alloc()
+            if self.n > 15 * 50 and live > self.live_max:
+                self.live_max = live  # after start-up and the first uploads
+            if "-q" in sys.argv:
+                micropython.qstr_info()
+            print("PROBE live=%d free=%d top=%d live_max=%d modules=%s" % (
+                live, gc.mem_free(), self.top, self.live_max,
+                ",".join(sorted(k for k in sys.modules if k.startswith("gateway.")))))
+
+
+_start = app.Gateway.start
+
+
+def start(self):
+    _start(self)
+    gc.collect()
+    print("PROBE started live=%d" % gc.mem_alloc())
+    self.loop.add(Probe(), 20, 1)
+
+
+app.Gateway.start = start
+from gateway.__main__ import main
+
+main([a for a in sys.argv[1:] if a != "-q"])
+"""
+
+
+def build_image(out):
+    """flash.py build into out (reused while sources are unchanged)."""
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "flash.py"), "build", "--out", out],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    if r.returncode:
+        raise RuntimeError(r.stdout + r.stderr)
+    return out
+
+
+def start_site(tmp, speed=2.0, seed=3):
+    """The emulated collector (surging feed) and center in this process."""
+    from emulator import demo
+
+    args = SimpleNamespace(dir=tmp, collector="127.0.0.1:0", pty=False,
+                           center="127.0.0.1:0", profile="surges", speed=speed, seed=seed,
+                           seconds=None)
+    site = demo.Site(args)
+    site.start()
+    return site
+
+
+def provision(site, image, tmp, cli_port, extra=None):
+    """flash.py provision a virtual board in tmp/dev for site; returns its directory."""
+    dev = os.path.join(tmp, "dev")
+    cfg = {
+        "device_id": 1, "key_file": "-", "data_dir": "-",
+        "collector": {"port": site.collector_url, "baud": 115200},
+        "center": {"host": site.center.host, "port": site.center.port},
+        "production": {"interval_s": 10},
+        "cli": {"port": cli_port, "idle_logout_s": 600},
+    }
+    for key, value in (extra or {}).items():
+        section, _, name = key.partition(".")
+        cfg.setdefault(section, {})[name] = value
+    site_json = os.path.join(tmp, "site.json")
+    techs = os.path.join(tmp, "techs.json")
+    with open(site_json, "w") as f:
+        json.dump(cfg, f)
+    with open(techs, "w") as f:
+        json.dump([{"id": "1001", "name": "Zhang", "pin": PIN}], f)
+    r = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "flash.py"), "provision", "--device-id",
+         str(DEVICE_ID), "--config", site_json, "--keys-dir", site.keys_dir, "--target", dev,
+         "--accounts", techs, "--image", image, "--registry", os.path.join(tmp, "reg.json"),
+         "--pin-iterations", "64"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300)
+    if r.returncode:
+        raise RuntimeError(r.stdout + r.stderr)
+    with open(os.path.join(dev, "gw_probe.py"), "w") as f:
+        f.write(_PROBE)
+    return dev
+
+
+def start_gateway(dev, heap, seconds):
+    env = {k: v for k, v in os.environ.items() if k != "MICROPYPATH"}
+    cmd = [MICROPYTHON]
+    if heap:
+        cmd += ["-X", "heapsize=%s" % heap]
+    cmd += ["gw_probe.py", "run", "--config", "config.json", "--seconds", str(seconds)]
+    if os.environ.get("GW_PROBE_QSTR"):
+        cmd.append("-q")
+    return subprocess.Popen(cmd, cwd=dev, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def figures(out):
+    """The probe's figures from the gateway's output: {started, live, live_max, top}."""
+    lines = re.findall(r"PROBE live=(\d+) free=\d+ top=(\d+) live_max=(\d+) modules=(\S*)", out)
+    started = re.search(r"PROBE started live=(\d+)", out)
+    fig = {"started": int(started.group(1)) if started else None, "reports": len(lines)}
+    if lines:
+        fig["live"] = int(lines[-1][0])
+        fig["top"] = int(lines[-1][1])
+        fig["live_max"] = int(lines[-1][2])
+        fig["modules"] = lines[-1][3].split(",")
+    return fig
+
+
+def session(term):
+    """A technician's short visit: login, status, logout (loads the CLI, then it goes)."""
+    term.line("login 1001")
+    term.expect("PIN: ", 20)
+    term.line(PIN)
+    term.expect(r"logged in as 1001 \(Zhang\)", 20)
+    term.line("status")
+    term.expect(r"running  ", 20)
+    term.line("logout")
+    term.expect("logged out", 20)
+
+
+def run(tmp, image, heap, seconds, with_session=True, session_at=None):
+    """One run: the site, a provisioned device, the gateway for `seconds` under `heap`
+    (with a technician session halfway). Returns a result with the output, the probe's
+    figures and what the center received."""
+    from tests.ptyterm import PtyTerm
+
+    site = start_site(tmp)
+    term, path = PtyTerm.open()
+    p = None
+    res = SimpleNamespace(out="", ok=False, records=0, prod=0, last_t=None, session=None)
+    try:
+        dev = provision(site, image, tmp, path)
+        p = start_gateway(dev, heap, seconds)
+        t0 = time.monotonic()
+        if with_session:
+            try:
+                term.expect(r"help lists the commands\r\ngw> ", 30)
+                while time.monotonic() - t0 < (seconds / 2 if session_at is None else session_at):
+                    time.sleep(0.5)
+                session(term)
+                res.session = True
+            except AssertionError:
+                res.session = False
+        try:
+            p.wait(timeout=seconds + 60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+        res.out = p.communicate(timeout=30)[0]
+        res.rc = p.returncode
+        p = None
+        recs = site.center.records(DEVICE_ID)
+        res.records = len(recs)
+        res.prod = len([r for r in recs if r.get("type") == "prod"])
+        res.last_t = max([r.get("t", 0) for r in recs], default=None)
+        res.fig = figures(res.out)
+        res.ok = (res.rc == 0 and "Error" not in res.out and "Traceback" not in res.out
+                  and res.prod >= max(1, int(seconds // 10) - 3) and res.session is not False)
+    finally:
+        if p is not None:
+            p.kill()
+            res.out = p.communicate(timeout=30)[0]
+        site.collector.stop()
+        site.center.stop()
+        term.close()
+    res.screen = term.screen
+    return res
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    heap = sys.argv[1] if len(sys.argv) > 1 else None
+    seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 40
+    with_session = sys.argv[3:4] != ["nocli"]
+    image = build_image(os.path.join(tempfile.gettempdir(), "gw-mem-image"))
+    with tempfile.TemporaryDirectory() as tmp:
+        r = run(tmp, image, heap, seconds, with_session)
+    print(r.out[-3000:])
+    print("SCREEN", r.screen[-600:].replace("\r", ""))
+    print("ok", r.ok, "rc", r.rc, "records", r.records, "prod", r.prod, "session", r.session,
+          r.fig)
