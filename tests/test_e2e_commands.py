@@ -160,7 +160,7 @@ def test_get_params_all_but_secrets(e2e, name):
     res = f["params"]
     assert res["ok"] is True
     flat = _flatten(res["result"]["params"])
-    assert set(flat) == set(k for k, _, _, _ in config.SCHEMA)
+    assert set(flat) == set(row[0] for row in config.SCHEMA)
     assert flat["device_id"] == run.rig.device_id
     assert run.rig.key.hex() not in json.dumps(res)
 
