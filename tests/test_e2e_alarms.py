@@ -106,19 +106,19 @@ def script_pty(r):
 
 def script_crc(r):
     r.cond("errors", "collector_link_degraded", "half the answers with a CRC error",
-           _faults(crc=0.5), _faults(crc=0.0), 25, 150)
+           _faults(crc=0.5), _faults(crc=0.0), 25, 180)
 
 
 def script_late(r):
     # Each late answer costs the request after it too (the collector is still talking);
     # more than that in a row is a lost link, which this is not.
     r.cond("late", "collector_link_degraded", "one answer in ten 150 ms late",
-           _faults(late=0.1, late_ms=150), _faults(late=0.0), 25, 150)
+           _faults(late=0.1, late_ms=150), _faults(late=0.0), 25, 180)
 
 
 def script_slow(r):
     r.cond("latency", "collector_link_degraded", "every answer 120 ms after the request",
-           _faults(turnaround_ms=120), _faults(turnaround_ms=3), 60, 150)
+           _faults(turnaround_ms=120), _faults(turnaround_ms=3), 60, 180)
 
 
 def script_power(r):
@@ -283,7 +283,7 @@ E2E_RIGS = {
     "link": (script_link, {}),
     "pty": (script_pty, {"pty": True}),
     "crc": (script_crc, {}),
-    "late": (script_late, {"params": {"collector.timeout_ms": 100}}),  # 150 ms: too late
+    "late": (script_late, {"params": {"collector.timeout_ms": 120}}),  # 150 ms: too late
     "slow": (script_slow, {"params": {"alarms.link_latency_ms": 50}}),  # answers take ~5-20 ms
     "power": (script_power, {}),
     "sensors": (script_sensors, {}),
