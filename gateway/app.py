@@ -366,6 +366,9 @@ class Gateway:
         self.commands.start()
         self.collector.start()
         self.uplink.start()
+        # The first checkpoint at the job's first run. (A due time of 0 would be half a
+        # ticks period away whenever the counter reads in the upper half.)
+        self._ckpt_due_ms = self.clock.ticks_ms()
         loop = self.loop
         loop.add(_Job("collector", self.collector.run), 10)
         loop.add(self.measurement, 1000, 500)
