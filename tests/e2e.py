@@ -40,7 +40,7 @@ CORE = ("gateway", "protocols", "drivers", "hal")
 
 # The heap the tests give MicroPython: the smallest that passes reliably today, with margin
 # (make bench ARGS=e2e finds the edge). E2E_HEAP overrides it.
-HEAP = os.environ.get("E2E_HEAP", "320K")
+HEAP = os.environ.get("E2E_HEAP", "384K")
 
 SEED = 1
 FEED_TPH = 800.0
@@ -175,6 +175,21 @@ def rss_peak_kib(pid):
             if line.startswith("VmHWM:"):
                 return int(line.split()[1])
     return 0
+
+
+def _where(pid):
+    """What a process is doing, from /proc: state, kernel wait channel, threads."""
+    out = []
+    for name in ("wchan", "status"):
+        try:
+            with open("/proc/%d/%s" % (pid, name)) as f:
+                text = f.read()
+        except OSError:
+            continue
+        if name == "status":
+            text = " ".join(ln for ln in text.splitlines() if ln.startswith(("State", "Threads")))
+        out.append("%s %s" % (name, text.strip()))
+    return "; ".join(out)
 
 
 def cpu_s(pid):
@@ -362,15 +377,17 @@ class Unit:
         (t0, c0, _), (t1, c1, _) = self.cpu_marks[0], self.cpu_marks[-1]
         return 100 * (c1 - c0) / (t1 - t0)
 
-    def stop(self, timeout=15):
-        """A clean stop (SIGINT); returns the exit status."""
+    def stop(self, timeout=20):
+        """A clean stop (SIGINT); returns the exit status, or a description of where the
+        process was stuck if it did not end within timeout."""
         self._account()
         self.proc.send_signal(signal.SIGINT)
         try:
             rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            rc = "still running %d s after SIGINT: %s" % (timeout, _where(self.proc.pid))
             self.proc.kill()
-            rc = self.proc.wait()
+            self.proc.wait()
         self.proc = None
         return rc
 
