@@ -17,21 +17,30 @@ def main(argv):
     import importlib
 
     results = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": []}
+    failed = []
     for name in areas(argv):
-        mod = importlib.import_module("bench." + name)
         t0 = time.time()
-        for row in mod.rows():
-            row.setdefault("area", name)
-            results["rows"].append(row)
-            print("%-10s %-58s %14s %-8s %s" % (
-                row["area"], row["name"], _fmt(row["value"]), row.get("unit", ""),
-                row.get("note", "")), flush=True)
+        try:
+            for row in importlib.import_module("bench." + name).rows():
+                row.setdefault("area", name)
+                results["rows"].append(row)
+                print("%-10s %-58s %14s %-8s %s" % (
+                    row["area"], row["name"], _fmt(row["value"]), row.get("unit", ""),
+                    row.get("note", "")), flush=True)
+        except Exception as e:  # one area failing must not hide the others' figures
+            failed.append(name)
+            results["rows"].append({"area": name, "name": "FAILED", "value": 0, "note": repr(e)})
+            print("%-10s FAILED: %r" % (name, e), flush=True)
         print("%-10s (%.1f s)" % (name, time.time() - t0), flush=True)
     path = os.path.join(HERE, "results.json")
     with open(path + ".tmp", "w") as f:
         json.dump(results, f, indent=1)
     os.replace(path + ".tmp", path)
     print("wrote", os.path.relpath(path))
+    if failed:
+        print("bench areas that failed: %s" % ", ".join(failed))
+        return 1
+    return 0
 
 
 def _fmt(v):
@@ -41,4 +50,4 @@ def _fmt(v):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

@@ -51,7 +51,7 @@ link = {"state": "ok", "requests": 0, "timeouts": 0, "crc_errors": 0, "exception
         "latency_ms_avg": 20, "latency_ms_max": 40, "consecutive_failures": 0}
 d = Diagnostics(a, p, c, emit, ident, link=lambda: link,
     store=lambda: {"free_bytes": 1 << 26, "write_errors": 0, "corrupt_found": 0, "pending": 0},
-    uplink=lambda: {"state": "up", "connected": True, "last_ack_t": 1, "backlog": 0},
+    uplink=lambda: {"state": "up", "connected": True, "acked": 1, "backlog": 0},
     loop=Loop(), production=lambda: {"day_t": 1.0, "month_t": 2.0},
     running=lambda: {"running": True, "load_pct": 50.0})
 a.start(); ident.start(); d.start()

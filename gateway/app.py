@@ -67,6 +67,7 @@ class Gateway:
             backoff_max_s=p["center.backoff_max_s"],
             alarm=self.alarms.set,
             emit=self.emit,
+            on_breakpoint=self._on_breakpoint,
         )
         self.loop = Loop(clock, watchdog=hw.watchdog)
         self.diag = Diagnostics(
@@ -84,6 +85,11 @@ class Gateway:
             reset_cause=hw.watchdog.reset_cause() if hw.watchdog else None,
         )
         self.lcd = Lcd(hw.display, clock, self._lcd_values, self.alarms, p) if hw.display else None
+        self.cli = None
+        if hw.cli_uart is not None:
+            from gateway.clifacade import build_cli
+
+            self.cli = build_cli(self)
         c = self.collector
         c.on_sample = self._on_sample
         c.on_capture = self._on_capture
@@ -141,6 +147,8 @@ class Gateway:
         self.diag.apply(p)
         if self.lcd:
             self.lcd.apply(p)
+        if self.cli:
+            self.cli.apply_params(p)
 
     # --- records -----------------------------------------------------------------------
 
@@ -288,6 +296,11 @@ class Gateway:
 
     # --- persistence -------------------------------------------------------------------
 
+    def _on_breakpoint(self, next_seq):
+        # The center holds everything below next_seq: checkpoint at once, so retention
+        # after a restart knows what it may reclaim.
+        self._ckpt_due_ms = self.clock.ticks_ms()
+
     def snapshot(self):
         return {
             "v": 1,
@@ -296,6 +309,7 @@ class Gateway:
             "alarms": self.alarms.snapshot(),
             "diag": self.diag.snapshot(),
             "uplink": self.uplink.snapshot(),
+            "cli": self.cli.snapshot() if self.cli else {},
         }
 
     def checkpoint(self):
@@ -314,6 +328,8 @@ class Gateway:
         self.measurement.restore(ck["measurement"])
         self.alarms.restore(ck["alarms"])
         self.diag.restore(ck["diag"])
+        if self.cli and "cli" in ck:
+            self.cli.restore(ck["cli"])
         return True
 
     def _log_tail(self):
@@ -392,6 +408,9 @@ class Gateway:
             loop.add(self.lcd, 500, 250)
         if self.monitor:
             loop.add(self.monitor, 1000, 900)
+        if self.cli:
+            self.cli.start()
+            loop.add(self.cli, 20, 3)
         if self.hw.watchdog:
             self.hw.watchdog.start()
 
@@ -407,6 +426,8 @@ class Gateway:
     def stop(self):
         self.checkpoint()
         self.uplink.stop()
+        if self.cli:
+            self.hw.cli_uart.close()  # the console gets its terminal settings back
         self.log.close()
         gc.collect()
 

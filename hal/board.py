@@ -37,6 +37,16 @@ def _display():
     return TerminalDisplay()
 
 
+def _cli_stream(port):
+    if not port:
+        return None
+    if port == "console":
+        from hal.console import Console
+
+        return Console()
+    return open_uart(port, 115200)
+
+
 def build(cfg):
     flash = Flash(cfg["data_dir"])
     cli = cfg["cli.port"]
@@ -45,7 +55,7 @@ def build(cfg):
         flash=flash,
         collector_uart=open_uart(cfg["collector.port"], cfg["collector.baud"]),
         center_connect=TcpConnector(cfg["center.host"], cfg["center.port"]),
-        cli_uart=open_uart(cli, 115200) if cli and cli != "console" else None,
+        cli_uart=_cli_stream(cli),
         watchdog=Watchdog(_WATCHDOG_MS, flash),
         display=_display(),
     )

@@ -1,0 +1,506 @@
+# The technician CLI's language: tokens, the command table with each command's usage,
+# argument checks, and local-time parsing and formatting. Pure functions: the CLI job
+# (gateway/cli.py) does the talking. parse() either returns (command, args) with every
+# argument checked, or raises UsageError whose line() is the one-line answer.
+import json
+
+from gateway import config
+from gateway.auth import AuthError, check_tech_id
+
+MAX_LINE = 200
+MAX_REVOLUTIONS = 20
+MAX_LOG = 200
+
+# name, usage, summary. Commands marked (login) change something.
+COMMANDS = (
+    ("help", "help [COMMAND]", "list the commands, or show how to use one"),
+    ("status", "status", "live values: rate, speed, load, totals, links, alarms"),
+    ("show", "show params [PREFIX] | show calibration | show identity | show totals",
+     "parameters in force, calibration, identity, totals"),
+    ("set", "set KEY VALUE [KEY VALUE ...]", "change run-time parameters (login)"),
+    ("cal", "cal zero|span|speed|material|lin ...  (help cal)", "calibrate (login)"),
+    ("coef", "coef | coef set VALUE [at TIME]",
+     "raw/gross coal coefficient and its history; set it (login)"),
+    ("alarms", "alarms", "active alarms"),
+    ("diag", "diag", "self-diagnosis report"),
+    ("log", "log [N]", "calibration and maintenance log, last N events (default 20)"),
+    ("records", "records | records seq A[..B] | records time T0..T1",
+     "stored records (default: the last 5 minutes)"),
+    ("time", "time | time set TIME", "show the clock; set it (login)"),
+    ("output", "output 1|2 on|off", "drive a collector switch output (login)"),
+    ("register", "register", "register the collector and sensors now present as ours (login)"),
+    ("login", "login [ID]", "log in as a technician; the PIN is asked for"),
+    ("logout", "logout", "log out"),
+)
+
+CAL_USAGE = (
+    ("zero", "cal zero [REVS]", "empty belt, REVS revolutions (default 3)"),
+    ("span", "cal span weight KG [REVS] | cal span chain KGPM [REVS]",
+     "test weight on the frame, or a test chain"),
+    ("speed", "cal speed belt LENGTH_M [REVS] | cal speed distance M",
+     "a belt mark timed over REVS revolutions (default 3) or a measured distance"),
+    ("material", "cal material", "run a batch, then enter its weighed mass in t"),
+    ("lin", "cal lin | cal lin LOAD_PCT:CORR_PCT ... | cal lin clear",
+     "a material test that sets the correction at its load; or up to 5 points given"),
+)
+
+TIME_FORMS = "YYYY-MM-DD[THH:MM[:SS]] (local; Z or +HH:MM for another zone) or unix seconds"
+
+_USAGE = {}
+for _name, _usage, _ in COMMANDS:
+    _USAGE[_name] = _usage
+for _name, _usage, _ in CAL_USAGE:
+    _USAGE["cal " + _name] = _usage
+_USAGE["time set"] = "time set TIME, TIME as " + TIME_FORMS
+_USAGE["coef set"] = "coef set VALUE [at TIME], TIME as " + TIME_FORMS
+
+
+class UsageError(Exception):
+    def __init__(self, reason, usage_of=None):
+        super().__init__(reason)
+        self.reason = reason
+        self.usage_of = usage_of
+
+    def line(self):
+        usage = _USAGE.get(self.usage_of)
+        if usage is None:
+            return "error: %s; type help for the commands" % self.reason
+        return "error: %s; usage: %s" % (self.reason, usage)
+
+
+def usage(name):
+    return _USAGE.get(name)
+
+
+def help_text(name=None):
+    """Lines of help: every command, or one command's usage."""
+    if name is None:
+        lines = ["commands (reading is open; changes need login):"]
+        for n, _, summary in COMMANDS:
+            lines.append("  %-8s %s" % (n, summary))
+        lines.append("help COMMAND shows how to use one.")
+        return lines
+    for n, use, summary in COMMANDS:
+        if n == name:
+            lines = ["usage: " + use, "  " + summary]
+            if n == "cal":
+                for _, cu, cs in CAL_USAGE:
+                    lines.append("  %s" % cu)
+                    lines.append("      %s" % cs)
+            elif n in ("time", "records", "coef"):
+                lines.append("  TIME: " + TIME_FORMS)
+            return lines
+    raise UsageError("no command %s" % _short(name), "help")
+
+
+def _short(s):
+    s = repr(s)
+    return s if len(s) <= 24 else s[:20] + "...'"
+
+
+# -- tokens ----------------------------------------------------------------------------
+
+
+def tokenize(line):
+    """Whitespace-separated tokens; a [...] group or a "..." string stays one token."""
+    toks = []
+    i = 0
+    n = len(line)
+    while i < n:
+        c = line[i]
+        if c == " " or c == "\t":
+            i += 1
+            continue
+        start = i
+        depth = 0
+        quoted = False
+        while i < n:
+            c = line[i]
+            if quoted:
+                if c == "\\":
+                    i += 1
+                elif c == '"':
+                    quoted = False
+            elif c == '"':
+                quoted = True
+            elif c == "[":
+                depth += 1
+            elif c == "]":
+                depth -= 1
+            elif (c == " " or c == "\t") and depth <= 0:
+                break
+            i += 1
+        if quoted or depth != 0:
+            raise UsageError("unbalanced quotes or brackets")
+        toks.append(line[start:i])
+    return toks
+
+
+# -- numbers and times -----------------------------------------------------------------
+
+
+def _int(text, what, lo, hi, usage_of):
+    try:
+        v = int(text)
+    except ValueError:
+        raise UsageError("%s must be a whole number, got %s" % (what, _short(text)), usage_of)
+    if not lo <= v <= hi:
+        raise UsageError("%s must be %d..%d, got %d" % (what, lo, hi, v), usage_of)
+    return v
+
+
+def _num(text, what, lo, hi, usage_of):
+    try:
+        v = float(text)
+    except ValueError:
+        raise UsageError("%s must be a number, got %s" % (what, _short(text)), usage_of)
+    if not lo <= v <= hi:  # also refuses nan
+        raise UsageError("%s must be %s..%s, got %s" % (what, lo, hi, text), usage_of)
+    return v
+
+
+def number(text, what, lo, hi):
+    """A number lo..hi from text, or UsageError naming what was wanted."""
+    return _num(text, what, lo, hi, None)
+
+
+def days_from_civil(y, m, d):
+    """Days since 1970-01-01 of a proleptic Gregorian date."""
+    if m <= 2:
+        y -= 1
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def civil_from_days(z):
+    z += 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    y = yoe + era * 400 + (1 if m <= 2 else 0)
+    return y, m, d
+
+
+_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _days_in(y, m):
+    if m == 2 and y % 4 == 0 and (y % 100 != 0 or y % 400 == 0):
+        return 29
+    return _MONTH_DAYS[m - 1]
+
+
+def _digits(text, n):
+    if len(text) != n or not text.isdigit():
+        raise ValueError
+    return int(text)
+
+
+def _zone_min(text):
+    # "+HH:MM" or "-HH:MM"
+    if len(text) != 6 or text[0] not in "+-" or text[3] != ":":
+        raise ValueError
+    m = _digits(text[1:3], 2) * 60 + _digits(text[4:], 2)
+    if m > 14 * 60:
+        raise ValueError
+    return -m if text[0] == "-" else m
+
+
+def parse_time(text, utc_offset_min, usage_of=None):
+    """Unix seconds from 'YYYY-MM-DD[THH:MM[:SS]][Z|+HH:MM]' (local time unless a zone
+    is given) or from unix seconds."""
+    if text.isdigit():
+        return _int(text, "unix time", 0, 0xFFFFFFFF, usage_of)
+    try:
+        zone = utc_offset_min
+        date, sep, clock = text, "", ""
+        for s in ("T", "_"):
+            if s in text:
+                date, sep, clock = text.partition(s)
+                break
+        if sep:
+            if clock.endswith("Z"):
+                zone, clock = 0, clock[:-1]
+            elif len(clock) > 6 and clock[-6] in "+-":
+                zone, clock = _zone_min(clock[-6:]), clock[:-6]
+        y = _digits(date[0:4], 4)
+        if len(date) != 10 or date[4] != "-" or date[7] != "-":
+            raise ValueError
+        mo = _digits(date[5:7], 2)
+        d = _digits(date[8:10], 2)
+        hh = mm = ss = 0
+        if sep:
+            parts = clock.split(":")
+            if len(parts) not in (2, 3):
+                raise ValueError
+            hh = _digits(parts[0], 2)
+            mm = _digits(parts[1], 2)
+            ss = _digits(parts[2], 2) if len(parts) == 3 else 0
+        if not (1970 <= y <= 2105 and 1 <= mo <= 12 and 1 <= d <= _days_in(y, mo)):
+            raise ValueError
+        if hh > 23 or mm > 59 or ss > 59:
+            raise ValueError
+    except ValueError:
+        raise UsageError("%s is not a time (%s)" % (_short(text), TIME_FORMS), usage_of)
+    return days_from_civil(y, mo, d) * 86400 + hh * 3600 + mm * 60 + ss - zone * 60
+
+
+def format_time(t, utc_offset_min):
+    """'YYYY-MM-DD HH:MM:SS +HH:MM' in local time."""
+    local = int(t) + utc_offset_min * 60
+    days = local // 86400
+    s = local - days * 86400
+    y, mo, d = civil_from_days(days)
+    off = utc_offset_min if utc_offset_min >= 0 else -utc_offset_min
+    return "%04d-%02d-%02d %02d:%02d:%02d %s%02d:%02d" % (
+        y, mo, d, s // 3600, s // 60 % 60, s % 60,
+        "+" if utc_offset_min >= 0 else "-", off // 60, off % 60,
+    )
+
+
+def _range(text, usage_of):
+    a, sep, b = text.partition("..")
+    if not a:
+        raise UsageError("give a range FROM..TO", usage_of)
+    return a, (b if sep and b else None)
+
+
+# -- commands --------------------------------------------------------------------------
+
+
+def _none(name):
+    def parse(a, tz):
+        if a:
+            raise UsageError("%s takes no arguments" % name, name)
+        return name, {}
+
+    return parse
+
+
+def _help(a, tz):
+    if len(a) > 1:
+        raise UsageError("help takes at most one command name", "help")
+    if a and a[0].lower() not in _USAGE:
+        raise UsageError("no command %s" % _short(a[0]), "help")
+    return "help", {"cmd": a[0].lower() if a else None}
+
+
+_SHOW = ("params", "calibration", "identity", "totals")
+
+
+def _show(a, tz):
+    if not a or a[0] not in _SHOW:
+        raise UsageError("show what?", "show")
+    if a[0] == "params":
+        if len(a) > 2:
+            raise UsageError("show params takes one PREFIX at most", "show")
+        return "show", {"what": "params", "prefix": a[1] if len(a) == 2 else ""}
+    if len(a) > 1:
+        raise UsageError("show %s takes no more arguments" % a[0], "show")
+    return "show", {"what": a[0]}
+
+
+def _value(text):
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    for c in text:
+        if c in "[]{}\"',":
+            raise UsageError("%s is not a value (number, true/false, word, [list])"
+                             % _short(text), "set")
+    return text  # a bare word, e.g. rigid
+
+
+def _set(a, tz):
+    if not a or len(a) % 2:
+        raise UsageError("give KEY VALUE pairs", "set")
+    changes = {}
+    for i in range(0, len(a), 2):
+        key = a[i]
+        if key in changes:
+            raise UsageError("%s given twice" % key, "set")
+        changes[key] = _value(a[i + 1])
+    try:
+        changes = config.check_params(changes)
+    except config.ConfigError as e:
+        raise UsageError(str(e), "set")
+    return "set", {"changes": changes}
+
+
+def _revs(a, i, usage_of, default=None):
+    if len(a) <= i:
+        return default
+    if len(a) > i + 1:
+        raise UsageError("too many arguments", usage_of)
+    return _int(a[i], "REVS", 1, MAX_REVOLUTIONS, usage_of)
+
+
+def _cal(a, tz):
+    if not a:
+        raise UsageError("calibrate what?", "cal")
+    kind = a[0]
+    u = "cal " + kind
+    if kind == "zero":
+        return "cal", {"kind": "zero", "args": {"revolutions": _revs(a, 1, u, 3)}}
+    if kind == "span":
+        if len(a) < 3 or a[1] not in ("weight", "chain"):
+            raise UsageError("span by weight or chain, and its value", u)
+        if a[1] == "weight":
+            args = {"test_kg": _num(a[2], "KG", 0.1, 5000.0, u)}
+        else:
+            args = {"chain_kgpm": _num(a[2], "KGPM", 0.1, 5000.0, u)}
+        revs = _revs(a, 3, u)
+        if revs is not None:
+            args["revolutions"] = revs
+        return "cal", {"kind": "span", "args": args}
+    if kind == "speed":
+        if len(a) < 3 or a[1] not in ("belt", "distance"):
+            raise UsageError("speed by belt length or marked distance, and its value", u)
+        if a[1] == "belt":
+            length = _num(a[2], "LENGTH_M", 1.0, 20000.0, u)
+            return "cal", {"kind": "speed",
+                           "args": {"belt_length_m": length, "revolutions": _revs(a, 3, u, 3)}}
+        if len(a) > 3:
+            raise UsageError("too many arguments", u)
+        return "cal", {"kind": "speed", "args": {"distance_m": _num(a[2], "M", 1.0, 10000.0, u)}}
+    if kind == "material":
+        if len(a) > 1:
+            raise UsageError("cal material takes no arguments; the mass is asked for", u)
+        return "cal", {"kind": "material", "args": {"start": True}}
+    if kind == "lin":
+        if len(a) == 1:
+            return "cal", {"kind": "lin", "args": {"start": True}}
+        if len(a) == 2 and a[1] == "clear":
+            points = []
+        else:
+            points = []
+            for p in a[1:]:
+                load, sep, corr = p.partition(":")
+                if not sep:
+                    raise UsageError("%s is not LOAD_PCT:CORR_PCT" % _short(p), u)
+                points.append([_num(load, "LOAD_PCT", 0.1, 200.0, u),
+                               _num(corr, "CORR_PCT", -10.0, 10.0, u)])
+        try:
+            points = config.check_value("scale.linearization", points)
+        except config.ConfigError as e:
+            raise UsageError(str(e), u)
+        return "cal", {"kind": "lin", "args": {"points": points}}
+    raise UsageError("no calibration %s" % _short(kind), "cal")
+
+
+def _coef(a, tz):
+    if not a:
+        return "coef", {}
+    u = "coef set"
+    if a[0] != "set" or len(a) not in (2, 4):
+        raise UsageError("coef alone shows it; coef set VALUE [at TIME] sets it", u)
+    value = _num(a[1], "VALUE", 0.001, 10.0, u)
+    effective = None
+    if len(a) == 4:
+        if a[2] != "at":
+            raise UsageError("expected 'at TIME'", u)
+        effective = parse_time(a[3], tz, u)
+    return "coef.set", {"value": value, "effective_t": effective}
+
+
+def _log(a, tz):
+    if len(a) > 1:
+        raise UsageError("too many arguments", "log")
+    return "log", {"n": _int(a[0], "N", 1, MAX_LOG, "log") if a else 20}
+
+
+def _records(a, tz):
+    u = "records"
+    if not a:
+        return "records", {"mode": "recent"}
+    if len(a) != 2 or a[0] not in ("seq", "time"):
+        raise UsageError("records by seq or by time", u)
+    lo, hi = _range(a[1], u)
+    if a[0] == "seq":
+        first = _int(lo, "A", 1, 0xFFFFFFFF, u)
+        last = _int(hi, "B", first, 0xFFFFFFFF, u) if hi else None
+        return "records", {"mode": "seq", "from": first, "to": last}
+    if hi is None:
+        raise UsageError("give a time range T0..T1", u)
+    t0 = parse_time(lo, tz, u)
+    t1 = parse_time(hi, tz, u)
+    if t1 <= t0:
+        raise UsageError("T1 must come after T0", u)
+    return "records", {"mode": "time", "t0": t0, "t1": t1}
+
+
+def _time(a, tz):
+    if not a:
+        return "time", {}
+    u = "time set"
+    # "time set 2026-01-02 03:04:05" (two tokens) is taken as one.
+    if a[0] != "set" or len(a) not in (2, 3):
+        raise UsageError("time alone shows the clock; time set TIME sets it", u)
+    text = a[1] if len(a) == 2 else a[1] + "T" + a[2]
+    return "time.set", {"t": parse_time(text, tz, u)}
+
+
+def _output(a, tz):
+    if len(a) != 2 or a[0] not in ("1", "2") or a[1] not in ("on", "off"):
+        raise UsageError("give the output 1 or 2, and on or off", "output")
+    return "output", {"do": int(a[0]), "on": a[1] == "on"}
+
+
+def _login(a, tz):
+    if len(a) > 1:
+        raise UsageError("give only the id; the PIN is asked for", "login")
+    if not a:
+        return "login", {"id": None}
+    try:
+        return "login", {"id": check_tech_id(a[0])}
+    except AuthError as e:
+        raise UsageError(str(e), "login")
+
+
+_PARSERS = {
+    "help": _help,
+    "?": _help,
+    "status": _none("status"),
+    "show": _show,
+    "set": _set,
+    "cal": _cal,
+    "coef": _coef,
+    "alarms": _none("alarms"),
+    "diag": _none("diag"),
+    "log": _log,
+    "records": _records,
+    "time": _time,
+    "output": _output,
+    "register": _none("register"),
+    "login": _login,
+    "logout": _none("logout"),
+}
+
+
+def parse(line, utc_offset_min=0):
+    """(command, args) for one line; None for an empty line; UsageError otherwise."""
+    toks = tokenize(line)
+    if not toks:
+        return None
+    fn = _PARSERS.get(toks[0].lower())
+    if fn is None:
+        raise UsageError("unknown command %s" % _short(toks[0]))
+    return fn(toks[1:], utc_offset_min)
+
+
+def parse_yes_no(line):
+    """True for yes, False for no, None for anything else (a change needs the whole word)."""
+    w = line.strip().lower()
+    if w == "yes":
+        return True
+    if w == "no":
+        return False
+    return None

@@ -1,0 +1,171 @@
+# The CLI of the real gateway (python -m gateway run, cli.port on a pty) against the
+# collector emulator (belt model, RTU over TCP, sped up) and the center emulator, typed
+# at the pty the way a technician types: a refused out-of-limit zero, a forced one, a
+# zero within the limit, a material test that changes material_factor, a lockout, and
+# the event records arriving at the center.
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from gateway import auth
+from tests.e2esite import SPEED, Site
+from tests.ptyterm import PtyTerm
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEVICE_ID = 4711
+PIN = "2468"
+KEY_S = 0.02
+
+
+@pytest.fixture
+def rig(tmp_path):
+    site = Site(tmp_path)
+    site.start()
+    term, path = PtyTerm.open()
+    key = os.urandom(32).hex()
+    key_file = str(tmp_path / "device.key")
+    with open(key_file, "w") as f:
+        f.write(key)
+    with open(os.path.join(site.keys, "%d.key" % DEVICE_ID), "w") as f:
+        f.write(key)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "accounts.json").write_text(json.dumps(
+        {"accounts": [auth.make_account("1001", PIN, "Zhang")]}))
+    cfg_path = tmp_path / "config.json"
+    cfg_path.write_text(json.dumps(site.config(DEVICE_ID, path, str(data), key_file)))
+    gw = subprocess.Popen([sys.executable, "-m", "gateway", "run", "--config", str(cfg_path)],
+                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    term.site = site
+    term.gw = gw
+    try:
+        term.expect(r"device 4711; help lists the commands\r\ngw> $", 30)
+        yield term
+    finally:
+        gw.terminate()
+        out, _ = gw.communicate(timeout=30)
+        site.stop()
+        term.close()
+        term.gw_output = out
+    if os.environ.get("SHOW_SCREEN"):
+        print(term.screen.replace("\r\n", "\n").replace("\r", "<CR>"))
+    assert "Traceback" not in out, out[-3000:]
+
+
+def _login(t):
+    t.line("login 1001", KEY_S)
+    t.expect("PIN: ")
+    t.line(PIN, KEY_S)
+    t.expect(r"logged in as 1001 \(Zhang\)\r\ngw:1001> $", 10)
+
+
+def _events(site, code):
+    return [r for r in site.center.records(DEVICE_ID)
+            if r.get("type") == "event" and r.get("code") == code]
+
+
+def _wait(cond, timeout_s):
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_zero_calibrations_and_a_material_test_on_the_real_gateway(rig):
+    t = rig
+    t.line("status", KEY_S)
+    t.expect(r"running  yes", 20)
+    t.line("set scale.zero_counts 5", KEY_S)
+    t.expect(r"needs a technician login")
+    _login(t)
+
+    # The first zero moves it by the frame's dead load: beyond the limit, refused.
+    t.line("cal zero 3", KEY_S)
+    t.expect(r"zero calibration running")
+    t.expect(r"\r\[#*\.*\] \d\.\d\d/3 rev")
+    t.expect(r"outside the limit: zero change [0-9.]+ % of design load, limit 2\.000 %"
+             r"\r\napply\? \(yes/no/force\) $", 60)
+    t.line("yes", KEY_S)
+    t.expect(r"refused: zero change .* beyond the limit.*\r\ntype force to apply it anyway, or no"
+             r"\r\napply\? \(yes/no/force\) $")
+    t.line("force", KEY_S)
+    m = t.expect(r"applied scale\.zero_counts: 0 -> (\d+)\r\ngw:1001> $")
+    zero = int(m.group(1))
+    assert zero > 1000
+
+    # A second zero, within the limit: shown against the value in force, applied on yes.
+    t.line("cal zero 3", KEY_S)
+    m = t.expect(r"scale\.zero_counts: %d -> (\d+)  \(([-+]\d+)\)" % zero, 60)
+    t.expect(r"confirm\? \(yes/no\) $")
+    t.line("yes", KEY_S)
+    t.expect(r"applied scale\.zero_counts: %d -> %s" % (zero, m.group(1)))
+
+    # A material test: a batch over the belt, then its weighed mass.
+    t.line("cal material", KEY_S)
+    t.expect(r"type the weighed mass of the batch in t once it has passed")
+    true0 = t.site.collector.true_mass_kg
+    t.site.feed.feed_tph = 800.0
+    t.expect(r"measured [1-9]\.\d\d\d t", 30)
+    t.site.feed.feed_tph = 0.0
+    time.sleep(40 / SPEED)  # the batch reaches the frame and passes it
+    assert _wait(lambda: t.site.collector.true_mass_kg - true0 > 0 and
+                 t.site.belt.material_on_frame_kg() == 0, 30)
+    batch_t = (t.site.collector.true_mass_kg - true0) / 1000
+    t.line("%.3f" % (batch_t * 1.03), KEY_S)  # the weighbridge says 3 % more
+    m = t.expect(r"scale\.material_factor: 1 -> ([0-9.]+)  \(([-+][0-9.]+) %\)", 30)
+    factor = float(m.group(1))
+    assert 0.8 < factor < 1.3
+    t.expect(r"confirm\? \(yes/no\) $")
+    t.line("yes", KEY_S)
+    t.expect(r"applied scale\.material_factor: 1 -> ")
+
+    t.line("show calibration", KEY_S)
+    t.expect(r"scale\.material_factor = %s" % m.group(1)[:6])
+    t.line("log 10", KEY_S)
+    t.expect(r"event .*\"code\": \"param_changed\".*tech:1001")
+    t.line("logout", KEY_S)
+    t.expect(r"logged out\r\ngw> $")
+
+    # Every change reached the center as an event naming the technician.
+    assert _wait(lambda: len(_events(t.site, "param_changed")) >= 3
+                 and _events(t.site, "logout"), 30)
+    changed = _events(t.site, "param_changed")
+    assert all(e["detail"]["by"] == "tech:1001" for e in changed)
+    keys = [k for e in changed for k in e["detail"]["changes"]]
+    assert keys == ["scale.zero_counts", "scale.zero_counts", "scale.material_factor"]
+    assert _events(t.site, "cal_refused") and _events(t.site, "cal_material")
+    assert _events(t.site, "login")[0]["detail"] == {"who": "tech:1001"}
+
+
+def test_lockout_and_reading_on_the_real_gateway(rig):
+    t = rig
+    for i in range(1, 5):
+        t.line("login 1001", KEY_S)
+        t.expect("PIN: ")
+        t.line("0000", KEY_S)
+        t.expect(r"wrong id or PIN \(%d of 5 tries\)" % i, 10)
+    # Typed ahead while the PIN is checked: taken once the answer is out.
+    t.line("login 1001", KEY_S)
+    t.expect("PIN: ")
+    t.send("0000\rstatus\r")
+    t.expect(r"wrong id or PIN; login locked for 300 s\r\ngw> status\r\n", 10)
+    t.expect(r"running  ")
+    t.line("login 1001", KEY_S)
+    t.expect(r"error: login locked for \d+ s after 5 failures")
+    for cmd, pattern in (("show identity", r"device_id  4711"),
+                         ("show params cli.", r"  cli\.port = "),
+                         ("alarms", r"gw> $"),
+                         ("diag", r"summary: "),
+                         ("coef", r"coef 1, effective since"),
+                         ("records seq 1..3", r"#1 \d{4}-\d\d-\d\d .* event .*gateway_start"),
+                         ("time", r"\(unix \d+, UTC\+8\.0 h\)")):
+        t.line(cmd, KEY_S)
+        t.expect(pattern, 10)
+    assert _wait(lambda: _events(t.site, "login_locked"), 30)
+    assert "0000" not in json.dumps(t.site.center.records(DEVICE_ID))
