@@ -1,19 +1,21 @@
 # End-to-end runs of the whole gateway as a process (MicroPython with a capped heap, from a
-# virtual board of .mpy files, or CPython) against the emulated site in this process: the
-# collector emulator (belt model, RTU over TCP or a real pty, real time) and the center.
+# virtual board that flash.py provisions, or CPython) against the emulated site in this
+# process: the collector emulator (belt model, RTU over TCP or a real pty, real time) and
+# the center (tests/e2esite.py).
 # Gateways are killed with SIGKILL at seeded random moments and restarted; after the run
 # the center's records and totals are compared with what the gateways stored and with the
 # mass that truly crossed the weigh frame. Used by tests/test_e2e.py and bench/e2e.py.
 #
 #     site = Site(tmp)                   # the emulated collector and center
-#     unit = site.add(Unit("mp", "micropython", heap="320K", kills=6, seed=1))
-#     site.run(flow_s=90)                # feed on, kills and restarts, feed off, drain
+#     unit = site.add(Unit("mp", "micropython", heap="384K", kills=7, early=2))
+#     site.run(flow_revs=1, lead_s=30)   # feed on, kills and restarts, feed off, drain
 #     report = unit.verify()             # figures; raises Mismatch naming what is wrong
+#     site.stop()
 #
 # How the mass is judged (docs/e2e.md): the gateway bridges the travel since its last
-# checkpoint with the loads before and after, so a cut costs at most the true mass of its
-# window (checkpoint period + drop-out gate + restart) and can add at most the belt tare
-# deviation's share of it; apart from the cuts the total must be within ±0.1 %.
+# checkpoint with the loads before and after, so a cut it could not bridge costs at most
+# the true mass of its window (checkpoint period + drop-out gate + restart), a bridged one
+# is off by at most the belt tare's share of it; apart from the cuts, within ±0.1 %.
 import binascii
 import bisect
 import copy
@@ -226,7 +228,7 @@ class Unit:
     """One gateway under test: a process started, killed and restarted on a schedule."""
 
     def __init__(self, name, interp="micropython", heap=HEAP, kills=6, early=2, targeted=0,
-                 seed=SEED, pty=False, monitor=False, image_opts=()):
+                 seed=SEED, pty=False, image_opts=()):
         self.name = name
         self.interp = interp
         self.heap = heap
@@ -235,7 +237,6 @@ class Unit:
         self.n_targeted = min(targeted, kills - self.n_early)
         self.rng = random.Random("%s/%s" % (name, seed))
         self.pty = pty
-        self.monitor = monitor
         self.image_opts = tuple(image_opts)
         self.site = None
         self.device_id = None
@@ -292,8 +293,6 @@ class Unit:
         self.data_dir = os.path.join(self.cwd, "data") if self.interp == "micropython" \
             else cfg["data_dir"]
         self.cmd += ["-m", "gateway", "run", "--config", self.cfg_path, "--stats"]
-        if self.monitor:
-            self.cmd.append("--monitor")
 
     def plan(self, lo, hi):
         """Kills at seeded random moments in [lo, hi]; some of them early in a start-up,
