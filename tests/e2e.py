@@ -53,6 +53,7 @@ ACCURACY = 0.001  # ±0.1 % apart from the cuts
 _CKPT_SLACK_S = 0.5  # checkpoint job period (0.2 s) plus a slot write, with margin
 _POLL_SLACK_S = 1.5  # from a gateway_start record's whole second to the first poll
 _STARTUP_S = 3.0  # a process that lived less than this may not have checkpointed
+_DRAIN_S = 10  # the last process's run (--seconds): start-up, reconnect, upload
 _TAIL_RECORDS = 64  # what the gateway reads back at start-up (gateway/app.py)
 _CALIBRATED = ("pulses_per_m", "zero_counts", "span_kg_per_count", "material_factor",
                "weigh_length_m", "belt_length_m")
@@ -255,6 +256,7 @@ class Unit:
         self._plan = []  # wall times of the kills still to come
         self._restart_at = None
         self._early_left = 0
+        self._ending = False  # the process runs with --seconds: its exit is expected
         self._targeted_left = 0
         self._window = None
         self._center_total = None
@@ -305,13 +307,15 @@ class Unit:
         self._window = (lo, hi)
 
     # --- the process
-    def start(self):
+    def start(self, seconds=None):
+        """Start the process; with seconds, it is to stop by itself then (--seconds)."""
         now = time.time()
+        cmd = self.cmd + (["--seconds", str(seconds)] if seconds else [])
         with open(self.log_path, "a") as log:
             log.write("--- start %.3f\n" % now)
             log.flush()
-            self.proc = subprocess.Popen(self.cmd, cwd=self.cwd, stdout=log,
-                                         stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(cmd, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT)
+        self._ending = bool(seconds)
         self.started_t = now
         self.starts.append(now)
         self._restart_at = None
@@ -360,18 +364,20 @@ class Unit:
         (t0, c0, _), (t1, c1, _) = self.cpu_marks[0], self.cpu_marks[-1]
         return 100 * (c1 - c0) / (t1 - t0)
 
-    def stop(self, timeout=20):
-        """A clean stop (SIGINT); returns the exit status, or a description of where the
-        process was stuck if it did not end within timeout."""
+    def finish(self, timeout):
+        """Wait for a process started with seconds to stop by itself (the gateway's clean
+        stop: checkpoint, uplink closed, log closed); its exit status, or what it was doing
+        if it had not ended within timeout."""
         self._account()
-        self.proc.send_signal(signal.SIGINT)
         try:
             rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            rc = "still running %d s after SIGINT: %s" % (timeout, _where(self.proc.pid))
+            rc = "still running %d s later: %s" % (timeout, _where(self.proc.pid))
             self.proc.kill()
             self.proc.wait()
         self.proc = None
+        with open(self.log_path, "a") as log:
+            log.write("--- ended %.3f: %s\n" % (time.time(), rc))
         return rc
 
     def step(self, now, center=None):
@@ -382,7 +388,7 @@ class Unit:
         self._center_total = total
         if self._window is not None and now > self._window[1]:
             self._targeted_left = 0
-        if self.failed:
+        if self.failed or self._ending:
             return
         if self.proc is not None and self.proc.poll() is not None:
             # Nobody cut its power: a crash, out of memory. It stays down.
@@ -544,8 +550,8 @@ class Unit:
             raise Mismatch("%s: the gateway reported errors: %s (see %s)"
                            % (self.name, errors[:6], self.log_path))
         if self.final_rc != 0:
-            raise Mismatch("%s: a clean stop exited with %r\n%s"
-                           % (self.name, self.final_rc, self.log_tail()))
+            raise Mismatch("%s: the last run (--seconds) ended with %r, see %s"
+                           % (self.name, self.final_rc, self.log_path))
         return fig
 
     def log_tail(self, n=3000):
@@ -702,14 +708,15 @@ class Site(e2esite.Site):
         self._wait(lambda: all(recorded(u) for u in self.live()),
                    settled - time.time() + 3 * INTERVAL_S + 30, "the last interval")
         self.end_t = time.time()
-        # A final cut, then a process that must upload everything the flash holds.
+        # A final cut, then a process that must upload everything the flash holds and stop
+        # by itself (--seconds).
         for u in self.live():
             u.kill(final=True)
-            u.start()
+            u.start(seconds=_DRAIN_S)
         self._wait(lambda: all(u.kills[-1]["caught_up_t"] is not None for u in self.live()),
-                   60, "the upload to drain")
+                   _DRAIN_S, "the upload to drain")
         for u in self.live():
-            u.final_rc = u.stop()
+            u.final_rc = u.finish(_DRAIN_S + 20)
         self.timeline = {"t0": self.t0, "t_on": t_on, "t_off": t_off, "settled": settled,
                          "end": self.end_t, "wall_s": time.time() - self.t0,
                          "collector_lag_s": self.collector.lag_s}
