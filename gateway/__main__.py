@@ -1,15 +1,17 @@
-# python -m gateway run --config FILE [--seconds N] [--monitor]
+# python -m gateway run --config FILE [--seconds N] [--monitor] [--stats]
 # micropython -m gateway run --config FILE   (from the repo root or a flashed image)
 import sys
 
 from gateway import ondemand
 from gateway.errors import ConfigError
 
-USAGE = """usage: gateway run --config FILE [--seconds N] [--monitor | --screen]
+USAGE = """usage: gateway run --config FILE [--seconds N] [--monitor | --screen] [--stats]
   --config FILE  the JSON configuration (docs/config.md)
   --seconds N    stop after N seconds (default: run until stopped)
   --monitor      print one status line per second on the console
-  --screen       redraw the LCD panel and the status in place (a terminal)"""
+  --screen       redraw the LCD panel and the status in place (a terminal)
+  --stats        print the live heap and its peak every 10 s (MicroPython)"""
+_STATS_MS = 10000
 
 
 class UsageError(Exception):
@@ -19,11 +21,11 @@ class UsageError(Exception):
 def parse_args(argv):
     if not argv or argv[0] != "run":
         raise UsageError("expected the command 'run'")
-    opts = {"config": None, "seconds": None, "monitor": False, "screen": False}
+    opts = {"config": None, "seconds": None, "monitor": False, "screen": False, "stats": False}
     i = 1
     while i < len(argv):
         a = argv[i]
-        if a in ("--monitor", "--screen"):
+        if a in ("--monitor", "--screen", "--stats"):
             opts[a[2:]] = True
         elif a in ("--config", "--seconds"):
             if i + 1 >= len(argv):
@@ -81,7 +83,31 @@ def main(argv):
         from gateway.monitor import Monitor
 
         gw.monitor = Monitor(gw, sys.stdout, screen=opts["screen"])
+    if opts["stats"]:
+        gw.loop.add(_HeapStats(sys.stdout), _STATS_MS, 950)
     return gw.run(opts["seconds"])
+
+
+class _HeapStats:
+    """--stats: the heap still in use after a collection (what the gateway needs, as
+    opposed to garbage not yet collected), its peak, and the heap's size, in bytes."""
+
+    name = "stats"
+
+    def __init__(self, out):
+        self.out = out
+        self.peak = 0
+
+    def run(self, now_ms):
+        import gc
+
+        if not hasattr(gc, "mem_alloc"):
+            return  # CPython: its footprint is the process's, not a heap of ours
+        gc.collect()
+        live = gc.mem_alloc()
+        if live > self.peak:
+            self.peak = live
+        self.out.write("heap live %d peak %d size %d\n" % (live, self.peak, live + gc.mem_free()))
 
 
 # MicroPython's -m runs this with __name__ == "__main__" and argv[0] the module name.

@@ -371,13 +371,22 @@ class Gateway:
 
     # --- jobs of the app itself ----------------------------------------------------------
 
-    def _checkpoint_job(self, now):
-        c = self.clock
+    def _measurement_job(self, now):
+        self.measurement.run(now)
+        if self.measurement.checkpoint_due():
+            # In the same run as the records: a cut between a prod record and the state
+            # after it would make the next start count afresh from its first poll.
+            self._checkpoint_now(now)
+
+    def _checkpoint_now(self, now):
         battery = self.collector.online and self.collector.sample.di & 2
         period_s = self.params["store.checkpoint_battery_s" if battery else "store.checkpoint_s"]
-        if c.ticks_diff(now, self._ckpt_due_ms) >= 0 or self.measurement.checkpoint_due():
-            self.checkpoint()
-            self._ckpt_due_ms = c.ticks_add(now, period_s * 1000)
+        self.checkpoint()
+        self._ckpt_due_ms = self.clock.ticks_add(now, period_s * 1000)
+
+    def _checkpoint_job(self, now):
+        if self.clock.ticks_diff(now, self._ckpt_due_ms) >= 0 or self.measurement.checkpoint_due():
+            self._checkpoint_now(now)
         online = self.collector.online
         if online and not self._was_online:
             self.commands.wake()  # commands queued while the collector was away
@@ -414,9 +423,12 @@ class Gateway:
         self.commands.start()
         self.collector.start()
         self.uplink.start()
+        # The first checkpoint at the job's first run. (A due time of 0 would be half a
+        # ticks period away whenever the counter reads in the upper half.)
+        self._ckpt_due_ms = self.clock.ticks_ms()
         loop = self.loop
         loop.add(_Job("collector", self.collector.run), 10)
-        loop.add(self.measurement, 1000, 500)
+        loop.add(_Job("measurement", self._measurement_job), 1000, 500)
         loop.add(self.uplink, 20, 5)
         loop.add(self.commands, 100, 7)
         loop.add(self.alarms, 1000, 300)

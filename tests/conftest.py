@@ -5,7 +5,7 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def e2e(request, tmp_path_factory):
+def scenarios(request, tmp_path_factory):
     """The end-to-end campaign (tests/e2erig.py): the rigs of every collected module that
     has E2E_RIGS, played all at once, so that the slowest scenario sets the wall time.
     E2E_ONLY=name,name limits it to those rigs."""
@@ -18,4 +18,4 @@ def e2e(request, tmp_path_factory):
     only = os.environ.get("E2E_ONLY")
     if only:
         rigs = {k: v for k, v in rigs.items() if k in only.split(",")}
-    yield from campaign(rigs, tmp_path_factory.mktemp("e2e"))
+    yield from campaign(rigs, tmp_path_factory.mktemp("scenarios"))

@@ -1,5 +1,6 @@
 # The emulated site for end-to-end tests: the collector emulator (belt model with a feed
-# set by hand, RTU over TCP, sped up) and the center emulator, in this process.
+# set by hand, RTU over TCP, sped up unless told otherwise) and the center emulator, in
+# this process.
 import os
 
 from emulator.belt import Belt
@@ -17,13 +18,13 @@ SCALE = {"belt_length_m": 25.0, "weigh_length_m": 1.2, "pulses_per_m": 101.7,
 class Site:
     """Collector and center emulators in this process; the belt's feed is set by hand."""
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, seed=2, speed=SPEED):
         self.tmp = str(tmp)
         self.keys = os.path.join(self.tmp, "keys")
         os.makedirs(self.keys)
         self.feed = Manual(0.0, 2.5)
-        self.belt = Belt(seed=2, profile=self.feed)
-        self.collector = CollectorEmulator(self.belt, speed=SPEED, seed=2)
+        self.belt = Belt(seed=seed, profile=self.feed)
+        self.collector = CollectorEmulator(self.belt, speed=speed, seed=seed)
         self.center = Center(os.path.join(self.tmp, "center.db"), self.keys, "127.0.0.1", 0)
 
     def start(self):

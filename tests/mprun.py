@@ -1,6 +1,7 @@
 # Runs the core tests on MicroPython: every test_* function of every tests/core/test_*.py
 # (or of the files named on the command line). Prints one line per failure and
 # "N passed, N failed, N skipped"; exit status 1 if anything failed.
+import gc
 import os
 import sys
 
@@ -21,6 +22,7 @@ def _modules(args):
 def main(args):
     passed = failed = skipped = 0
     for name in _modules(args):
+        gc.collect()  # free the last module's garbage before this one's code is loaded
         try:
             mod = __import__("tests.core." + name, None, None, ["x"])
         except Exception as e:

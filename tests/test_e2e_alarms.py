@@ -15,7 +15,7 @@
 # campaign ages the holds (moves each active one-shot's hold start back 10 minutes in the
 # engine) instead of waiting; under MicroPython only their raise is checked.
 #
-# The rigs of this module and of test_e2e_commands.py run as one campaign (the e2e
+# The rigs of this module and of test_e2e_commands.py run as one campaign (the scenarios
 # fixture, tests/conftest.py); E2E_ONLY=crc,mp_link runs only those rigs.
 import time
 
@@ -330,21 +330,21 @@ LOOP = ("loop_overrun",)
 SIDE_EFFECTS = {"storage": ("storage_write_error",)}  # the checkpoint cannot be written
 
 
-def rig_run(e2e, name):
-    if name not in e2e:
+def rig_run(scenarios, name):
+    if name not in scenarios:
         pytest.skip("rig %s not selected (E2E_ONLY)" % name)
-    return e2e[name]
+    return scenarios[name]
 
 
-def _run_of(e2e, rid):
-    run = rig_run(e2e, rid.split("/")[0])
+def _run_of(scenarios, rid):
+    run = rig_run(scenarios, rid.split("/")[0])
     assert rid in run.rows, "not reached; the rig's script stopped:\n%s" % run.error
     return run
 
 
 @pytest.mark.parametrize("rid", ROWS)
-def test_scenario_end_to_end(e2e, rid):
-    run = _run_of(e2e, rid)
+def test_scenario_end_to_end(scenarios, rid):
+    run = _run_of(scenarios, rid)
     row = run.rows[rid]
     code = row["code"]
     assert "raises" in row, "unfinished:\n%s" % run.error
@@ -379,8 +379,8 @@ def test_scenario_end_to_end(e2e, rid):
 
 
 @pytest.mark.parametrize("name", ["power", "mp_power"])
-def test_collector_restart_drives_do1_again(e2e, name):
-    run = _run_of(e2e, name + "/restart")
+def test_collector_restart_drives_do1_again(scenarios, name):
+    run = _run_of(scenarios, name + "/restart")
     row = run.rows[name + "/restart"]
     assert row["do1_restored"] is True
     # The restart turned coil 0 off; the gateway turned it on again.
@@ -390,15 +390,15 @@ def test_collector_restart_drives_do1_again(e2e, name):
 
 
 @pytest.mark.parametrize("name", list(E2E_RIGS))
-def test_do1_follows_the_active_alarms(e2e, name):
-    run = rig_run(e2e, name)
+def test_do1_follows_the_active_alarms(scenarios, name):
+    run = rig_run(scenarios, name)
     assert run.error is None, run.error
     assert run.do1_violations == [], run.do1_violations
 
 
 @pytest.mark.parametrize("name", list(E2E_RIGS))
-def test_every_record_reaches_the_center_once(e2e, name):
-    run = rig_run(e2e, name)
+def test_every_record_reaches_the_center_once(scenarios, name):
+    run = rig_run(scenarios, name)
     seqs = [r["seq"] for r in run.stored]
     assert seqs == list(range(1, len(seqs) + 1))
     assert run.summary["gaps"] == [] and run.summary["duplicates"] == 0
@@ -406,14 +406,14 @@ def test_every_record_reaches_the_center_once(e2e, name):
 
 
 @pytest.mark.parametrize("name", list(E2E_RIGS))
-def test_no_other_alarms(e2e, name):
-    run = rig_run(e2e, name)
+def test_no_other_alarms(scenarios, name):
+    run = rig_run(scenarios, name)
     assert others(run, SIDE_EFFECTS.get(name, ()) + LOOP) == []
 
 
 
-def test_do1_classes_decide_what_drives_do1(e2e):
-    run = rig_run(e2e, "tamper")
+def test_do1_classes_decide_what_drives_do1(scenarios):
+    run = rig_run(scenarios, "tamper")
     f = run.facts
     assert "do1_back" in f, run.error
     assert (f["do1_swap"], f["do1_tamper"], f["do1_back"]) == (False, True, False)

@@ -6,7 +6,7 @@
 # command that arrives while the collector is offline: answered "queued", kept across a
 # restart, applied once the collector is back. Seen through the center's stored RESULTs
 # and records, the emulator's coils and the gateway's flash. Once with the gateway in this
-# process (CPython), once as `micropython -m gateway run`; both rigs play in the e2e
+# process (CPython), once as `micropython -m gateway run`; both rigs play in the scenarios
 # campaign (tests/conftest.py) alongside the alarm scenarios.
 import json
 import os
@@ -119,10 +119,10 @@ E2E_RIGS = {
 }
 
 
-def _facts(e2e, name):
-    if name not in e2e:
+def _facts(scenarios, name):
+    if name not in scenarios:
         pytest.skip("rig %s not selected (E2E_ONLY)" % name)
-    run = e2e[name]
+    run = scenarios[name]
     return run, _Facts(run)
 
 
@@ -140,8 +140,8 @@ class _Facts:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_status(e2e, name):
-    _, f = _facts(e2e, name)
+def test_status(scenarios, name):
+    _, f = _facts(scenarios, name)
     res = f["status"]
     assert res["ok"] is True
     s = res["result"]
@@ -155,8 +155,8 @@ def test_status(e2e, name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_get_params_all_but_secrets(e2e, name):
-    run, f = _facts(e2e, name)
+def test_get_params_all_but_secrets(scenarios, name):
+    run, f = _facts(scenarios, name)
     res = f["params"]
     assert res["ok"] is True
     flat = _flatten(res["result"]["params"])
@@ -166,8 +166,8 @@ def test_get_params_all_but_secrets(e2e, name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_set_params_is_validated_as_a_whole(e2e, name):
-    run, f = _facts(e2e, name)
+def test_set_params_is_validated_as_a_whole(scenarios, name):
+    run, f = _facts(scenarios, name)
     bad = f["set_bad"]
     assert bad["ok"] is False and "scale.design_tph" in bad["error"]
     after = _flatten(f["params_after_bad"]["result"]["params"])
@@ -178,8 +178,8 @@ def test_set_params_is_validated_as_a_whole(e2e, name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_set_params_is_persisted_before_the_result_and_recorded(e2e, name):
-    run, f = _facts(e2e, name)
+def test_set_params_is_persisted_before_the_result_and_recorded(scenarios, name):
+    run, f = _facts(scenarios, name)
     res = f["set_ok"]
     assert res["ok"] is True
     assert res["result"]["changed"] == {"alarms.supply_low_mv": [10800, 11000],
@@ -200,8 +200,8 @@ def test_set_params_is_persisted_before_the_result_and_recorded(e2e, name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_time_sync_sets_the_clock_and_is_recorded(e2e, name):
-    run, f = _facts(e2e, name)
+def test_time_sync_sets_the_clock_and_is_recorded(scenarios, name):
+    run, f = _facts(scenarios, name)
     res = f["time_sync"]
     assert res["ok"] is True and 28 < res["result"]["step_s"] < 32
     gw_time, wall = f["time_after"]
@@ -220,8 +220,8 @@ def test_time_sync_sets_the_clock_and_is_recorded(e2e, name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_set_output_drives_a_collector_coil(e2e, name):
-    run, f = _facts(e2e, name)
+def test_set_output_drives_a_collector_coil(scenarios, name):
+    run, f = _facts(scenarios, name)
     assert f["out_on"] == {"id": f["out_on"]["id"], "ok": True, "result": {"do": 2, "on": True}}
     assert f["coil_on"] is True
     assert f["out_bad"]["ok"] is False and "do" in f["out_bad"]["error"]
@@ -230,8 +230,8 @@ def test_set_output_drives_a_collector_coil(e2e, name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_a_repeated_id_is_answered_not_run_again_after_a_restart(e2e, name):
-    _, f = _facts(e2e, name)
+def test_a_repeated_id_is_answered_not_run_again_after_a_restart(scenarios, name):
+    _, f = _facts(scenarios, name)
     assert f["out_again"] == f["out_on"]
     assert f["coil_after_repeat"] is False
     before, after = f["output_events"]
@@ -239,8 +239,8 @@ def test_a_repeated_id_is_answered_not_run_again_after_a_restart(e2e, name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_a_command_for_an_offline_collector_is_queued_then_applied(e2e, name):
-    run, f = _facts(e2e, name)
+def test_a_command_for_an_offline_collector_is_queued_then_applied(scenarios, name):
+    run, f = _facts(scenarios, name)
     q = f["queued"]
     seen = {k: run.facts.get(k) for k in ("queued", "queued_after_restart", "applied")}
     seen["events"] = [(r["seq"], r["type"], r.get("code"), r.get("state"), r.get("detail"))
