@@ -138,6 +138,13 @@ class Collector:
     # --- public
 
     @property
+    def max_run_ms(self):
+        """The longest one run() may hold the loop: the longest transaction's bus time,
+        the response deadline and the stale-byte flush. The loop does not count lateness
+        within this as an overrun: it is the bus, not the gateway, at work."""
+        return max(self._cost.values()) + self._m.timeout_ms + self._m.flush_max_ms
+
+    @property
     def online(self):
         return self._m.state != "lost"
 

@@ -84,7 +84,7 @@ class Gateway:
             on_breakpoint=self._on_breakpoint,
             batch=_upload_batch(),
         )
-        self.loop = Loop(clock, watchdog=hw.watchdog)
+        self.loop = Loop(clock, watchdog=hw.watchdog, slack_ms=self.collector.max_run_ms)
         self.diag = Diagnostics(
             self.alarms,
             p,

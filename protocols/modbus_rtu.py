@@ -252,6 +252,7 @@ class Master:
         self.backoff_max_ms = backoff_max_ms
         self._char_us = char_us(baud)
         self._gap_ms = (silence_us(baud) + 999) // 1000
+        self.flush_max_ms = 5 * self._gap_ms  # _flush: one silence, then up to 4 more
         self._tx = bytearray(MAX_ADU)
         self._txmv = memoryview(self._tx)
         self._tx8 = self._txmv[:8]  # every request but 16 is 8 bytes: no slice per request
