@@ -67,7 +67,7 @@ class Gateway:
             "time_sync": self._cmd_time_sync,
             "set_output": self._cmd_set_output,
         }
-        self.commands = Commands(Slots(flash, "commands"), handlers, clock)
+        self.commands = Commands(Slots(flash, "commands"), handlers, clock, ready=self._command_ready)
         self.uplink = Uplink(
             hw.center_connect,
             self.device_id,
@@ -264,6 +264,9 @@ class Gateway:
         }
 
     # --- center commands ---------------------------------------------------------------
+
+    def _command_ready(self, op):
+        return op != "set_output" or self.collector.online
 
     def _cmd_status(self, args):
         return self.status()

@@ -15,8 +15,9 @@ _KEEP_RESULTS = 16  # recent commands keep their full RESULT for repeats
 _KEEP_IDS = 256  # older ones keep their id only
 _MAX_PENDING = 16
 _MAX_STATE_BYTES = 48000  # well inside a slot (64 KiB): large results are dropped first
-# Retrying a waiting command costs two small flash writes (running, then pending again),
-# so retries back off from 1 s to 60 s; wake() (collector back online, say) retries now.
+# A waiting command is retried only once ready(op) says it can be applied; without that
+# check a retry costs two small flash writes (running, then pending again). Retries back
+# off from 1 s to 60 s; wake() (collector back online, say) retries now.
 _RETRY_FIRST_MS = 1000
 _RETRY_MAX_MS = 60000
 
@@ -50,9 +51,12 @@ class Commands:
 
     name = "commands"
 
-    def __init__(self, slots, handlers, clock):
+    def __init__(self, slots, handlers, clock, ready=None):
         self._slots = slots
         self._handlers = handlers
+        # ready(op) -> False while an op cannot be applied (collector offline): the command
+        # waits without being marked running, so a cut meanwhile leaves it waiting.
+        self._ready = ready
         self._clock = clock
         self._cmds = []  # entries, oldest first
         self._by_id = {}
@@ -178,6 +182,11 @@ class Commands:
         """Run the handler of entry e; the final RESULT, or None if it stays pending.
         The entry is persisted as running first, and with its outcome after."""
         was = e["st"]
+        if self._ready is not None and not self._ready(e["op"]):
+            e["st"] = "pending"
+            if was != "pending":
+                self._save()  # a new command: persisted as waiting
+            return None
         e["st"] = "running"
         if not self._save():
             # Without the running mark a restart could run it twice: do not run it at all.
