@@ -66,6 +66,7 @@ class Gateway:
             "set_params": self._cmd_set_params,
             "time_sync": self._cmd_time_sync,
             "set_output": self._cmd_set_output,
+            "ack_alarm": self._cmd_ack_alarm,
         }
         self.commands = Commands(Slots(flash, "commands"), handlers, clock, ready=self._command_ready)
         self.uplink = Uplink(
@@ -265,6 +266,15 @@ class Gateway:
 
     # --- center commands ---------------------------------------------------------------
 
+    def _cmd_ack_alarm(self, args):
+        code = args.get("code") if isinstance(args, dict) else None
+        if not isinstance(code, str):
+            raise CommandError("ack_alarm needs {\"code\": str}")
+        try:
+            return {"code": code, "acknowledged": self.ack_alarm(code, "center")}
+        except ValueError as e:  # AlarmError: unknown code, or a condition alarm
+            raise CommandError(str(e))
+
     def _command_ready(self, op):
         return op != "set_output" or self.collector.online
 
@@ -312,6 +322,14 @@ class Gateway:
         self.diag.clock_set(step)
         self._ckpt_due_ms = self.clock.ticks_ms()  # keep the new offset across a restart
         return round(step, 3)
+
+    def ack_alarm(self, code, who):
+        """Clear a one-shot alarm now (condition alarms clear only with their condition).
+        Returns whether it was active; AlarmError for an unknown or condition code."""
+        if not self.alarms.ack(code):
+            return False
+        self.emit("event", {"code": "alarm_ack", "detail": {"by": who, "alarm": code}})
+        return True
 
     def set_output(self, do, on, who):
         self.collector.write_output(do, on)

@@ -34,9 +34,10 @@ _CTRL_U = const(21)
 _ESC = const(27)
 
 # Commands that change something: login first.
-_CHANGES = ("set", "cal", "coef.set", "time.set", "output", "register")
+_CHANGES = ("set", "cal", "coef.set", "time.set", "output", "register", "alarms.ack")
 # Exceptions from the facade that carry a message for the technician.
-_USER_ERRORS = ("ConfigError", "CalibrationError", "AuthError", "ValueError", "UsageError")
+_USER_ERRORS = ("ConfigError", "CalibrationError", "AuthError", "AlarmError", "ValueError",
+                "UsageError")
 
 
 def _fmt(v):
@@ -524,6 +525,13 @@ class Cli:
         for a in active:
             self._say("%-20s since %s  %s" % (a.get("code"), self._when(a.get("since")),
                                                _fmt(a.get("detail", ""))))
+
+    def _do_alarms_ack(self, args, now_ms):
+        code = args["code"]
+        if self.gw.ack_alarm(code, self.auth.who):
+            self._say("%s acknowledged" % code)
+        else:
+            self._say("%s is not active; nothing changed" % code)
 
     def _do_diag(self, args, now_ms):
         rep = self.gw.diag_report()

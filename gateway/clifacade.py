@@ -149,6 +149,9 @@ class CliFacade:
     def set_output(self, do, on, who):
         self.gw.set_output(do, on, who)
 
+    def ack_alarm(self, code, who):
+        return self.gw.ack_alarm(code, who)
+
     def register_units(self, who):
         self.gw.diag.register(who)
 

@@ -23,7 +23,7 @@ COMMANDS = (
     ("cal", "cal zero|span|speed|material|lin ...  (help cal)", "calibrate (login)"),
     ("coef", "coef | coef set VALUE [at TIME]",
      "raw/gross coal coefficient and its history; set it (login)"),
-    ("alarms", "alarms", "active alarms"),
+    ("alarms", "alarms | alarms ack CODE", "active alarms; acknowledge a one-shot alarm (login)"),
     ("diag", "diag", "self-diagnosis report"),
     ("log", "log [N]", "calibration and maintenance log, last N events (default 20)"),
     ("records", "records | records seq A[..B] | records time T0..T1",
@@ -54,6 +54,7 @@ for _name, _usage, _ in COMMANDS:
 for _name, _usage, _ in CAL_USAGE:
     _USAGE["cal " + _name] = _usage
 _USAGE["time set"] = "time set TIME, TIME as " + TIME_FORMS
+_USAGE["alarms ack"] = "alarms ack CODE"
 _USAGE["coef set"] = "coef set VALUE [at TIME], TIME as " + TIME_FORMS
 
 
@@ -457,6 +458,14 @@ def _output(a, tz):
     return "output", {"do": int(a[0]), "on": a[1] == "on"}
 
 
+def _alarms(a, tz):
+    if not a:
+        return "alarms", {}
+    if a[0] != "ack" or len(a) != 2:
+        raise UsageError("alarms alone lists them; alarms ack CODE acknowledges one", "alarms")
+    return "alarms.ack", {"code": a[1]}
+
+
 def _login(a, tz):
     if len(a) > 1:
         raise UsageError("give only the id; the PIN is asked for", "login")
@@ -476,7 +485,7 @@ _PARSERS = {
     "set": _set,
     "cal": _cal,
     "coef": _coef,
-    "alarms": _none("alarms"),
+    "alarms": _alarms,
     "diag": _none("diag"),
     "log": _log,
     "records": _records,

@@ -68,3 +68,22 @@ def test_a_time_set_is_clock_stepped_at_once():
     gw.loop.run(2000)
     assert [a["detail"] for a in gw.alarms.active() if a["code"] == "clock_stepped"] == ["+3600 s"]
     gw.stop()
+
+
+def test_a_one_shot_alarm_is_acknowledged_by_the_center_and_recorded():
+    gw = _gateway()
+    gw.set_time(gw.time() + 60, "center")
+    assert gw.alarms.is_active("clock_stepped")
+    res = gw.commands.submit({"id": 1, "op": "ack_alarm", "args": {"code": "clock_stepped"}})
+    assert res["ok"] and res["result"] == {"code": "clock_stepped", "acknowledged": True}
+    assert not gw.alarms.is_active("clock_stepped")
+    acks = [r for r in gw.log.read(1, 256) if r["type"] == "event" and r["code"] == "alarm_ack"]
+    assert [a["detail"] for a in acks] == [{"by": "center", "alarm": "clock_stepped"}]
+    # A condition alarm clears only with its condition; an unknown code is refused.
+    res = gw.commands.submit({"id": 2, "op": "ack_alarm", "args": {"code": "collector_link_lost"}})
+    assert not res["ok"] and "condition" in res["error"]
+    res = gw.commands.submit({"id": 3, "op": "ack_alarm", "args": {"code": "no_such"}})
+    assert not res["ok"] and "unknown" in res["error"]
+    res = gw.commands.submit({"id": 4, "op": "ack_alarm", "args": {"code": "clock_stepped"}})
+    assert res["ok"] and res["result"]["acknowledged"] is False
+    gw.stop()

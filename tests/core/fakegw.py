@@ -245,6 +245,13 @@ class FakeGateway:
         self.registered_by = who
         self.emit("event", {"code": "identity_registered", "detail": {"by": who}})
 
+    def ack_alarm(self, code, who):
+        if code not in self.alarms:
+            return False
+        del self.alarms[code]
+        self.emit("event", {"code": "alarm_ack", "detail": {"by": who, "alarm": code}})
+        return True
+
     def set_output(self, do, on, who):
         self.outputs[do] = on
         self.emit("event", {"code": "output_set", "detail": {"who": who, "do": do, "on": on}})

@@ -150,3 +150,10 @@ def test_yes_no_needs_the_whole_word():
     assert cliparse.parse_yes_no("no") is False
     assert cliparse.parse_yes_no("y") is None
     assert cliparse.parse_yes_no("") is None
+
+
+def test_alarms_ack():
+    assert cliparse.parse("alarms") == ("alarms", {})
+    assert cliparse.parse("alarms ack clock_stepped") == ("alarms.ack", {"code": "clock_stepped"})
+    e = raises(cliparse.UsageError, cliparse.parse, "alarms clear x")
+    assert "alarms ack CODE" in e.line()

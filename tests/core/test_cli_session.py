@@ -487,3 +487,13 @@ def test_input_typed_ahead_waits_for_the_pin_check_and_keeps_its_order():
     assert PIN not in out
     assert out.index("logged in as 1001") < out.index("running  yes")
     assert out.endswith("gw:1001> ")
+
+
+def test_alarm_ack_needs_a_login_and_is_recorded():
+    t = Term()
+    t.gw.alarms["clock_stepped"] = {"code": "clock_stepped", "since": 0, "detail": "+60 s"}
+    assert "needs a technician login" in t.cmd("alarms ack clock_stepped")
+    t.login()
+    assert "clock_stepped acknowledged" in t.cmd("alarms ack clock_stepped")
+    assert t.gw.events("alarm_ack")[0]["detail"] == {"by": "tech:1001", "alarm": "clock_stepped"}
+    assert "clock_stepped is not active" in t.cmd("alarms ack clock_stepped")
