@@ -87,13 +87,13 @@ def test_every_config_key_is_documented():
 
 def test_make_run_demo_shows_live_values_and_exits_0(tmp_path):
     r = subprocess.run(
-        [sys.executable, "-m", "emulator", "demo", "--seconds", "25", "--lines", "--dir",
+        [sys.executable, "-m", "emulator", "demo", "--seconds", "14", "--lines", "--dir",
          str(tmp_path), "--collector", "127.0.0.1:0", "--center", "127.0.0.1:0"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     live = [ln for ln in r.stdout.splitlines() if ln.startswith("rate ")]
-    assert len(live) >= 15, r.stdout[-2000:]
+    assert len(live) >= 10, r.stdout[-2000:]
     last = live[-1]
     assert "link ok" in last and "center online" in last, last
     speed = float(re.search(r"speed +([0-9.]+) m/s", last).group(1))
