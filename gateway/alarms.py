@@ -62,6 +62,8 @@ TABLE = {
     "storage_full": ("system", "F", COND, 0, 60000, "storage"),
     "storage_write_error": ("system", "F", EVENT, 0, _HOLD_MS, "storage"),
     "storage_corrupt": ("system", "W", EVENT, 0, _HOLD_MS, "storage"),
+    # raised by the app
+    "checkpoint_failed": ("system", "F", COND, 0, 0, "storage"),
     "retention_overrun": ("comm", "F", EVENT, 0, _HOLD_MS, "storage"),
     # raised by the uplink
     "upload_gap": ("comm", "F", EVENT, 0, _HOLD_MS, "uplink"),

@@ -113,6 +113,7 @@ class Gateway:
         c.on_identity = self._on_identity
         c.on_restart = self._on_collector_restart
         self._ckpt_due_ms = 0
+        self.checkpoint_errors = 0
         self._was_online = False
         self.last_capture = None
 
@@ -332,10 +333,18 @@ class Gateway:
         }
 
     def checkpoint(self):
+        """Save the snapshot. A failure (the flash, or no room in the heap for the JSON)
+        is counted and alarmed, and the job tries again at its next period: the previous
+        checkpoint stays valid meanwhile. Returns whether it was saved."""
         try:
             self._ckpt_slots.save(self.snapshot())
-        except OSError as e:
-            self.alarms.set("storage_write_error", True, "checkpoint: %s" % e)
+        except (OSError, MemoryError) as e:
+            self.checkpoint_errors += 1
+            self.alarms.set("checkpoint_failed", True, "%s: %s" % (e.__class__.__name__, e))
+            return False
+        if self.alarms.is_active("checkpoint_failed"):
+            self.alarms.set("checkpoint_failed", False)
+        return True
 
     def _restore(self):
         ck = self._ckpt_slots.load()
