@@ -7,7 +7,6 @@
 import struct
 
 from hal.compat import MICROPYTHON, const
-from hal.crc import crc16_modbus
 
 READ_COILS = const(1)
 READ_DISCRETE_INPUTS = const(2)
@@ -144,6 +143,9 @@ if MICROPYTHON:
         return c
 
 else:
+    # CPython: crcmod's C extension (hal.crc), imported only here so that MicroPython,
+    # which has the table above, never loads that module.
+    from hal.crc import crc16_modbus
 
     def _crc16(buf, start, end):
         return crc16_modbus(bytes(buf[start:end]))
