@@ -1,51 +1,13 @@
 # The app's checkpoint when it cannot be saved (the flash fails, or the heap has no room
 # for the JSON): counted, alarmed (checkpoint_failed), tried again at the next period
 # rather than at every run of the job, and the alarm clears with the next good save.
-# The whole app on stand-in hardware in simulated time: a collector that never answers,
-# a center that cannot be reached, an in-memory flash. CPython only (the whole app early
-# in tests/mprun.py's one MicroPython heap leaves the other tests too little room).
-from gateway import config
-from gateway.app import Gateway
-from hal.board import Hardware
-from hal.clock import VirtualClock
-from hal.faultfs import FaultFlash
-from hal.net import NetError
-
-
-class _SilentLine:
-    """An RS485 line with nobody on it: every wait runs out (in simulated time)."""
-
-    def __init__(self, clock):
-        self.clock = clock
-
-    def write(self, data):
-        pass
-
-    def readinto(self, buf, timeout_ms):
-        self.clock.advance_ms(max(timeout_ms, 0))
-        return 0
-
-    def discard_input(self):
-        return 0
-
-    def close(self):
-        pass
-
-
-def _unreachable():
-    raise NetError("connect: unreachable")
+# The whole app on stand-in hardware (tests/appstandin.py). CPython only (the whole app
+# early in tests/mprun.py's one MicroPython heap leaves the other tests too little room).
+from tests.appstandin import standin_gateway
 
 
 def _gateway():
-    cfg = config.validate({
-        "device_id": 7, "key_file": "k", "data_dir": "d",
-        "collector": {"port": "socket://127.0.0.1:1"},
-        "center": {"host": "127.0.0.1", "port": 1},
-        "store": {"checkpoint_s": 10},
-    })
-    clock = VirtualClock()
-    hw = Hardware(clock, FaultFlash(), _SilentLine(clock), _unreachable)
-    gw = Gateway(cfg, bytes(32), hw)
+    gw = standin_gateway({"store": {"checkpoint_s": 10}})
     gw.start()
     return gw
 
