@@ -45,6 +45,7 @@ class Probe:
                 self.live_max = live  # after start-up and the first uploads
             if "-q" in sys.argv:
                 micropython.qstr_info()
+            micropython.mem_info()  # its "max free sz": the largest free block, in blocks
             print("PROBE live=%d free=%d top=%d live_max=%d modules=%s" % (
                 live, gc.mem_free(), self.top, self.live_max,
                 ",".join(sorted(k for k in sys.modules if k.startswith("gateway.")))))
@@ -148,6 +149,11 @@ def figures(out):
         fig["live_max"] = max([int(ln[3]) for ln in lines])
         fig["free_min"] = min([int(ln[1]) for ln in steady]) if steady else None
         fig["modules"] = lines[-1][4].split(",")
+    # The largest free block (16-byte blocks) at each report: what a big allocation
+    # (a checkpoint, an upload frame) can still get in one piece.
+    blocks = [int(x) for x in re.findall(r"max free sz: (\d+)", out)]
+    if blocks:
+        fig["max_free_block_min"] = 16 * min(blocks)
     return fig
 
 
