@@ -21,6 +21,7 @@ from hal.compat import const
 # The commands the center may send (../shared/specs/center-station.md), each carried out
 # by the function of that name in gateway/centercmds.py.
 CENTER_OPS = ("status", "get_params", "set_params", "time_sync", "set_output")
+_CHECKPOINT_BUFFER = const(2048)
 _TAIL_RECORDS = 64  # records read back at start-up to reconcile the checkpoint with the log
 _TAIL_CHUNK = const(8)
 # While a RECORDS frame is read, encoded and sealed, each record takes about 1.5 KB of heap
@@ -44,7 +45,9 @@ class Gateway:
         self.device_id = cfg["device_id"]
         flash = hw.flash
         self._param_slots = Slots(flash, "params")
-        self._ckpt_slots = Slots(flash, "checkpoint")
+        # The checkpoint keeps a buffer for its JSON (~1.3 KB), made now while the heap is
+        # whole: gateway/slots.py.
+        self._ckpt_slots = Slots(flash, "checkpoint", buffer_bytes=_CHECKPOINT_BUFFER)
         self.params = self._params_in_force(cfg)
         p = self.params
         self.alarms = Alarms(clock, self.emit, set_do1=self._set_do1, params=p)
