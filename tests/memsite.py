@@ -187,7 +187,7 @@ def run(tmp, image, heap, seconds, with_session=True, session_at=None, cuts=()):
     term, path = PtyTerm.open()
     p = None
     res = SimpleNamespace(out="", ok=False, records=0, prod=0, last_t=None, session=None,
-                          cuts=0)
+                          cuts=0, alarms=[], events=[])
     events = [(t, "cut") for t in cuts]
     if with_session:
         events.append((seconds / 2 if session_at is None else session_at, "session"))
@@ -220,6 +220,9 @@ def run(tmp, image, heap, seconds, with_session=True, session_at=None, cuts=()):
         res.records = len(recs)
         res.prod = len([r for r in recs if r.get("type") == "prod"])
         res.last_t = max([r.get("t", 0) for r in recs], default=None)
+        res.alarms = ["%s %s" % (r.get("code"), r.get("state")) for r in recs
+                      if r.get("type") == "alarm"]
+        res.events = [r.get("code") for r in recs if r.get("type") == "event"]
         res.fig = figures(res.out)
         res.ok = (res.rc == 0 and "Error" not in res.out and "Traceback" not in res.out
                   and res.prod >= max(1, int(seconds // 10) - 3 - len(cuts))
@@ -249,3 +252,4 @@ if __name__ == "__main__":
     print("SCREEN", r.screen[-600:].replace("\r", ""))
     print("ok", r.ok, "rc", r.rc, "records", r.records, "prod", r.prod, "session", r.session,
           "cuts", r.cuts, {k: v for k, v in r.fig.items() if k != "modules"})
+    print("alarms", r.alarms, "events", r.events)
