@@ -46,9 +46,13 @@ class Probe:
             if "-q" in sys.argv:
                 micropython.qstr_info()
             micropython.mem_info()  # its "max free sz": the largest free block, in blocks
-            print("PROBE live=%d free=%d top=%d live_max=%d modules=%s" % (
-                live, gc.mem_free(), self.top, self.live_max,
-                ",".join(sorted(k for k in sys.modules if k.startswith("gateway.")))))
+            # In pieces: a probe must not need a large block of the heap it measures.
+            print("PROBE live=%d free=%d top=%d live_max=%d modules=" % (
+                live, gc.mem_free(), self.top, self.live_max), end="")
+            for k in sys.modules:
+                if k.startswith("gateway."):
+                    print(k, end=",")
+            print()
 
 
 _start = app.Gateway.start
@@ -148,7 +152,7 @@ def figures(out):
         fig["top"] = max(int(ln[2]) for ln in lines)
         fig["live_max"] = max([int(ln[3]) for ln in lines])
         fig["free_min"] = min([int(ln[1]) for ln in steady]) if steady else None
-        fig["modules"] = lines[-1][4].split(",")
+        fig["modules"] = sorted(m for m in lines[-1][4].split(",") if m)
     # The largest free block (16-byte blocks) at each report: what a big allocation
     # (a checkpoint, an upload frame) can still get in one piece.
     blocks = [int(x) for x in re.findall(r"max free sz: (\d+)", out)]
