@@ -42,6 +42,11 @@ MAIN = "main.py"
 # -O3 also drops line numbers: tracebacks name the file and the function ("line 1"), and
 # the board keeps ~7 KB more heap (on the unix port, imported bytecode lives in the heap).
 MPY_FLAGS = ("-O3", "-X", "no-source-lines")
+# Each .mpy names its source by the module's dotted name (gateway.app), not its path: a
+# traceback still says which module, and that name is interned by the import anyway, so
+# the board interns one name fewer per module (~40 on the resident set, heap where
+# names live in RAM).
+SOURCE_NAME = "module"
 BOOT = "boot.py"
 ACCOUNTS = DATA_DIR + "/" + ACCOUNTS_FILE
 DEFAULT_REGISTRY = os.path.join(os.path.expanduser("~"), ".local", "share", "gateway-flash",
@@ -99,7 +104,7 @@ def build(out, mpy_cross=None):
     compiler = r.stdout.strip()
     if r.returncode or not compiler:
         raise FlashError("mpy-cross does not run: %s" % (r.stderr.strip() or "no version"))
-    compiler += " " + " ".join(MPY_FLAGS)
+    compiler += " " + " ".join(MPY_FLAGS) + " -s " + SOURCE_NAME
     old = _read_manifest(out)
     reuse = old.get("files", {}) if old.get("compiler") == compiler else {}
     old_sources = old.get("sources", {})
@@ -126,7 +131,8 @@ def build(out, mpy_cross=None):
                         and os.path.exists(prev) and _sha256_file(prev) == reuse[dst_rel]):
                     shutil.copyfile(prev, dst)
                 else:
-                    r = subprocess.run(cross + list(MPY_FLAGS) + ["-o", dst, "-s", rel, src],
+                    module = rel[:-3].replace("/__init__", "").replace("/", ".")
+                    r = subprocess.run(cross + list(MPY_FLAGS) + ["-o", dst, "-s", module, src],
                                        cwd=ROOT, capture_output=True, text=True)
                     if r.returncode:
                         raise FlashError("mpy-cross %s failed: %s" % (rel, r.stderr.strip()))

@@ -56,7 +56,8 @@ def rows():
             "unit": "B", "note": "gateway.__main__, app, board, uart (gc.mem_alloc)"}]
     r = _run(image, None, 75)  # default 2 MB heap: the session ends and the CLI unloads
     fig = r.fig
-    out.append({"name": "live heap after start-up", "value": fig.get("started"), "unit": "B",
+    out.append({"name": "live heap after start-up", "value": (fig.get("started") or [None])[0],
+                "unit": "B",
                 "note": "gc.mem_alloc() after gc.collect()"})
     out.append({"name": "live heap, steady state (CLI unloaded)", "value": fig.get("live"),
                 "unit": "B", "note": "75 s run, last probe"})

@@ -62,6 +62,8 @@ TABLE = {
     "storage_full": ("system", "F", COND, 0, 60000, "storage"),
     "storage_write_error": ("system", "F", EVENT, 0, _HOLD_MS, "storage"),
     "storage_corrupt": ("system", "W", EVENT, 0, _HOLD_MS, "storage"),
+    # raised by the app
+    "checkpoint_failed": ("system", "F", COND, 0, 0, "storage"),
     "retention_overrun": ("comm", "F", EVENT, 0, _HOLD_MS, "storage"),
     # raised by the uplink
     "upload_gap": ("comm", "F", EVENT, 0, _HOLD_MS, "uplink"),
@@ -77,15 +79,19 @@ class AlarmError(ValueError):
     pass
 
 
-class _State:
-    def __init__(self, now):
-        self.raw = False  # the condition as last reported
-        self.raw_ticks = now  # when it last changed
-        self.active = False
-        self.since = 0  # wall time of the raise
-        self.detail = ""
-        self.count = 0  # occurrences of a one-shot alarm during its hold
-        self.hold_ticks = now  # last occurrence of a one-shot alarm
+# The state of one code: a list, indexed by these (a list is half the heap of an object
+# with attributes, and every code that was ever reported keeps one).
+_RAW = const(0)  # the condition as last reported
+_RAW_TICKS = const(1)  # when it last changed
+_ACTIVE = const(2)
+_SINCE = const(3)  # wall time of the raise
+_DETAIL = const(4)
+_COUNT = const(5)  # occurrences of a one-shot alarm during its hold
+_HOLD_TICKS = const(6)  # last occurrence of a one-shot alarm
+
+
+def _new_state(now):
+    return [False, now, False, 0, "", 0, now]
 
 
 def _spec(code):
@@ -134,17 +140,17 @@ class Alarms:
         now = self.clock.ticks_ms()
         st = self._states.get(code)
         if st is None:
-            st = self._states[code] = _State(now)
+            st = self._states[code] = _new_state(now)
         active = bool(active)
-        if active != st.raw:
-            st.raw = active
-            st.raw_ticks = now
-        if active and st.active and detail != st.detail:
-            st.detail = detail
+        if active != st[_RAW]:
+            st[_RAW] = active
+            st[_RAW_TICKS] = now
+        if active and st[_ACTIVE] and detail != st[_DETAIL]:
+            st[_DETAIL] = detail
             if spec[2] == COND_DETAIL:
                 self._record(code, "raise", detail)
         elif active:
-            st.detail = detail
+            st[_DETAIL] = detail
         self._settle(code, st, spec, now)
 
     def raise_event(self, code, detail=""):
@@ -156,13 +162,13 @@ class Alarms:
         now = self.clock.ticks_ms()
         st = self._states.get(code)
         if st is None:
-            st = self._states[code] = _State(now)
-        st.hold_ticks = now
-        st.detail = detail
-        if st.active:
-            st.count += 1
+            st = self._states[code] = _new_state(now)
+        st[_HOLD_TICKS] = now
+        st[_DETAIL] = detail
+        if st[_ACTIVE]:
+            st[_COUNT] += 1
             return
-        st.count = 1
+        st[_COUNT] = 1
         self._change(code, st, True)
 
     def ack(self, code):
@@ -172,7 +178,7 @@ class Alarms:
         if spec[2] != EVENT:
             raise AlarmError("%s clears with its condition, not by acknowledgement" % code)
         st = self._states.get(code)
-        if st is None or not st.active:
+        if st is None or not st[_ACTIVE]:
             return False
         self._change(code, st, False, "acknowledged")
         return True
@@ -185,15 +191,16 @@ class Alarms:
     # --- queries
     def is_active(self, code):
         st = self._states.get(code)
-        return bool(st and st.active)
+        return bool(st and st[_ACTIVE])
 
     def active(self):
         """[{"code", "since", "detail", "class"}], oldest first."""
         out = []
         for code, st in self._states.items():
-            if st.active:
+            if st[_ACTIVE]:
                 out.append(
-                    {"code": code, "since": st.since, "detail": st.detail, "class": TABLE[code][0]}
+                    {"code": code, "since": st[_SINCE], "detail": st[_DETAIL],
+                     "class": TABLE[code][0]}
                 )
         # Ties by name: MicroPython's sort is not stable.
         out.sort(key=lambda a: (a["since"], a["code"]))
@@ -202,7 +209,7 @@ class Alarms:
     def active_count(self):
         n = 0
         for st in self._states.values():
-            if st.active:
+            if st[_ACTIVE]:
                 n += 1
         return n
 
@@ -213,9 +220,9 @@ class Alarms:
     def snapshot(self):
         return {
             "active": {
-                code: [st.since, st.detail, st.count]
+                code: [st[_SINCE], st[_DETAIL], st[_COUNT]]
                 for code, st in self._states.items()
-                if st.active
+                if st[_ACTIVE]
             }
         }
 
@@ -236,37 +243,37 @@ class Alarms:
             if not (isinstance(v, list) and len(v) == 3 and isinstance(v[0], (int, float))):
                 continue
             spec = TABLE[code]
-            st = self._states[code] = _State(now)
-            st.active = st.raw = True
-            st.since = int(v[0])
-            st.detail = v[1] if isinstance(v[1], str) else ""
-            st.count = v[2] if isinstance(v[2], int) else 1
+            st = self._states[code] = _new_state(now)
+            st[_ACTIVE] = st[_RAW] = True
+            st[_SINCE] = int(v[0])
+            st[_DETAIL] = v[1] if isinstance(v[1], str) else ""
+            st[_COUNT] = v[2] if isinstance(v[2], int) else 1
             if spec[2] == EVENT:
                 # The hold goes on from where it was (wall time; ticks restarted).
-                age_ms = min(max(0, wall - st.since) * 1000, spec[4])
-                st.hold_ticks = self.clock.ticks_add(now, -age_ms)
+                age_ms = min(max(0, wall - st[_SINCE]) * 1000, spec[4])
+                st[_HOLD_TICKS] = self.clock.ticks_add(now, -age_ms)
 
     # --- internals
     def _settle(self, code, st, spec, now):
         kind = spec[2]
         if kind == EVENT:
-            if st.active and self.clock.ticks_diff(now, st.hold_ticks) >= spec[4]:
-                self._change(code, st, False, "x%d" % st.count if st.count > 1 else "")
+            if st[_ACTIVE] and self.clock.ticks_diff(now, st[_HOLD_TICKS]) >= spec[4]:
+                self._change(code, st, False, "x%d" % st[_COUNT] if st[_COUNT] > 1 else "")
             return
-        if st.raw == st.active:
+        if st[_RAW] == st[_ACTIVE]:
             return
-        delay = spec[3] if st.raw else spec[4]
-        if self.clock.ticks_diff(now, st.raw_ticks) >= delay:
-            self._change(code, st, st.raw)
+        delay = spec[3] if st[_RAW] else spec[4]
+        if self.clock.ticks_diff(now, st[_RAW_TICKS]) >= delay:
+            self._change(code, st, st[_RAW])
 
     def _change(self, code, st, active, clear_detail=""):
-        st.active = active
+        st[_ACTIVE] = active
         if active:
-            st.since = int(self.clock.time())
-            self._record(code, "raise", st.detail)
+            st[_SINCE] = int(self.clock.time())
+            self._record(code, "raise", st[_DETAIL])
         else:
             self._record(code, "clear", clear_detail)
-            st.count = 0
+            st[_COUNT] = 0
         self._drive_do1(False)
 
     def _record(self, code, state, detail):
@@ -278,7 +285,7 @@ class Alarms:
         on = False
         classes = self.do1_classes
         for code, st in self._states.items():
-            if st.active and TABLE[code][0] in classes:
+            if st[_ACTIVE] and TABLE[code][0] in classes:
                 on = True
                 break
         if force or on != self._do1:

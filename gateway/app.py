@@ -7,9 +7,8 @@ import gc
 from gateway import FIRMWARE_VERSION, ondemand
 from gateway.alarms import Alarms
 from gateway.cliport import CliPort
-from gateway.commands import Busy, CommandError, Commands
+from gateway.commands import Commands
 from gateway.diag import Diagnostics
-from gateway.errors import ConfigError
 from gateway.identity import Identity
 from gateway.loop import Loop
 from gateway.measurement import Measurement
@@ -19,6 +18,10 @@ from gateway.uplink import Uplink
 from drivers.collector import Collector
 from hal.compat import const
 
+# The commands the center may send (../shared/specs/center-station.md), each carried out
+# by the function of that name in gateway/centercmds.py.
+CENTER_OPS = ("status", "get_params", "set_params", "time_sync", "set_output", "ack_alarm")
+_CHECKPOINT_BUFFER = const(2048)
 _TAIL_RECORDS = 64  # records read back at start-up to reconcile the checkpoint with the log
 _TAIL_CHUNK = const(8)
 # While a RECORDS frame is read, encoded and sealed, each record takes about 1.5 KB of heap
@@ -42,7 +45,9 @@ class Gateway:
         self.device_id = cfg["device_id"]
         flash = hw.flash
         self._param_slots = Slots(flash, "params")
-        self._ckpt_slots = Slots(flash, "checkpoint")
+        # The checkpoint keeps a buffer for its JSON (~1.3 KB), made now while the heap is
+        # whole: gateway/slots.py.
+        self._ckpt_slots = Slots(flash, "checkpoint", buffer_bytes=_CHECKPOINT_BUFFER)
         self.params = self._params_in_force(cfg)
         p = self.params
         self.alarms = Alarms(clock, self.emit, set_do1=self._set_do1, params=p)
@@ -60,14 +65,9 @@ class Gateway:
         )
         self.measurement = Measurement(p, clock, self.emit, self.alarms.set)
         self.identity = Identity(self.alarms, Slots(flash, "identity"), clock, self.device_id, self.emit)
-        handlers = {
-            "status": self._cmd_status,
-            "get_params": self._cmd_get_params,
-            "set_params": self._cmd_set_params,
-            "time_sync": self._cmd_time_sync,
-            "set_output": self._cmd_set_output,
-            "ack_alarm": self._cmd_ack_alarm,
-        }
+        handlers = {}
+        for op in CENTER_OPS:
+            handlers[op] = self._center_command(op)
         self.commands = Commands(Slots(flash, "commands"), handlers, clock, ready=self._command_ready)
         self.uplink = Uplink(
             hw.center_connect,
@@ -114,6 +114,7 @@ class Gateway:
         c.on_identity = self._on_identity
         c.on_restart = self._on_collector_restart
         self._ckpt_due_ms = 0
+        self.checkpoint_errors = 0
         self._was_online = False
         self.last_capture = None
 
@@ -237,79 +238,22 @@ class Gateway:
         }
 
     def status(self):
-        m = self.measurement.status()
-        sc = m["scale"]
-        prod = m["production"]
-        totals = {}
-        for kind in ("interval", "shift", "day", "month", "quarter", "year"):
-            if kind in prod:
-                totals[kind] = {"mass_kg": prod[kind]["mass_kg"], "conv_kg": prod[kind].get("conv_kg")}
-        link = self._link_stats()
-        up = self.uplink.stats()
-        return {
-            "time": int(self.clock.time()),
-            "rate_tph": sc["rate_tph"],
-            "speed_mps": sc["speed_mps"],
-            "load_kgpm": sc["load_kgpm"],
-            "running": m["running"]["state"] == "running",
-            "run_state": m["running"]["state"],
-            "total_kg": sc["total_kg"],
-            "totals": totals,
-            "coef": prod.get("coef"),
-            "vibration": m["vibration"],
-            "link": {"state": link["state"], "timeouts": link.get("timeouts"),
-                     "crc_errors": link.get("crc_errors")},
-            "uplink": {"state": up["state"], "backlog": up["backlog"]},
-            "alarms": [a["code"] for a in self.alarms.active()],
-            "diag": self.diag.report()["summary"],
-        }
+        """The state at a glance (gateway.centercmds.report, loaded for the call only)."""
+        return ondemand.call("gateway.centercmds", "report", self)
 
     # --- center commands ---------------------------------------------------------------
 
-    def _cmd_ack_alarm(self, args):
-        code = args.get("code") if isinstance(args, dict) else None
-        if not isinstance(code, str):
-            raise CommandError("ack_alarm needs {\"code\": str}")
-        try:
-            return {"code": code, "acknowledged": self.ack_alarm(code, "center")}
-        except ValueError as e:  # AlarmError: unknown code, or a condition alarm
-            raise CommandError(str(e))
+    def _center_command(self, op):
+        """The handler of one center command: gateway.centercmds, loaded per command
+        (commands are rare; its code costs heap only while one runs)."""
+
+        def handle(args):
+            return ondemand.call("gateway.centercmds", op, self, args)
+
+        return handle
 
     def _command_ready(self, op):
         return op != "set_output" or self.collector.online
-
-    def _cmd_status(self, args):
-        return self.status()
-
-    def _cmd_get_params(self, args):
-        return {"params": ondemand.call("gateway.config", "nest", self.params_public())}
-
-    def _cmd_set_params(self, args):
-        changes = args.get("params") if isinstance(args, dict) else None
-        if not isinstance(changes, dict):
-            raise CommandError("set_params needs {\"params\": {...}}")
-        try:
-            changed = self.set_params(changes, "center")
-        except ConfigError as e:
-            raise CommandError(str(e))
-        return {"changed": changed}
-
-    def _cmd_time_sync(self, args):
-        t = args.get("time") if isinstance(args, dict) else None
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 1e9 < t < 1e10:
-            raise CommandError("time_sync needs {\"time\": unix seconds}")
-        return {"step_s": self.set_time(t, "center")}
-
-    def _cmd_set_output(self, args):
-        if not isinstance(args, dict):
-            raise CommandError("set_output needs {\"do\": 1|2, \"on\": bool}")
-        do, on = args.get("do"), args.get("on")
-        if do not in (1, 2) or isinstance(do, bool) or not isinstance(on, bool):
-            raise CommandError("set_output needs {\"do\": 1|2, \"on\": bool}")
-        if not self.collector.online:
-            raise Busy("collector offline")
-        self.set_output(do, on, "center")
-        return {"do": do, "on": on}
 
     # --- facade for the CLI and the commands --------------------------------------------
 
@@ -354,10 +298,18 @@ class Gateway:
         }
 
     def checkpoint(self):
+        """Save the snapshot. A failure (the flash, or no room in the heap for the JSON)
+        is counted and alarmed, and the job tries again at its next period: the previous
+        checkpoint stays valid meanwhile. Returns whether it was saved."""
         try:
             self._ckpt_slots.save(self.snapshot())
-        except OSError as e:
-            self.alarms.set("storage_write_error", True, "checkpoint: %s" % e)
+        except (OSError, MemoryError) as e:
+            self.checkpoint_errors += 1
+            self.alarms.set("checkpoint_failed", True, "%s: %s" % (e.__class__.__name__, e))
+            return False
+        if self.alarms.is_active("checkpoint_failed"):
+            self.alarms.set("checkpoint_failed", False)
+        return True
 
     def _restore(self):
         ck = self._ckpt_slots.load()

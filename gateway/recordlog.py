@@ -8,11 +8,12 @@
 # A segment is born whole: header and first frame go to r.tmp, are synced, and the file
 # is renamed into place. prev_len is the valid length of the segment before it, so a torn
 # or failed write at the end of that one is cut off logically (MicroPython files cannot
-# truncate) without copying anything. Only the newest segment is scanned at start-up.
+# truncate) without copying anything. Only the newest segment is scanned at start-up
+# (gateway/logrecovery.py).
 import struct
 from binascii import crc32
 
-from gateway import recordcodec
+from gateway import ondemand, recordcodec
 from gateway.recordcodec import RecordError  # noqa: F401  (callers catch it from here)
 from hal.compat import const
 
@@ -34,13 +35,6 @@ _SEEN_MAX = const(64)
 
 def _name(first):
     return "r%010d.seg" % first
-
-
-def _seg_first(name):
-    """The first seq of a segment file name, or 0 if it is not one."""
-    if len(name) == 15 and name[0] == "r" and name.endswith(".seg") and name[1:11].isdigit():
-        return int(name[1:11])
-    return 0
 
 
 def _seg_header(first, t, prev_len):
@@ -172,86 +166,9 @@ class RecordLog:
         Returns (and keeps in .report) what was found."""
         self.close()
         self._reset()
-        fl = self._flash
-        names = fl.listdir()
-        if _TMP in names:
-            try:
-                fl.remove(_TMP)  # a segment that was never born
-            except OSError:
-                pass  # harmless: the next new segment overwrites it
-        segs = []
-        for n in names:
-            first = _seg_first(n)
-            if first:
-                segs.append(first)
-        segs.sort()
-        for first in segs:
-            size = max(0, fl.size(_name(first)))
-            self._sizes[first] = size
-            self._used += size
-        self._segs = segs
-        torn = 0
-        corrupt0 = 0
-        tail_records = 0
-        if segs:
-            tail_records, torn = self._recover_tail()
-            corrupt0 = self.corrupt_found
-        self.durable = self._next - 1
-        self.report = {
-            "segments": len(segs),
-            "head": self.head,
-            "oldest": self.oldest,
-            "records": self.head - self.oldest + 1,
-            "tail_records": tail_records,
-            "torn_bytes": torn,
-            "corrupt_skipped": corrupt0,
-        }
+        # Once per start: gateway/logrecovery.py, loaded for it only.
+        self.report = ondemand.call("gateway.logrecovery", "recover", self)
         return self.report
-
-    def _recover_tail(self):
-        first = self._segs[-1]
-        size = self._sizes[first]
-        f = self._flash.open(_name(first), "rb")
-        try:
-            hdr = _parse_header(f.read(SEG_HDR))
-            bad_header = hdr is None or hdr[0] != first
-            if bad_header:
-                self._corrupt(first, 0, SEG_HDR, "segment header")
-            else:
-                self._meta[first] = (hdr[1], hdr[2])
-            last = first - 1
-            good_end = min(size, SEG_HDR)
-            count = 0
-            bad = []
-            nb = 0
-            for off, payload in _frames(f, SEG_HDR, size, bad):
-                seq = _seq_of(payload)
-                while nb < len(bad):
-                    self._corrupt(first, bad[nb][0], bad[nb][1], _between(last, seq))
-                    nb += 1
-                last = seq
-                good_end = off + _FRAME_HDR + len(payload)
-                count += 1
-            # Bytes after the last intact frame: a write the power cut short, to be cut off,
-            # unless they are a whole frame of the next seq that was stored and then damaged:
-            # then that seq is spent and never given to another record.
-            if nb < len(bad) and self._complete_frame_of(f, bad[nb][0], size, last + 1):
-                last += 1
-                self._corrupt(first, bad[nb][0], bad[nb][1], "seq %d" % last)
-        finally:
-            f.close()
-        self._tail_len = good_end
-        self._next = last + 1
-        self._roll = bad_header or size > good_end
-        return count, size - good_end
-
-    def _complete_frame_of(self, f, off, size, seq):
-        f.seek(off)
-        h = f.read(_FRAME_HDR + 4)
-        if len(h) < _FRAME_HDR + 4 or h[0] != _MAGIC:
-            return False
-        n = h[1] | h[2] << 8
-        return off + _FRAME_HDR + n <= size and _seq_of(h[_FRAME_HDR:]) == seq
 
     # --- properties -------------------------------------------------------------
     @property

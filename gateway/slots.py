@@ -5,17 +5,25 @@
 #
 # File <name>.a / <name>.b: b"GWSL" | generation u32 | length u32 | crc32 u32 | JSON body
 # (the CRC covers generation, length and body).
+#
+# A slots object saved all the time (the checkpoint, every few seconds) can keep a buffer
+# for its JSON, made with it at start-up while the heap is still whole: the body is written
+# into it and goes to the file a small piece at a time. Made at each save instead, the
+# text, its bytes and the header+body would need three body-sized pieces of a heap that a
+# long run has fragmented, and a save could fail with room to spare in smaller pieces.
+import io
 import json
 import struct
 from binascii import crc32
 
 from gateway.recordcodec import RecordError, check_json
-from hal.compat import const
+from hal.compat import MICROPYTHON, const
 
 _MAGIC = b"GWSL"
 _HDR = const(16)
 MAX_BODY = const(65536)
 _SUFFIX = (".a", ".b")
+_PIECE = const(256)  # bytes of the kept buffer copied to the file at a time
 
 
 class SlotError(ValueError):
@@ -27,13 +35,23 @@ def _crc(gen, body):
 
 
 class Slots:
-    def __init__(self, flash, name):
+    """buffer_bytes: keep a buffer of that size for the JSON of every save (0: none); it
+    grows if a body outgrows it."""
+
+    def __init__(self, flash, name, buffer_bytes=0):
         self._flash = flash
         self.name = name
         self.generation = 0  # of the current copy; 0 before the first save
         self.bad = 0  # copies found damaged by the last load (one is normal after a cut)
         self._cur = -1  # which file holds the current copy
         self._loaded = False
+        self._buf = None  # the kept buffer (io.BytesIO), or None
+        self._piece = None
+        self._body = None  # the body of the save under way, without a kept buffer
+        if buffer_bytes:
+            # MicroPython's BytesIO(n) holds n bytes without growing; CPython's grows.
+            self._buf = io.BytesIO(buffer_bytes) if MICROPYTHON else io.BytesIO()
+            self._piece = bytearray(_PIECE)
 
     def _read(self, i):
         """(generation, object) of copy i; None if it is missing, False if damaged."""
@@ -84,17 +102,54 @@ class Slots:
             check_json(obj)
         except RecordError as e:
             raise SlotError("%s: %s" % (self.name, e))
-        body = json.dumps(obj).encode()
-        if len(body) > MAX_BODY:
-            raise SlotError("%s: %d bytes, the limit is %d" % (self.name, len(body), MAX_BODY))
-        gen = self.generation + 1
-        i = 1 if self._cur == 0 else 0
-        data = _MAGIC + struct.pack("<III", gen, len(body), _crc(gen, body)) + body
-        f = self._flash.open(self.name + _SUFFIX[i], "wb")
         try:
-            f.write(data)
-            self._flash.sync(f)
+            n = self._encode(obj)
+            if n > MAX_BODY:
+                raise SlotError("%s: %d bytes, the limit is %d" % (self.name, n, MAX_BODY))
+            gen = self.generation + 1
+            i = 1 if self._cur == 0 else 0
+            crc = crc32(struct.pack("<II", gen, n))
+            for piece in self._pieces(n):
+                crc = crc32(piece, crc)
+            f = self._flash.open(self.name + _SUFFIX[i], "wb")
+            try:
+                f.write(_MAGIC + struct.pack("<III", gen, n, crc))
+                for piece in self._pieces(n):
+                    f.write(piece)
+                self._flash.sync(f)
+            finally:
+                f.close()
         finally:
-            f.close()
+            self._body = None
         self.generation = gen
         self._cur = i
+
+    def _encode(self, obj):
+        """obj's JSON into the kept buffer, or into self._body; returns its length."""
+        buf = self._buf
+        if buf is None:
+            self._body = json.dumps(obj).encode()
+            return len(self._body)
+        buf.seek(0)
+        if MICROPYTHON:
+            json.dump(obj, buf)  # straight into the buffer: no body-sized allocation
+        else:
+            buf.write(json.dumps(obj).encode())  # json.dump writes text, BytesIO wants bytes
+        return buf.tell()
+
+    def _pieces(self, n):
+        """The body's n bytes, in one piece or (from the kept buffer) _PIECE at a time."""
+        if self._buf is None:
+            yield self._body
+            return
+        buf = self._buf
+        piece = self._piece
+        buf.seek(0)
+        while n > 0:
+            k = buf.readinto(piece)
+            if not k:
+                return  # cannot happen (n is what was written); a short body fails its CRC
+            if k > n:
+                k = n  # the buffer still holds the end of a longer body
+            yield piece if k == _PIECE else memoryview(piece)[:k]
+            n -= k

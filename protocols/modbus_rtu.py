@@ -5,9 +5,9 @@
 # every failure and counts it; the driver decides what to retry. It also keeps the link's
 # health (ok / degraded / lost) and backs off from a slave that stays silent.
 import struct
+from array import array
 
 from hal.compat import MICROPYTHON, const
-from hal.crc import crc16_modbus
 
 READ_COILS = const(1)
 READ_DISCRETE_INPUTS = const(2)
@@ -124,26 +124,33 @@ def bus_time_us(baud, req_len, resp_len, turnaround_ms=5):
 
 
 if MICROPYTHON:
-    _TABLE = None
+
+    def _crc_table():
+        # 256 u16 in one 512-byte array (a tuple of ints is 2 KB on a 64-bit port), made
+        # at import, while the heap is still whole: made at the first frame, it found no
+        # 2 KB left in one piece in a small fragmented heap.
+        t = array("H", bytes(512))
+        for i in range(256):
+            c = i
+            for _ in range(8):
+                c = (c >> 1) ^ 0xA001 if c & 1 else c >> 1
+            t[i] = c
+        return t
+
+    _TABLE = _crc_table()
 
     def _crc16(buf, start, end):
         # By index, not over a slice: no allocation per frame on the 10 Hz path.
-        global _TABLE
         t = _TABLE
-        if t is None:
-            table = []
-            for i in range(256):
-                c = i
-                for _ in range(8):
-                    c = (c >> 1) ^ 0xA001 if c & 1 else c >> 1
-                table.append(c)
-            t = _TABLE = tuple(table)
         c = 0xFFFF
         for i in range(start, end):
             c = (c >> 8) ^ t[(c ^ buf[i]) & 0xFF]
         return c
 
 else:
+    # CPython: crcmod's C extension (hal.crc), imported only here so that MicroPython,
+    # which has the table above, never loads that module.
+    from hal.crc import crc16_modbus
 
     def _crc16(buf, start, end):
         return crc16_modbus(bytes(buf[start:end]))

@@ -45,9 +45,14 @@ class Probe:
                 self.live_max = live  # after start-up and the first uploads
             if "-q" in sys.argv:
                 micropython.qstr_info()
-            print("PROBE live=%d free=%d top=%d live_max=%d modules=%s" % (
-                live, gc.mem_free(), self.top, self.live_max,
-                ",".join(sorted(k for k in sys.modules if k.startswith("gateway.")))))
+            micropython.mem_info()  # its "max free sz": the largest free block, in blocks
+            # In pieces: a probe must not need a large block of the heap it measures.
+            print("PROBE live=%d free=%d top=%d live_max=%d modules=" % (
+                live, gc.mem_free(), self.top, self.live_max), end="")
+            for k in sys.modules:
+                if k.startswith("gateway."):
+                    print(k, end=",")
+            print()
 
 
 _start = app.Gateway.start
@@ -133,71 +138,103 @@ def start_gateway(dev, heap, seconds):
 
 
 def figures(out):
-    """The probe's figures from the gateway's output: {started, live, live_max, top}."""
-    lines = re.findall(r"PROBE live=(\d+) free=\d+ top=(\d+) live_max=(\d+) modules=(\S*)", out)
-    started = re.search(r"PROBE started live=(\d+)", out)
-    fig = {"started": int(started.group(1)) if started else None, "reports": len(lines)}
+    """The probe's figures from the gateway's output (every process of a run with cuts):
+    {started: [live after each start-up], reports, live (the last), live_max (the peak
+    after each process's first 15 s), free_min (the least free after a collection, same
+    window), top, modules (the last report's)}."""
+    lines = re.findall(
+        r"PROBE live=(\d+) free=(\d+) top=(\d+) live_max=(\d+) modules=(\S*)", out)
+    fig = {"started": [int(x) for x in re.findall(r"PROBE started live=(\d+)", out)],
+           "reports": len(lines)}
     if lines:
+        steady = [ln for ln in lines if int(ln[3])]  # live_max is 0 for the first 15 s
         fig["live"] = int(lines[-1][0])
-        fig["top"] = int(lines[-1][1])
-        fig["live_max"] = int(lines[-1][2])
-        fig["modules"] = lines[-1][3].split(",")
+        fig["top"] = max(int(ln[2]) for ln in lines)
+        fig["live_max"] = max([int(ln[3]) for ln in lines])
+        fig["free_min"] = min([int(ln[1]) for ln in steady]) if steady else None
+        fig["modules"] = sorted(m for m in lines[-1][4].split(",") if m)
+    # The largest free block (16-byte blocks) at each report: what a big allocation
+    # (a checkpoint, an upload frame) can still get in one piece.
+    blocks = [int(x) for x in re.findall(r"max free sz: (\d+)", out)]
+    if blocks:
+        fig["max_free_block_min"] = 16 * min(blocks)
     return fig
 
 
+_REFUSED = "error: out of memory, the CLI is not loaded"
+
+
 def session(term):
-    """A technician's short visit: login, status, logout (loads the CLI, then it goes)."""
+    """A technician's short visit: login, status, logout (loads the CLI, then it goes).
+    Returns True, or "refused" when the gateway said it has no room for the CLI."""
     term.line("login 1001")
-    term.expect("PIN: ", 20)
+    if term.expect("PIN: |" + _REFUSED, 20).group(0) != "PIN: ":
+        return "refused"
     term.line(PIN)
     term.expect(r"logged in as 1001 \(Zhang\)", 20)
     term.line("status")
     term.expect(r"running  ", 20)
     term.line("logout")
     term.expect("logged out", 20)
+    return True
 
 
-def run(tmp, image, heap, seconds, with_session=True, session_at=None):
+def run(tmp, image, heap, seconds, with_session=True, session_at=None, cuts=()):
     """One run: the site, a provisioned device, the gateway for `seconds` under `heap`
-    (with a technician session halfway). Returns a result with the output, the probe's
-    figures and what the center received."""
+    (with a technician session halfway, or at session_at s). cuts: seconds after the
+    first start at which the gateway is killed (SIGKILL, a power cut) and started again
+    at once for the time left. Returns a result with the output of every process, the
+    probe's figures and what the center received."""
     from tests.ptyterm import PtyTerm
 
     site = start_site(tmp)
     term, path = PtyTerm.open()
     p = None
-    res = SimpleNamespace(out="", ok=False, records=0, prod=0, last_t=None, session=None)
+    res = SimpleNamespace(out="", ok=False, records=0, prod=0, last_t=None, session=None,
+                          cuts=0, alarms=[], events=[])
+    events = [(t, "cut") for t in cuts]
+    if with_session:
+        events.append((seconds / 2 if session_at is None else session_at, "session"))
+    events.sort()
     try:
         dev = provision(site, image, tmp, path)
         p = start_gateway(dev, heap, seconds)
         t0 = time.monotonic()
-        if with_session:
+        for at, what in events:
+            while time.monotonic() - t0 < at:
+                time.sleep(0.1)
+            if what == "cut":
+                p.kill()
+                res.out += p.communicate(timeout=30)[0] + "\n== SIGKILL ==\n"
+                res.cuts += 1
+                p = start_gateway(dev, heap, max(5, round(seconds - at)))
+                continue
             try:
-                term.expect(r"help lists the commands\r\ngw> ", 30)
-                while time.monotonic() - t0 < (seconds / 2 if session_at is None else session_at):
-                    time.sleep(0.5)
-                session(term)
-                res.session = True
+                res.session = session(term)
             except AssertionError:
                 res.session = False
         try:
             p.wait(timeout=seconds + 60)
         except subprocess.TimeoutExpired:
             p.kill()
-        res.out = p.communicate(timeout=30)[0]
+        res.out += p.communicate(timeout=30)[0]
         res.rc = p.returncode
         p = None
         recs = site.center.records(DEVICE_ID)
         res.records = len(recs)
         res.prod = len([r for r in recs if r.get("type") == "prod"])
         res.last_t = max([r.get("t", 0) for r in recs], default=None)
+        res.alarms = ["%s %s" % (r.get("code"), r.get("state")) for r in recs
+                      if r.get("type") == "alarm"]
+        res.events = [r.get("code") for r in recs if r.get("type") == "event"]
         res.fig = figures(res.out)
         res.ok = (res.rc == 0 and "Error" not in res.out and "Traceback" not in res.out
-                  and res.prod >= max(1, int(seconds // 10) - 3) and res.session is not False)
+                  and res.prod >= max(1, int(seconds // 10) - 3 - len(cuts))
+                  and res.session is not False)
     finally:
         if p is not None:
             p.kill()
-            res.out = p.communicate(timeout=30)[0]
+            res.out += p.communicate(timeout=30)[0]
         site.collector.stop()
         site.center.stop()
         term.close()
@@ -211,10 +248,12 @@ if __name__ == "__main__":
     heap = sys.argv[1] if len(sys.argv) > 1 else None
     seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 40
     with_session = sys.argv[3:4] != ["nocli"]
+    cuts = [float(t) for t in sys.argv[4].split(",")] if sys.argv[4:5] else ()
     image = build_image(os.path.join(tempfile.gettempdir(), "gw-mem-image"))
     with tempfile.TemporaryDirectory() as tmp:
-        r = run(tmp, image, heap, seconds, with_session)
+        r = run(tmp, image, heap, seconds, with_session, cuts=cuts)
     print(r.out[-3000:])
     print("SCREEN", r.screen[-600:].replace("\r", ""))
     print("ok", r.ok, "rc", r.rc, "records", r.records, "prod", r.prod, "session", r.session,
-          r.fig)
+          "cuts", r.cuts, {k: v for k, v in r.fig.items() if k != "modules"})
+    print("alarms", r.alarms, "events", r.events)

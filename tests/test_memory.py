@@ -39,6 +39,6 @@ def test_the_probe_reads_the_figures():
     out = ("PROBE started live=1000\nPROBE live=2000 free=3 top=4000 live_max=0 modules=a,b\n"
            "PROBE live=2500 free=3 top=4100 live_max=2500 modules=a\n")
     fig = memsite.figures(out)
-    assert fig == {"started": 1000, "reports": 2, "live": 2500, "top": 4100, "live_max": 2500,
-                   "modules": ["a"]}
+    assert fig == {"started": [1000], "reports": 2, "live": 2500, "top": 4100, "live_max": 2500,
+                   "free_min": 3, "modules": ["a"]}
     assert os.path.basename(memsite.MICROPYTHON) == "micropython"

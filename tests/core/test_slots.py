@@ -73,6 +73,40 @@ def test_cut_at_every_step_of_a_save_leaves_old_or_new():
             assert n > 3  # open, write, sync were each cut
 
 
+def test_a_kept_buffer_writes_the_same_files_as_a_save_without_one():
+    # Bodies shorter than the buffer, longer (it grows), then short again after a long
+    # one (the buffer still holds the end of the long body: only the new length counts).
+    bodies = [{"g": 1}, {"text": "x" * 700, "n": list(range(60))}, {"g": 3, "s": "\u00e9"}]
+    plain, kept = FaultFlash(), FaultFlash()
+    a, b = Slots(plain, "cp"), Slots(kept, "cp", buffer_bytes=64)
+    for obj in bodies:
+        a.save(obj)
+        b.save(obj)
+        assert Slots(kept, "cp").load() == obj
+        assert kept.image() == plain.image()
+
+
+def test_cut_at_every_step_of_a_save_with_a_kept_buffer_leaves_old_or_new():
+    old = {"v": "old", "n": [1, 2, 3]}
+    new = {"v": "new", "n": list(range(200))}  # several pieces of the buffer
+    for torn in (0.0, 0.5):
+        n = 1
+        while True:
+            ff = FaultFlash()
+            s = Slots(ff, "p", buffer_bytes=32)
+            s.save(old)
+            ff.cut_after = ff.ops + n
+            ff.torn = torn
+            try:
+                s.save(new)
+                break
+            except PowerCut:
+                pass
+            assert Slots(ff.restart("written"), "p").load() in (old, new)
+            n += 1
+        assert n > 4  # open, the header, pieces of the body, sync
+
+
 def test_failed_save_keeps_the_current_copy():
     ff = FaultFlash()
     s = Slots(ff, "p")
