@@ -99,3 +99,17 @@ def test_make_run_demo_shows_live_values_and_exits_0(tmp_path):
     speed = float(re.search(r"speed +([0-9.]+) m/s", last).group(1))
     assert 2.0 < speed < 3.0  # the demo belt runs at 2.5 m/s
     assert re.search(r"center: device 1001: \d+ records", r.stdout)
+
+
+def test_the_example_configurations_are_valid():
+    # config/pc.json runs a gateway on a PC; config/site.json is what flash.py provision
+    # takes (it adds device_id, key_file and data_dir).
+    with open(os.path.join(ROOT, "config", "pc.json")) as f:
+        pc = config.validate(json.load(f))
+    assert pc["collector.port"] == "/dev/ttyUSB0" and pc["cli.port"] == "console"
+    with open(os.path.join(ROOT, "config", "site.json")) as f:
+        site = json.load(f)
+    assert "device_id" not in site
+    site.update(device_id=7, key_file="device.key", data_dir="data")
+    board = config.validate(site)
+    assert board["collector.port"] == "uart:1" and board["production.interval_s"] == 60
