@@ -6,6 +6,7 @@
 import copy
 import random
 
+from drivers import collector
 from emulator.belt import WRAP, Belt, empty_runs, speed_ramps, start_stop, steady, surges
 from gateway import config
 from gateway.measurement import Measurement
@@ -24,23 +25,13 @@ BASE = {
 TECHNICIAN = "T-commissioning"
 
 
-class Sample:
+class Sample(collector.Sample):
     """What the collector driver hands over per poll (one object, reused)."""
 
     def __init__(self):
-        self.ticks_ms = 0
-        self.block_seq = 0
-        self.cells = [0, 0, 0, 0]
-        self.pulses = 0
-        self.freq_centihz = 0
-        self.vib_rms_01mv = 0
-        self.di = 0
-        self.status = 0
-        self.supply_mv = 12000
+        super().__init__()
+        self.supply_mv = 12000  # a healthy collector: 12 V, 25.0 degC
         self.temp_01c = 250
-        self.uptime_s = 0
-        self.config_counter = 0
-        self.wave_seq = 0
 
     def fill(self, belt, ticks_ms):
         self.ticks_ms = ticks_ms

@@ -124,29 +124,30 @@ def _finish_new(cmds, cmd_id, op, res):
 
 def _apply(cmds, e):
     """Run the handler of entry e; the final RESULT, or None if it stays pending.
-    The entry is persisted as running first, and with its outcome after."""
+    The entry is persisted as running first, and with its outcome after. While ready(op)
+    says it cannot be applied, its handler changes nothing (it checks the arguments, then
+    says Busy), so it runs without the running mark: a cut then leaves it waiting, not
+    interrupted."""
     was = e["st"]
-    if cmds._ready is not None and not cmds._ready(e["op"]):
-        e["st"] = "pending"
-        if was != "pending":
-            _save(cmds)  # a new command: persisted as waiting
-        return None
-    e["st"] = "running"
-    if not _save(cmds):
-        # Without the running mark a restart could run it twice: do not run it at all.
-        if was == "pending":
-            e["st"] = "pending"
-            return None
-        cmds._cmds.remove(e)
-        del cmds._by_id[e["id"]]
-        return _error(e["id"], "not applied: command state could not be saved (%s)"
-                      % cmds.last_save_error)
+    marked = cmds._ready is None or cmds._ready(e["op"])
+    if marked:
+        e["st"] = "running"
+        if not _save(cmds):
+            # Without the running mark a restart could run it twice: do not run it at all.
+            if was == "pending":
+                e["st"] = "pending"
+                return None
+            cmds._cmds.remove(e)
+            del cmds._by_id[e["id"]]
+            return _error(e["id"], "not applied: command state could not be saved (%s)"
+                          % cmds.last_save_error)
     try:
         result = cmds._handlers[e["op"]](e["args"])
         res = {"id": e["id"], "ok": True, "result": result if result is not None else {}}
     except Busy:
         e["st"] = "pending"
-        _save(cmds)
+        if marked or was != "pending":
+            _save(cmds)
         return None
     except CommandError as err:
         res = _error(e["id"], str(err))

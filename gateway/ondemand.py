@@ -10,6 +10,8 @@
 import gc
 import sys
 
+from hal.compat import MICROPYTHON
+
 _OURS = ("gateway.", "protocols.", "drivers.", "hal.")
 
 
@@ -27,7 +29,8 @@ def forget(before):
         parent = sys.modules.get(pkg)
         if parent is not None and hasattr(parent, attr):
             delattr(parent, attr)  # the package keeps its submodules as attributes
-    gc.collect()
+    if MICROPYTHON:
+        gc.collect()  # (CPython frees the code by itself, and heap room is no concern there)
 
 
 def call(module, fn, *args):

@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from drivers import collector
 from emulator.belt import PROFILES, Belt
 from gateway import config
 from gateway.alarms import Alarms
@@ -25,21 +26,11 @@ _CFG = {
 _SENSORS = [40001, 40002, 40003, 40004, 40005, 40006, 40007]
 
 
-class _Sample:
+class _Sample(collector.Sample):
     def __init__(self):
-        self.ticks_ms = 0
-        self.block_seq = 0
-        self.cells = [0, 0, 0, 0]
-        self.pulses = 0
-        self.freq_centihz = 0
-        self.vib_rms_01mv = 0
-        self.di = 0
-        self.status = 0
-        self.supply_mv = 12000
+        super().__init__()
+        self.supply_mv = 12000  # a healthy collector: 12 V, 25.0 degC
         self.temp_01c = 250
-        self.uptime_s = 0
-        self.config_counter = 0
-        self.wave_seq = 0
 
 
 class _Slots:

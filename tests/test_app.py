@@ -1,50 +1,13 @@
-# The whole app (gateway.app.Gateway) wired on stand-in hardware, in simulated time: a
-# collector that never answers, a center that cannot be reached, an in-memory flash.
+# The whole app (gateway.app.Gateway) on stand-in hardware (tests/appstandin.py).
 # What the center's status and time_sync get from the wiring. The emulator-backed
 # end-to-end tests are tests/test_e2e_*.py (they run the app under MicroPython too).
 # CPython only: importing the whole app early in tests/mprun.py's single MicroPython heap
 # left too little contiguous room for test_center_link's 256 KiB frame.
-from gateway import config
-from gateway.app import Gateway
-from hal.board import Hardware
-from hal.clock import VirtualClock
-from hal.faultfs import FaultFlash
-from hal.net import NetError
-
-
-class _SilentLine:
-    """An RS485 line with nobody on it: every wait runs out (in simulated time)."""
-
-    def __init__(self, clock):
-        self.clock = clock
-
-    def write(self, data):
-        pass
-
-    def readinto(self, buf, timeout_ms):
-        self.clock.advance_ms(max(timeout_ms, 0))
-        return 0
-
-    def discard_input(self):
-        return 0
-
-    def close(self):
-        pass
-
-
-def _unreachable():
-    raise NetError("connect: unreachable")
+from tests.appstandin import standin_gateway
 
 
 def _gateway():
-    cfg = config.validate({
-        "device_id": 7, "key_file": "k", "data_dir": "d",
-        "collector": {"port": "socket://127.0.0.1:1"},
-        "center": {"host": "127.0.0.1", "port": 1},
-    })
-    clock = VirtualClock()
-    hw = Hardware(clock, FaultFlash(), _SilentLine(clock), _unreachable)
-    gw = Gateway(cfg, bytes(32), hw)
+    gw = standin_gateway()
     gw.start()
     gw.loop.run(5000)
     return gw

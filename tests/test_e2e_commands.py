@@ -282,10 +282,16 @@ def test_a_waiting_command_survives_a_cut_during_a_try():
 
     c = Commands(slots, app.handlers(), clock, ready=ready)
     c.start()
-    assert c.submit({"id": 9, "op": "set_output", "args": {"do": 2, "on": True}})["queued"]
     writes = []
     save = slots.save
-    slots.save = lambda obj: (writes.append(obj), save(obj))
+    slots.save = lambda obj: (writes.append(json.loads(json.dumps(obj))), save(obj))
+    # Its arguments are checked at once, waiting or not.
+    bad = c.submit({"id": 8, "op": "set_output", "args": {"do": 3, "on": True}})
+    assert bad["ok"] is False and "set_output needs" in bad["error"], bad
+    assert c.submit({"id": 9, "op": "set_output", "args": {"do": 2, "on": True}})["queued"]
+    # Persisted as waiting, never marked running.
+    assert [e["st"] for w in writes for e in w["cmds"] if e["id"] == 9] == ["pending"], writes
+    del writes[:]
     for _ in range(5):
         clock.advance_ms(61000)
         c.run(clock.ticks_ms())
@@ -293,8 +299,10 @@ def test_a_waiting_command_survives_a_cut_during_a_try():
     slots.save = save
     after = Commands(slots, FakeApp(clock).handlers(), clock, ready=ready)
     after.start()
-    assert after.pending() == [9], after.result(9)
+    assert after.pending() == [9], after.outbox()
     app.collector_online = True
     after.wake()
     after.run(clock.ticks_ms())
-    assert after.pending() == [] and after.result(9)["ok"] and "queued" not in after.result(9)
+    done = after.outbox()
+    assert after.pending() == [] and len(done) == 1 and done[0]["id"] == 9, done
+    assert done[0]["ok"] and "queued" not in done[0], done
