@@ -26,7 +26,7 @@ from emulator.belt import Belt
 from emulator.center import Center
 from emulator.collector import CollectorEmulator
 from emulator.scale_runs import Manual
-from gateway import auth, config
+from gateway import alarms, auth, config
 from gateway.alarms import DO1_CLASSES, EVENT, TABLE
 from hal.fs import Flash
 
@@ -633,10 +633,11 @@ class Run:
 
 
 def _age_holds(gw):
+    # A state is a list indexed by gateway/alarms.py's consts (plain names on CPython).
     for code, st in gw.alarms._states.items():
         spec = TABLE[code]
-        if spec[2] == EVENT and st.active:
-            st.hold_ticks = gw.clock.ticks_add(st.hold_ticks, -spec[4])
+        if spec[2] == EVENT and st[alarms._ACTIVE]:
+            st[alarms._HOLD_TICKS] = gw.clock.ticks_add(st[alarms._HOLD_TICKS], -spec[4])
 
 
 _LOOP = ("loop_overrun",)  # see tests/test_e2e_alarms.py
