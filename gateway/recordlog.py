@@ -207,8 +207,10 @@ class RecordLog:
         try:
             self._write(seq, t, fr)
         except OSError as e:
-            self._failed(e)
+            # Held first: the alarm raised next writes a record into this log at once,
+            # and that one must queue behind this one.
             self._hold(seq, t, fr)
+            self._failed(e)
             return seq
         self._healthy()
         return seq
@@ -300,23 +302,26 @@ class RecordLog:
             self._cursor = None
 
     def _hold(self, seq, t, fr):
-        if len(self._pending) >= self.ram_buffer:
-            # Full flash: the oldest segment goes first, as with the budget.
-            if self._err == ENOSPC and len(self._segs) > 1:
-                try:
-                    self._drop_oldest()
-                except OSError:
-                    pass
-                self.flush_pending()
-            if len(self._pending) >= self.ram_buffer:
-                old = self._pending.pop(0)
-                self.lost += 1
-                self._raise(
-                    "storage_records_lost",
-                    "seq %d lost: flash failing and %d records already wait in RAM"
-                    % (old[0], self.ram_buffer),
-                )
+        """Queue a record in RAM. Queued before anything here can raise an alarm: the
+        alarm writes its record into this log at once, and it must come after this one."""
         self._pending.append((seq, t, fr))
+        if len(self._pending) <= self.ram_buffer:
+            return
+        if self._err == ENOSPC and len(self._segs) > 1:
+            # Full flash: the oldest segment goes first, as with the budget.
+            try:
+                self._drop_oldest()
+            except OSError:
+                pass
+            self.flush_pending()
+        if len(self._pending) > self.ram_buffer:
+            old = self._pending.pop(0)
+            self.lost += 1
+            self._raise(
+                "storage_records_lost",
+                "seq %d lost: flash failing and %d records already wait in RAM"
+                % (old[0], self.ram_buffer),
+            )
 
     def _failed(self, e):
         self.write_errors += 1

@@ -434,7 +434,14 @@ class Rig:
             st = self.center.summary(self.device_id)
             return st is not None and st["next"] > head
 
-        wait_until(done, timeout_s, "%s: every record at the center" % self.name)
+        try:
+            wait_until(done, timeout_s, "%s: every record at the center" % self.name)
+        except Timeout as e:
+            def state(gw):
+                return {"head": gw.log.head, "durable": gw.log.durable,
+                        "uplink": gw.uplink.stats(), "last_error": gw.uplink.last_error}
+            raise Timeout("%s; gateway %s; center %s" % (
+                e, self.call(state), self.center.summary(self.device_id)))
 
     def active(self):
         """Codes of the active alarms (a subprocess's: from its records)."""

@@ -273,6 +273,65 @@ def test_full_flash_keeps_records_in_ram_and_writes_them_later():
     _check_all(log, 1, head)
 
 
+class _AlarmWriter:
+    """Like the alarm engine as the app wires it: a change of an alarm writes its record
+    into the log at once (a repeat of an active one writes nothing)."""
+
+    def __init__(self, box):
+        self.box = box
+        self.active = set()
+
+    def __call__(self, code, active, detail=""):
+        if active == (code in self.active):
+            return
+        if active:
+            self.active.add(code)
+        else:
+            self.active.discard(code)
+        self.box[0].append("alarm", 1700000000,
+                           {"code": code, "state": "raise" if active else "clear"})
+
+
+def test_an_alarm_record_written_from_inside_a_failure_stays_in_seq_order():
+    # As the app wires it, the log's alarm writes an alarm record into this same log at
+    # once: it must queue behind the record whose write failed, never before it.
+    ff = FaultFlash()
+    box = []
+    log = _open(ff, _AlarmWriter(box))
+    box.append(log)
+    _fill(log, 3)
+    ff.fail(ENOSPC, count=1)
+    # seq 4 fails; the storage_full record (5) comes from inside the failure, the flash
+    # takes it, so 4 is written first, then 5, then the clear (6).
+    _fill(log, 1)
+    assert log.pending == 0 and log.durable == log.head == 6
+    log.close()
+    log = _open(ff.restart("synced"))
+    got = log.read(1, 100)
+    assert [r["seq"] for r in got] == [1, 2, 3, 4, 5, 6]
+    assert [(r["type"], r.get("state")) for r in got[4:]] == [("alarm", "raise"), ("alarm", "clear")]
+    assert log.corrupt_found == 0
+
+
+def test_losses_from_a_full_ram_buffer_keep_seq_order_with_alarm_records():
+    ff = FaultFlash()
+    box = []
+    log = _open(ff, _AlarmWriter(box), ram_buffer=3)
+    box.append(log)
+    _fill(log, 2)
+    ff.fail(EIO, count=1000)
+    _fill(log, 6)  # with the alarm records, more than 3 wait: the oldest are lost
+    waiting = [seq for seq, _, _ in log._pending]
+    assert len(waiting) == 3 and waiting == sorted(waiting), waiting
+    assert log.lost > 0
+    ff.fail(EIO, count=0)
+    assert log.flush_pending()
+    log.close()
+    log = _open(ff.restart("synced"))
+    seqs = [r["seq"] for r in log.read(1, 100)]
+    assert seqs == sorted(seqs) and seqs[:2] == [1, 2] and seqs[-1] == log.head, seqs
+
+
 def test_full_flash_makes_room_from_acknowledged_segments():
     ff = FaultFlash(capacity=6000)
     alarms = Alarms()
