@@ -6,7 +6,7 @@ MP := $(VENV)/bin/micropython
 STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 ARGS ?=
 
-.PHONY: run test test-cpython test-micropython bench lint clean
+.PHONY: run test test-cpython test-micropython bench clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
