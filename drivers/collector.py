@@ -161,7 +161,6 @@ class Collector:
 
     def counters(self):
         c = self._m.counters()
-        c["state"] = self._m.state
         c["polls"] = self.polls
         c["samples"] = self.samples
         c["repeats"] = self.repeats

@@ -199,16 +199,14 @@ class Gateway:
     # --- figures for diagnostics, LCD, status ------------------------------------------
 
     def _link_stats(self):
-        st = self.collector.counters()
-        st["state"] = self.collector.link.state
-        return st
+        # The link's own counters, one dict made whole (the driver's adds ten entries
+        # to it, growing it): the diagnosis asks every second.
+        return self.collector.link.counters()
 
     def _production_t(self):
-        prod = self.measurement.production.status()
-        return {
-            "day_t": prod.get("day", {}).get("mass_kg", 0) / 1000,
-            "month_t": prod.get("month", {}).get("mass_kg", 0) / 1000,
-        }
+        # Two figures, every second: not the whole status() (a dozen dicts each time).
+        prod = self.measurement.production
+        return {"day_t": prod.mass_kg("day") / 1000, "month_t": prod.mass_kg("month") / 1000}
 
     def _running_figures(self):
         sc = self.measurement.scale

@@ -284,6 +284,11 @@ class Production:
             }
         return out
 
+    def mass_kg(self, kind):
+        """The open period's mass so far (status()[kind]["mass_kg"]); 0 with none open."""
+        per = self.periods.get(kind)
+        return 0 if per is None else _kg(per[2] + self._pg)
+
     # --- persistence
     def snapshot(self):
         self.checkpoint_due = False

@@ -320,6 +320,7 @@ class Master:
 
     def counters(self):
         return {
+            "state": self.state,
             "requests": self.requests,
             "responses": self.responses,
             "timeouts": self.timeouts,
