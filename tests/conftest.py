@@ -19,3 +19,18 @@ def scenarios(request, tmp_path_factory):
     if only:
         rigs = {k: v for k, v in rigs.items() if k in only.split(",")}
     yield from campaign(rigs, tmp_path_factory.mktemp("scenarios"))
+
+
+def pytest_collection_finish(session):
+    """The power-cut runs of tests/test_e2e.py start as soon as they are collected, in the
+    background: minutes of real time, little CPU."""
+    if any(item.nodeid.startswith("tests/test_e2e.py::") for item in session.items):
+        from tests.test_e2e import Background
+
+        session.config.e2e_background = Background()
+
+
+def pytest_sessionfinish(session):
+    bg = getattr(session.config, "e2e_background", None)
+    if bg is not None:
+        bg.stop(keep=True)  # (a no-op when its tests already stopped it)

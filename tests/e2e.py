@@ -41,7 +41,7 @@ _TECHS = [{"id": "1001", "name": "e2e", "pin": "2468"}]  # provisioning needs a 
 
 # The heap the tests give MicroPython: the smallest that passes reliably today, with margin
 # (make bench ARGS=e2e finds the edge). E2E_HEAP overrides it.
-HEAP = os.environ.get("E2E_HEAP", "384K")
+HEAP = os.environ.get("E2E_HEAP", "304K")
 
 SEED = 1
 FEED_TPH = 800.0

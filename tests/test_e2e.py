@@ -3,9 +3,13 @@
 # docs/e2e.md): MicroPython with a capped heap from a virtual board of .mpy files, CPython,
 # MicroPython with the collector on a real pty, and CPython cut many more times (issue 5:
 # no stored record lost, at most a checkpoint period of mass per cut). They run side by
-# side on one site (one belt, one center), so the module takes one run's time: about 2.5
-# minutes.
+# side on one site (one belt, one center): one run's time, about 2.5 minutes, which a
+# full test session spends running the other tests (tests/conftest.py).
 import json
+import shutil
+import tempfile
+import threading
+import traceback
 
 import pytest
 
@@ -13,20 +17,57 @@ from tests import e2e
 
 _KILLS = 7  # at random moments: 5 while running, 2 early in a start-up
 _EARLY = 2
+_WAIT_S = 600
+
+
+class Background:
+    """The site's run on a thread of its own. tests/conftest.py starts it as soon as
+    these tests are collected: the run is minutes of real time and little CPU, so the
+    other tests run meanwhile."""
+
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="pytest-e2e-")
+        s = self.site = e2e.Site(self.tmp)
+        s.add(e2e.Unit("micropython", "micropython", heap=e2e.HEAP, kills=_KILLS, early=_EARLY))
+        s.add(e2e.Unit("cpython", "cpython", kills=_KILLS, early=_EARLY))
+        s.add(e2e.Unit("micropython_pty", "micropython", heap=e2e.HEAP, kills=3, early=1,
+                       pty=True))
+        s.add(e2e.Unit("cpython_many_cuts", "cpython", kills=16, early=6, targeted=3))
+        self.figures = None
+        self.error = None
+        self._thread = threading.Thread(target=self._run, name="e2e-site", daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        try:
+            self.figures = self.site.run(flow_revs=1, lead_s=30)
+        except BaseException:
+            self.error = traceback.format_exc()
+
+    def wait(self):
+        self._thread.join(_WAIT_S)
+        if self._thread.is_alive():
+            raise AssertionError("the end-to-end run did not end within %d s" % _WAIT_S)
+        if self.error:
+            raise AssertionError(self.error)
+        return self.figures
+
+    def stop(self, keep):
+        self.site.stop()
+        if not keep:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    s = e2e.Site(tmp_path_factory.mktemp("e2e"))
-    s.add(e2e.Unit("micropython", "micropython", heap=e2e.HEAP, kills=_KILLS, early=_EARLY))
-    s.add(e2e.Unit("cpython", "cpython", kills=_KILLS, early=_EARLY))
-    s.add(e2e.Unit("micropython_pty", "micropython", heap=e2e.HEAP, kills=3, early=1, pty=True))
-    s.add(e2e.Unit("cpython_many_cuts", "cpython", kills=16, early=6, targeted=3))
+def site(request):
+    bg = getattr(request.config, "e2e_background", None) or Background()
+    ok = False
     try:
-        print(json.dumps(s.run(flow_revs=1, lead_s=30)))
-        yield s
+        print(json.dumps(bg.wait()))
+        yield bg.site
+        ok = True
     finally:
-        s.stop()
+        bg.stop(keep=not ok)  # a failed run keeps its logs (their paths are in the message)
 
 
 def _unit(site, name):
