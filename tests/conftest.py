@@ -24,6 +24,8 @@ def scenarios(request, tmp_path_factory):
 def pytest_collection_finish(session):
     """The power-cut runs of tests/test_e2e.py start as soon as they are collected, in the
     background: minutes of real time, little CPU."""
+    if session.config.option.collectonly:
+        return
     if any(item.nodeid.startswith("tests/test_e2e.py::") for item in session.items):
         from tests.test_e2e import Background
 
