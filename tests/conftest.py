@@ -35,4 +35,4 @@ def pytest_collection_finish(session):
 def pytest_sessionfinish(session):
     bg = getattr(session.config, "e2e_background", None)
     if bg is not None:
-        bg.stop(keep=True)  # (a no-op when its tests already stopped it)
+        bg.stop(keep=session.testsfailed > 0)

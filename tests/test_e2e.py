@@ -53,6 +53,7 @@ class Background:
         return self.figures
 
     def stop(self, keep):
+        """Stop the site; keep its files (gateway logs, named in failure messages) or not."""
         self.site.stop()
         if not keep:
             shutil.rmtree(self.tmp, ignore_errors=True)
@@ -60,14 +61,14 @@ class Background:
 
 @pytest.fixture(scope="module")
 def site(request):
-    bg = getattr(request.config, "e2e_background", None) or Background()
-    ok = False
+    bg = getattr(request.config, "e2e_background", None)
+    if bg is None:
+        bg = request.config.e2e_background = Background()
     try:
         print(json.dumps(bg.wait()))
         yield bg.site
-        ok = True
     finally:
-        bg.stop(keep=not ok)  # a failed run keeps its logs (their paths are in the message)
+        bg.site.stop()  # its files go at the end of the session if nothing failed
 
 
 def _unit(site, name):
