@@ -47,7 +47,6 @@ class Slots:
         self._loaded = False
         self._buf = None  # the kept buffer (io.BytesIO), or None
         self._piece = None
-        self._body = None  # the body of the save under way, without a kept buffer
         if buffer_bytes:
             # MicroPython's BytesIO(n) holds n bytes without growing; CPython's grows.
             self._buf = io.BytesIO(buffer_bytes) if MICROPYTHON else io.BytesIO()
@@ -102,45 +101,42 @@ class Slots:
             check_json(obj)
         except RecordError as e:
             raise SlotError("%s: %s" % (self.name, e))
+        body = self._encode(obj)  # None: it is in the kept buffer
+        n = self._buf.tell() if body is None else len(body)
+        if n > MAX_BODY:
+            raise SlotError("%s: %d bytes, the limit is %d" % (self.name, n, MAX_BODY))
+        gen = self.generation + 1
+        i = 1 if self._cur == 0 else 0
+        crc = crc32(struct.pack("<II", gen, n))
+        for piece in self._pieces(body, n):
+            crc = crc32(piece, crc)
+        f = self._flash.open(self.name + _SUFFIX[i], "wb")
         try:
-            n = self._encode(obj)
-            if n > MAX_BODY:
-                raise SlotError("%s: %d bytes, the limit is %d" % (self.name, n, MAX_BODY))
-            gen = self.generation + 1
-            i = 1 if self._cur == 0 else 0
-            crc = crc32(struct.pack("<II", gen, n))
-            for piece in self._pieces(n):
-                crc = crc32(piece, crc)
-            f = self._flash.open(self.name + _SUFFIX[i], "wb")
-            try:
-                f.write(_MAGIC + struct.pack("<III", gen, n, crc))
-                for piece in self._pieces(n):
-                    f.write(piece)
-                self._flash.sync(f)
-            finally:
-                f.close()
+            f.write(_MAGIC + struct.pack("<III", gen, n, crc))
+            for piece in self._pieces(body, n):
+                f.write(piece)
+            self._flash.sync(f)
         finally:
-            self._body = None
+            f.close()
         self.generation = gen
         self._cur = i
 
     def _encode(self, obj):
-        """obj's JSON into the kept buffer, or into self._body; returns its length."""
+        """obj's JSON as bytes; or None when it went into the kept buffer."""
         buf = self._buf
         if buf is None:
-            self._body = json.dumps(obj).encode()
-            return len(self._body)
+            return json.dumps(obj).encode()
         buf.seek(0)
         if MICROPYTHON:
             json.dump(obj, buf)  # straight into the buffer: no body-sized allocation
         else:
             buf.write(json.dumps(obj).encode())  # json.dump writes text, BytesIO wants bytes
-        return buf.tell()
+        return None
 
-    def _pieces(self, n):
-        """The body's n bytes, in one piece or (from the kept buffer) _PIECE at a time."""
-        if self._buf is None:
-            yield self._body
+    def _pieces(self, body, n):
+        """The body's n bytes: body in one piece, or the kept buffer _PIECE at a time."""
+        if body is not None:
+            yield body
             return
         buf = self._buf
         piece = self._piece

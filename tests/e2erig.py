@@ -221,25 +221,21 @@ class Rig:
 
     def config(self):
         s = self.site
-        cfg = {"device_id": self.device_id, "key_file": self.key_file,
-               "data_dir": self.data_dir, "scale": dict(SCALE)}
         # A busy test machine (many rigs in one interpreter, other work beside) can delay
         # an answer past the default 100 ms: 300 ms, so that only an injected fault reads
         # as a bad line. A rig about timeouts sets its own.
-        flat = {"collector.port": s.collector_url, "collector.baud": 115200,
+        flat = {"device_id": self.device_id, "key_file": self.key_file,
+                "data_dir": self.data_dir,
+                "collector.port": s.collector_url, "collector.baud": 115200,
                 "collector.timeout_ms": 300, "collector.identity_s": 10,
                 "center.host": "127.0.0.1", "center.port": s.center.port,
                 "center.backoff_max_s": 2}
+        for key, value in SCALE.items():
+            flat["scale." + key] = value
         if self.term is not None:
             flat["cli.port"] = self.cli_path
         flat.update(self.params)
-        for key, value in flat.items():
-            d = cfg
-            parts = key.split(".")
-            for p in parts[:-1]:
-                d = d.setdefault(p, {})
-            d[parts[-1]] = value
-        return cfg
+        return config.nest(flat)
 
     def _provision(self):
         _write(self.key_file, self.key.hex())
@@ -569,16 +565,22 @@ class Run:
             pass  # recorded as it is; the row's test says what was expected
         return rig.do1()
 
+    def _raise(self, rid, code, cause, kind, do, raise_s, since):
+        """A new row; do() its cause (made at since, if given) and wait for the raise.
+        Returns (row, the cause's time, the raise's time)."""
+        row = self._row(rid, code, cause, kind)
+        t0 = time.monotonic() if since is None else since
+        do(self.rig)
+        tr = self.rig.wait_alarm(code, "raise", t0, raise_s)
+        row["raised_after"] = tr - t0
+        return row, t0, tr
+
     def cond(self, rid, code, cause, do, undo, raise_s, clear_s, lost=False, since=None):
         """A condition alarm: do() raises it within raise_s, undo() clears it within
         clear_s. lost: the cause cuts the link, so DO1 can be driven only once it is back.
         since: the cause was made earlier, at this time.monotonic()."""
         rig = self.rig
-        row = self._row(rid, code, cause, "cond")
-        t0 = time.monotonic() if since is None else since
-        do(rig)
-        tr = rig.wait_alarm(code, "raise", t0, raise_s)
-        row["raised_after"] = tr - t0
+        row, t0, tr = self._raise(rid, code, cause, "cond", do, raise_s, since)
         if not lost:
             row["do1_raised"] = self._do1_settled()
         t1 = time.monotonic()
@@ -600,11 +602,7 @@ class Run:
     def once(self, rid, code, cause, do, raise_s, since=None):
         """A one-shot alarm: do() raises it within raise_s; it clears when its hold ends."""
         rig = self.rig
-        row = self._row(rid, code, cause, "once")
-        t0 = time.monotonic() if since is None else since
-        do(rig)
-        tr = rig.wait_alarm(code, "raise", t0, raise_s)
-        row["raised_after"] = tr - t0
+        row, t0, tr = self._raise(rid, code, cause, "once", do, raise_s, since)
         row["raised_at"] = tr
         row["do1_raised"] = self._do1_settled()
         row["raises"] = [s for _, s, _ in rig.tapped("alarm", code, "raise", t0)][:1]
