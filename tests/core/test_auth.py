@@ -5,7 +5,7 @@ from gateway import auth
 from hal import crypto
 from hal.clock import VirtualClock
 from hal.fs import Flash
-from tests.core.util import raises, rmtree, tmpdir
+from tests.core.util import holds_secret, raises, rmtree, tmpdir
 
 
 def _accounts(*entries):
@@ -31,7 +31,7 @@ def test_hash_is_salted_iterated_sha256():
 def test_make_account_never_holds_the_pin_and_salts_differ():
     a = auth.make_account("1001", "4711", "Zhang", iterations=50)
     b = auth.make_account("1002", "4711", "Li", iterations=50)
-    assert "4711" not in json.dumps(a)
+    assert not holds_secret("4711", a)
     assert a["salt"] != b["salt"] and a["hash"] != b["hash"]
     assert auth.hash_pin("4711", unhexlify(a["salt"]), 50) == unhexlify(a["hash"])
 
@@ -141,3 +141,13 @@ def test_accounts_file_round_trip_and_corruption():
             assert raises(auth.AuthError, auth.load_accounts, flash)
     finally:
         rmtree(d)
+
+
+def test_holds_secret_tells_a_leak_from_a_coincidence():
+    # The leak checks above must fail on a leak and pass on digits that merely coincide.
+    assert holds_secret("1111", [{"detail": {"pin": "1111"}}])
+    assert holds_secret("1111", {"note": "typed 1111"})
+    assert holds_secret("1111", {"failures": 1111})
+    assert holds_secret("4711", {"hash": "00" * 8 + "34373131"})  # the PIN's bytes, hexed
+    assert not holds_secret("1111", [{"t": 1795921111, "detail": {"id": "1001"}}])
+    assert not holds_secret("4711", {"salt": "0047110000471100", "hash": "ab" * 16})

@@ -43,3 +43,27 @@ def tmpdir(tag="t"):
     rmtree(path)
     os.mkdir(path)
     return path
+
+
+def holds_secret(secret, tree):
+    """True if the secret (a PIN, a key) is stored anywhere in tree.
+
+    Numbers count when equal to it and long hex strings when their bytes hold it, so
+    a timestamp or a random salt that happens to contain the same digits is no leak.
+    """
+    import binascii
+
+    if isinstance(tree, dict):
+        return any(holds_secret(secret, k) or holds_secret(secret, v) for k, v in tree.items())
+    if isinstance(tree, (list, tuple)):
+        return any(holds_secret(secret, v) for v in tree)
+    if isinstance(tree, bool) or tree is None:
+        return False
+    if isinstance(tree, (int, float)):
+        return str(tree) == secret
+    if isinstance(tree, str) and len(tree) >= 16 and len(tree) % 2 == 0:
+        try:
+            return secret.encode() in binascii.unhexlify(tree)
+        except ValueError:
+            pass
+    return secret in str(tree)
