@@ -9,7 +9,7 @@ from hal.compat import const
 from protocols import modbus_rtu as rtu
 
 _FAST_REGS = const(25)
-_FAST_FMT = ">IiiiiIIHHHHhIHHHH"
+_FAST_FMT = const(">IiiiiIIHHHHhIHHHH")
 _REG_WAVE = const(100)
 _WAVE_LEN = const(256)
 _REG_IDENT = const(1000)

@@ -1,17 +1,19 @@
 # python -m gateway run --config FILE [--seconds N] [--monitor] [--stats]
 # micropython -m gateway run --config FILE   (from the repo root or a flashed image)
+import gc
 import sys
 
 from gateway import ondemand
 from gateway.errors import ConfigError
+from hal.compat import const
 
-USAGE = """usage: gateway run --config FILE [--seconds N] [--monitor | --screen] [--stats]
+_USAGE = const("""usage: gateway run --config FILE [--seconds N] [--monitor | --screen] [--stats]
   --config FILE  the JSON configuration (docs/config.md)
   --seconds N    stop after N seconds (default: run until stopped)
   --monitor      print one status line per second on the console
   --screen       redraw the LCD panel and the status in place (a terminal)
-  --stats        print the live heap and its peak every 10 s (MicroPython)"""
-_STATS_MS = 10000
+  --stats        print the live heap and its peak every 10 s (MicroPython)""")
+_STATS_MS = const(10000)
 
 
 class UsageError(Exception):
@@ -49,8 +51,8 @@ def parse_args(argv):
 
 
 def _configuration(path):
-    # The schema is needed only here and when parameters change: forgotten before the
-    # gateway's modules load (gateway/ondemand.py).
+    # The schema is needed only here and when parameters change: forgotten once the file
+    # is read (gateway/ondemand.py).
     before = ondemand.loaded()
     from gateway import config
 
@@ -66,16 +68,17 @@ def main(argv):
     try:
         opts = parse_args(argv)
     except UsageError as e:
-        print("error: %s\n%s" % (e, USAGE))
+        print("error: %s\n%s" % (e, _USAGE))
         return 2
+    from gateway.app import Gateway
+    from hal import board
+
+    gc.collect()  # the imports' garbage gone before the config is read: less fragmentation
     try:
         cfg, key = _configuration(opts["config"])
     except ConfigError as e:
         print("config error: %s" % e)
         return 2
-    from gateway.app import Gateway
-    from hal import board
-
     hw = board.build(cfg, screen=opts["screen"])
     gw = Gateway(cfg, key, hw)
     cfg = key = None  # the gateway keeps what it needs: the file's dict need not stay
@@ -99,8 +102,6 @@ class _HeapStats:
         self.peak = 0
 
     def run(self, now_ms):
-        import gc
-
         if not hasattr(gc, "mem_alloc"):
             return  # CPython: its footprint is the process's, not a heap of ours
         gc.collect()

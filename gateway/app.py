@@ -22,7 +22,7 @@ from hal.compat import const
 # by the function of that name in gateway/centercmds.py.
 CENTER_OPS = ("status", "get_params", "set_params", "time_sync", "set_output", "ack_alarm")
 _CHECKPOINT_BUFFER = const(2048)
-_TAIL_RECORDS = 64  # records read back at start-up to reconcile the checkpoint with the log
+_TAIL_RECORDS = const(64)  # records read back at start-up to reconcile the checkpoint with the log
 _TAIL_CHUNK = const(8)
 # While a RECORDS frame is read, encoded and sealed, each record takes about 1.5 KB of heap
 # on the unix port (its dict, its JSON, the sealed bytes): frames are sized so that one

@@ -21,7 +21,7 @@ LOCKOUT_S = const(300)
 DEFAULT_ITERATIONS = const(4096)
 _MAX_ITERATIONS = const(1000000)
 _SALT_LEN = const(16)
-_ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
+_ID_CHARS = const("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 # Salt for the dummy check run for an unknown id, so that it costs what a real one does.
 _DUMMY_SALT = bytes(_SALT_LEN)
 

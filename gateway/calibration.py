@@ -7,6 +7,7 @@ from gateway import ondemand
 from gateway.autozero import rev_pulses
 from gateway.errors import CalibrationError, ConfigError
 from gateway.scale import lin_correction_pct
+from hal.compat import const
 
 IDLE = "idle"
 RUNNING = "running"
@@ -14,9 +15,9 @@ DRAINING = "draining"  # material test: waiting for the gate to decide the last 
 DONE = "done"
 FAILED = "failed"
 
-_MIN_REVS = 3
-_LIN_MERGE_PCT = 5.0  # a new linearization point this close to an old one replaces it
-_LIN_MAX = 5
+_MIN_REVS = const(3)
+_LIN_MERGE_PCT = const(5.0)  # a new linearization point this close to an old one replaces it
+_LIN_MAX = const(5)
 
 
 def _number(args, key, integer):

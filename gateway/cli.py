@@ -34,10 +34,10 @@ _CTRL_U = const(21)
 _ESC = const(27)
 
 # Commands that change something: login first.
-_CHANGES = ("set", "cal", "coef.set", "time.set", "output", "register", "alarms.ack")
+_CHANGES = const(("set", "cal", "coef.set", "time.set", "output", "register", "alarms.ack"))
 # Exceptions from the facade that carry a message for the technician.
-_USER_ERRORS = ("ConfigError", "CalibrationError", "AuthError", "AlarmError", "ValueError",
-                "UsageError")
+_USER_ERRORS = const(("ConfigError", "CalibrationError", "AuthError", "AlarmError", "ValueError",
+                "UsageError"))
 
 
 def _fmt(v):

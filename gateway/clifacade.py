@@ -4,9 +4,10 @@
 from gateway.auth import AuthError, Auth, load_accounts
 from gateway.errors import CalibrationError
 from gateway.cli import Cli
+from hal.compat import const
 
-_LOG_SCAN = 512  # records read back at most to find the maintenance events
-_LOG_CHUNK = 64
+_LOG_SCAN = const(512)  # records read back at most to find the maintenance events
+_LOG_CHUNK = const(64)
 
 
 def build_cli(gw):

@@ -8,6 +8,7 @@ import json
 from gateway import ondemand
 from gateway.auth import AuthError, check_tech_id
 from gateway.errors import ConfigError
+from hal.compat import const
 
 MAX_LINE = 200
 MAX_REVOLUTIONS = 20
@@ -191,7 +192,7 @@ def civil_from_days(z):
     return y, m, d
 
 
-_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_MONTH_DAYS = const((31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31))
 
 
 def _days_in(y, m):
@@ -295,7 +296,7 @@ def _help(a, tz):
     return "help", {"cmd": a[0].lower() if a else None}
 
 
-_SHOW = ("params", "calibration", "identity", "totals")
+_SHOW = const(("params", "calibration", "identity", "totals"))
 
 
 def _show(a, tz):

@@ -12,7 +12,7 @@ _UNLOAD_MS = const(30000)
 _RETRY_MS = const(1000)  # pause after a stream error
 _READ_CHUNK = const(64)
 _CLI_HEAP = const(72 * 1024)
-_NO_MEMORY = b"\r\nerror: out of memory, the CLI is not loaded; try again\r\ngw> "
+_NO_MEMORY = const(b"\r\nerror: out of memory, the CLI is not loaded; try again\r\ngw> ")
 
 
 def _room():

@@ -6,11 +6,12 @@
 import json
 
 from gateway.commands import Busy, CommandError, _valid_id
+from hal.compat import const
 
-_KEEP_RESULTS = 16  # recent commands keep their full RESULT for repeats
-_KEEP_IDS = 256  # older ones keep their id only
-_MAX_PENDING = 16
-_MAX_STATE_BYTES = 48000  # well inside a slot (64 KiB): large results are dropped first
+_KEEP_RESULTS = const(16)  # recent commands keep their full RESULT for repeats
+_KEEP_IDS = const(256)  # older ones keep their id only
+_MAX_PENDING = const(16)
+_MAX_STATE_BYTES = const(48000)  # well inside a slot (64 KiB): large results are dropped first
 
 
 def _error(cmd_id, reason):

@@ -14,12 +14,13 @@
 # gateway/commandintake.py, loaded for each command only (gateway/ondemand.py): commands
 # are rare, and where bytecode lives in RAM that code then costs heap only while it runs.
 from gateway import ondemand
+from hal.compat import const
 
 # A waiting command is retried only once ready(op) says it can be applied; without that
 # check a retry costs two small flash writes (running, then pending again). Retries back
 # off from 1 s to 60 s; wake() (collector back online, say) retries now.
-_RETRY_FIRST_MS = 1000
-_RETRY_MAX_MS = 60000
+_RETRY_FIRST_MS = const(1000)
+_RETRY_MAX_MS = const(60000)
 
 
 class CommandError(Exception):

@@ -19,7 +19,7 @@ _OVERRUNS = const(3)  # loop overruns in the window that raise loop_overrun
 _MEM_EVERY_MS = const(10000)
 _SUPPLY_HYST_MV = const(300)
 _TEMP_HYST_01C = const(20)
-_CLOCK_VALID_S = 1704067200  # 2024-01-01: a wall clock before this was never set
+_CLOCK_VALID_S = const(1704067200)  # 2024-01-01: a wall clock before this was never set
 
 _ST_SPEED = const(0x10)
 _ST_VIB = const(0x20)

@@ -18,7 +18,7 @@ CHECKS = (
     "production",
     "identity",
 )
-_SAMPLE_CHECKS = ("collector", "cells", "speed", "vibration", "power")
+_SAMPLE_CHECKS = const(("collector", "cells", "speed", "vibration", "power"))
 _DI_RUN = const(1)
 _DI_BATTERY = const(2)
 

@@ -11,7 +11,7 @@ from hal.display import Display
 
 PAGES = ("rate", "total", "speed", "running", "link", "alarms")
 _COLS = const(16)  # 8x8 font on 128 pixels
-_BODY_Y = (13, 24, 34, 44)
+_BODY_Y = const((13, 24, 34, 44))
 _FOOT_Y = const(56)
 _ALARM_LINES = const(3)
 

@@ -1,9 +1,9 @@
 # The one loop. Jobs are objects with run(now_ms); each has a period, and deadlines
 # advance by the period, not from the clock, so a 10 Hz poll stays at 10 Hz.
 # Every job must return quickly: nothing in here waits on the network or a user.
-from hal.compat import print_exception
+from hal.compat import const, print_exception
 
-_STALL_MIN_MS = 5000
+_STALL_MIN_MS = const(5000)
 
 
 class _Slot:

@@ -1,6 +1,8 @@
 # --monitor: what the gateway sees, once a second on the console. Plain lines for a log
 # or a pipe; with screen=True the LCD panel and the figures are redrawn in place.
-_HOME_CLEAR = "\x1b[H\x1b[J"
+from hal.compat import const
+
+_HOME_CLEAR = const("\x1b[H\x1b[J")
 
 
 class Monitor:

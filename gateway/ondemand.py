@@ -10,9 +10,9 @@
 import gc
 import sys
 
-from hal.compat import MICROPYTHON
+from hal.compat import MICROPYTHON, const
 
-_OURS = ("gateway.", "protocols.", "drivers.", "hal.")
+_OURS = const(("gateway.", "protocols.", "drivers.", "hal."))
 
 
 def loaded():

@@ -9,9 +9,9 @@
 from hal.compat import const
 
 _BLOCK_HZ = const(10)
-_STEP_S = 2  # a wall-clock jump larger than this against the ticks is a clock step
+_STEP_S = const(2)  # a wall-clock jump larger than this against the ticks is a clock step
 _HISTORY_MAX = const(32)
-KINDS = ("shift", "day", "month", "quarter", "year")
+_KINDS = const(("shift", "day", "month", "quarter", "year"))
 
 
 def civil_from_days(days):
@@ -194,7 +194,7 @@ class Production:
 
     def _roll(self, now):
         keys, self._next_boundary = period_keys(now, self.utc_offset_min, self.shift_min)
-        for kind in KINDS:
+        for kind in _KINDS:
             key, label = keys[kind]
             per = self.periods.get(kind)
             if per is None:

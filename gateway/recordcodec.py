@@ -22,11 +22,11 @@ _MILLI = const(2)
 _F64 = const(3)
 _PROD_CODE = const(1)
 # |x| below this keeps k = x * 1000 under 2**53, where every integer is an exact double.
-_MILLI_LIMIT = 9.0e12
+_MILLI_LIMIT = const(9.0e12)
 
 TYPES = ("prod", "alarm", "event", "diag")
 PROD_FIELDS = ("t0", "t1", "mass_kg", "total_kg", "rate_tph", "speed_mps", "run_s")
-_RESERVED = ("seq", "t", "type")
+_RESERVED = const(("seq", "t", "type"))
 
 
 class RecordError(ValueError):

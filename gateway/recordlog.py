@@ -18,17 +18,17 @@ from gateway.recordcodec import RecordError  # noqa: F401  (callers catch it fro
 from hal.compat import const
 
 _MAGIC = const(0xA5)
-_MAGIC_B = b"\xa5"
+_MAGIC_B = const(b"\xa5")
 _FRAME_HDR = const(7)
 _MIN_PAYLOAD = const(7)  # seq, type, tag and one byte of t
-MAX_PAYLOAD = const(8192)
-_SEG_MAGIC = b"GWRL"
+_MAX_PAYLOAD = const(8192)
+_SEG_MAGIC = const(b"GWRL")
 _SEG_VERSION = const(1)
-_SEG_FMT = "<4sBBHIId"
+_SEG_FMT = const("<4sBBHIId")
 SEG_HDR = const(28)
 _NO_PREV = const(0xFFFFFFFF)
 _CHUNK = const(4096)
-_TMP = "r.tmp"
+_TMP = "r.tmp"  # not a const(): gateway/logrecovery.py imports it
 ENOSPC = const(28)  # not in MicroPython's errno module
 _SEEN_MAX = const(64)
 
@@ -72,7 +72,7 @@ def _frames(f, start, end, bad):
         need = _FRAME_HDR
         if have >= 3 and buf[i] == _MAGIC:
             n = buf[i + 1] | buf[i + 2] << 8
-            if _MIN_PAYLOAD <= n <= MAX_PAYLOAD:
+            if _MIN_PAYLOAD <= n <= _MAX_PAYLOAD:
                 need = _FRAME_HDR + n
         if have < need and read_to < end:
             chunk = f.read(min(max(_CHUNK, need), end - read_to))
@@ -196,8 +196,8 @@ class RecordLog:
         later append or flush_pending(). Raises RecordError for a record it cannot store."""
         seq = self._next
         payload = recordcodec.encode(seq, rtype, t, fields)
-        if len(payload) > MAX_PAYLOAD:
-            raise RecordError("record of %d bytes, the limit is %d" % (len(payload), MAX_PAYLOAD))
+        if len(payload) > _MAX_PAYLOAD:
+            raise RecordError("record of %d bytes, the limit is %d" % (len(payload), _MAX_PAYLOAD))
         fr = frame(payload)
         self._next = seq + 1
         if self._pending:

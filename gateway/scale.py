@@ -8,13 +8,13 @@
 # in _frac, so nothing is rounded away and nothing is accumulated in a float.
 from hal.compat import const, ticks_diff
 
-_U32 = 0xFFFFFFFF
-_HALF_U32 = 0x80000000
+_U32 = const(0xFFFFFFFF)
+_HALF_U32 = const(0x80000000)
 _RESTARTED = const(0x100)
 _LOAD_FAULT = const(0x4F)  # cells 1-4 and ADC: the sum of counts means nothing
 _LIN_Q = const(30)  # linearization factors in Q30
 _BLOCK_HZ = const(10)  # the collector publishes 10 blocks a second
-_MAX_MPS = 8.0  # speed sensor range; more pulses than this in a gap is a counter jump
+_MAX_MPS = const(8.0)  # speed sensor range; more pulses than this in a gap is a counter jump
 # The drop-out gate looks at a window centred on each poll: up to _GATE_BLOCKS blocks or
 # half the window length of belt on each side. Ring capacity covers both halves.
 _GATE_BLOCKS = const(30)

@@ -22,7 +22,7 @@ from hal.compat import MICROPYTHON, const
 _MAGIC = b"GWSL"
 _HDR = const(16)
 MAX_BODY = const(65536)
-_SUFFIX = (".a", ".b")
+_SUFFIX = const((".a", ".b"))
 _PIECE = const(256)  # bytes of the kept buffer copied to the file at a time
 
 

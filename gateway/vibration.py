@@ -12,7 +12,7 @@ _N = const(256)
 _Q = const(14)
 _BAND = const(2)  # a Hann-windowed tone spreads over +-2 bins
 _SENSOR_FAULT = const(0x20)
-_HYST = 0.97  # leave a zone downwards only 3 % below its boundary (no flapping)
+_HYST = const(0.97)  # leave a zone downwards only 3 % below its boundary (no flapping)
 
 # ISO 10816-3 zone boundaries A/B, B/C, C/D in mm/s r.m.s.
 ZONES = {
@@ -21,7 +21,7 @@ ZONES = {
     (2, "rigid"): (1.4, 2.8, 4.5),
     (2, "flexible"): (2.3, 4.5, 7.1),
 }
-_ZONE_NAMES = "ABCD"
+_ZONE_NAMES = const("ABCD")
 
 
 def zone_for(mmps, limits):

@@ -1,13 +1,13 @@
 # hwconfig: every hardware object is made here, once, from the configuration, and
 # handed to the gateway. A board variant or the emulator replaces this, nothing else.
 from hal.clock import Clock
-from hal.compat import MICROPYTHON
+from hal.compat import MICROPYTHON, const
 from hal.fs import Flash
 from hal.net import TcpConnector
 from hal.uart import open_uart
 from hal.watchdog import Watchdog
 
-_WATCHDOG_MS = 8000
+_WATCHDOG_MS = const(8000)
 
 
 class Hardware:

@@ -6,14 +6,14 @@
 import select
 import sys
 
-from hal.compat import MICROPYTHON
+from hal.compat import MICROPYTHON, const
 
 # Linux termios values (the unix port's termios module has no named constants).
-_ICRNL = 0o400
-_ICANON = 0o2
-_ECHO = 0o10
-_VTIME = 5
-_VMIN = 6
+_ICRNL = const(0o400)
+_ICANON = const(0o2)
+_ECHO = const(0o10)
+_VTIME = const(5)
+_VMIN = const(6)
 
 
 class Console:

@@ -3,7 +3,11 @@
 # server (the unix port's two).
 import select
 
+from hal.compat import const
 from hal.uart import CONNECT_MS, DISCARD_READS, UartError
+
+_VTIME = const(5)  # indices into termios' control characters
+_VMIN = const(6)
 
 
 class PolledStream:
@@ -81,10 +85,6 @@ class PolledStream:
 
 
 class TtyUart(PolledStream):
-    # VMIN=0, VTIME=0: a read returns what is buffered instead of waiting for a count.
-    _VTIME = 5
-    _VMIN = 6
-
     def __init__(self, path, baud):
         self._name = path
         self._baud = baud
@@ -104,8 +104,9 @@ class TtyUart(PolledStream):
             speed = getattr(termios, "B%d" % self._baud, None)
             if speed is not None:  # the unix port's termios lacks 19200 and 38400
                 attr[4] = attr[5] = speed
-            attr[6][self._VMIN] = 0
-            attr[6][self._VTIME] = 0
+            # VMIN=0, VTIME=0: a read returns what is buffered instead of waiting for a count.
+            attr[6][_VMIN] = 0
+            attr[6][_VTIME] = 0
             termios.tcsetattr(fd, termios.TCSANOW, attr)
         except OSError as e:
             f.close()

@@ -5,10 +5,10 @@
 import os
 import sys
 
-from hal.compat import sleep_ms, ticks_diff, ticks_ms
+from hal.compat import const, sleep_ms, ticks_diff, ticks_ms
 
 
-_MARKER = "watchdog.reset"
+_MARKER = const("watchdog.reset")
 
 
 class Watchdog:

@@ -12,11 +12,11 @@ import struct
 from hal import crypto
 from hal.compat import const
 
-MAGIC = b"MG"
-VERSION = const(1)
+_MAGIC = const(b"MG")
+_VERSION = const(1)
 HEADER_LEN = const(16)
-TAG_LEN = const(16)
-IV_LEN = const(16)
+_TAG_LEN = const(16)
+_IV_LEN = const(16)
 MAX_BODY = const(262144)
 # Largest plaintext whose body fits MAX_BODY: IV + padded ciphertext (padding adds 1..16).
 MAX_PLAINTEXT = const(262144 - 16 - 1)
@@ -35,7 +35,7 @@ ERROR = const(9)
 NAMES = {1: "HELLO", 2: "WELCOME", 3: "RECORDS", 4: "ACK", 5: "COMMAND", 6: "RESULT",
          7: "PING", 8: "PONG", 9: "ERROR"}
 
-_HEADER = ">2sBBIII"
+_HEADER = const(">2sBBIII")
 
 
 class FrameError(ValueError):
@@ -58,7 +58,7 @@ class Keys:
 
 
 def pack_header(ftype, device_id, counter, body_len):
-    return struct.pack(_HEADER, MAGIC, VERSION, ftype, device_id, counter, body_len)
+    return struct.pack(_HEADER, _MAGIC, _VERSION, ftype, device_id, counter, body_len)
 
 
 def parse_header(buf):
@@ -66,14 +66,14 @@ def parse_header(buf):
     Everything that can be judged before the body arrives is judged here, so an oversized
     frame ends the connection before anything of its size is allocated."""
     magic, version, ftype, device_id, counter, body_len = struct.unpack_from(_HEADER, buf, 0)
-    if magic != MAGIC:
+    if magic != _MAGIC:
         raise FrameError("bad_magic", "frame does not start with MG")
-    if version != VERSION:
-        raise FrameError("bad_version", "version %d, expected %d" % (version, VERSION))
+    if version != _VERSION:
+        raise FrameError("bad_version", "version %d, expected %d" % (version, _VERSION))
     if body_len > MAX_BODY:
         raise FrameError("too_big", "body_len %d over %d" % (body_len, MAX_BODY))
     # IV plus at least one cipher block, whole blocks: anything else cannot be a sealed body.
-    if body_len < IV_LEN + 16 or body_len % 16:
+    if body_len < _IV_LEN + 16 or body_len % 16:
         raise FrameError("bad_length", "body_len %d is not IV + whole AES blocks" % body_len)
     return ftype, device_id, counter, body_len
 
@@ -96,7 +96,7 @@ def unpad(data):
 
 
 def tag(keys, nonce_g, nonce_c, header, body):
-    return keys.mac.digest(nonce_g, nonce_c, header, body)[:TAG_LEN]
+    return keys.mac.digest(nonce_g, nonce_c, header, body)[:_TAG_LEN]
 
 
 def seal(keys, ftype, device_id, counter, plaintext, nonce_g, nonce_c, iv=None):
@@ -106,12 +106,12 @@ def seal(keys, ftype, device_id, counter, plaintext, nonce_g, nonce_c, iv=None):
         raise FrameError("too_big", "plaintext of %d bytes over %d"
                          % (len(plaintext), MAX_PLAINTEXT))
     if iv is None:
-        iv = crypto.random_bytes(IV_LEN)
+        iv = crypto.random_bytes(_IV_LEN)
     ct = crypto.aes_cbc_encrypt(keys.enc, iv, pad(plaintext))
-    header = pack_header(ftype, device_id, counter, IV_LEN + len(ct))
+    header = pack_header(ftype, device_id, counter, _IV_LEN + len(ct))
     # MACed in parts and joined once: a RECORDS frame is the largest buffer on the board.
     mac = keys.mac.digest(nonce_g, nonce_c, header, iv, ct)
-    return b"".join((header, iv, ct, mac[:TAG_LEN]))
+    return b"".join((header, iv, ct, mac[:_TAG_LEN]))
 
 
 def open_body(keys, header, body, frame_tag, nonce_g, nonce_c):
@@ -120,8 +120,8 @@ def open_body(keys, header, body, frame_tag, nonce_g, nonce_c):
     want = tag(keys, nonce_g, nonce_c, header, body)
     if not crypto.compare_digest(want, frame_tag):
         raise FrameError("bad_tag", "tag does not verify")
-    iv = bytes(body[:IV_LEN])
-    return unpad(crypto.aes_cbc_decrypt(keys.enc, iv, bytes(body[IV_LEN:])))
+    iv = bytes(body[:_IV_LEN])
+    return unpad(crypto.aes_cbc_decrypt(keys.enc, iv, bytes(body[_IV_LEN:])))
 
 
 def encode(obj):
@@ -184,7 +184,7 @@ class FrameReader:
                 return None
             self._fields = parse_header(self._header)
             try:
-                self._rest = bytearray(self._fields[3] + TAG_LEN)
+                self._rest = bytearray(self._fields[3] + _TAG_LEN)
             except MemoryError:  # a legal size a small board cannot hold: end, don't crash
                 raise FrameError("too_big", "no memory for a body of %d bytes"
                                  % self._fields[3])

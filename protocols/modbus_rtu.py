@@ -17,8 +17,8 @@ WRITE_COIL = const(5)
 WRITE_REGISTER = const(6)
 WRITE_REGISTERS = const(16)
 
-MAX_READ_REGS = const(125)
-MAX_READ_BITS = const(2000)
+_MAX_READ_REGS = const(125)
+_MAX_READ_BITS = const(2000)
 MAX_WRITE_REGS = const(123)
 MAX_ADU = const(256)
 
@@ -179,7 +179,7 @@ def _check_slave(slave):
 def build_read(buf, slave, fc, start, count):
     """A read request (01, 02, 03, 04) into buf; returns its length (8)."""
     _check_slave(slave)
-    limit = MAX_READ_REGS if fc in (READ_HOLDING, READ_INPUT) else MAX_READ_BITS
+    limit = _MAX_READ_REGS if fc in (READ_HOLDING, READ_INPUT) else _MAX_READ_BITS
     if fc not in (READ_COILS, READ_DISCRETE_INPUTS, READ_HOLDING, READ_INPUT):
         raise ValueError("function %d is not a read" % fc)
     if not 1 <= count <= limit or not 0 <= start <= 0xFFFF or start + count > 0x10000:
