@@ -69,6 +69,11 @@ class FlashError(Exception):
     pass
 
 
+def _has_code(path):
+    with open(path) as f:
+        return any(ln.strip() and not ln.lstrip().startswith("#") for ln in f)
+
+
 def _sha256_file(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -118,9 +123,9 @@ def build(out, mpy_cross=None):
         for dirpath, dirnames, names in os.walk(base):
             dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
             for name in sorted(names):
-                if not name.endswith(".py"):
-                    continue
                 src = os.path.join(dirpath, name)
+                if not name.endswith(".py") or (name == "__init__.py" and not _has_code(src)):
+                    continue  # MicroPython imports a package without it; each file costs heap
                 rel = os.path.relpath(src, ROOT).replace(os.sep, "/")
                 dst_rel = rel[:-3] + ".mpy"
                 dst = os.path.join(new_out, dst_rel)

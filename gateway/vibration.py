@@ -217,14 +217,21 @@ def analyse(spec, wave, rate_hz, motor_hz, limits):
     spec.compute(wave)
     bin_hz = rate_hz / _N
     p = spec.power
-    # Dominant frequencies: the strongest local maxima, interpolated between bins.
-    peaks = []
+    # Dominant frequencies: the three strongest local maxima, interpolated between bins.
+    # Kept as they are found: a list of every maximum would be a large block per capture.
+    top = []  # (mv, k), strongest first (a tie goes to the higher k)
     for k in range(1, _N // 2):
         if p[k] > p[k - 1] and p[k] >= p[k + 1]:
-            peaks.append((spec.band_mv(k - _BAND, k + _BAND), k))
-    peaks.sort(reverse=True)
+            mv = spec.band_mv(k - _BAND, k + _BAND)
+            i = len(top)
+            while i and mv >= top[i - 1][0]:
+                i -= 1
+            if i < 3:
+                top.insert(i, (mv, k))
+                if len(top) > 3:
+                    top.pop()
     dominant = []
-    for mv, k in peaks[:3]:
+    for mv, k in top:
         if mv / MV_PER_MMPS < 0.05 * rms:
             break
         dominant.append([round(_peak_hz(p, k) * bin_hz, 1), round(mv / MV_PER_MMPS, 3)])

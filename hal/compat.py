@@ -1,46 +1,20 @@
-# Interpreter differences, in one place.
+# Interpreter differences, in one place: MicroPython's built-ins, or their stand-ins from
+# hal/pc.py on CPython.
 import sys
 import time
 
 MICROPYTHON = sys.implementation.name == "micropython"
 
-try:
+if MICROPYTHON:
     from micropython import const
-except ImportError:
 
-    def const(x):
-        return x
-
-
-if hasattr(time, "ticks_ms"):
     ticks_ms = time.ticks_ms
     ticks_diff = time.ticks_diff
     ticks_add = time.ticks_add
     sleep_ms = time.sleep_ms
-else:
-    # Same wrap-around arithmetic as MicroPython's ticks (period 2**30), so code
-    # that is wrong about wrapping fails on CPython too.
-    _PERIOD = const(1 << 30)
-    _HALF = const(1 << 29)
 
-    def ticks_ms():
-        return (time.monotonic_ns() // 1000000) & (_PERIOD - 1)
-
-    def ticks_add(t, delta):
-        return (t + delta) & (_PERIOD - 1)
-
-    def ticks_diff(a, b):
-        return ((a - b + _HALF) & (_PERIOD - 1)) - _HALF
-
-    def sleep_ms(ms):
-        if ms > 0:
-            time.sleep(ms / 1000)
-
-
-def print_exception(exc, file=sys.stderr):
-    if MICROPYTHON:
+    def print_exception(exc, file=sys.stderr):
         sys.print_exception(exc, file)
-    else:
-        import traceback
 
-        traceback.print_exception(type(exc), exc, exc.__traceback__, file=file)
+else:
+    from hal.pc import const, print_exception, sleep_ms, ticks_add, ticks_diff, ticks_ms  # noqa: F401

@@ -1,15 +1,9 @@
-# CRC-16/MODBUS and CRC-32. crcmod's C extension on CPython, a table on MicroPython.
+# CRC-16/MODBUS and CRC-32. A table on MicroPython, crcmod's C extension on CPython.
 from binascii import crc32  # noqa: F401  (same function on both interpreters)
 
-try:
-    import crcmod.predefined
+from hal.compat import MICROPYTHON
 
-    _crc16 = crcmod.predefined.mkCrcFun("modbus")
-
-    def crc16_modbus(data):
-        return _crc16(bytes(data))
-
-except ImportError:
+if MICROPYTHON:
     _TABLE = None
 
     def _make_table():
@@ -31,3 +25,6 @@ except ImportError:
         for b in data:
             c = (c >> 8) ^ t[(c ^ b) & 0xFF]
         return c
+
+else:
+    from hal.pc import crc16_modbus  # noqa: F401

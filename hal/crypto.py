@@ -3,10 +3,12 @@
 import hashlib
 import os
 
-try:
+from hal.compat import MICROPYTHON, const
+
+if MICROPYTHON:
     import cryptolib
 
-    _CBC = 2
+    _CBC = const(2)
 
     def aes_cbc_encrypt(key, iv, data):
         return cryptolib.aes(key, _CBC, iv).encrypt(data)
@@ -14,14 +16,8 @@ try:
     def aes_cbc_decrypt(key, iv, data):
         return cryptolib.aes(key, _CBC, iv).decrypt(data)
 
-except ImportError:
-    from Crypto.Cipher import AES
-
-    def aes_cbc_encrypt(key, iv, data):
-        return AES.new(bytes(key), AES.MODE_CBC, bytes(iv)).encrypt(bytes(data))
-
-    def aes_cbc_decrypt(key, iv, data):
-        return AES.new(bytes(key), AES.MODE_CBC, bytes(iv)).decrypt(bytes(data))
+else:
+    from hal.pc import aes_cbc_decrypt, aes_cbc_encrypt  # noqa: F401
 
 
 def sha256(data):
