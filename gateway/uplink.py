@@ -19,7 +19,7 @@ from protocols import center_link as cl
 _RX_BUDGET = const(65536)  # bytes read per run at most
 _MAX_CONTROL = const(8)  # RESULT/PONG/PING frames waiting; reading stops while full
 _BACKOFF_FIRST_MS = const(1000)
-_MIN_BATCH = const(8)
+_MIN_BATCH = const(1)  # a fragmented small heap may hold one record's frame only
 
 
 class _LinkDown(Exception):
@@ -376,7 +376,10 @@ class Uplink:
             # A board's heap could not hold the frame: smaller frames from now on.
             recs = plaintext = None
             self.last_error = "out of memory sealing %d records" % self._batch_now
-            self._batch_now = self._batch_max = max(self._batch_now // 2, _MIN_BATCH)
+            if self._batch_now > _MIN_BATCH:
+                self._batch_now = self._batch_max = max(self._batch_now // 2, _MIN_BATCH)
+                print("uplink: %s; at most %d a frame from now on" % (self.last_error,
+                                                                     self._batch_now))
             return False
         took = clock.ticks_diff(clock.ticks_ms(), t0)
         if took > self._budget_ms and self._batch_now > _MIN_BATCH:

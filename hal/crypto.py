@@ -1,4 +1,5 @@
-# AES-128-CBC, SHA-256, HMAC-SHA256 and random bytes.
+# AES-128-CBC (encryption in place: whole blocks of a writable buffer), SHA-256,
+# HMAC-SHA256 and random bytes.
 # pycryptodome on CPython, cryptolib + hashlib on MicroPython; byte-identical results.
 import hashlib
 import os
@@ -10,14 +11,14 @@ if MICROPYTHON:
 
     _CBC = const(2)
 
-    def aes_cbc_encrypt(key, iv, data):
-        return cryptolib.aes(key, _CBC, iv).encrypt(data)
+    def aes_cbc_encrypt_into(key, iv, buf):
+        cryptolib.aes(key, _CBC, iv).encrypt(buf, buf)
 
     def aes_cbc_decrypt(key, iv, data):
         return cryptolib.aes(key, _CBC, iv).decrypt(data)
 
 else:
-    from hal.pc import aes_cbc_decrypt, aes_cbc_encrypt  # noqa: F401
+    from hal.pc import aes_cbc_decrypt, aes_cbc_encrypt_into  # noqa: F401
 
 
 def sha256(data):

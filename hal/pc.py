@@ -47,8 +47,8 @@ def crc16_modbus(data):
     return _crc16(bytes(data))
 
 
-def aes_cbc_encrypt(key, iv, data):
-    return AES.new(bytes(key), AES.MODE_CBC, bytes(iv)).encrypt(bytes(data))
+def aes_cbc_encrypt_into(key, iv, buf):
+    AES.new(bytes(key), AES.MODE_CBC, bytes(iv)).encrypt(buf, output=buf)
 
 
 def aes_cbc_decrypt(key, iv, data):

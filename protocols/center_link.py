@@ -78,11 +78,6 @@ def parse_header(buf):
     return ftype, device_id, counter, body_len
 
 
-def pad(data):
-    n = 16 - len(data) % 16
-    return data + bytes([n]) * n
-
-
 def unpad(data):
     if not data or len(data) % 16:
         raise FrameError("bad_padding", "ciphertext is not whole blocks")
@@ -101,17 +96,29 @@ def tag(keys, nonce_g, nonce_c, header, body):
 
 def seal(keys, ftype, device_id, counter, plaintext, nonce_g, nonce_c, iv=None):
     """The whole frame (header, body, tag) for plaintext bytes. iv is for test vectors only;
-    normally it is 16 fresh random bytes."""
-    if len(plaintext) > MAX_PLAINTEXT:
-        raise FrameError("too_big", "plaintext of %d bytes over %d"
-                         % (len(plaintext), MAX_PLAINTEXT))
+    normally it is 16 fresh random bytes. Built in one buffer, padded (PKCS#7), encrypted
+    and MACed in place: a RECORDS frame is the largest buffer on the board, and a small
+    heap may not hold several copies of it."""
+    n = len(plaintext)
+    if n > MAX_PLAINTEXT:
+        raise FrameError("too_big", "plaintext of %d bytes over %d" % (n, MAX_PLAINTEXT))
     if iv is None:
         iv = crypto.random_bytes(_IV_LEN)
-    ct = crypto.aes_cbc_encrypt(keys.enc, iv, pad(plaintext))
-    header = pack_header(ftype, device_id, counter, _IV_LEN + len(ct))
-    # MACed in parts and joined once: a RECORDS frame is the largest buffer on the board.
-    mac = keys.mac.digest(nonce_g, nonce_c, header, iv, ct)
-    return b"".join((header, iv, ct, mac[:_TAG_LEN]))
+    pad = 16 - n % 16
+    ct_at = HEADER_LEN + _IV_LEN
+    end = ct_at + n + pad
+    frame = bytearray(end + _TAG_LEN)
+    struct.pack_into(_HEADER, frame, 0, _MAGIC, _VERSION, ftype, device_id, counter,
+                     end - HEADER_LEN)
+    mv = memoryview(frame)
+    mv[HEADER_LEN:ct_at] = iv
+    mv[ct_at:ct_at + n] = plaintext
+    for i in range(ct_at + n, end):
+        frame[i] = pad
+    crypto.aes_cbc_encrypt_into(keys.enc, iv, mv[ct_at:end])
+    mac = keys.mac.digest(nonce_g, nonce_c, mv[:HEADER_LEN], mv[HEADER_LEN:end])
+    mv[end:] = mac[:_TAG_LEN]
+    return frame
 
 
 def open_body(keys, header, body, frame_tag, nonce_g, nonce_c):

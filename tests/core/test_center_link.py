@@ -2,6 +2,7 @@
 # and pycryptodome, not this code), so both interpreters are held to the same bytes.
 from binascii import hexlify, unhexlify
 
+from hal import crypto
 from protocols import center_link as cl
 from tests.core.util import raises
 
@@ -130,10 +131,15 @@ def test_reader_byte_by_byte_and_back_to_back():
 
 
 def test_pkcs7():
+    k = cl.Keys(K)
     for n in range(0, 40):
         data = bytes(range(n))
-        p = cl.pad(data)
-        assert len(p) % 16 == 0 and len(p) > n and cl.unpad(p) == data
+        frame = cl.seal(k, cl.PING, 7, 1, data, NG, NC, IV)
+        body = frame[cl.HEADER_LEN:-16]
+        assert len(body) == 16 + (n // 16 + 1) * 16  # IV, then 1..16 bytes of padding
+        padded = crypto.aes_cbc_decrypt(k.enc, IV, bytes(body[16:]))
+        assert padded[n:] == bytes([len(padded) - n]) * (len(padded) - n)
+        assert cl.unpad(padded) == data
     assert raises(cl.FrameError, cl.unpad, bytes(15) + b"\x00").code == "bad_padding"
     assert raises(cl.FrameError, cl.unpad, bytes(15) + b"\x11").code == "bad_padding"
     assert raises(cl.FrameError, cl.unpad, bytes(14) + b"\x01\x02").code == "bad_padding"

@@ -360,6 +360,31 @@ def test_out_of_memory_while_sealing_shrinks_the_batch():
     assert "out of memory" in up.last_error and up.state == "online"
 
 
+def test_a_heap_that_holds_one_record_still_uploads_every_record():
+    up, clock, log, conn, _ = _setup(20)
+    _step(up, clock, times=2)
+    seal = up._session.seal
+    one = len(cl.encode({"records": log.read(1, 1)}))
+
+    def fragmented(ftype, obj):  # no free block larger than a one-record frame
+        if len(obj) > one + 16:
+            raise MemoryError("memory allocation failed")
+        return seal(ftype, obj)
+
+    up._session.seal = fragmented
+    peer = Peer(conn.pipes[-1])
+    peer.frames()
+    peer.welcome(1)
+    _step(up, clock, times=10)
+    recs = [m["records"] for _, m in peer.frames()]
+    assert [len(r) for r in recs] == [1] * 8  # halved down to one record a frame
+    peer.send(cl.ACK, {"next": 9})
+    _step(up, clock, times=3)
+    recs += [m["records"] for _, m in peer.frames()]
+    assert [r["seq"] for batch in recs for r in batch] == list(range(1, 17))
+    assert up.stats()["batch"] == 1 and up.state == "online"
+
+
 def test_command_gets_result_and_bad_frames_apply_nothing():
     clock = VirtualClock()
     app = FakeApp(clock)
