@@ -17,9 +17,9 @@ import tempfile
 
 from tests import e2e
 
-_LO_K = 256
-_HI_K = 512
-_FIRST = (288, 320, 352, 384, 416, 448)  # plus _HI_K, which must pass
+_LO_K = 128  # the aim
+_HI_K = 384
+_FIRST = (192, 224, 240, 256, 288, 320)  # plus _HI_K, which must pass
 _STEP_K = 8  # stop when the gap is this small
 _ROUND_UNITS = 6
 _OPTS = tuple(shlex.split(os.environ.get("E2E_BENCH_OPTS", "")))

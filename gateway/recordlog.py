@@ -28,6 +28,7 @@ _SEG_FMT = const("<4sBBHIId")
 SEG_HDR = const(28)
 _NO_PREV = const(0xFFFFFFFF)
 _CHUNK = const(4096)
+_READ_PER_RECORD = const(256)  # bytes read per record asked for (a prod record is ~40)
 _TMP = "r.tmp"  # not a const(): gateway/logrecovery.py imports it
 ENOSPC = const(28)  # not in MicroPython's errno module
 _SEEN_MAX = const(64)
@@ -58,9 +59,9 @@ def frame(payload):
     return bytes((_MAGIC,)) + ln + struct.pack("<I", crc32(payload, crc32(ln))) + payload
 
 
-def _frames(f, start, end, bad):
+def _frames(f, start, end, bad, chunk=_CHUNK):
     """Yield (offset, payload) for every intact frame in bytes [start, end) of file f,
-    reading a chunk at a time. Every stretch that is not an intact frame is appended to
+    reading `chunk` bytes at a time (more for a larger frame). Every stretch that is not an intact frame is appended to
     `bad` as (offset, length), and scanning resumes at the next frame that checks out."""
     f.seek(start)
     buf = b""
@@ -75,13 +76,13 @@ def _frames(f, start, end, bad):
             if _MIN_PAYLOAD <= n <= _MAX_PAYLOAD:
                 need = _FRAME_HDR + n
         if have < need and read_to < end:
-            chunk = f.read(min(max(_CHUNK, need), end - read_to))
-            if not chunk:
+            got = f.read(min(max(chunk, need), end - read_to))
+            if not got:
                 end = read_to  # the file is shorter than we were told
                 continue
-            buf = buf[i:] + chunk
+            buf = buf[i:] + got
             base = pos
-            read_to += len(chunk)
+            read_to += len(got)
             continue
         if need > _FRAME_HDR and have >= need:
             mv = memoryview(buf)
@@ -432,7 +433,7 @@ class RecordLog:
                 hi = mid - 1
         return lo
 
-    def _scan(self, i, from_seq, keep, out, max_n):
+    def _scan(self, i, from_seq, keep, out, max_n, chunk=_CHUNK):
         """Append to out the decoded records of segment i with seq >= from_seq that
         keep(payload) accepts; stop at max_n. Returns False once max_n is reached."""
         first = self._segs[i]
@@ -445,7 +446,7 @@ class RecordLog:
         prev = None
         f = self._flash.open(_name(first), "rb")
         try:
-            for off, payload in _frames(f, start, self._valid_len(i), bad):
+            for off, payload in _frames(f, start, self._valid_len(i), bad, chunk):
                 seq = _seq_of(payload)
                 while nb < len(bad):
                     self._corrupt(first, bad[nb][0], bad[nb][1], _between(prev, seq))
@@ -483,8 +484,11 @@ class RecordLog:
         if max_n <= 0:
             return out
         if self._segs and from_seq <= self.durable:
+            # Reads sized to the request: the uplink of a fragmented small heap asks for a
+            # record or two, and a 4 KB read buffer may be more than it has in one piece.
+            chunk = min(_CHUNK, _READ_PER_RECORD * max_n)
             i = self._find(from_seq)
-            while i < len(self._segs) and self._scan(i, from_seq, None, out, max_n):
+            while i < len(self._segs) and self._scan(i, from_seq, None, out, max_n, chunk):
                 i += 1
         if len(out) < max_n:
             if out:

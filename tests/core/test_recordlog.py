@@ -215,6 +215,23 @@ def test_damaged_segment_header():
     assert "storage_corrupt" in alarms.codes()
 
 
+def test_reads_of_one_record_each_and_records_larger_than_the_read_size():
+    ff = FaultFlash()
+    log = _open(ff, segment_bytes=8192)
+    _fill(log, 5)
+    big = {"code": "x", "detail": "d" * 1500}  # larger than a one-record read
+    assert log.append("event", 1767225600, big) == 6
+    _fill(log, 4)
+    assert log.durable == 10  # every read below comes from the segment file
+    for seq in range(1, 11):
+        got = log.read(seq, 1)
+        assert [r["seq"] for r in got] == [seq]
+        if seq == 6:
+            assert got[0]["detail"] == big["detail"]
+        else:
+            assert same(got[0], expected(seq))
+
+
 def test_read_time():
     ff = FaultFlash()
     log = _open(ff)
