@@ -453,6 +453,8 @@ class Unit:
         if self.failed:
             raise Mismatch("%s: %s (see %s)\n%s"
                            % (self.name, self.failed, self.log_path, self.log_tail()))
+        if site.end_t is None:
+            raise Mismatch("%s: the run did not finish" % self.name)
         st = site.center.summary(self.device_id)
         recs = self.records()
         if st is None or not recs:
@@ -660,6 +662,18 @@ class Site(e2esite.Site):
                 raise Mismatch("timed out after %d s waiting for %s" % (timeout, what))
             time.sleep(0.05)
 
+    def _wait_each(self, done, timeout, what):
+        """Wait until done(u) for every live unit; one that is still not done at the
+        timeout (a stalled upload, say) leaves the run as failed, and the others go on."""
+        try:
+            self._wait(lambda: all(done(u) for u in self.live()), timeout, what)
+        except Mismatch:
+            for u in self.live():
+                if not done(u):
+                    u.failed = "timed out after %d s waiting for %s" % (timeout, what)
+            if not self.live():
+                raise
+
     def revolution_s(self):
         return self.belt.belt_length_m / self.speed_mps
 
@@ -705,16 +719,16 @@ class Site(e2esite.Site):
         def recorded(u):
             return any(r["type"] == "prod" and r["t0"] >= settled for r in u.records())
 
-        self._wait(lambda: all(recorded(u) for u in self.live()),
-                   settled - time.time() + 3 * INTERVAL_S + 30, "the last interval")
+        self._wait_each(recorded, settled - time.time() + 3 * INTERVAL_S + 30,
+                        "its last interval at the center")
         self.end_t = time.time()
         # A final cut, then a process that must upload everything the flash holds and stop
         # by itself (--seconds).
         for u in self.live():
             u.kill(final=True)
             u.start(seconds=_DRAIN_S)
-        self._wait(lambda: all(u.kills[-1]["caught_up_t"] is not None for u in self.live()),
-                   _DRAIN_S, "the upload to drain")
+        self._wait_each(lambda u: u.kills[-1]["caught_up_t"] is not None, _DRAIN_S,
+                        "the upload to drain")
         for u in self.live():
             u.final_rc = u.finish(_DRAIN_S + 20)
         self.timeline = {"t0": self.t0, "t_on": t_on, "t_off": t_off, "settled": settled,
