@@ -29,7 +29,6 @@ _DI_RUN = const(1)
 _DI_BATTERY = const(2)
 
 
-
 def _mem_free():
     if not hasattr(gc, "mem_free"):
         return None  # CPython: no heap figure

@@ -22,15 +22,28 @@ def loaded():
 
 def forget(before):
     """Forget every module of ours imported since `before` (a loaded() result), then
-    collect. The caller must hold no reference to them (objects, classes, functions)."""
-    for name in loaded() - before:
+    collect. The caller must hold no reference to them (objects, classes, functions).
+    Its bookkeeping needs a few bytes, no set or list: after a MemoryError it must still
+    drop the modules, or their code would hold the heap for good."""
+    if MICROPYTHON:
+        gc.collect()  # whatever the failed or finished call left
+    name = _new_since(before)
+    while name is not None:
         del sys.modules[name]
         pkg, _, attr = name.rpartition(".")
         parent = sys.modules.get(pkg)
         if parent is not None and hasattr(parent, attr):
             delattr(parent, attr)  # the package keeps its submodules as attributes
+        name = _new_since(before)
     if MICROPYTHON:
         gc.collect()  # (CPython frees the code by itself, and heap room is no concern there)
+
+
+def _new_since(before):
+    for name in sys.modules:
+        if name not in before and name.startswith(_OURS):
+            return name
+    return None
 
 
 def call(module, fn, *args):
