@@ -61,8 +61,9 @@ def frame(payload):
 
 def _frames(f, start, end, bad, chunk=_CHUNK):
     """Yield (offset, payload) for every intact frame in bytes [start, end) of file f,
-    reading `chunk` bytes at a time (more for a larger frame). Every stretch that is not an intact frame is appended to
-    `bad` as (offset, length), and scanning resumes at the next frame that checks out."""
+    reading `chunk` bytes at a time (more for a larger frame). Every stretch that is not
+    an intact frame is appended to `bad` as (offset, length), and scanning resumes at the
+    next frame that checks out."""
     f.seek(start)
     buf = b""
     base = pos = read_to = start

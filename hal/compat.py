@@ -17,4 +17,6 @@ if MICROPYTHON:
         sys.print_exception(exc, file)
 
 else:
-    from hal.pc import const, print_exception, sleep_ms, ticks_add, ticks_diff, ticks_ms  # noqa: F401
+    from hal.pc import (  # noqa: F401
+        const, print_exception, sleep_ms, ticks_add, ticks_diff, ticks_ms,
+    )
