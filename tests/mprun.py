@@ -34,6 +34,7 @@ def main(args):
             fn = getattr(mod, attr)
             if not attr.startswith("test_") or not callable(fn):
                 continue
+            gc.collect()  # each test starts on a collected heap, as each module does
             try:
                 fn()
                 passed += 1
