@@ -14,6 +14,11 @@ from hal.compat import MICROPYTHON, const
 
 _OURS = const(("gateway.", "protocols.", "drivers.", "hal."))
 
+if MICROPYTHON:
+    _lock = None  # the gateway is one thread
+else:
+    from hal.pc import ondemand_lock as _lock
+
 
 def loaded():
     """The names of our modules imported so far."""
@@ -25,8 +30,16 @@ def forget(before):
     collect. The caller must hold no reference to them (objects, classes, functions).
     Its bookkeeping needs a few bytes, no set or list: after a MemoryError it must still
     drop the modules, or their code would hold the heap for good."""
-    if MICROPYTHON:
-        gc.collect()  # whatever the failed or finished call left
+    if _lock is not None:  # CPython frees the code by itself; heap room is no concern there
+        with _lock:
+            _forget(before)
+        return
+    gc.collect()  # whatever the failed or finished call left, before the bookkeeping
+    _forget(before)
+    gc.collect()  # the forgotten code back to the heap
+
+
+def _forget(before):
     name = _new_since(before)
     while name is not None:
         del sys.modules[name]
@@ -35,8 +48,6 @@ def forget(before):
         if parent is not None and hasattr(parent, attr):
             delattr(parent, attr)  # the package keeps its submodules as attributes
         name = _new_since(before)
-    if MICROPYTHON:
-        gc.collect()  # (CPython frees the code by itself, and heap room is no concern there)
 
 
 def _new_since(before):
@@ -50,6 +61,12 @@ def call(module, fn, *args):
     """module.fn(*args), with the module imported for this call only."""
     before = loaded()
     try:
-        return getattr(__import__(module, None, None, ("x",)), fn)(*args)
+        if _lock is None:
+            mod = __import__(module, None, None, ("x",))
+        else:
+            with _lock:
+                mod = __import__(module, None, None, ("x",))
+        return getattr(mod, fn)(*args)
     finally:
+        mod = None
         forget(before)

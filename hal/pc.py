@@ -2,6 +2,7 @@
 # libraries of the design card (crcmod, pycryptodome). Imported on CPython only, so none
 # of its names costs a MicroPython heap anything.
 import sys
+import threading
 import time
 import traceback
 
@@ -53,3 +54,8 @@ def aes_cbc_encrypt_into(key, iv, buf):
 
 def aes_cbc_decrypt(key, iv, data):
     return AES.new(bytes(key), AES.MODE_CBC, bytes(iv)).decrypt(bytes(data))
+
+
+# On a PC several gateways may share one process (tests, the emulator's tools), each in
+# its own thread: one thread's ondemand.forget must not drop a module another is importing.
+ondemand_lock = threading.RLock()
