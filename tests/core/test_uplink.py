@@ -339,13 +339,15 @@ def test_slow_board_shrinks_the_batch_to_the_budget():
     assert up.stats()["batch"] == 32
 
 
-def test_out_of_memory_while_sealing_shrinks_the_batch():
-    up, clock, log, conn, _ = _setup(600)
+def _online_on_a_small_heap(n, largest):
+    """Online with a log of n records, on a heap that cannot seal a plaintext of more than
+    `largest` bytes (MemoryError, as a board's would)."""
+    up, clock, log, conn, _ = _setup(n)
     _step(up, clock, times=2)  # connected, HELLO sent: the session exists
     seal = up._session.seal
 
-    def small_heap(ftype, obj):  # a heap that cannot hold frames over 12 kB
-        if len(obj) > 12000:
+    def small_heap(ftype, obj):
+        if len(obj) > largest:
             raise MemoryError("memory allocation failed")
         return seal(ftype, obj)
 
@@ -353,6 +355,11 @@ def test_out_of_memory_while_sealing_shrinks_the_batch():
     peer = Peer(conn.pipes[-1])
     peer.frames()
     peer.welcome(1)
+    return up, clock, peer
+
+
+def test_out_of_memory_while_sealing_shrinks_the_batch():
+    up, clock, peer = _online_on_a_small_heap(600, 12000)  # no frames over 12 kB
     _step(up, clock, times=4)
     recs = [m["records"] for _, m in peer.frames()]
     assert [len(r) for r in recs] == [64] * 8  # 256 and 128 did not fit; nothing skipped
@@ -361,20 +368,11 @@ def test_out_of_memory_while_sealing_shrinks_the_batch():
 
 
 def test_a_heap_that_holds_one_record_still_uploads_every_record():
-    up, clock, log, conn, _ = _setup(20)
-    _step(up, clock, times=2)
-    seal = up._session.seal
-    one = len(cl.encode({"records": log.read(1, 1)}))
-
-    def fragmented(ftype, obj):  # no free block larger than a one-record frame
-        if len(obj) > one + 16:
-            raise MemoryError("memory allocation failed")
-        return seal(ftype, obj)
-
-    up._session.seal = fragmented
-    peer = Peer(conn.pipes[-1])
-    peer.frames()
-    peer.welcome(1)
+    first = MemLog()
+    fill_prod(first, 1)
+    one = len(cl.encode({"records": first.read(1, 1)}))
+    # No free block larger than a one-record frame.
+    up, clock, peer = _online_on_a_small_heap(20, one + 16)
     _step(up, clock, times=10)
     recs = [m["records"] for _, m in peer.frames()]
     assert [len(r) for r in recs] == [1] * 8  # halved down to one record a frame
