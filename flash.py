@@ -30,8 +30,8 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, ROOT)
 
 from gateway import FIRMWARE_VERSION, config  # noqa: E402
-from gateway.auth import ACCOUNTS_FILE, AuthError, check_pin, check_tech_id  # noqa: E402
-from gateway.auth import make_account, parse_accounts  # noqa: E402
+from gateway.cli.auth import ACCOUNTS_FILE, AuthError, check_pin, check_tech_id  # noqa: E402
+from gateway.cli.auth import make_account, parse_accounts  # noqa: E402
 
 CORE = ("gateway", "protocols", "drivers", "hal")
 DATA_DIR = "data"

@@ -8,10 +8,10 @@ _SCRIPT = r"""
 import gc, json, sys, time
 sys.path.insert(0, ".")
 from gateway import config
-from gateway.alarms import Alarms
-from gateway.diag import Diagnostics
-from gateway.identity import Identity
-from gateway.lcd import Lcd
+from gateway.health.alarms import Alarms
+from gateway.health.diag import Diagnostics
+from gateway.health.identity import Identity
+from gateway.panel.lcd import Lcd
 from hal.clock import VirtualClock
 from hal.display import Display
 

@@ -6,8 +6,8 @@ from bench.util import micropython
 
 _SCRIPT = r"""
 import time, json, micropython
-from gateway import auth
-from gateway.cli import Cli
+from gateway.cli import auth
+from gateway.cli.session import Cli
 from hal.clock import VirtualClock
 from tests.core.fakegw import FakeGateway
 from tests.core.test_cli_session import FakeStream

@@ -10,8 +10,8 @@ import time
 
 from bench import _store_records as store_records
 from bench.util import ROOT, micropython
-from gateway import recordcodec
-from gateway.recordlog import RecordLog, frame
+from gateway.store import codec as recordcodec
+from gateway.store.recordlog import RecordLog, frame
 from hal.fs import Flash
 
 YEAR_S = 365 * 86400
@@ -137,7 +137,7 @@ def _recover_cpython():
 _MP_RECOVER = """
 import time
 from hal.fs import Flash
-from gateway.recordlog import RecordLog
+from gateway.store.recordlog import RecordLog
 best = None
 for _ in range(3):
     t = time.ticks_us()
@@ -151,7 +151,7 @@ print(best / 1000, rep["segments"], rep["tail_records"], rep["head"])
 _APPEND = """
 import time
 from hal.fs import Flash
-from gateway.recordlog import RecordLog
+from gateway.store.recordlog import RecordLog
 import bench._store_records as r
 from hal.compat import MICROPYTHON
 class NoSync(Flash):
@@ -198,8 +198,8 @@ def _appends(interp, n, durable):
 _WEAR = """
 import vfs, os
 from hal.fs import Flash
-from gateway.recordlog import RecordLog
-from gateway.slots import Slots
+from gateway.store.recordlog import RecordLog
+from gateway.store.slots import Slots
 import bench._store_records as r
 
 class Dev:

@@ -24,8 +24,8 @@ sys.path.insert(0, '.')
 from hal.clock import Clock
 from hal.net import TcpConnector
 from gateway.loop import Loop
-from gateway.uplink import Uplink
-from gateway.recordlog import RecordLog
+from gateway.center.uplink import Uplink
+from gateway.store.recordlog import RecordLog
 from hal.faultfs import FaultFlash
 from tests.core.uplink_fakes import fill_prod
 try:
@@ -74,7 +74,7 @@ _SEAL = r"""
 import sys, json, time
 sys.path.insert(0, '.')
 from protocols import center_link as cl
-from gateway.uplink import _records_plaintext
+from gateway.center.uplink import _records_plaintext
 from tests.core.uplink_fakes import MemLog, fill_prod
 try:
     ticks_us, ticks_diff = time.ticks_us, time.ticks_diff

@@ -9,7 +9,7 @@ import random
 from drivers import collector
 from emulator.belt import WRAP, Belt, empty_runs, speed_ramps, start_stop, steady, surges
 from gateway import config
-from gateway.measurement import Measurement
+from gateway.measure.measurement import Measurement
 from hal.clock import VirtualClock
 
 BASE = {

@@ -83,7 +83,7 @@ def main(argv):
     gw = Gateway(cfg, key, hw)
     cfg = key = None  # the gateway keeps what it needs: the file's dict need not stay
     if opts["monitor"] or opts["screen"]:
-        from gateway.monitor import Monitor
+        from gateway.panel.monitor import Monitor
 
         gw.monitor = Monitor(gw, sys.stdout, screen=opts["screen"])
     if opts["stats"]:

@@ -5,21 +5,21 @@
 import gc
 
 from gateway import FIRMWARE_VERSION, ondemand
-from gateway.alarms import Alarms
-from gateway.cliport import CliPort
-from gateway.commands import Commands
-from gateway.diag import Diagnostics
-from gateway.identity import Identity
+from gateway.health.alarms import Alarms
+from gateway.cli.port import CliPort
+from gateway.center.commands import Commands
+from gateway.health.diag import Diagnostics
+from gateway.health.identity import Identity
 from gateway.loop import Loop
-from gateway.measurement import Measurement
-from gateway.recordlog import RecordLog
-from gateway.slots import Slots
-from gateway.uplink import Uplink
+from gateway.measure.measurement import Measurement
+from gateway.store.recordlog import RecordLog
+from gateway.store.slots import Slots
+from gateway.center.uplink import Uplink
 from drivers.collector import Collector
 from hal.compat import const
 
 # The commands the center may send (../shared/specs/center-station.md), each carried out
-# by the function of that name in gateway/centercmds.py.
+# by the function of that name in gateway/control.py.
 CENTER_OPS = ("status", "get_params", "set_params", "time_sync", "set_output", "ack_alarm")
 _CHECKPOINT_BUFFER = const(2048)
 _TAIL_RECORDS = const(64)  # records read back at start-up to reconcile the checkpoint with the log
@@ -41,12 +41,12 @@ class Gateway:
     def __init__(self, cfg, key, hw, monitor=None):
         self.hw = hw
         self.clock = clock = hw.clock
-        self.monitor = monitor  # a gateway.monitor.Monitor job, or None
+        self.monitor = monitor  # a gateway.panel.monitor.Monitor job, or None
         self.device_id = cfg["device_id"]
         flash = hw.flash
         self._param_slots = Slots(flash, "params")
         # The checkpoint keeps a buffer for its JSON (~1.3 KB), made now while the heap is
-        # whole: gateway/slots.py.
+        # whole: gateway/store/slots.py.
         self._ckpt_slots = Slots(flash, "checkpoint", buffer_bytes=_CHECKPOINT_BUFFER)
         self.params = self._params_in_force(cfg)
         p = self.params
@@ -102,7 +102,7 @@ class Gateway:
         )
         self.lcd = None
         if hw.display:
-            from gateway.lcd import Lcd  # only where there is a panel
+            from gateway.panel.lcd import Lcd  # only where there is a panel
 
             self.lcd = Lcd(hw.display, clock, self._lcd_values, self.alarms, p)
         self.cli = None
@@ -166,8 +166,8 @@ class Gateway:
             self.cli.apply_params(p)
 
     def _load_cli(self):
-        # Imported only when a technician types (gateway/cliport.py unloads it again).
-        from gateway.clifacade import build_cli
+        # Imported only when a technician types (gateway/cli/port.py unloads it again).
+        from gateway.cli.facade import build_cli
 
         return build_cli(self)
 
@@ -236,17 +236,17 @@ class Gateway:
         }
 
     def status(self):
-        """The state at a glance (gateway.centercmds.report, loaded for the call only)."""
-        return ondemand.call("gateway.centercmds", "report", self)
+        """The state at a glance (gateway.control.report, loaded for the call only)."""
+        return ondemand.call("gateway.control", "report", self)
 
     # --- center commands ---------------------------------------------------------------
 
     def _center_command(self, op):
-        """The handler of one center command: gateway.centercmds, loaded per command
+        """The handler of one center command: gateway.control, loaded per command
         (commands are rare; its code costs heap only while one runs)."""
 
         def handle(args):
-            return ondemand.call("gateway.centercmds", op, self, args)
+            return ondemand.call("gateway.control", op, self, args)
 
         return handle
 

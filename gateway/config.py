@@ -162,7 +162,7 @@ def _linearization(v):
 
 
 def _alarm_classes(v):
-    from gateway.alarms import CLASSES
+    from gateway.health.alarms import CLASSES
 
     if not isinstance(v, list):
         raise ConfigError("must be a list of alarm classes (%s)" % ", ".join(CLASSES))

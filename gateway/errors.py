@@ -1,6 +1,6 @@
 # Errors that callers catch across modules loaded on demand (gateway/ondemand.py): they
 # live here, resident, so that every fresh import of gateway.config or
-# gateway.calibration raises the same class.
+# gateway.measure.calibration raises the same class.
 
 
 class ConfigError(ValueError):

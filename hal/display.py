@@ -4,7 +4,7 @@
 # methods and the same 8x8 font. A Display is that framebuffer plus show(), which puts
 # it on a panel: SSD1306 over I2C on a board, TerminalDisplay in a terminal.
 #
-# The interface the pages use (gateway/lcd.py): width, height, fill(c),
+# The interface the pages use (gateway/panel/lcd.py): width, height, fill(c),
 # text(s, x, y, c=1), hline(x, y, w, c), fill_rect(x, y, w, h, c), pixel(x, y[, c]), show().
 from hal.compat import const
 

@@ -4,7 +4,7 @@
 #   body:      IV(16) || AES-128-CBC(K_enc, IV, PKCS#7(plaintext))
 #   tag 16:    HMAC-SHA256(K_mac, nonce_g || nonce_c || header || body)[:16]
 #
-# This module only builds and checks frames and raises; the uplink (gateway/uplink.py) and
+# This module only builds and checks frames and raises; the uplink (gateway/center/uplink.py) and
 # the center emulator decide what to do about an error (both end the connection).
 import json
 import struct

@@ -181,8 +181,8 @@ def cpu_s(pid):
 
 def read_flash(data_dir, scratch):
     """What a copy of a dead gateway's flash holds: ({seq: record}, checkpoint or None)."""
-    from gateway.recordlog import RecordLog
-    from gateway.slots import Slots
+    from gateway.store.recordlog import RecordLog
+    from gateway.store.slots import Slots
     from hal.fs import Flash
 
     if os.path.exists(scratch):

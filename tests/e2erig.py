@@ -26,8 +26,10 @@ from emulator.belt import Belt
 from emulator.center import Center
 from emulator.collector import CollectorEmulator
 from emulator.scale_runs import Manual
-from gateway import alarms, auth, config
-from gateway.alarms import DO1_CLASSES, EVENT, TABLE
+from gateway import config
+from gateway.cli import auth
+from gateway.health import alarms
+from gateway.health.alarms import DO1_CLASSES, EVENT, TABLE
 from hal.fs import Flash
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -638,7 +640,7 @@ class Run:
 
 
 def _age_holds(gw):
-    # A state is a list indexed by gateway/alarms.py's consts (plain names on CPython).
+    # A state is a list indexed by gateway/health/alarms.py's consts (plain names on CPython).
     for code, st in gw.alarms._states.items():
         spec = TABLE[code]
         if spec[2] == EVENT and st[alarms._ACTIVE]:

@@ -7,8 +7,8 @@ import pytest
 
 from emulator import scale_runs as sr
 from emulator.belt import MV_PER_MMPS
-from gateway.calibration import CalibrationError
-from gateway.vibration import ZONES, zone_for
+from gateway.measure.calibration import CalibrationError
+from gateway.measure.vibration import ZONES, zone_for
 
 LIMIT_PCT = 0.05  # half of OIML R 50 class 0.2 at initial verification
 _RUNS = {}

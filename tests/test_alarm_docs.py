@@ -3,7 +3,8 @@
 import os
 import re
 
-from gateway import alarms, config
+from gateway import config
+from gateway.health import alarms
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -10,9 +10,9 @@ import pytest
 from drivers import collector
 from emulator.belt import PROFILES, Belt
 from gateway import config
-from gateway.alarms import Alarms
-from gateway.diag import Diagnostics
-from gateway.identity import Identity
+from gateway.health.alarms import Alarms
+from gateway.health.diag import Diagnostics
+from gateway.health.identity import Identity
 from gateway.loop import Loop
 from hal.clock import VirtualClock
 

@@ -1,5 +1,5 @@
 # The center's commands through the whole app on stand-in hardware (tests/appstandin.py):
-# each is carried out by gateway.centercmds, loaded for the command and forgotten after.
+# each is carried out by gateway.control, loaded for the command and forgotten after.
 # CPython only, like tests/test_app_checkpoint.py.
 import sys
 
@@ -15,7 +15,7 @@ def _gateway():
 
 def _command(gw, cmd_id, op, args):
     res = gw.commands.submit({"id": cmd_id, "op": op, "args": args})
-    assert "gateway.centercmds" not in sys.modules  # loaded for the command only
+    assert "gateway.control" not in sys.modules  # loaded for the command only
     return res
 
 
@@ -27,7 +27,7 @@ def test_status_is_the_report_and_its_module_is_forgotten_after():
     assert s["link"]["state"] == "lost" and "collector_link_lost" in s["alarms"]
     assert s["run_state"] and "totals" in s and s["diag"]["result"] == "fail"
     assert sorted(gw.status()) == sorted(s)
-    assert "gateway.centercmds" not in sys.modules
+    assert "gateway.control" not in sys.modules
     gw.stop()
 
 

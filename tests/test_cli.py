@@ -9,8 +9,8 @@ import threading
 
 import pytest
 
-from gateway import auth
-from gateway.cli import Cli
+from gateway.cli import auth
+from gateway.cli.session import Cli
 from gateway.loop import Loop
 from hal.clock import Clock
 from hal.uart import open_uart
@@ -176,8 +176,8 @@ def test_console_stream_on_both_interpreters():
 _MP_RIG = r"""
 import sys, json
 sys.path.insert(0, %(root)r)
-from gateway import auth
-from gateway.cli import Cli
+from gateway.cli import auth
+from gateway.cli.session import Cli
 from gateway.loop import Loop
 from hal.clock import Clock
 from hal.uart import open_uart

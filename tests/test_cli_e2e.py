@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from gateway import auth
+from gateway.cli import auth
 from tests.core.util import holds_secret
 from tests.e2esite import SPEED, Site
 from tests.ptyterm import PtyTerm

@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from gateway.alarms import DO1_CLASSES, TABLE
+from gateway.health.alarms import DO1_CLASSES, TABLE
 from tests.e2erig import MICROPYTHON, others, wait_until
 
 _MISMATCH = {"scale.run_mismatch_s": 2}  # DI1 vs pulses: 2 s, not 10

@@ -16,8 +16,8 @@ import time
 import pytest
 
 from gateway import config
-from gateway.commands import Commands
-from gateway.slots import Slots
+from gateway.center.commands import Commands
+from gateway.store.slots import Slots
 from hal.clock import VirtualClock
 from hal.fs import Flash
 from tests.core.uplink_fakes import FakeApp, MemSlots

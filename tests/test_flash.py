@@ -119,21 +119,21 @@ def test_the_flashed_image_runs_on_micropython_without_the_repo(fl, tmp_path):
     dev = tmp_path / "dev"
     assert fl.provision(dev).returncode == 0
     script = (
-        "import gateway.config, gateway.cli, gateway.auth\n"
+        "import gateway.config, gateway.cli.session, gateway.cli.auth\n"
         "from hal.fs import Flash\n"
-        "print(gateway.config.__file__, gateway.cli.__file__)\n"
+        "print(gateway.config.__file__, gateway.cli.session.__file__)\n"
         "cfg = gateway.config.load('config.json')\n"
         "print(cfg['device_id'], len(gateway.config.read_key(cfg['key_file'])))\n"
-        "acc = gateway.auth.load_accounts(Flash(cfg['data_dir']))\n"
+        "acc = gateway.cli.auth.load_accounts(Flash(cfg['data_dir']))\n"
         "a = acc['1001']\n"
-        "print(gateway.auth.hash_pin(%r, a['salt'], a['iter']) == a['hash'])\n" % PIN
+        "print(gateway.cli.auth.hash_pin(%r, a['salt'], a['iter']) == a['hash'])\n" % PIN
     )
     env = {k: v for k, v in os.environ.items() if k != "MICROPYPATH"}
     r = subprocess.run([MICROPYTHON, "-c", script], cwd=str(dev), capture_output=True,
                        text=True, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     lines = r.stdout.split("\n")
-    assert lines[0] == "gateway/config.mpy gateway/cli.mpy"
+    assert lines[0] == "gateway/config.mpy gateway/cli/session.mpy"
     assert lines[1] == "7 32" and lines[2] == "True"
     r = subprocess.run([MICROPYTHON, "-m", "gateway"], cwd=str(dev), capture_output=True,
                        text=True, env=env)

@@ -1,6 +1,6 @@
 # gateway/ondemand.py on a PC, where several gateways (or a gateway and a test's own reads
 # of a flash copy) share one process in threads: one thread's forget must not drop a module
-# that another is importing (CI once saw KeyError: 'gateway.diagreport' from importlib).
+# that another is importing (CI once saw KeyError: 'gateway.health.report' from importlib).
 import threading
 
 from gateway import ondemand
@@ -17,7 +17,7 @@ def test_threads_loading_on_demand_never_break_each_others_imports():
                 errors.append(repr(e))
 
     threads = [threading.Thread(target=worker, args=("gateway.config", "settable", "x.y")),
-               threading.Thread(target=worker, args=("gateway.cliparse", "tokenize", "a b"))]
+               threading.Thread(target=worker, args=("gateway.cli.syntax", "tokenize", "a b"))]
     for t in threads:
         t.start()
     for t in threads:

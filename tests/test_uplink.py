@@ -9,10 +9,10 @@ import time
 import pytest
 
 from emulator.center import Center
-from gateway.commands import Commands
+from gateway.center.commands import Commands
 from gateway.loop import Loop
-from gateway.recordlog import RecordLog
-from gateway.uplink import Uplink
+from gateway.store.recordlog import RecordLog
+from gateway.center.uplink import Uplink
 from hal.clock import Clock, VirtualClock
 from hal.faultfs import FaultFlash
 from hal.net import NetError, TcpConnector
@@ -136,7 +136,7 @@ class _Switch:
 
 
 def _record_log(**kw):
-    """The real record log (gateway/recordlog.py) on an in-memory flash."""
+    """The real record log (gateway/store/recordlog.py) on an in-memory flash."""
     log = RecordLog(FaultFlash(), **kw)
     log.open()
     return log
@@ -669,10 +669,10 @@ import sys, json, time
 sys.path.insert(0, '.')
 from hal.clock import Clock
 from hal.net import TcpConnector
-from gateway.uplink import Uplink
-from gateway.commands import Commands
+from gateway.center.uplink import Uplink
+from gateway.center.commands import Commands
 from tests.core.uplink_fakes import MemSlots, FakeApp, fill_prod
-from gateway.recordlog import RecordLog
+from gateway.store.recordlog import RecordLog
 from hal.faultfs import FaultFlash
 clock = Clock()
 log = RecordLog(FaultFlash())

@@ -91,7 +91,7 @@ class FakeCal:
 
 
 class ModuleShapedCal:
-    """The same calibration reporting in gateway.calibration's words (revs_done,
+    """The same calibration reporting in gateway.measure.calibration's words (revs_done,
     revs_needed, error, result {old, new, change_pct, limit_pct}), with no proposal()."""
 
     def __init__(self, inner):

@@ -1,8 +1,8 @@
 # The scripted store workload of the power-cut tests: records whose content follows from
 # their seq, parameter sets whose every value follows from one number, and a checkpoint.
 # After any cut, verify() checks what was acknowledged against what the flash holds.
-from gateway.recordlog import RecordLog
-from gateway.slots import Slots
+from gateway.store.recordlog import RecordLog
+from gateway.store.slots import Slots
 
 T0 = 1767225600
 

@@ -1,6 +1,6 @@
 # The alarm engine: debounce, one-shot alarms, DO1, persistence across restarts.
-from gateway import alarms as al
-from gateway.alarms import AlarmError, Alarms
+from gateway.health import alarms as al
+from gateway.health.alarms import AlarmError, Alarms
 from hal.clock import VirtualClock
 from tests.core.util import raises
 

@@ -1,7 +1,7 @@
 import json
 from binascii import unhexlify
 
-from gateway import auth
+from gateway.cli import auth
 from hal import crypto
 from hal.clock import VirtualClock
 from hal.fs import Flash

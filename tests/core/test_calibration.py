@@ -1,8 +1,8 @@
 # Calibration procedures and auto-zero on the synthetic belt (50 m = 5000 pulses a
 # revolution, 25 pulses a block: 200 blocks a revolution; design load 100 000 counts).
-from gateway.autozero import AutoZero
-from gateway.calibration import CalibrationError, Calibrator
-from gateway.scale import Scale
+from gateway.measure.autozero import AutoZero
+from gateway.measure.calibration import CalibrationError, Calibrator
+from gateway.measure.scale import Scale
 from tests.core.synth import Belt, drain, params, run
 from tests.core.util import raises
 

@@ -1,5 +1,5 @@
-from gateway import cliparse
-from gateway.cliparse import UsageError
+from gateway.cli import syntax as cliparse
+from gateway.cli.syntax import UsageError
 from tests.core.util import raises
 
 

@@ -2,8 +2,8 @@
 # time, against the fake facade, in the real loop next to a 10 Hz job.
 import json
 
-from gateway import auth
-from gateway.cli import Cli
+from gateway.cli import auth
+from gateway.cli.session import Cli
 from gateway.loop import Loop
 from hal.clock import VirtualClock
 from tests.core.fakegw import FakeGateway

@@ -1,17 +1,18 @@
-# The CLI port watcher (gateway/cliport.py): the CLI is loaded when input arrives and
+# The CLI port watcher (gateway/cli/port.py): the CLI is loaded when input arrives and
 # unloaded (its modules forgotten) once the terminal is quiet with nobody logged in.
 import json
 import sys
 
-from gateway import auth, ondemand
-from gateway.cliport import CliPort
+from gateway import ondemand
+from gateway.cli import auth
+from gateway.cli.port import CliPort
 from gateway.loop import Loop
 from hal.clock import VirtualClock
 from tests.core.fakegw import FakeGateway
 from tests.core.test_cli_session import PIN, FakeStream, _accounts
 from tests.core.util import SkipTest
 
-_CLI_MODULES = ("gateway.cli", "gateway.cliparse", "gateway.clifacade")
+_CLI_MODULES = ("gateway.cli.session", "gateway.cli.syntax", "gateway.cli.facade")
 
 
 class Port:
@@ -29,7 +30,7 @@ class Port:
         self.seen = 0
 
     def _make(self):
-        from gateway.cli import Cli
+        from gateway.cli.session import Cli
 
         return Cli(self.gw, self.stream, auth.Auth(_accounts(), self.clock), self.clock)
 
@@ -83,7 +84,7 @@ def test_banner_without_the_cli_then_loaded_by_input_and_unloaded_when_quiet():
         assert t.port.cli is not None  # not quiet long enough
         t.loop.run(2000)
         assert t.port.cli is None and not _cli_loaded()
-        assert ondemand.loaded() - before <= {"gateway.cliport"}
+        assert ondemand.loaded() - before <= {"gateway.cli.port"}
         assert t.read() == ""  # the terminal still shows its prompt
         out = t.cmd("coef")
         assert out.startswith("coef\r\ncoef 0.95") and t.port.loads == 2
@@ -136,7 +137,7 @@ def test_a_heap_too_full_for_the_cli_is_said_and_the_next_input_tries_again():
         make = t.port._make
 
         def no_memory():
-            import gateway.cliparse  # noqa: F401  (half loaded, then out of memory)
+            import gateway.cli.syntax  # noqa: F401  (half loaded, then out of memory)
 
             raise MemoryError("memory allocation failed")
 
@@ -149,7 +150,7 @@ def test_a_heap_too_full_for_the_cli_is_said_and_the_next_input_tries_again():
 
 
 def test_without_room_on_the_heap_the_cli_is_not_even_tried():
-    from gateway import cliport
+    from gateway.cli import port as cliport
 
     with _Unloaded():
         t = Port()

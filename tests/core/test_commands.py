@@ -1,6 +1,6 @@
 # Center commands: idempotent by id across restarts, queued while they cannot be applied,
 # set_params validated as a whole.
-from gateway.commands import Commands
+from gateway.center.commands import Commands
 from hal.clock import VirtualClock
 from tests.core.uplink_fakes import FakeApp, MemSlots
 
@@ -195,7 +195,7 @@ def test_command_not_run_when_its_state_cannot_be_saved():
 
 
 def test_state_fits_a_real_slot_with_large_results():
-    from gateway.slots import Slots
+    from gateway.store.slots import Slots
     from hal.faultfs import FaultFlash
 
     flash = FaultFlash()

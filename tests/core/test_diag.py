@@ -3,9 +3,9 @@
 import json
 
 from gateway import config
-from gateway.alarms import Alarms
-from gateway.diag import Diagnostics
-from gateway.identity import Identity
+from gateway.health.alarms import Alarms
+from gateway.health.diag import Diagnostics
+from gateway.health.identity import Identity
 from hal.clock import VirtualClock
 from hal.compat import MICROPYTHON
 

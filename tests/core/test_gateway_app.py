@@ -1,7 +1,7 @@
 # The gateway app on fakes: what its own jobs do, whatever the ticks counter reads.
 from gateway import config
 from gateway.app import Gateway
-from gateway.slots import Slots
+from gateway.store.slots import Slots
 from hal.board import Hardware
 from hal.clock import VirtualClock
 from hal.fs import Flash

@@ -2,8 +2,8 @@
 # the collector's config counter.
 import json
 
-from gateway.alarms import Alarms
-from gateway.identity import Identity, IdentityError
+from gateway.health.alarms import Alarms
+from gateway.health.identity import Identity, IdentityError
 from hal.clock import VirtualClock
 from tests.core.util import raises
 

@@ -1,8 +1,8 @@
 # The display (framebuf or its CPython twin, terminal and SSD1306 panels) and the LCD pages.
 from binascii import unhexlify
 
-from gateway.alarms import Alarms
-from gateway.lcd import PAGES, Lcd
+from gateway.health.alarms import Alarms
+from gateway.panel.lcd import PAGES, Lcd
 from hal.clock import VirtualClock
 from hal.display import SSD1306, Display, TerminalDisplay
 from tests.core.util import raises

@@ -2,7 +2,7 @@
 # checkpoints through JSON, and a poll that allocates nothing.
 import json
 
-from gateway.measurement import Measurement
+from gateway.measure.measurement import Measurement
 from hal.clock import VirtualClock
 from tests.core.synth import Belt, params
 from tests.core.util import SkipTest
@@ -151,22 +151,22 @@ def test_reconcile_with_a_current_checkpoint_changes_nothing():
 def test_the_calibration_procedures_are_loaded_for_use_and_dropped_when_idle():
     import sys
 
-    saved = sys.modules.pop("gateway.calibration", None)
+    saved = sys.modules.pop("gateway.measure.calibration", None)
     try:
         a = _App()
         a.seconds(3)
-        assert a.m.cal is None and "gateway.calibration" not in sys.modules
+        assert a.m.cal is None and "gateway.measure.calibration" not in sys.modules
         cal = a.m.calibrator()
-        assert "gateway.calibration" in sys.modules and a.m.calibrator() is cal
+        assert "gateway.measure.calibration" in sys.modules and a.m.calibrator() is cal
         cal.start("zero")
         a.seconds(3)
         assert a.m.cal is cal and a.m.status()["calibration"]["state"] == "running"
         assert a.m.scale.inhibit
         cal.abort()
         a.seconds(2)
-        assert a.m.cal is None and "gateway.calibration" not in sys.modules
+        assert a.m.cal is None and "gateway.measure.calibration" not in sys.modules
         assert not a.m.scale.inhibit and a.m.status()["calibration"] == {"state": "idle"}
     finally:
-        sys.modules.pop("gateway.calibration", None)
+        sys.modules.pop("gateway.measure.calibration", None)
         if saved is not None:
-            sys.modules["gateway.calibration"] = saved
+            sys.modules["gateway.measure.calibration"] = saved

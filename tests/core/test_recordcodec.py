@@ -1,7 +1,7 @@
 # The record codec gives back exactly what was appended, compactly for prod.
 import struct
 
-from gateway import recordcodec as rc
+from gateway.store import codec as rc
 from tests.core.storework import same
 from tests.core.util import raises
 

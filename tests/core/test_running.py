@@ -1,5 +1,5 @@
 # Running detection: DI1, belt pulses, contradictions after scale.run_mismatch_s.
-from gateway.running import OPEN_STOP, RUNNING, SLIP, STOPPED, Running
+from gateway.measure.running import OPEN_STOP, RUNNING, SLIP, STOPPED, Running
 from tests.core.synth import params
 
 

@@ -1,6 +1,6 @@
 # The scale's arithmetic: totalizer by travel, wrap, gaps, restarts, drop-out, damping,
 # linearization, persistence. Synthetic belt: 0.01 g per count x pulse, design 100 000 counts.
-from gateway.scale import Scale, lin_correction_pct, u32_diff
+from gateway.measure.scale import Scale, lin_correction_pct, u32_diff
 from tests.core.synth import U32, Belt, drain, params, run
 from tests.core.util import SkipTest
 

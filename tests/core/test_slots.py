@@ -1,5 +1,5 @@
 # Two-slot state files: the old copy or the new one after any cut, never a mix.
-from gateway.slots import SlotError, Slots
+from gateway.store.slots import SlotError, Slots
 from hal.faultfs import EIO, FaultFlash, PowerCut
 from hal.fs import Flash
 from tests.core.util import raises, rmtree, tmpdir

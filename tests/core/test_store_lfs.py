@@ -122,7 +122,7 @@ def test_power_cut_at_every_block_write_on_littlefs2():
 def test_full_littlefs_holds_records_in_ram_until_there_is_room():
     if vfs is None or not hasattr(vfs, "VfsLfs2"):
         raise SkipTest("needs MicroPython's vfs.VfsLfs2")
-    from gateway.recordlog import RecordLog
+    from gateway.store.recordlog import RecordLog
 
     dev = CutDevice(bytes(_BLOCK * 48))
     vfs.VfsLfs2.mkfs(dev)

@@ -2,8 +2,8 @@
 # no sockets, so it runs on MicroPython too. The real TCP cases are in tests/test_uplink.py.
 from binascii import hexlify, unhexlify
 
-from gateway.commands import Commands
-from gateway.uplink import Uplink
+from gateway.center.commands import Commands
+from gateway.center.uplink import Uplink
 from hal.clock import VirtualClock
 from hal.net import NetError
 from protocols import center_link as cl

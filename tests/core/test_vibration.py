@@ -1,7 +1,7 @@
 # Vibration: the fixed-point spectrum, ISO 10816-3 zones, fault hints, zone alarms.
 import math
 
-from gateway.vibration import MV_PER_MMPS, ZONES, Spectrum, Vibration, zone_for
+from gateway.measure.vibration import MV_PER_MMPS, ZONES, Spectrum, Vibration, zone_for
 from tests.core.synth import params
 
 _RATE = 1000

@@ -4,11 +4,11 @@
 import json
 
 from gateway import config
-from gateway.commands import Busy, CommandError
+from gateway.center.commands import Busy, CommandError
 
 
 class MemLog:
-    """The record log's API (gateway/recordlog.py) over a list. `retain` caps how many
+    """The record log's API (gateway/store/recordlog.py) over a list. `retain` caps how many
     records are kept: the oldest go first, acknowledged or not (what a full flash budget
     does). damage(seq) makes read() skip a record, as the log skips one damaged on flash.
     set_acked beyond the head moves the head on, as the log does (no seq is reused)."""

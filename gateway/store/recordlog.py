@@ -9,12 +9,13 @@
 # is renamed into place. prev_len is the valid length of the segment before it, so a torn
 # or failed write at the end of that one is cut off logically (MicroPython files cannot
 # truncate) without copying anything. Only the newest segment is scanned at start-up
-# (gateway/logrecovery.py).
+# (gateway/store/recovery.py).
 import struct
 from binascii import crc32
 
-from gateway import ondemand, recordcodec
-from gateway.recordcodec import RecordError  # noqa: F401  (callers catch it from here)
+from gateway import ondemand
+from gateway.store import codec
+from gateway.store.codec import RecordError  # noqa: F401  (callers catch it from here)
 from hal.compat import const
 
 _MAGIC = const(0xA5)
@@ -29,7 +30,7 @@ SEG_HDR = const(28)
 _NO_PREV = const(0xFFFFFFFF)
 _CHUNK = const(4096)
 _READ_PER_RECORD = const(256)  # bytes read per record asked for (a prod record is ~40)
-_TMP = "r.tmp"  # not a const(): gateway/logrecovery.py imports it
+_TMP = "r.tmp"  # not a const(): gateway/store/recovery.py imports it
 ENOSPC = const(28)  # not in MicroPython's errno module
 _SEEN_MAX = const(64)
 
@@ -168,8 +169,8 @@ class RecordLog:
         Returns (and keeps in .report) what was found."""
         self.close()
         self._reset()
-        # Once per start: gateway/logrecovery.py, loaded for it only.
-        self.report = ondemand.call("gateway.logrecovery", "recover", self)
+        # Once per start: gateway/store/recovery.py, loaded for it only.
+        self.report = ondemand.call("gateway.store.recovery", "recover", self)
         return self.report
 
     # --- properties -------------------------------------------------------------
@@ -197,7 +198,7 @@ class RecordLog:
         then the record waits in RAM (bounded), an alarm is raised and it is written by a
         later append or flush_pending(). Raises RecordError for a record it cannot store."""
         seq = self._next
-        payload = recordcodec.encode(seq, rtype, t, fields)
+        payload = codec.encode(seq, rtype, t, fields)
         if len(payload) > _MAX_PAYLOAD:
             raise RecordError("record of %d bytes, the limit is %d" % (len(payload), _MAX_PAYLOAD))
         fr = frame(payload)
@@ -456,7 +457,7 @@ class RecordLog:
                 if seq < from_seq or (keep is not None and not keep(payload)):
                     continue
                 try:
-                    out.append(recordcodec.decode(payload))
+                    out.append(codec.decode(payload))
                 except RecordError:
                     self._corrupt(first, off, _FRAME_HDR + len(payload), "seq %d" % seq)
                     continue
@@ -476,7 +477,7 @@ class RecordLog:
                 return
             payload = memoryview(fr)[_FRAME_HDR:]
             if seq >= from_seq and (keep is None or keep(payload)):
-                out.append(recordcodec.decode(payload))
+                out.append(codec.decode(payload))
 
     def read(self, from_seq, max_n=256):
         """Up to max_n records with seq >= from_seq, ascending, as dicts. A damaged record
@@ -506,7 +507,7 @@ class RecordLog:
             return out
 
         def keep(payload):
-            t = recordcodec.decode_t(payload)
+            t = codec.decode_t(payload)
             return t0 <= t < t1
 
         segs = self._segs

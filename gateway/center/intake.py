@@ -1,11 +1,11 @@
-# Taking in and applying the center's commands, for gateway/commands.py: loaded for each
+# Taking in and applying the center's commands, for gateway/center/commands.py: loaded for each
 # command (Commands.submit), for retrying waiting ones (Commands.run) and for answering
 # commands a restart interrupted (Commands.start), and forgotten after (gateway/ondemand.py).
 # The functions work on a Commands object's state (its _cmds, _by_id, _old_ids, counters),
-# as its own methods would; the state's format is in gateway/commands.py.
+# as its own methods would; the state's format is in gateway/center/commands.py.
 import json
 
-from gateway.commands import Busy, CommandError, _valid_id
+from gateway.center.commands import Busy, CommandError, _valid_id
 from hal.compat import const
 
 _KEEP_RESULTS = const(16)  # recent commands keep their full RESULT for repeats

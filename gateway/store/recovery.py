@@ -1,9 +1,9 @@
-# The record log's start-up half (gateway/recordlog.py, whose format and helpers it
+# The record log's start-up half (gateway/store/recordlog.py, whose format and helpers it
 # uses): find the segments, recover the newest one after any stop, clean or not. Loaded
 # by RecordLog.open() once per start and forgotten after (gateway/ondemand.py): where
 # bytecode lives in RAM this code then costs heap only while it runs. It fills the log's
 # own state, as one of its methods would.
-from gateway.recordlog import (
+from gateway.store.recordlog import (
     SEG_HDR,
     _TMP,
     _between,
@@ -14,7 +14,7 @@ from gateway.recordlog import (
 )
 from hal.compat import const
 
-# The frame format of gateway/recordlog.py: 0xA5 | payload length u16 | crc32 u32 | payload
+# The frame format of gateway/store/recordlog.py: 0xA5 | payload length u16 | crc32 u32 | payload
 _MAGIC = const(0xA5)
 _FRAME_HDR = const(7)
 

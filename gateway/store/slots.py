@@ -16,7 +16,7 @@ import json
 import struct
 from binascii import crc32
 
-from gateway.recordcodec import RecordError, check_json
+from gateway.store.codec import RecordError, check_json
 from hal.compat import MICROPYTHON, const
 
 _MAGIC = b"GWSL"

@@ -1,12 +1,12 @@
 # The technician CLI's language: tokens, the command table with each command's usage,
 # argument checks, and local-time parsing and formatting. Pure functions: the CLI job
-# (gateway/cli.py) does the talking. parse() either returns (command, args) with every
+# (gateway/cli/session.py) does the talking. parse() either returns (command, args) with every
 # argument checked, or raises UsageError whose line() is the one-line answer.
 import json
 
 # The schema (gateway.config) is loaded only to check a set: ondemand.call.
 from gateway import ondemand
-from gateway.auth import AuthError, check_tech_id
+from gateway.cli.auth import AuthError, check_tech_id
 from gateway.errors import ConfigError
 from hal.compat import const
 

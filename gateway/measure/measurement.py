@@ -8,11 +8,11 @@
 # m.apply_params(flat) after every accepted parameter change; m.snapshot()/m.restore()
 # with the checkpoint (and a checkpoint soon after m.checkpoint_due() turns True).
 from gateway import ondemand
-from gateway.autozero import AutoZero
-from gateway.production import Production
-from gateway.running import Running
-from gateway.scale import Scale
-from gateway.vibration import Vibration
+from gateway.measure.autozero import AutoZero
+from gateway.measure.production import Production
+from gateway.measure.running import Running
+from gateway.measure.scale import Scale
+from gateway.measure.vibration import Vibration
 
 
 class Measurement:
@@ -23,7 +23,7 @@ class Measurement:
         self.emit = emit
         self.scale = Scale(flat)
         self.autozero = AutoZero(self.scale, emit, alarm)
-        self.cal = None  # a gateway.calibration.Calibrator while one is in use
+        self.cal = None  # a gateway.measure.calibration.Calibrator while one is in use
         self._cal_before = None
         self.running = Running(emit, alarm)
         self.vibration = Vibration(alarm)
@@ -65,10 +65,10 @@ class Measurement:
             self.cal.on_poll(sc)
 
     def calibrator(self):
-        """The calibration procedures (gateway.calibration.Calibrator), loaded for use."""
+        """The calibration procedures (gateway.measure.calibration.Calibrator), loaded for use."""
         if self.cal is None:
             self._cal_before = ondemand.loaded()
-            from gateway.calibration import Calibrator
+            from gateway.measure.calibration import Calibrator
 
             self.cal = Calibrator(self.scale, self.emit)
             self.cal.apply_params(self.flat)

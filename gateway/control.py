@@ -6,7 +6,7 @@
 # its own methods (set_params, set_time, set_output, ack_alarm), which persist and
 # record them.
 from gateway import ondemand
-from gateway.commands import Busy, CommandError
+from gateway.center.commands import Busy, CommandError
 from gateway.errors import ConfigError
 
 def report(gw):
@@ -42,7 +42,7 @@ def report(gw):
 
 # --- the commands, one function per op (gateway.app's CENTER_OPS): op(gw, args) -> result;
 # CommandError for an invalid command (nothing changed), Busy when it cannot be applied
-# now (gateway/commands.py keeps it and retries)
+# now (gateway/center/commands.py keeps it and retries)
 
 
 def status(gw, args):

@@ -20,7 +20,7 @@ _HOLD_MS = const(600000)  # one-shot alarms stay visible 10 minutes
 
 # code -> (class, level "F" fail / "W" warn, kind, raise_ms, clear_ms, check)
 # For EVENT codes clear_ms is the hold. `check` names the self-diagnosis check the code
-# belongs to (gateway/diag.py).
+# belongs to (gateway/health/diag.py).
 TABLE = {
     # collector and its link
     "collector_link_lost": ("fault", "F", COND, 3000, 10000, "link"),

@@ -1,4 +1,4 @@
-# The technician's port, watched by a small resident job. The CLI itself (gateway.cli,
+# The technician's port, watched by a small resident job. The CLI itself (gateway.cli.session,
 # cliparse, clifacade, auth: ~55 KB of heap on the unix port, where bytecode lives in
 # RAM) is loaded when the first byte arrives and unloaded once nobody is logged in,
 # nothing is under way and the terminal has been quiet for _UNLOAD_MS. What was typed
@@ -30,7 +30,7 @@ def banner(device_id):
 
 
 class CliPort:
-    """A loop job on the CLI stream. make_cli() returns a gateway.cli.Cli on that stream
+    """A loop job on the CLI stream. make_cli() returns a gateway.cli.session.Cli on that stream
     (not started); it is called when input arrives and dropped when the CLI is at rest."""
 
     def __init__(self, stream, clock, device_id, make_cli, name="cli"):

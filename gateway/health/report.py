@@ -1,7 +1,7 @@
 # The self-diagnosis report (Diagnostics.report): every check with pass/warn/fail and its
 # figures. Asked for rarely (the diag record every 10 minutes, status, the CLI), so it is
 # loaded for each call only (gateway/ondemand.py); it reads the Diagnostics' own state.
-from gateway.alarms import TABLE
+from gateway.health.alarms import TABLE
 from hal.compat import const
 
 CHECKS = (

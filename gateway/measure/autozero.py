@@ -1,5 +1,5 @@
 # Auto-zero tracking: runs with every poll, so it lives apart from the calibration
-# procedures (gateway/calibration.py, loaded only while a calibration runs).
+# procedures (gateway/measure/calibration.py, loaded only while a calibration runs).
 
 
 def rev_pulses(scale, belt_length_m):

@@ -576,8 +576,8 @@ class Diagnostics:
     def report(self, compact=False):
         """Every check with pass/warn/fail and its figures. compact=True is the diag
         record's form: the names of passing checks, figures only where not passing.
-        The code is loaded for the call only (gateway/diagreport.py)."""
-        return ondemand.call("gateway.diagreport", "report", self, compact)
+        The code is loaded for the call only (gateway/health/report.py)."""
+        return ondemand.call("gateway.health.report", "report", self, compact)
 
     # --- persistence
     def snapshot(self):

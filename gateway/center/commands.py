@@ -2,7 +2,7 @@
 # that cannot be applied yet. The uplink hands every COMMAND to submit() and sends back
 # what it returns as RESULT; results that become final later wait in the outbox.
 #
-# State in one slots object (gateway/slots.py, two copies on flash):
+# State in one slots object (gateway/store/slots.py, two copies on flash):
 #   {"v": 1, "cmds": [entry, ...], "ids": [older id, ...]}
 #   entry: {"id", "op", "args", "st": "pending" | "running" | "done", "res": RESULT or None,
 #           "sent": bool, "t": unix s received}
@@ -11,7 +11,7 @@
 # Older commands keep only their id in "ids", so a repeat is refused, never re-run.
 #
 # Taking a command in and applying it (submit, retries, trimming the state) is in
-# gateway/commandintake.py, loaded for each command only (gateway/ondemand.py): commands
+# gateway/center/intake.py, loaded for each command only (gateway/ondemand.py): commands
 # are rare, and where bytecode lives in RAM that code then costs heap only while it runs.
 from gateway import ondemand
 from hal.compat import const
@@ -76,12 +76,12 @@ class Commands:
             self._cmds.append(e)
             self._by_id[e["id"]] = e
         if interrupted:
-            ondemand.call("gateway.commandintake", "interrupted", self)
+            ondemand.call("gateway.center.intake", "interrupted", self)
         self.unsent = len(self.outbox())
 
     def submit(self, msg):
         """The RESULT plaintext for one COMMAND plaintext (already authenticated)."""
-        return ondemand.call("gateway.commandintake", "submit", self, msg)
+        return ondemand.call("gateway.center.intake", "submit", self, msg)
 
     def pending(self):
         return [e["id"] for e in self._cmds if e["st"] == "pending"]
@@ -106,7 +106,7 @@ class Commands:
             waiting = [e for e in waiting if ready(e["op"])]
             if not waiting:
                 return  # nothing can be applied yet: no module load, no flash write
-        if ondemand.call("gateway.commandintake", "retry", self, waiting):
+        if ondemand.call("gateway.center.intake", "retry", self, waiting):
             self._retry_at = clock.ticks_add(now_ms, self._retry_ms)
             self._retry_ms = min(self._retry_ms * 2, _RETRY_MAX_MS)
 

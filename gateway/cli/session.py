@@ -6,9 +6,10 @@
 # whatever they paste. Reading is open; changes need a technician login and a confirmation.
 import json
 
-from gateway import FIRMWARE_VERSION, cliparse, ondemand
-from gateway.auth import MAX_FAILURES, AuthError, check_tech_id
-from gateway.cliport import banner
+from gateway import FIRMWARE_VERSION, ondemand
+from gateway.cli import syntax
+from gateway.cli.auth import MAX_FAILURES, AuthError, check_tech_id
+from gateway.cli.port import banner
 from hal.compat import const, print_exception
 
 _READ_CHUNK = const(64)
@@ -90,7 +91,7 @@ class Cli:
         self.errors = 0  # stream errors
         self.dropped_bytes = 0  # output dropped because the terminal did not take it
         self._rx = bytearray(_READ_CHUNK)
-        self._line = bytearray(cliparse.MAX_LINE)
+        self._line = bytearray(syntax.MAX_LINE)
         self._n = 0
         self._overflow = False
         self._esc = 0  # 1 after ESC, 2 inside an escape sequence (arrow keys...)
@@ -114,7 +115,7 @@ class Cli:
     # -- job ---------------------------------------------------------------------------
 
     def start(self, greet=True):
-        """greet=False: the port watcher (gateway/cliport.py) has greeted already."""
+        """greet=False: the port watcher (gateway/cli/port.py) has greeted already."""
         self.apply_params(self.gw.params())
         if not greet:
             return
@@ -275,7 +276,7 @@ class Cli:
         self._drawn = ""
         if over:
             self._say("error: line too long (at most %d characters); nothing done"
-                      % cliparse.MAX_LINE)
+                      % syntax.MAX_LINE)
         elif self._ask is not None:
             ask = self._ask
             self._ask = None
@@ -364,15 +365,15 @@ class Cli:
         if name not in _USER_ERRORS:
             print_exception(e)
             msg = "internal error (%s: %s)" % (name, msg)
-        use = cliparse.usage(usage_of) if usage_of else None
+        use = syntax.usage(usage_of) if usage_of else None
         self._say("error: %s; usage: %s" % (msg, use) if use else "error: " + msg)
 
     # -- commands ----------------------------------------------------------------------
 
     def _command(self, text, now_ms):
         try:
-            parsed = cliparse.parse(text, self._tz)
-        except cliparse.UsageError as e:
+            parsed = syntax.parse(text, self._tz)
+        except syntax.UsageError as e:
             self._say(e.line())
             return
         if parsed is None:
@@ -392,7 +393,7 @@ class Cli:
         self._say_lines(lines)
 
         def answer(text):
-            v = cliparse.parse_yes_no(text)
+            v = syntax.parse_yes_no(text)
             if v is None:
                 self._say("please answer yes or no")
                 self._ask = ask
@@ -405,7 +406,7 @@ class Cli:
         self._ask = ask
 
     def _do_help(self, args, now_ms):
-        self._say_lines(cliparse.help_text(args["cmd"]))
+        self._say_lines(syntax.help_text(args["cmd"]))
 
     def _do_status(self, args, now_ms):
         s = self.gw.status()
@@ -413,7 +414,7 @@ class Cli:
         up = s.get("uplink") or {}
         alarms = s.get("alarms") or []
         self._say_lines([
-            "time     %s" % cliparse.format_time(s.get("time", self.gw.time()), self._tz),
+            "time     %s" % syntax.format_time(s.get("time", self.gw.time()), self._tz),
             "running  %s" % ("yes" if s.get("running") else "no"),
             "rate     %s t/h" % _num(s.get("rate_tph"), "%.1f"),
             "speed    %s m/s" % _num(s.get("speed_mps"), "%.2f"),
@@ -467,7 +468,7 @@ class Cli:
 
     def _when(self, t):
         if isinstance(t, (int, float)) and not isinstance(t, bool):
-            return cliparse.format_time(t, self._tz)
+            return syntax.format_time(t, self._tz)
         return _fmt(t)
 
     def _do_set(self, args, now_ms):
@@ -588,7 +589,7 @@ class Cli:
 
     def _do_time(self, args, now_ms):
         t = self.gw.time()
-        self._say("%s (unix %d, UTC%+.1f h)" % (cliparse.format_time(t, self._tz), int(t),
+        self._say("%s (unix %d, UTC%+.1f h)" % (syntax.format_time(t, self._tz), int(t),
                                               self._tz / 60))
 
     def _do_time_set(self, args, now_ms):
@@ -598,10 +599,10 @@ class Cli:
 
         def apply():
             self.gw.set_time(new, who)
-            self._say("clock set to %s" % cliparse.format_time(new, self._tz))
+            self._say("clock set to %s" % syntax.format_time(new, self._tz))
 
-        self._confirm(["clock: %s -> %s (step %+d s)" % (cliparse.format_time(old, self._tz),
-                                                         cliparse.format_time(new, self._tz),
+        self._confirm(["clock: %s -> %s (step %+d s)" % (syntax.format_time(old, self._tz),
+                                                         syntax.format_time(new, self._tz),
                                                          int(new - old))],
                       self._wrap(apply, "time set"))
 
@@ -787,8 +788,8 @@ class Cli:
             return
         if word and self._cal_mass:
             try:
-                mass = cliparse.number(word, "the mass in t", 0.001, 100000.0)
-            except cliparse.UsageError as e:
+                mass = syntax.number(word, "the mass in t", 0.001, 100000.0)
+            except syntax.UsageError as e:
                 self._say("error: %s; %s, or cancel" % (e.reason, self._cal_hint))
                 return
             nxt = self.gw.cal_start(self._cal_kind, {"known_t": mass}, self.auth.who)

@@ -1,0 +1,1 @@
+# The center station: uplink, command intake and queue (docs/uplink.md).

@@ -1,0 +1,1 @@
+# The technician CLI: port, session, syntax, accounts (docs/cli.md).

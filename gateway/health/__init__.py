@@ -1,0 +1,1 @@
+# Self-diagnosis: alarms, the checks, their report, device identity (docs/alarms.md).

@@ -1,0 +1,1 @@
+# The measurement: scale, auto-zero, running, vibration, production, calibration (docs/measurement.md).

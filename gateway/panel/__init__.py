@@ -1,0 +1,1 @@
+# The local panel: LCD and the PC monitor line.
