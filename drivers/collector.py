@@ -159,6 +159,11 @@ class Collector:
         self._want[do - 1] = bool(on)
         self._write_pending[do - 1] = True
 
+    def read_identity(self):
+        """Read the serials again now (counters that jumped: is it still the same unit?)."""
+        if not self._ident_step:
+            self._ident_at = self._clock.ticks_ms()
+
     def counters(self):
         c = self._m.counters()
         c["polls"] = self.polls

@@ -64,6 +64,7 @@ class Gateway:
             capture_s=p["collector.capture_s"],
         )
         self.measurement = Measurement(p, clock, self.emit, self.alarms.set)
+        self.measurement.verify_identity = self._read_identity
         self.identity = Identity(self.alarms, Slots(flash, "identity"), clock, self.device_id, self.emit)
         handlers = {}
         for op in CENTER_OPS:
@@ -189,6 +190,10 @@ class Gateway:
 
     def _on_identity(self, ident):
         self.diag.on_identity(ident)
+        self.measurement.identity_checked(self.identity.collector_matches())
+
+    def _read_identity(self):
+        self.collector.read_identity()
 
     def _on_collector_restart(self, uptime_s):
         self.emit("event", {"code": "collector_restart", "detail": {"uptime_s": uptime_s}})
@@ -214,6 +219,7 @@ class Gateway:
         return {
             "running": self.measurement.running.state() == "running",
             "load_pct": sc.load_kgpm() * 100 / design,
+            "speed_lost": sc.speed_lost,
         }
 
     def _lcd_values(self):

@@ -53,10 +53,15 @@ SCHEMA = (
     ("scale.damping_s", _NUM, 0.0, 60.0, 3.0, True),
     ("scale.zero_limit_pct", _NUM, 0.1, 20.0, 2.0, True),
     ("scale.autozero", _BOOL, None, None, True, True),
-    ("scale.autozero_band_pct", _NUM, 0.1, 10.0, 2.0, True),
+    ("scale.autozero_band_pct", _NUM, 0.1, 10.0, 1.0, True),
     ("scale.autozero_limit_pct", _NUM, 0.1, 20.0, 2.0, True),
     ("scale.run_min_speed_mps", _NUM, 0.01, 2.0, 0.1, True),
     ("scale.run_mismatch_s", _NUM, 1.0, 600.0, 10.0, True),
+    # --- the figure through field events (docs/measurement.md)
+    ("scale.bridge_max_s", _INT, 0, 3600, 60, True),
+    ("scale.speed_estimate_max_s", _INT, 0, 3600, 600, True),
+    ("scale.zero_check_h", _NUM, 0.0, 720.0, 8.0, True),
+    # ---
     ("production.interval_s", _ONE_OF, (10, 15, 20, 30, 60, 120, 300, 600, 900), None, 60, True),
     ("production.shifts", _SHIFTS, None, None, ["00:00", "08:00", "16:00"], True),
     ("production.utc_offset_min", _INT, -720, 840, 480, True),
@@ -87,6 +92,14 @@ SCHEMA = (
     ("alarms.cell_stuck_counts", _INT, 0, 10000, 2, True),
     ("alarms.cell_drift_counts", _INT, 100, 10000000, 5000, True),
     ("alarms.vib_floor_mv", _NUM, 0.0, 100.0, 2.0, True),
+    # --- limit alarms of rate, load and speed, % of design (0: off; docs/alarms.md)
+    ("alarms.rate_min_pct", _NUM, 0.0, 200.0, 35.0, True),
+    ("alarms.rate_max_pct", _NUM, 0.0, 200.0, 98.0, True),
+    ("alarms.load_min_pct", _NUM, 0.0, 200.0, 0.0, True),
+    ("alarms.load_max_pct", _NUM, 0.0, 200.0, 120.0, True),
+    ("alarms.speed_min_pct", _NUM, 0.0, 200.0, 50.0, True),
+    ("alarms.speed_max_pct", _NUM, 0.0, 200.0, 120.0, True),
+    # ---
     ("cli.port", _OPT_STR, None, None, None, False),
     ("cli.idle_logout_s", _INT, 30, 86400, 600, True),
 )

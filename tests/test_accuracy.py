@@ -101,23 +101,23 @@ def test_zero_refused_beyond_limit_then_accepted(commissioned):
 
 def test_autozero_follows_drift_and_alarms_at_its_limit(commissioned):
     rig = copy.deepcopy(commissioned[0])
+    rig.set_params({"scale.autozero_limit_pct": 1.0})
     b, s = rig.belt, rig.m.scale
     design = s.design_kgpm * s.counts_per_kgpm
-    # The zero drifts in steps of 0.8 % of design load: tracked over empty revolutions
-    # until the total correction reaches the 2 % limit.
-    for step in range(3):
-        b.offsets[step] += 0.008 * design
-        rig.run(2 * b.belt_length_m / 2.5 + 10)
-        if step == 1:
-            assert abs(s.az_counts - 0.016 * design) < 0.0005 * design
+    # The zero drifts by 0.15 % of design load every two revolutions: tracked over empty
+    # revolutions (at most 0.1 % each) until the total correction reaches the 1 % limit.
+    for step in range(8):
+        b.offsets[step % 4] += 0.0015 * design
+        rig.run(2 * b.belt_length_m / 2.5)
+        if step == 3:
+            assert abs(s.az_counts - 0.006 * design) < 0.001 * design
             assert not rig.active.get("autozero_limit")
     assert rig.active.get("autozero_limit")
     assert s.az_counts == rig.m.autozero.limit_counts
-    assert rig.events("autozero")[-1]["detail"]["at_limit"]
     cal = rig.m.calibrator()
     cal.start("zero")
     rig.run_until(lambda: cal.progress()["state"] != "running", 300)
-    rig.set_params(cal.confirm())  # 0.4 % left to correct: within the limit
+    rig.set_params(cal.confirm())  # 0.2 % left to correct: within the limit
     assert rig.active.get("autozero_limit") is False
 
 

@@ -58,6 +58,14 @@ TABLE = {
     "vibration_zone_c": ("process", "W", COND, 10000, 30000, "vibration"),
     "vibration_zone_d": ("process", "F", COND, 5000, 30000, "vibration"),
     "autozero_limit": ("process", "W", COND, 0, 0, "cells"),
+    # --- the figure through field events (measurement)
+    "collector_counters_inconsistent": ("fault", "F", COND, 0, 0, "collector"),
+    "zero_drift_suspected": ("process", "W", COND, 0, 0, "cells"),
+    "rate_limit": ("process", "W", COND, 10000, 10000, "production"),
+    "load_limit": ("process", "W", COND, 10000, 10000, "production"),
+    "speed_limit": ("process", "W", COND, 10000, 10000, "speed"),
+    "speed_implausible": ("fault", "F", COND, 10000, 10000, "speed"),
+    # ---
     # raised by the store
     "storage_full": ("system", "F", COND, 0, 60000, "storage"),
     "storage_write_error": ("system", "F", EVENT, 0, _HOLD_MS, "storage"),

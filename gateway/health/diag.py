@@ -134,6 +134,7 @@ class Diagnostics:
         self._stuck = [False, False, False, False]
         # drift: cell means over empty running belt against a baseline
         self._empty = False
+        self._speed_lost = False  # measurement: no pulses while the belt moves
         self._dsum = [0, 0, 0, 0]
         self._dn = 0
         self._base = None
@@ -291,6 +292,7 @@ class Diagnostics:
         if self._running is not None:
             r = self._running()
             self._empty = bool(r["running"]) and r["load_pct"] < self._empty_pct
+            self._speed_lost = bool(r.get("speed_lost"))
         self._check_samples()
         if self._link is not None:
             self._check_link(rotate)
@@ -335,7 +337,11 @@ class Diagnostics:
             a.raise_event("collector_restarted", "uptime %d s" % self._restart_up)
             a.refresh_do1()
         a.set("collector_adc_fault", st & _ST_ADC, "ADC fault")
-        a.set("speed_sensor_fault", st & _ST_SPEED, "speed sensor disconnected")
+        if st & _ST_SPEED:
+            a.set("speed_sensor_fault", True, "speed sensor disconnected")
+        else:
+            detail = "no pulses while the belt moves: travel estimated"
+            a.set("speed_sensor_fault", self._speed_lost, detail)
         floor = int(p["alarms.vib_floor_mv"] * 10)
         dead = (
             floor > 0

@@ -8,10 +8,15 @@ def rev_pulses(scale, belt_length_m):
 
 
 class AutoZero:
-    """Tracks the zero over whole revolutions of empty belt. Each revolution whose every
-    poll had a window load inside the band moves the zero by the mean net load found;
-    the total correction since the last zero calibration is held within the limit, and
-    the alarm autozero_limit is raised when it reaches it."""
+    """Tracks the zero over whole revolutions of empty belt. A revolution counts when
+    every poll's window load was inside the band (narrower than the drop-out: a light
+    flow is not drift) and the load varied along it no more than along the quietest
+    empty revolution seen (the belt's own profile and noise): a lumpy dribble is not
+    drift either. It moves the zero by the mean net load found, at most 0.1 % of design
+    load per revolution; the total correction since the last zero calibration is held
+    within the limit, and the alarm autozero_limit is raised when it reaches it. Running
+    scale.zero_check_h hours without one empty revolution raises zero_drift_suspected:
+    nothing checks the zero of a belt that never runs empty."""
 
     def __init__(self, scale, emit, alarm):
         self.scale = scale
@@ -21,16 +26,23 @@ class AutoZero:
         self.acc_p = 0
         self.at_limit = False
         self._stale = 0  # polls before this gate mark were weighed with an older zero
+        self._lo = self._hi = 0  # window loads along the revolution so far, counts
+        self.flat_counts = -1  # the variation along an empty revolution (-1: not seen yet)
+        self.unchecked_n = 0  # run blocks since the last empty revolution
+        self.unchecked = None  # None: reported once after every start
 
     def apply_params(self, flat):
         s = self.scale
         self.enabled = bool(flat["scale.autozero"])
         self.rev_p = rev_pulses(s, flat["scale.belt_length_m"])
-        self._band256 = s.counts256_for_pct(float(flat["scale.autozero_band_pct"]))
+        band = min(float(flat["scale.autozero_band_pct"]), s.dropout_pct)
+        self._band256 = s.counts256_for_pct(band)
         design = s.design_kgpm * s.counts_per_kgpm
         self.limit_counts = int(float(flat["scale.autozero_limit_pct"]) / 100.0 * design)
         # Smaller moves than 0.01 % of design load are not worth an event each.
         self.deadband = max(1, int(design / 10000))
+        self.step = max(1, int(design / 1000))
+        self._check_n = int(float(flat["scale.zero_check_h"]) * 36000)
         self.acc_cp = self.acc_p = 0
 
     def reset(self):
@@ -39,6 +51,7 @@ class AutoZero:
         self.scale.set_autozero(0)
         self._stale = self.scale.gate_seq()
         self._limit(False)
+        self.unchecked_n = 0
 
     def on_entry(self, cp, d, cpw, dw, bad):
         if not dw:
@@ -52,20 +65,56 @@ class AutoZero:
         ):
             self.acc_cp = self.acc_p = 0
             return
+        w = cpw // dw
+        if not self.acc_p:
+            self._lo = self._hi = w
+        elif w < self._lo:
+            self._lo = w
+        elif w > self._hi:
+            self._hi = w
         left = self.rev_p - self.acc_p
         if d < left:
             self.acc_cp += cp
             self.acc_p += d
             return
         part = (cp * left + d // 2) // d
-        self._revolution(self.acc_cp + part)
+        self._revolution(self.acc_cp + part, self._hi - self._lo)
         self.acc_cp = cp - part
         self.acc_p = d - left
+        self._lo = self._hi = w
 
-    def _revolution(self, cp):
+    def running(self, blocks):
+        self.unchecked_n += blocks
+
+    def check_unchecked(self):
+        """About once a second: is the zero left unchecked for too long?"""
+        bad = 0 < self._check_n <= self.unchecked_n
+        if bad != self.unchecked:
+            self.unchecked = bad
+            if bad:
+                detail = (
+                    "%d h of running without one empty revolution: zero drift goes "
+                    "unseen; run the belt empty 2 revolutions, or calibrate the zero"
+                    % (self.unchecked_n // 36000)
+                )
+            else:
+                detail = "an empty revolution checked the zero"
+            self.alarm("zero_drift_suspected", bad, detail)
+
+    def _revolution(self, cp, spread):
+        ref = self.flat_counts
+        flat = ref < 0 or spread <= ref + ref // 4 + self.step
+        # The reference is the quietest revolution, creeping up slowly should the belt
+        # itself change (a new splice).
+        self.flat_counts = spread if ref < 0 or spread < ref else ref + (spread - ref) // 8
+        if not flat:
+            return
+        self.unchecked_n = 0
         s = self.scale
         old = s.az_counts
-        new = old + (2 * cp + self.rev_p) // (2 * self.rev_p)
+        move = (2 * cp + self.rev_p) // (2 * self.rev_p)
+        move = max(-self.step, min(self.step, move))
+        new = old + move
         lim = self.limit_counts
         clamped = new > lim or new < -lim
         if clamped:
@@ -99,10 +148,17 @@ class AutoZero:
             self.alarm("autozero_limit", active, detail)
 
     def snapshot(self):
-        return {"acc_cp": self.acc_cp, "acc_p": self.acc_p, "at_limit": self.at_limit}
+        return {
+            "acc_cp": self.acc_cp,
+            "acc_p": self.acc_p,
+            "at_limit": self.at_limit,
+            "flat": self.flat_counts,
+            "unchecked_n": self.unchecked_n,
+        }
 
     def restore(self, d):
-        self.acc_cp = int(d["acc_cp"])
-        self.acc_p = int(d["acc_p"])
         self.at_limit = bool(d["at_limit"])
+        self.flat_counts = int(d.get("flat", -1))
+        self.unchecked_n = int(d.get("unchecked_n", 0))
+        self.acc_p = self.acc_cp = 0  # a revolution begins again (its spread is not kept)
         self._stale = 0

@@ -9,9 +9,10 @@
 # with the checkpoint (and a checkpoint soon after m.checkpoint_due() turns True).
 from gateway import ondemand
 from gateway.measure.autozero import AutoZero
+from gateway.measure.limits import Limits
 from gateway.measure.production import Production
 from gateway.measure.running import Running
-from gateway.measure.scale import Scale
+from gateway.measure.scale import H_COUNTERS, Scale
 from gateway.measure.vibration import Vibration
 
 
@@ -29,6 +30,18 @@ class Measurement:
         self.vibration = Vibration(alarm)
         self.production = Production(emit)
         self.scale.entry_sink = self.autozero.on_entry
+        self.limits = Limits(alarm)
+        self.alarm = alarm
+        # Set by the app: read the collector's serials now (after a restart or a counter
+        # discontinuity, mass waits for identity_checked()).
+        self.verify_identity = None
+        self.counters_bad = False
+        self.restored = False
+        self._snap_t = None
+        # What the scale's lifetime figures were when production last took its share.
+        self._seen_g = self._seen_est = self._seen_unw = self._seen_unn = 0
+        # This second's polls, for the limits: grams, blocks, pulses, counts x pulses.
+        self._sec_g = self._sec_n = self._sec_p = self._sec_cp = 0
         self.flat = None
         self.apply_params(flat)
 
@@ -43,11 +56,13 @@ class Measurement:
         self.running.apply_params(flat)
         self.vibration.apply_params(flat)
         self.production.apply_params(flat)
+        self.limits.apply_params(flat, self.scale)
         if old is not None and old["scale.zero_counts"] != flat["scale.zero_counts"]:
             self.autozero.reset()
         self.flat = flat
 
     def start(self):
+        self.scale.verify_identity = self.verify_identity is not None
         self.vibration.start()
 
     def on_sample(self, s):
@@ -55,14 +70,51 @@ class Measurement:
         sc = self.scale
         if not sc.on_sample(s):
             return
-        if sc.restarted or sc.jumped:
-            self._counter_event(s)
-        self.running.update(s.di, s.status, sc.dp, sc.n, sc.loaded)
-        unweighed = 0 if sc.ok else sc.dp
-        self.production.add(sc.committed_g, sc.dp, self.running.poll_run_blocks, unweighed)
+        if sc.restarted or sc.jumped or sc.gap_n or self.counters_bad != bool(sc.hold & H_COUNTERS):
+            ondemand.call("gateway.measure.incidents", "report", self, s)
+        self.restored = False
+        if sc.ask_identity:
+            sc.ask_identity = False
+            if self.verify_identity is not None:
+                self.verify_identity()
+        run = self.running
+        run.update(s.di, s.status, sc.dp, sc.n, sc.loaded, sc.on_frame, sc.speed_lost)
+        self._sec_n += sc.n
+        self._sec_p += sc.dp
+        self._sec_cp += sc.cp
+        self._produced(sc.dp, run.poll_run_blocks)
+        self.autozero.running(run.poll_run_blocks)
         self.vibration.on_rms(s.vib_rms_01mv, s.status)
         if self.cal is not None:
             self.cal.on_poll(sc)
+
+    def _produced(self, dp, run_blocks):
+        # Production takes what the scale's lifetime figures moved by since last time:
+        # grams (a part estimated), travel not weighed, time not weighed.
+        sc = self.scale
+        g = sc.total_g - self._seen_g
+        est = sc.est_g - self._seen_est
+        unw = sc.unweighed_p - self._seen_unw
+        unn = sc.unweighed_n - self._seen_unn
+        self._seen_g = sc.total_g
+        self._seen_est = sc.est_g
+        self._seen_unw = sc.unweighed_p
+        self._seen_unn = sc.unweighed_n
+        self._sec_g += g
+        self.production.add(g, est, dp, run_blocks, unw, unn)
+
+    def _seen(self):
+        sc = self.scale
+        self._seen_g = sc.total_g
+        self._seen_est = sc.est_g
+        self._seen_unw = sc.unweighed_p
+        self._seen_unn = sc.unweighed_n
+
+    def identity_checked(self, same):
+        """The collector's serials were read: same is whether the collector is the
+        registered one. Held mass is counted (same) or dropped as unweighed travel."""
+        self.scale.identity_checked(same)
+        self._produced(0, 0)
 
     def calibrator(self):
         """The calibration procedures (gateway.measure.calibration.Calibrator), loaded for use."""
@@ -74,22 +126,6 @@ class Measurement:
             self.cal.apply_params(self.flat)
         return self.cal
 
-    def _counter_event(self, s):
-        sc = self.scale
-        if sc.jumped:
-            detail = {"pulses": s.pulses, "block_seq": s.block_seq, "counted": False}
-            code = "pulse_jump"
-        else:
-            # Travel while the collector was down is not known: say how long that was.
-            detail = {
-                "pulses": s.pulses,
-                "block_seq": s.block_seq,
-                "counted": sc.dp,
-                "uncounted_s": None if sc.restart_gap_ms is None else sc.restart_gap_ms / 1000,
-            }
-            code = "pulse_counter_reset"
-        self.emit("event", {"code": code, "detail": detail})
-
     def on_capture(self, wave, rate_hz):
         return self.vibration.on_capture(wave, rate_hz)
 
@@ -97,6 +133,10 @@ class Measurement:
         c = self.clock
         sc = self.scale
         self.production.tick(c.time(), now_ms, c.ticks_diff, sc.total_g, sc.pulses_per_m)
+        running = self.running.moving
+        self.limits.check(self._sec_g, self._sec_n, self._sec_p, self._sec_cp, running)
+        self._sec_g = self._sec_n = self._sec_p = self._sec_cp = 0
+        self.autozero.check_unchecked()
         if self.cal is not None and self.cal.proc is None:
             # No calibration open: drop the procedures' code until the next one.
             self.cal = None
@@ -115,11 +155,18 @@ class Measurement:
             "vibration": self.vibration.status(),
             "calibration": self.cal.progress() if self.cal is not None else {"state": "idle"},
         }
+        sc = self.scale
         out["scale"]["autozero_at_limit"] = self.autozero.at_limit
+        out["scale"]["estimated_kg"] = sc.est_g / 1000
+        if sc.hold:
+            out["scale"]["held_kg"] = sc.held_g() / 1000
+        if sc.speed_lost:
+            out["scale"]["speed_estimated"] = True
         return out
 
     def snapshot(self):
         return {
+            "t": self.clock.time(),
             "scale": self.scale.snapshot(),
             "autozero": self.autozero.snapshot(),
             "running": self.running.snapshot(),
@@ -127,15 +174,31 @@ class Measurement:
         }
 
     def restore(self, d):
-        self.scale.restore(d["scale"])
+        sc = self.scale
+        sc.restore(d["scale"])
         self.autozero.restore(d["autozero"])
         self.running.restore(d["running"])
         self.production.restore(d["production"])
+        t = d.get("t")
+        self._snap_t = t
+        # The outage's length by the wall clock bounds what the first poll may count.
+        sc.outage_ms = None if t is None else int((self.clock.time() - t) * 1000)
+        self.restored = True
+        sc.verify_identity = self.verify_identity is not None
+        if sc.verify_identity:
+            sc.hold_for_identity()  # another unit may have been fitted meanwhile
+        self._seen()
 
     def reconcile(self, tail):
         """After restore(), with the newest records of the log (oldest first): records
         written after the checkpoint are adopted, never produced twice."""
-        last = self.production.adopt(tail, self.scale.total_g)
+        sc = self.scale
+        last = self.production.adopt(tail, sc.total_g)
         if last is not None:
-            self.scale.adopt_total(last["total_g"])
+            # The travel up to the record's end is inside its total; the rest of the
+            # outage is bridged like any other.
+            t = self._snap_t
+            counted = 1 << 30 if t is None else int((last["t1"] - t) * 10)
+            sc.adopt_total(last["total_g"], counted)
+            self._seen()
         return last is not None

@@ -11,6 +11,7 @@ from hal.compat import const
 _BLOCK_HZ = const(10)
 _STEP_S = const(2)  # a wall-clock jump larger than this against the ticks is a clock step
 _HISTORY_MAX = const(32)
+_RATE_CAP_X = const(2)  # a record's rate is never above twice the design rate
 _KINDS = const(("shift", "day", "month", "quarter", "year"))
 
 
@@ -76,10 +77,12 @@ class Production:
         self._last_wall = None
         self._last_ticks = None
         self._fresh = False
-        self._pg = 0  # added since the last tick: grams, pulses, run blocks, unweighed pulses
-        self._pp = 0
+        self._pg = 0  # added since the last tick: grams, pulses, run blocks, unweighed pulses,
+        self._pp = 0  # estimated grams, unweighed blocks
         self._pr = 0
         self._pu = 0
+        self._pe = 0
+        self._pn = 0
         self.checkpoint_due = False
 
     def apply_params(self, flat):
@@ -93,13 +96,18 @@ class Production:
             self.utc_offset_min = offset
             self._next_boundary = None  # keys computed again at the next tick
         self._coef_req = (float(flat["production.coef"]), int(flat["production.coef_from"]))
+        self._rate_cap = _RATE_CAP_X * float(flat["scale.design_tph"])
 
     # --- per poll
-    def add(self, g, pulses, run_blocks, unweighed_p):
+    def add(self, g, est_g, pulses, run_blocks, unweighed_p, unweighed_n):
+        """g grams totalized, est_g of them estimated; belt travel and run time (blocks);
+        travel and time (blocks) with the belt running but its load or travel unknown."""
         self._pg += g
+        self._pe += est_g
         self._pp += pulses
         self._pr += run_blocks
         self._pu += unweighed_p
+        self._pn += unweighed_n
 
     # --- about once a second
     def tick(self, now, ticks_ms, ticks_diff, total_g, pulses_per_m):
@@ -147,7 +155,8 @@ class Production:
     def _open_at(self, t0):
         i = self.interval_s
         t1 = (t0 // i + 1) * i
-        self.iv = {"t0": t0, "t1": t1, "g": 0, "conv": 0, "p": 0, "run": 0, "unw": 0}
+        self.iv = {"t0": t0, "t1": t1, "g": 0, "conv": 0, "p": 0, "run": 0, "unw": 0, "est": 0,
+                   "unn": 0}
 
     def _flush(self):
         g = self._pg
@@ -159,10 +168,12 @@ class Production:
             iv["p"] += self._pp
             iv["run"] += self._pr
             iv["unw"] += self._pu
+            iv["est"] += self._pe
+            iv["unn"] += self._pn
         for per in self.periods.values():
             per[2] += g
             per[3] += conv
-        self._pg = self._pp = self._pr = self._pu = 0
+        self._pg = self._pp = self._pr = self._pu = self._pe = self._pn = 0
 
     def _close(self, t1, total_g, ppm):
         iv = self.iv
@@ -172,23 +183,29 @@ class Production:
         dur = t1 - t0
         g = iv["g"]
         conv_g = _conv_g(iv["conv"])
-        self.emit(
-            "prod",
-            {
-                "t0": t0,
-                "t1": t1,
-                "mass_kg": _kg(g),
-                "total_kg": _kg(total_g),
-                "rate_tph": round(g * 3.6 / 1000 / dur, 3),
-                "speed_mps": round(iv["p"] / ppm / dur, 3),
-                "run_s": iv["run"] / _BLOCK_HZ,
-                "mass_g": g,
-                "total_g": total_g,
-                "conv_kg": _kg(conv_g),
-                "coef": self.coef_ppm / 1e6,
-                "unweighed_m": round(iv["unw"] / ppm, 1),
-            },
-        )
+        run_s = iv["run"] / _BLOCK_HZ
+        # Mass bridged over an outage came in over the outage's run time, which can be
+        # longer than a partial interval: the mean rate is over the longer of the two.
+        rate = g * 3.6 / 1000 / max(dur, run_s)
+        rec = {
+            "t0": t0,
+            "t1": t1,
+            "mass_kg": _kg(g),
+            "total_kg": _kg(total_g),
+            "rate_tph": round(min(rate, self._rate_cap), 3),
+            "speed_mps": round(iv["p"] / ppm / dur, 3),
+            "run_s": run_s,
+            "mass_g": g,
+            "total_g": total_g,
+            "conv_kg": _kg(conv_g),
+            "coef": self.coef_ppm / 1e6,
+            "unweighed_m": round(iv["unw"] / ppm, 1),
+        }
+        if iv.get("est"):
+            rec["est_kg"] = _kg(iv["est"])
+        if iv.get("unn"):
+            rec["unweighed_s"] = iv["unn"] / _BLOCK_HZ
+        self.emit("prod", rec)
         self.iv = None
         self.checkpoint_due = True
 
@@ -294,7 +311,7 @@ class Production:
         self.checkpoint_due = False
         return {
             "iv": self.iv,
-            "pend": [self._pg, self._pp, self._pr, self._pu],
+            "pend": [self._pg, self._pp, self._pr, self._pu, self._pe, self._pn],
             "periods": self.periods,
             "last": self.last,
             "history": self.history,
@@ -324,14 +341,18 @@ class Production:
         for per in self.periods.values():
             per[2] += g
             per[3] += g * self.coef_ppm
-        self._pg = self._pp = self._pr = self._pu = 0
+        self._pg = self._pp = self._pr = self._pu = self._pe = self._pn = 0
         self._open_at(last["t1"])
         return last
 
     def restore(self, d):
         iv = d["iv"]
         self.iv = dict(iv) if iv is not None else None
-        self._pg, self._pp, self._pr, self._pu = [int(x) for x in d["pend"]]
+        if self.iv is not None:
+            self.iv.setdefault("est", 0)
+            self.iv.setdefault("unn", 0)
+        pend = [int(x) for x in d["pend"]] + [0, 0]
+        self._pg, self._pp, self._pr, self._pu, self._pe, self._pn = pend[:6]
         self.periods = {k: list(v) for k, v in d["periods"].items()}
         self.last = {k: list(v) for k, v in d["last"].items()}
         self.history = [list(e) for e in d["history"]]

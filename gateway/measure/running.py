@@ -1,12 +1,17 @@
 # Running detection from the motor's open/stop sensor (DI1), the belt's travel and its
-# load. The belt runs while it moves; DI1 and the pulses must agree, and when they do not
-# for scale.run_mismatch_s the contradiction is an alarm: DI1 on without pulses is belt
-# slip or a speed-sensor fault, pulses with DI1 off an open/stop-sensor fault.
+# load. The belt runs while it moves at run_min_speed_mps or faster, judged over a second
+# of blocks, with hysteresis (it stops below half that speed, held for 2 s) and a least run
+# time, so a belt creeping at the threshold does not flap. DI1 and the pulses must agree,
+# and when they do not for scale.run_mismatch_s the contradiction is an alarm: DI1 on
+# without pulses, with load on the frame and no sign of the belt moving, is belt slip;
+# pulses with DI1 off an open/stop-sensor fault.
 # Time is counted in the collector's 100 ms blocks, so missed polls lose no run time.
 from hal.compat import const
 
 _BLOCK_HZ = const(10)
-_STOP_BLOCKS = const(20)  # no travel for 2 s: the belt has stopped
+_WINDOW = const(10)  # blocks: the speed over a second decides, not one block's pulses
+_STOP_BLOCKS = const(20)  # below half the least running speed for 2 s: stopped
+_MIN_RUN_BLOCKS = const(100)  # a run lasts at least 10 s
 _SPEED_SENSOR = const(0x10)
 
 RUNNING = "running"
@@ -31,6 +36,10 @@ class Running:
         self._slip_n = 0
         self._open_n = 0
         self._start_blocks = 0  # run_blocks when the current run began
+        self._wp = 0  # the speed window: pulses, blocks, blocks that had travel
+        self._wn = 0
+        self._wm = 0
+        self._slow = 0  # blocks of windows below half the least running speed
 
     def apply_params(self, flat):
         # Pulses per second at the least speed that counts as moving.
@@ -38,31 +47,54 @@ class Running:
         self._min_pps = max(1, int(pps + 0.5))
         self._mismatch = int(float(flat["scale.run_mismatch_s"]) * _BLOCK_HZ + 0.5)
 
-    def update(self, di, status, dp, n, loaded):
-        """One poll: di (bit0 DI1), collector status, pulses and blocks since the last
-        poll, and whether the load is above the drop-out."""
+    def update(self, di, status, dp, n, loaded, on_frame=True, lost=False):
+        """One poll: di (bit0 DI1), collector status, pulses (measured or estimated) and
+        blocks since the last poll, whether the load is above the drop-out, whether the
+        frame carries load (travel or not), whether the speed sensor is known lost."""
         di1 = bool(di & 1)
         self.di1 = di1
-        moving_now = dp * _BLOCK_HZ >= self._min_pps * n and dp > 0
-        self.poll_run_blocks = n if moving_now else 0
-        if moving_now:
+        counted = 0
+        self._wp += dp
+        self._wn += n
+        if dp:
+            self._wm += n
             self._still = 0
-            self.run_blocks += n
-            if loaded:
-                self.loaded_blocks += n
-            if not self.moving:
-                self.moving = True
-                self._start_blocks = self.run_blocks - n
-                self.emit("event", {"code": "belt_start", "detail": {"di1": di1}})
         else:
             self._still += n
-            if self.moving and self._still >= _STOP_BLOCKS:
-                self.moving = False
-                run_s = (self.run_blocks - self._start_blocks) / _BLOCK_HZ
-                self.emit("event", {"code": "belt_stop", "detail": {"di1": di1, "run_s": run_s}})
-        self.loaded = loaded and moving_now
+        if self._wn >= _WINDOW:
+            pps = self._wp * _BLOCK_HZ
+            wn = self._wn
+            if pps >= self._min_pps * wn:
+                self._slow = 0
+                if not self.moving:
+                    self.moving = True
+                    self._start_blocks = self.run_blocks
+                    counted = self._wm - (n if dp else 0)  # the window before this poll
+                    self.emit("event", {"code": "belt_start", "detail": {"di1": di1}})
+            elif pps * 2 < self._min_pps * wn:
+                self._slow += wn
+            else:
+                self._slow = 0  # between the two thresholds: the state holds
+            self._wp = self._wn = self._wm = 0
+        if (
+            self.moving
+            and (self._still >= _STOP_BLOCKS or self._slow >= _STOP_BLOCKS)
+            and self.run_blocks - self._start_blocks >= _MIN_RUN_BLOCKS
+        ):
+            self.moving = False
+            run_s = (self.run_blocks - self._start_blocks) / _BLOCK_HZ
+            self.emit("event", {"code": "belt_stop", "detail": {"di1": di1, "run_s": run_s}})
+        if self.moving and dp:
+            counted += n
+        self.poll_run_blocks = counted
+        self.run_blocks += counted
+        if loaded:
+            self.loaded_blocks += counted
+        self.loaded = loaded and counted > 0
+        # The contradictions judge each poll's own speed.
+        moving_now = lost or dp * _BLOCK_HZ >= self._min_pps * n and dp > 0
         # Contradictions, counted while they last.
-        if di1 and not moving_now:
+        if di1 and not moving_now and on_frame:
             self._slip_n += n
         else:
             self._slip_n = 0

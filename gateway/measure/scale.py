@@ -15,6 +15,29 @@ _LOAD_FAULT = const(0x4F)  # cells 1-4 and ADC: the sum of counts means nothing
 _LIN_Q = const(30)  # linearization factors in Q30
 _BLOCK_HZ = const(10)  # the collector publishes 10 blocks a second
 _MAX_MPS = const(8.0)  # speed sensor range; more pulses than this in a gap is a counter jump
+# The largest pulses per metre a belt speed sensor plausibly has: the jump limit is physics
+# (8 m/s of this), so a sensor commissioned with the wrong pulses_per_m is still counted
+# (and shows as an implausible speed), not taken for a counter jump on every poll.
+_MAX_PPM = const(1000)
+_SPEED_SENSOR = const(0x10)
+# Counter consistency. The collector's blocks, its uptime and the gateway's own clock must
+# tell the same time: seq +10 a second, uptime +1 (truncated: +-2 s of slack). Against the
+# gateway's clock only a coarse bound (32x, a time-lapse emulator runs at 20x): a unit far
+# ahead or behind is caught here, a subtler one by its serial (hold for identity).
+_UPTIME_SLACK = const(20)  # blocks
+_CLOCK_X = const(32)
+_AGREE_POLLS = const(5)  # consistent polls after a discontinuity before mass counts again
+# A poll that follows more than _GAP_BLOCKS unseen blocks carries an estimate (the load
+# interpolated over the gap), flagged as such; beyond scale.bridge_max_s nothing is counted.
+_GAP_BLOCKS = const(20)
+# Hold reasons: mass is decided by the gate but kept apart until every reason is gone.
+H_IDENTITY = const(1)  # a restart or discontinuity: is it still our collector?
+H_COUNTERS = const(2)  # the counters disagree: wait until they agree for _AGREE_POLLS
+H_SWAP = const(4)  # the collector's serial is not the registered one: discard
+# Gate entry kinds
+_WEIGHED = const(0)
+_UNWEIGHED = const(1)
+_ESTIMATED = const(2)
 # The drop-out gate looks at a window centred on each poll: up to _GATE_BLOCKS blocks or
 # half the window length of belt on each side. Ring capacity covers both halves.
 _GATE_BLOCKS = const(30)
@@ -65,6 +88,36 @@ class Scale:
         self.unweighed_p = 0  # travel while the load could not be measured
         self.jumps = 0  # pulse-counter discontinuities not accounted for
         self.inhibit = False  # set by a zero or span calibration: nothing is totalized
+        self.est_g = 0  # lifetime: grams of the totalizer that were estimated, not weighed
+        self.unweighed_n = 0  # lifetime: blocks the belt ran with neither load nor travel known
+        # Holding (counter discontinuity, identity to verify): decided mass kept apart.
+        self.verify_identity = False  # an identity source is wired (the app's collector)
+        self.ask_identity = False  # set when the serials should be read again now
+        self.hold = 0
+        self._hold_from = 0
+        self._held = 0  # 2**-S g
+        self._held_p = 0
+        self._held_est = 0
+        self._agree = 0
+        # A gap bridged by the poll just taken: blocks, pulses, estimate (grams), counted.
+        self.gap_n = 0
+        self.gap_dp = 0
+        self.gap_g = 0
+        self.gap_bridged = False
+        self.outage_ms = None  # after a restore: wall time since the checkpoint (None: unknown)
+        self._restored = False
+        self._skip_n = 0
+        # Speed sensor lost: no pulses while the motor runs (DI1) and the load under the
+        # frame changes (the belt moves). Travel is then estimated from the last speed.
+        self.speed_lost = False
+        self._v256 = 0  # last good speed, pulses per block x 256
+        self._ls_n = 0  # blocks since the pulses stopped
+        self._ls_sum = 0  # net counts x blocks over them, until the verdict
+        self._ls_lo = 0
+        self._ls_hi = 0
+        self._ls_p = 0  # pulses estimated so far in the stretch
+        self._ls_chunk = 0  # blocks of the stretch to estimate at once (the verdict's poll)
+        self.on_frame = False  # the load on the frame (not travel-weighted) reaches the drop-out
         self.entry_sink = None  # called (cp, dp, empty, bad) for each poll the gate decides
         self._have = False
         self._seq = 0
@@ -129,12 +182,16 @@ class Scale:
         self._thr256 = self.counts256_for_pct(self.dropout_pct)
         self._half_p = int(float(flat["scale.dropout_window_m"]) * ppm / 2 + 0.5)
         # A gap's pulses beyond the sensor's range (plus margin) is a counter jump.
-        self._max_ppb = int(_MAX_MPS * 1.25 * ppm / _BLOCK_HZ) + 2
+        self._max_ppb = int(_MAX_MPS * max(1.25 * ppm, _MAX_PPM) / _BLOCK_HZ) + 2
+        self._bridge_n = int(flat["scale.bridge_max_s"]) * _BLOCK_HZ
+        self._est_max_n = int(flat["scale.speed_estimate_max_s"]) * _BLOCK_HZ
         self._tau_blocks = int(float(flat["scale.damping_s"]) * _BLOCK_HZ + 0.5)
         lin = flat["scale.linearization"]
         design = self.design_kgpm * self.counts_per_kgpm
         self._lin_counts = [int(p[0] / 100.0 * design) for p in lin]
         self._lin_f = [int((1.0 + p[1] / 100.0) * (1 << _LIN_Q) + 0.5) for p in lin]
+        # The belt moves under the frame when its load changes by 0.2 % of design load.
+        self._motion = max(1, int(design / 500))
         self._update_zero()
 
     def _rescale(self, old):
@@ -144,6 +201,8 @@ class Scale:
 
         self._frac = conv(self._frac)
         self._deficit = conv(self._deficit)
+        self._held = conv(self._held)
+        self._held_est = conv(self._held_est)
         self._rate_u = conv(self._rate_u)
         self._rate_d = conv(self._rate_d)
         for i in range(_CAP):
@@ -166,13 +225,16 @@ class Scale:
         self.committed_g = 0
         self.restarted = False
         self.jumped = False
+        self.gap_n = 0
         seq = s.block_seq
         st = s.status
         r8 = st & _RESTARTED
+        up = s.uptime_s
         ok = not (st & _LOAD_FAULT)
         c = s.cells
         net = c[0] + c[1] + c[2] + c[3] - self.zero_eff
         self.freq_centihz = s.freq_centihz
+        self.on_frame = net * 256 >= self._thr256
         if not self._have:
             self._baseline(s, net, ok)
             self.n = self.dp = 0
@@ -181,32 +243,103 @@ class Scale:
         if n == 0:
             return False  # the same block again: polled faster than it publishes
         prev_p = self._pulses
-        if n >= _HALF_U32 or s.uptime_s < self._uptime or (r8 and not self._r8):
+        if n >= _HALF_U32 or up < self._uptime or (r8 and not self._r8):
             # The collector restarted: its counters began again at 0. What it counted
-            # since then is real travel; what happened before its restart is lost.
+            # since then is real travel if its own uptime and our clock allow that much;
+            # what happened before its restart is lost.
             self.restarted = True
             # Time the collector was not counting: since our last poll, less its uptime.
             if self._ticks is not None:
                 self.restart_gap_ms = max(0, ticks_diff(s.ticks_ms, self._ticks) - seq * 100)
             n = seq if seq else 1
             prev_p = 0
+            bad = seq > up * _BLOCK_HZ + _UPTIME_SLACK
+        else:
+            d = (up - self._uptime) * _BLOCK_HZ - n
+            bad = d > _UPTIME_SLACK + n // 64 or -d > _UPTIME_SLACK + n // 64
+        if not bad and self._ticks is not None:
+            e = ticks_diff(s.ticks_ms, self._ticks)
+            bad = n > _CLOCK_X * (max(0, e) // 100 + 1) + _CLOCK_X
+        elif not bad and self.outage_ms is not None:
+            bad = n > _CLOCK_X * (max(0, self.outage_ms) // 100 + 1) + _CLOCK_X
         dp = (s.pulses - prev_p) & _U32
         if dp > n * self._max_ppb:
-            # Faster than the belt can move: a counter discontinuity. Count nothing.
-            self.jumps += 1
-            self.jumped = True
-            dp = 0
-            ok = False
+            bad = True
         self._seq = seq
         self._pulses = s.pulses
-        self._uptime = s.uptime_s
+        self._uptime = up
         self._ticks = s.ticks_ms
         self._r8 = r8
+        restored = self._restored
+        self._restored = False
+        self.outage_ms = None
+        if bad:
+            # A counter discontinuity is never travel: count nothing, hold until the
+            # counters agree again (and the serials say it is still our collector).
+            self.jumps += 1
+            self.jumped = True
+            if self.hold & H_COUNTERS:
+                self._discard()
+            self._hold_on(H_COUNTERS)
+            self._agree = 0
+            dp = 0
+            ok = False
+        else:
+            if self.hold & H_COUNTERS:
+                self._agree += 1
+                if self._agree >= _AGREE_POLLS:
+                    self._release(H_COUNTERS)
+            if self.restarted:
+                self._hold_on(H_IDENTITY)
+        if self._skip_n:
+            # Travel since the checkpoint already inside an adopted prod record.
+            k = self._skip_n
+            self._skip_n = 0
+            if k >= n:
+                self.n = self.dp = 0
+                return False
+            dp = dp * (n - k) // n
+            n -= k
         self.n = n
-        self.dp = dp
         self.net = net
         self.ok = ok
-        self.travel_p += dp
+        kind = _WEIGHED
+        if ok and (n > _GAP_BLOCKS or restored):
+            # The blocks between two polls were not seen (a gateway or link outage): an
+            # estimate, and only up to a bound.
+            self.gap_n = n
+            self.gap_dp = dp
+            self.gap_bridged = n <= self._bridge_n
+            if self.gap_bridged:
+                kind = _ESTIMATED
+            else:
+                self.ok = ok = False
+        if ok:
+            if dp:
+                f = s.freq_centihz
+                self._v256 = f * 256 // 1000 if f else dp * 256 // n
+                self._ls_end()
+            elif s.di & 1 and not self.restarted and self._v256:
+                est = self._no_pulses(st, n, net)
+                if est < 0:
+                    ok = False  # beyond the estimate's bound: unweighed time
+                    self.unweighed_n += n
+                elif est:
+                    kind = _ESTIMATED
+                    dp = est
+                    if self._ls_chunk:
+                        # The verdict: the whole stretch since the pulses stopped, at
+                        # its mean load.
+                        n = self._ls_chunk
+                        net = self._ls_sum // n
+                        self._ls_chunk = 0
+            else:
+                self._ls_end()
+        else:
+            self._ls_end()
+        self.dp = dp
+        if not self.speed_lost:
+            self.travel_p += dp
         if not ok:
             self.unweighed_p += dp
             self.cp = self.inc = 0
@@ -214,9 +347,9 @@ class Scale:
             self.loaded = False
             self._rate_u = 0
             self._damp(n)
-            self._push(0, 0, 0, n, 1)
+            self._push(0, 0, 0, n, _UNWEIGHED)
             return True
-        if self._prev_ok and n > 1:
+        if self._prev_ok and n > 1 and (kind == _WEIGHED or self.gap_n):
             # Blocks between two polls were not seen: their load is interpolated.
             num = (n + 1) * net + (n - 1) * self._net_prev
         else:
@@ -232,16 +365,96 @@ class Scale:
         inc = (x * k + n) // den
         if self.inhibit:
             inc = 0
+        if self.gap_n:
+            self.gap_g = inc >> self.shift if inc > 0 else 0
         self.cp = cp
         self.inc = inc
         self.loaded = cp > 0 and cp * 256 >= self._thr256 * dp
         self._rate_u = inc // n if self.loaded else 0
         self._damp(n)
-        self._push(inc, cp, dp, n, 0)
+        self._push(inc, cp, dp, n, kind)
         return True
+
+    def _no_pulses(self, st, n, net):
+        """A poll without pulses while the motor runs (DI1). Returns the pulses to
+        estimate for it (0: none yet, -1: the estimate's bound has passed)."""
+        first = not self._ls_n
+        self._ls_n += n
+        if not self.speed_lost:
+            if first:
+                self._ls_lo = self._ls_hi = net
+                self._ls_sum = 0
+                self._ls_p = 0
+            elif net < self._ls_lo:
+                self._ls_lo = net
+            elif net > self._ls_hi:
+                self._ls_hi = net
+            self._ls_sum += net * n
+            if not (st & _SPEED_SENSOR or self._ls_hi - self._ls_lo >= self._motion):
+                return 0  # stalled, or not yet told apart: nothing moved that we know of
+            # The belt moves (its load changes, or the collector says the sensor is
+            # off): every block since the pulses stopped is estimated at the last speed.
+            self.speed_lost = True
+            self._ls_chunk = self._ls_n
+        if self._ls_n > self._est_max_n:
+            return -1
+        p = self._ls_n * self._v256 >> 8
+        est = p - self._ls_p
+        self._ls_p = p
+        return est
+
+    def _ls_end(self):
+        self._ls_n = self._ls_sum = self._ls_chunk = 0
+        self.speed_lost = False
+
+    # --- holding mass back
+    def _hold_on(self, why):
+        if why == H_IDENTITY and not self.verify_identity:
+            return
+        if not self.hold:
+            self._hold_from = self._head
+        self.hold |= why
+        if self.verify_identity:
+            self.hold |= H_IDENTITY
+            self.ask_identity = True
+
+    def hold_for_identity(self):
+        """After a restart of the gateway: nothing counts until the serials are read."""
+        self._hold_on(H_IDENTITY)
+
+    def identity_checked(self, same):
+        """The collector's serial was read: the registered one (same) or not."""
+        if same:
+            self._release(H_IDENTITY | H_SWAP)
+        else:
+            if not self.hold:
+                self._hold_from = self._head
+            self.hold = (self.hold | H_SWAP) & ~H_IDENTITY
+            self._discard()
+
+    def _release(self, why):
+        self.hold &= ~why
+        if self.hold or not self._held_p and not self._held:
+            return
+        before = self.total_g
+        held = self._held
+        self._commit(held)
+        if self._held_est and held > 0:
+            self.est_g += (self.total_g - before) * self._held_est // held
+        self._held = self._held_p = self._held_est = 0
+
+    def _discard(self):
+        # Mass from a unit that is not ours (or from counters that did not hold): its
+        # travel is reported as unweighed, its mass never counted.
+        self.unweighed_p += self._held_p
+        self._held = self._held_p = self._held_est = 0
+
+    def held_g(self):
+        return self._held >> self.shift if self._held > 0 else 0
 
     def _baseline(self, s, net, ok):
         self._have = True
+        self._restored = False
         self._seq = s.block_seq
         self._ticks = s.ticks_ms
         self._pulses = s.pulses
@@ -322,7 +535,22 @@ class Scale:
         cp = self._g_cp[j]
         d = self._g_d[j]
         if dw and cpw > 0 and cpw * 256 >= self._thr256 * dw:
-            self._commit(self._g_inc[j])
+            inc = self._g_inc[j]
+            kind = self._g_bad[j]
+            if self.hold and self._mid >= self._hold_from:
+                if self.hold & H_SWAP:
+                    self.unweighed_p += d
+                else:
+                    self._held += inc
+                    self._held_p += d
+                    if kind == _ESTIMATED:
+                        self._held_est += inc
+            elif kind == _ESTIMATED:
+                g = self.total_g
+                self._commit(inc)
+                self.est_g += self.total_g - g
+            else:
+                self._commit(inc)
             if cp * 256 >= self._thr256 * d:
                 self.loaded_p += d
         sink = self.entry_sink
@@ -441,20 +669,25 @@ class Scale:
             "prev_ok": self._prev_ok,
             "back": [self._b_cp, self._b_d, self._b_n],
             "pending": pend,
+            "est_g": self.est_g,
+            "unw_n": self.unweighed_n,
+            "hold": [self.hold, max(0, self._hold_from - self._mid), self._held, self._held_p,
+                     self._held_est, self._agree],
         }
 
-    def adopt_total(self, total_g):
+    def adopt_total(self, total_g, counted_blocks):
         """Continue from a totalizer figure the log holds but the checkpoint did not (a
-        power cut fell between a record and the next checkpoint). The travel and the
-        pending polls since that checkpoint are already inside the figure, so they are
-        dropped rather than bridged: a few seconds may go uncounted, none twice."""
+        power cut fell between a record and the next checkpoint). The pending polls and
+        the first counted_blocks of travel since that checkpoint are inside the figure;
+        the rest of the outage is bridged like any other (a share of its travel)."""
         self.total_g = int(total_g)
         self._frac = 0
         self._deficit = 0
         self._head = self._mid = self._tail = 0
         self._f_cp = self._f_d = self._f_n = 0
         self._b_cp = self._b_d = self._b_n = 0
-        self._have = False
+        self._hold_from = 0
+        self._skip_n = max(0, int(counted_blocks))
 
     def restore(self, d):
         self.total_g = int(d["total_g"])
@@ -495,6 +728,18 @@ class Scale:
             self._f_d += self._g_d[i]
             self._f_n += self._g_n[i]
             self._head += 1
+        self.est_g = int(d.get("est_g", 0))
+        self.unweighed_n = int(d.get("unw_n", 0))
+        h = d.get("hold") or [0, 0, 0, 0, 0, 0]
+        self.hold = int(h[0])
+        self._hold_from = self._mid + int(h[1])
+        self._held = int(h[2])
+        self._held_p = int(h[3])
+        self._held_est = int(h[4])
+        self._agree = int(h[5])
+        self._restored = True
+        self._skip_n = 0
+        self._ls_end()
         old_shift = int(d["shift"])
         if old_shift != self.shift:
             self._rescale(old_shift)

@@ -54,6 +54,7 @@ class Belt:
         self.x = 0  # travel, pulses
         self.seq = 0
         self.uptime_ms = 0
+        self.ticks_ms = 0  # the gateway's clock at each poll (a restart does not reset it)
         self.di = 1
         self.status = 0
         self.load = load or (lambda x: 0)
@@ -68,8 +69,10 @@ class Belt:
         self.pulses = (self.pulses + self.dp) % U32
         self.seq = (self.seq + 1) % U32
         self.uptime_ms += 100
+        self.ticks_ms += 100
         s = self.sample
-        s.ticks_ms = self.uptime_ms
+        s.ticks_ms = self.ticks_ms
+        s.freq_centihz = self.dp * 1000  # dp pulses per 100 ms
         s.block_seq = self.seq
         total = self.zero + self.load(self.x) + self.tare(self.x % self.rev_p)
         q = total // 4

@@ -48,7 +48,7 @@ def test_prod_records_add_up_to_the_totalizer():
     assert abs(prods[1]["rate_tph"] - 720.0) < 0.01
     assert prods[1]["speed_mps"] == 2.5 and prods[1]["run_s"] == 60.0
     codes = [f["code"] for f in a.of("event")]
-    assert codes[0] == "belt_start"
+    assert codes.count("belt_start") == 1
 
 
 def test_status_is_json():
