@@ -33,7 +33,8 @@ class Sample(collector.Sample):
         self.supply_mv = 12000  # a healthy collector: 12 V, 25.0 degC
         self.temp_01c = 250
 
-    def fill(self, belt, ticks_ms):
+    def fill(self, belt, ticks_ms, unit=None):
+        """unit: the collector as the gateway sees it (Unit), or the belt's own counters."""
         self.ticks_ms = ticks_ms
         self.block_seq = belt.block_seq
         for i in range(4):
@@ -50,6 +51,31 @@ class Sample(collector.Sample):
         self.status = st
         self.uptime_s = belt.uptime_s()
         self.wave_seq = belt.wave_seq
+        if unit is not None:
+            unit.apply(self)
+
+
+class Unit:
+    """Field events on the collector's side of the belt model: another unit's counters
+    (offsets on the belt's), a speed sensor that gives no pulses, DI1 forced."""
+
+    def __init__(self):
+        self.seq_add = self.pulses_add = self.uptime_add = 0
+        self.pulses_frozen = None  # the counter the dead sensor left
+        self.sensor_off_bit = False  # the collector also sees the sensor disconnected
+        self.di1 = None
+
+    def apply(self, s):
+        s.block_seq = (s.block_seq + self.seq_add) % WRAP
+        s.uptime_s += self.uptime_add
+        s.pulses = (s.pulses + self.pulses_add) % WRAP
+        if self.pulses_frozen is not None:
+            s.pulses = self.pulses_frozen
+            s.freq_centihz = 0
+            if self.sensor_off_bit:
+                s.status |= 0x10
+        if self.di1 is not None:
+            s.di = (s.di & ~1) | (1 if self.di1 else 0)
 
 
 class Manual:
@@ -90,7 +116,10 @@ class Rig:
             sect, key = k.split(".", 1)
             given.setdefault(sect, {})[key] = v
         self.flat = config.validate(given)
-        self.m = Measurement(self.flat, self.clock, self.emit, self.alarm)
+        self.unit = Unit()
+        self.serial = self.registered = 1001  # the collector's serial, and the registered one
+        self._ident_at = None
+        self.m = self._measurement()
         self.m.start()
         self.sample = Sample()
         self.rng = random.Random(5)
@@ -99,6 +128,16 @@ class Rig:
         self.blocks = 0
         self.polls = 0
         self.down = False  # gateway off: no polls, no ticks
+
+    def _measurement(self):
+        m = Measurement(self.flat, self.clock, self.emit, self.alarm)
+        m.verify_identity = self._read_identity
+        return m
+
+    def _read_identity(self):
+        # The driver reads the serials within a few polls (gateway/app.py wires this).
+        if self._ident_at is None:
+            self._ident_at = self.blocks + 3
 
     def emit(self, rtype, fields):
         self.records.append((rtype, fields))
@@ -128,10 +167,13 @@ class Rig:
         lost = self.miss and self.rng.random() < self.miss
         polled = self.blocks % self.every == 0 and not lost
         if polled:
-            self.sample.fill(b, self.clock.ticks_ms())
+            self.sample.fill(b, self.clock.ticks_ms(), self.unit)
             self.m.on_sample(self.sample)
             b.restarted = False  # the driver acknowledges the restart flag
             self.polls += 1
+            if self._ident_at is not None and self.blocks >= self._ident_at:
+                self._ident_at = None
+                self.m.identity_checked(self.serial == self.registered)
         if self.blocks % 10 == 0:
             self.m.run(self.clock.ticks_ms())
         return polled
@@ -276,9 +318,9 @@ def _gateway_restart(rig, after_s=4.0, down_s=20.0):
     rig.down = True
     rig.run(down_s)
     rig.down = False
-    rig.m = Measurement(rig.flat, rig.clock, rig.emit, rig.alarm)
-    rig.m.start()
+    rig.m = rig._measurement()
     rig.m.restore(snap)
+    rig.m.start()
     return rig
 
 

@@ -1,6 +1,6 @@
 # Running detection from the motor's open/stop sensor (DI1), the belt's travel and its
 # load. The belt runs while it moves at run_min_speed_mps or faster, judged over a second
-# of blocks, with hysteresis (it stops below half that speed, held for 2 s) and a least run
+# of blocks, with hysteresis (it stops below 3/4 of that speed, held for 2 s) and a least run
 # time, so a belt creeping at the threshold does not flap. DI1 and the pulses must agree,
 # and when they do not for scale.run_mismatch_s the contradiction is an alarm: DI1 on
 # without pulses, with load on the frame and no sign of the belt moving, is belt slip;
@@ -9,8 +9,13 @@
 from hal.compat import const
 
 _BLOCK_HZ = const(10)
-_WINDOW = const(10)  # blocks: the speed over a second decides, not one block's pulses
-_STOP_BLOCKS = const(20)  # below half the least running speed for 2 s: stopped
+# The speed over a window decides, not one block's pulses: at least a second, and up to
+# 5 s until it holds a few pulses (a coarse sensor: 8 pulses/m at 0.05 m/s is one pulse
+# every 2.5 s).
+_WINDOW = const(10)  # blocks
+_WINDOW_MAX = const(50)
+_WINDOW_PULSES = const(4)
+_STOP_BLOCKS = const(20)  # below 3/4 of the least running speed for 2 s: stopped
 _MIN_RUN_BLOCKS = const(100)  # a run lasts at least 10 s
 _SPEED_SENSOR = const(0x10)
 
@@ -39,12 +44,12 @@ class Running:
         self._wp = 0  # the speed window: pulses, blocks, blocks that had travel
         self._wn = 0
         self._wm = 0
-        self._slow = 0  # blocks of windows below half the least running speed
+        self._slow = 0  # blocks of windows below 3/4 of the least running speed
 
     def apply_params(self, flat):
-        # Pulses per second at the least speed that counts as moving.
+        # Pulses per 1000 s at the least speed that counts as moving.
         pps = float(flat["scale.run_min_speed_mps"]) * float(flat["scale.pulses_per_m"])
-        self._min_pps = max(1, int(pps + 0.5))
+        self._min_mpps = max(1, int(pps * 1000 + 0.5))
         self._mismatch = int(float(flat["scale.run_mismatch_s"]) * _BLOCK_HZ + 0.5)
 
     def update(self, di, status, dp, n, loaded, on_frame=True, lost=False):
@@ -61,17 +66,18 @@ class Running:
             self._still = 0
         else:
             self._still += n
-        if self._wn >= _WINDOW:
-            pps = self._wp * _BLOCK_HZ
-            wn = self._wn
-            if pps >= self._min_pps * wn:
+        wn = self._wn
+        if wn >= _WINDOW and (self._wp >= _WINDOW_PULSES or wn >= _WINDOW_MAX):
+            mpps = self._wp * _BLOCK_HZ * 1000
+            lim = self._min_mpps * wn
+            if mpps >= lim:
                 self._slow = 0
                 if not self.moving:
                     self.moving = True
                     self._start_blocks = self.run_blocks
                     counted = self._wm - (n if dp else 0)  # the window before this poll
                     self.emit("event", {"code": "belt_start", "detail": {"di1": di1}})
-            elif pps * 2 < self._min_pps * wn:
+            elif mpps * 4 < lim * 3:
                 self._slow += wn
             else:
                 self._slow = 0  # between the two thresholds: the state holds
@@ -92,7 +98,7 @@ class Running:
             self.loaded_blocks += counted
         self.loaded = loaded and counted > 0
         # The contradictions judge each poll's own speed.
-        moving_now = lost or dp * _BLOCK_HZ >= self._min_pps * n and dp > 0
+        moving_now = lost or dp * _BLOCK_HZ * 1000 >= self._min_mpps * n and dp > 0
         # Contradictions, counted while they last.
         if di1 and not moving_now and on_frame:
             self._slip_n += n

@@ -292,14 +292,17 @@ class Scale:
             if self.restarted:
                 self._hold_on(H_IDENTITY)
         if self._skip_n:
-            # Travel since the checkpoint already inside an adopted prod record.
+            # Travel since the checkpoint already inside an adopted prod record, less
+            # what the gate had not decided yet when the record was closed.
             k = self._skip_n
             self._skip_n = 0
+            k -= min(_GATE_BLOCKS, self._half_p * n // dp if dp else _GATE_BLOCKS)
             if k >= n:
                 self.n = self.dp = 0
                 return False
-            dp = dp * (n - k) // n
-            n -= k
+            if k > 0:
+                dp = dp * (n - k) // n
+                n -= k
         self.n = n
         self.net = net
         self.ok = ok

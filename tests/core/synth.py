@@ -55,6 +55,7 @@ class Belt:
         self.seq = 0
         self.uptime_ms = 0
         self.ticks_ms = 0  # the gateway's clock at each poll (a restart does not reset it)
+        self.sensor_dead = False  # the belt moves, the speed sensor gives no pulses
         self.di = 1
         self.status = 0
         self.load = load or (lambda x: 0)
@@ -66,13 +67,14 @@ class Belt:
     def block(self):
         """Advance one block; return the Sample of it."""
         self.x += self.dp
-        self.pulses = (self.pulses + self.dp) % U32
+        if not self.sensor_dead:
+            self.pulses = (self.pulses + self.dp) % U32
         self.seq = (self.seq + 1) % U32
         self.uptime_ms += 100
         self.ticks_ms += 100
         s = self.sample
         s.ticks_ms = self.ticks_ms
-        s.freq_centihz = self.dp * 1000  # dp pulses per 100 ms
+        s.freq_centihz = 0 if self.sensor_dead else self.dp * 1000  # dp pulses per 100 ms
         s.block_seq = self.seq
         total = self.zero + self.load(self.x) + self.tare(self.x % self.rev_p)
         q = total // 4

@@ -291,3 +291,40 @@ def test_command_entry_point_for_cli_and_center():
     raises(CalibrationError, c, {"action": "confirm", "technician": ""})
     raises(CalibrationError, c, {"action": "confirm", "force": "yes"})
     assert c({"action": "confirm"}) == {"changes": {"scale.zero_counts": 50000}}
+
+
+def test_autozero_does_not_take_a_light_flow_for_drift():
+    # 1.5 % of design for 5 revolutions: inside the 2 % drop-out (not totalized), but
+    # outside auto-zero's own 1 % band: the zero stays.
+    r = _Rig(load=lambda x: 1500)
+    r.run(5 * 240)
+    assert r.scale.az_counts == 0 and r.events("autozero") == []
+
+
+def test_autozero_needs_a_revolution_as_flat_as_an_empty_one():
+    def lumps(x):
+        # After three empty revolutions, 10 m lumps of 0.9 % of design every 30 m: inside
+        # the band, but the load varies along the revolution as an empty belt's does not.
+        return 900 if x > 15000 and x % 3000 < 1000 else 0
+
+    r = _Rig(load=lumps, tare=_splices)
+    r.run(3 * 240)
+    assert r.az.flat_counts >= 0
+    r.run(4 * 240)
+    assert r.scale.az_counts == 0 and r.events("autozero") == []
+
+
+def test_zero_drift_suspected_on_a_belt_that_never_runs_empty():
+    r = _Rig(params(zero_check_h=1.0), load=lambda x: 50000)
+    r.az.check_unchecked()
+    assert r.alarms == [("zero_drift_suspected", False)]
+    r.az.running(35990)
+    r.az.check_unchecked()
+    assert r.alarms[-1] == ("zero_drift_suspected", False)
+    r.az.running(10)  # an hour of running, no empty revolution
+    r.az.check_unchecked()
+    assert r.alarms[-1] == ("zero_drift_suspected", True)
+    r.belt.load = lambda x: 0
+    r.run(2 * 240)  # an empty revolution checks the zero
+    r.az.check_unchecked()
+    assert r.alarms[-1] == ("zero_drift_suspected", False)

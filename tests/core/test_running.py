@@ -90,3 +90,50 @@ def test_snapshot_restore():
     h.polls(10)
     assert h.r.run_blocks == 40 and h.r.loaded_blocks == 30
     assert h.records == []  # still the same run: no second start
+
+
+def test_creeping_belt_on_a_coarse_sensor_does_not_flap():
+    # 8 pulses/m at 0.05 m/s (run_min_speed_mps 0.1): one pulse every 2.5 s, for an hour.
+    g = _Rig()
+    g.r.apply_params(params(pulses_per_m=8.0))
+    for _ in range(1440):
+        g.polls(1, dp=1)
+        g.polls(24, dp=0)
+    assert g.records == [] and g.r.run_blocks == 0
+    assert g.alarms == []  # DI1 on, nothing on the frame: no belt slip
+
+
+def _at_9_cm_per_s(g, seconds):
+    for _ in range(seconds):
+        g.polls(9, dp=1)
+        g.polls(1, dp=0)
+
+
+def test_hysteresis_around_the_least_running_speed():
+    g = _Rig()
+    _at_9_cm_per_s(g, 60)  # below run_min_speed_mps 0.1: it does not start
+    assert g.records == [] and g.r.run_blocks == 0
+    g.polls(20)  # 2.5 m/s: running
+    _at_9_cm_per_s(g, 60)  # above 3/4 of it: it goes on running
+    assert g.records == ["belt_start"] and g.r.state() == RUNNING
+    for _ in range(30):
+        g.polls(7, dp=1)  # 0.07 m/s: stopped
+        g.polls(3, dp=0)
+    assert g.records == ["belt_start", "belt_stop"]
+
+
+def test_belt_slip_needs_load_on_the_frame():
+    g = _Rig()
+    for _ in range(200):
+        g.r.update(1, 0, 0, 1, False, False)  # DI1 on, no pulses, empty frame
+    assert g.alarms == []
+    for _ in range(100):
+        g.r.update(1, 0, 0, 1, False, True)  # the same with load on the frame
+    assert g.alarms[0][:2] == ("belt_slip", True)
+
+
+def test_no_belt_slip_while_the_travel_is_estimated():
+    g = _Rig()
+    for _ in range(200):
+        g.r.update(1, 0x10, 0, 1, False, True, True)  # speed sensor lost: estimated
+    assert g.alarms == []

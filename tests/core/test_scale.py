@@ -1,6 +1,6 @@
 # The scale's arithmetic: totalizer by travel, wrap, gaps, restarts, drop-out, damping,
 # linearization, persistence. Synthetic belt: 0.01 g per count x pulse, design 100 000 counts.
-from gateway.measure.scale import Scale, lin_correction_pct, u32_diff
+from gateway.measure.scale import H_COUNTERS, Scale, lin_correction_pct, u32_diff
 from tests.core.synth import U32, Belt, drain, params, run
 from tests.core.util import SkipTest
 
@@ -299,3 +299,169 @@ def test_poll_allocates_nothing():
         sc.on_sample(s)
     finally:
         micropython.heap_unlock()
+
+
+# --- field events (issue 14)
+def _swap(b, seq, uptime_s, pulses):
+    """Another collector answers: its own counters, consistent with each other."""
+    b.seq = seq
+    b.uptime_ms = uptime_s * 1000
+    b.pulses = pulses
+
+
+def test_used_unit_behind_is_no_restart_and_counts_nothing():
+    # Its block_seq is behind ours (it looks like a restart), but it has been up 20 min:
+    # our clock saw 100 ms pass, so none of that is travel.
+    sc = Scale(params())
+    b = Belt(load=_load(50000), pulses=7000000)
+    run(sc, b, 200)
+    drain(sc, b)
+    g = sc.total_g
+    _swap(b, 12000, 1200, 2500000)
+    run(sc, b, 1)
+    assert sc.jumped and sc.hold & H_COUNTERS and sc.dp == 0
+    run(sc, b, 3)
+    assert sc.hold & H_COUNTERS  # counters must agree for a few polls first
+    run(sc, b, 100)
+    drain(sc, b)
+    assert not sc.hold
+    # Only the polls after the counters agreed again: 103 blocks of 20 kg... less the
+    # discontinuity's own block.
+    assert sc.total_g - g == 103 * 25 * 50000 // 100
+
+
+def test_used_unit_far_ahead_counts_nothing():
+    sc = Scale(params())
+    b = Belt(load=_load(50000))
+    run(sc, b, 200)
+    drain(sc, b)
+    g = sc.total_g
+    _swap(b, b.seq + 50000000, b.uptime_ms // 1000 + 5000000, b.pulses + 100000000)
+    run(sc, b, 1)
+    assert sc.jumped and sc.total_g == g
+
+
+def test_restart_counts_only_what_its_uptime_allows():
+    sc = Scale(params())
+    b = Belt(load=_load(50000), pulses=123456789)
+    run(sc, b, 100)
+    b.restart()
+    run(sc, b, 1)
+    assert sc.restarted and not sc.jumped and sc.dp == 25
+    run(sc, b, 50)
+    # A restart 2 s ago whose block_seq and pulses tell of 5 minutes of travel.
+    b.restart()
+    b.seq = 3000
+    b.pulses = 75000
+    b.uptime_ms = 2000
+    run(sc, b, 1)
+    assert sc.restarted and sc.jumped and sc.dp == 0
+
+
+def test_identity_holds_the_mass_of_a_restarted_unit_until_its_serial_is_read():
+    ref = Scale(params())
+    rb = Belt(load=_load(50000))
+    run(ref, rb, 301)
+    drain(ref, rb)
+    for same in (True, False):
+        sc = Scale(params())
+        sc.verify_identity = True
+        b = Belt(load=_load(50000))
+        run(sc, b, 101)
+        b.restart()
+        run(sc, b, 200)
+        assert sc.ask_identity and sc.hold
+        held = sc.total_g
+        sc.identity_checked(same)
+        drain(sc, b)
+        if same:
+            assert sc.total_g == ref.total_g  # held, then counted: nothing lost
+        else:
+            assert sc.total_g == held  # another unit: its mass is never counted
+            assert sc.unweighed_p >= 150 * 25
+
+
+def test_sensor_of_three_times_the_pulses_is_counted_not_a_jump():
+    sc = Scale(params())
+    b = Belt(load=_load(50000), dp=110)  # 300 pulses/m at 3.7 m/s, 100 configured
+    run(sc, b, 101)
+    drain(sc, b)
+    assert sc.jumps == 0 and sc.total_g == 100 * 110 * 50000 // 100
+
+
+def test_gap_within_the_bridge_is_estimated_and_beyond_it_is_unweighed_travel():
+    for gap, bridged in ((300, True), (700, False)):  # bridge_max_s 60: 600 blocks
+        sc = Scale(params())
+        b = Belt(load=_load(50000))
+        run(sc, b, 101)
+        for _ in range(gap - 1):
+            b.block()  # the link is down
+        run(sc, b, 1)
+        assert sc.gap_n == gap and sc.gap_bridged == bridged
+        run(sc, b, 10)
+        drain(sc, b)
+        if bridged:
+            assert sc.total_g == (110 + gap) * 25 * 50000 // 100
+            assert sc.est_g == gap * 25 * 50000 // 100
+        else:
+            assert sc.total_g == 110 * 25 * 50000 // 100 and sc.est_g == 0
+            assert sc.unweighed_p == gap * 25
+
+
+def test_outage_after_a_restore_is_bounded():
+    for down, counted in ((300, True), (3600, False)):
+        sc = Scale(params())
+        b = Belt(load=_load(80000))
+        run(sc, b, 101)
+        snap = sc.snapshot()
+        for _ in range(down):
+            b.block()  # the gateway was off
+        again = Scale(params())
+        again.restore(snap)
+        again.outage_ms = down * 100
+        run(again, b, 50)
+        drain(again, b)
+        if counted:
+            # The first poll after the outage is one block too: all of it estimated.
+            assert again.total_g == (150 + down) * 20000 and again.est_g == (down + 1) * 20000
+        else:
+            assert again.total_g == 149 * 20000 and again.unweighed_p == (down + 1) * 25
+
+
+def test_speed_sensor_loss_is_estimated_from_the_last_speed():
+    def tare(x):
+        return 3000 if x % 5000 < 500 else 0  # the belt's profile: it moves under the frame
+
+    sc = Scale(params())
+    b = Belt(load=_load(50000), tare=tare)
+    run(sc, b, 101)
+    b.sensor_dead = True
+    run(sc, b, 600)  # 60 s without pulses, DI1 on
+    assert sc.speed_lost
+    b.sensor_dead = False
+    run(sc, b, 100)
+    drain(sc, b)
+    true_g = 800 * 25 * 50300 // 100  # the belt's profile weighs 300 counts on average
+    assert abs(sc.total_g - true_g) < true_g // 10000
+    assert sc.est_g >= 590 * 25 * 50000 // 100
+
+
+def test_stalled_belt_is_not_estimated_and_the_estimate_is_bounded():
+    sc = Scale(params())
+    b = Belt(load=_load(50000))
+    run(sc, b, 101)
+    dp = b.dp
+    b.dp = 0  # DI1 on, nothing moves, the load under the frame stays: belt slip
+    run(sc, b, 600)
+    assert not sc.speed_lost and sc.est_g == 0
+    b.dp = dp
+    # The sensor off (status bit 4) for longer than the estimate's bound.
+    flat = params(speed_estimate_max_s=30)
+    sc = Scale(flat)
+    b = Belt(load=_load(50000))
+    run(sc, b, 101)
+    b.sensor_dead = True
+    b.status = 0x10
+    run(sc, b, 600)
+    assert sc.speed_lost and sc.est_g == 300 * 25 * 50000 // 100
+    assert sc.unweighed_n == 300
