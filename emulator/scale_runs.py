@@ -201,9 +201,9 @@ def _calibrate(rig, kind, limit_s, technician=None, force=False, **args):
     return prog["result"]
 
 
-def _speed_by_marks(rig, revs):
+def _speed_by_marks(rig, revolutions):
     cal = rig.m.calibrator()
-    cal.start("speed", revs=revs)
+    cal.start("speed", revolutions=revolutions)
     b = rig.belt
     marks = b.marks()
     while cal.progress()["state"] == "running":

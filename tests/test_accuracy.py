@@ -38,7 +38,7 @@ def test_commissioning_finds_the_belt_by_the_procedures(commissioned):
     # Test weights give the span of the cells; the material test corrects the weigh
     # length the installer guessed (1.2 m against the frame's 1.25 m).
     assert abs(rig.flat["scale.material_factor"] - 1.2 / b.weigh_length_m) < 0.0005
-    for code in ("cal_speed", "cal_zero", "cal_span", "cal_material"):
+    for code in ("cal_speed", "cal_zero", "cal_span_weight", "cal_material"):
         assert rig.events(code), code
 
 

@@ -2,7 +2,6 @@
 # built on the app's parts, so that the CLI's needs stay in one place and the CLI can be
 # tested against a double with the same methods. build_cli() makes the CLI job.
 from gateway.cli.auth import AuthError, Auth, load_accounts
-from gateway.errors import CalibrationError
 from gateway.cli.session import Cli
 from hal.compat import const
 
@@ -22,60 +21,12 @@ def build_cli(gw):
     return Cli(CliFacade(gw), gw.hw.cli_uart, auth, gw.clock)
 
 
-class _Cal:
-    """A calibration started from the CLI: progress in the facade's words (and the
-    calibration module's, passed through), the proposal, whether it is within limits."""
-
-    def __init__(self, facade, kind, who, fixed=None):
-        self._f = facade
-        self.kind = kind
-        self.who = who
-        self._fixed = fixed  # {key: [old, new]} of a calibration that needs no measuring
-        self.within_limits = True
-        self.limit_message = ""
-
-    def progress(self):
-        if self._fixed is not None:
-            return {"state": "done", "revolutions_done": 0, "revolutions_target": None,
-                    "message": ""}
-        p = self._f.calibrator().progress()
-        out = dict(p)
-        out["revolutions_done"] = p.get("revs_done", 0)
-        out["revolutions_target"] = p.get("revs_needed")
-        out["message"] = p.get("error") or ""
-        result = p.get("result")
-        if p.get("state") == "done" and isinstance(result, dict):
-            change, limit = result.get("change_pct"), result.get("limit_pct")
-            if self.kind == "zero" and change is not None and limit is not None:
-                self.within_limits = abs(change) <= limit
-                if not self.within_limits:
-                    self.limit_message = "zero change %.3f %% of design load, limit %.3f %%" % (
-                        change, limit)
-        return out
-
-    def proposal(self):
-        if self._fixed is not None:
-            return self._fixed
-        p = self._f.calibrator().progress()
-        result = p.get("result")
-        if p.get("state") != "done" or not isinstance(result, dict):
-            return None
-        old = result.get("old") or {}
-        out = {}
-        for k, v in (result.get("new") or {}).items():
-            out[k] = [old.get(k), v]
-        return out
-
-    def mark(self):
-        self._f.calibrator().mark()
-
-
 class CliFacade:
     def __init__(self, gw):
         self.gw = gw
-        self._cal = None
 
     def calibrator(self):
+        """The calibration procedures (gateway.measure.calibration.Calibrator)."""
         return self.gw.measurement.calibrator()
 
     # --- reading
@@ -158,67 +109,3 @@ class CliFacade:
 
     def emit(self, rtype, fields):
         return self.gw.emit(rtype, fields)
-
-    # --- calibrations
-    def cal_start(self, kind, args, who):
-        c = self.calibrator()
-        if "known_t" in args:  # the weighed mass of a material (or linearization) test
-            h = self._cal
-            if h is None or h.kind != kind:
-                raise CalibrationError("no %s test is running" % kind)
-            c.finish(args["known_t"] * 1000.0)
-            return h
-        if self._cal is not None and self._cal._fixed is None:
-            state = c.progress().get("state")
-            if state in ("running", "draining"):
-                raise CalibrationError("a %s calibration is running" % self._cal.kind)
-        revs = args.get("revolutions")
-        if kind == "lin" and "points" in args:
-            old = self.gw.params["scale.linearization"]
-            h = _Cal(self, kind, who, {"scale.linearization": [old, args["points"]]})
-        else:
-            if kind == "zero":
-                c.start("zero", revs=revs)
-            elif kind == "span" and "test_kg" in args:
-                c.start("span_weight", revs=revs, test_kg=args["test_kg"])
-            elif kind == "span" and "chain_kgpm" in args:
-                c.start("span_chain", revs=revs, chain_kgpm=args["chain_kgpm"])
-            elif kind == "speed":
-                length = args.get("belt_length_m")
-                known = self.gw.params["scale.belt_length_m"]
-                if length is not None and abs(length - known) > 1e-6:
-                    raise CalibrationError(
-                        "scale.belt_length_m is %g m; set it to %g first (set "
-                        "scale.belt_length_m %g)" % (known, length, length))
-                c.start("speed", revs=revs, distance_m=args.get("distance_m"))
-            elif kind == "material":
-                c.start("material")
-            elif kind == "lin":
-                c.start("linearization")
-            else:
-                raise CalibrationError("unknown calibration %s" % kind)
-            h = _Cal(self, kind, who)
-            self.gw.emit("event", {"code": "cal_started", "detail": {"kind": kind, "by": who}})
-        self._cal = h
-        return h
-
-    def cal_confirm(self, cal, who, force=False):
-        if cal is not self._cal:
-            raise CalibrationError("that calibration is no longer open")
-        if cal._fixed is not None:
-            changes = {}
-            for k in cal._fixed:
-                changes[k] = cal._fixed[k][1]
-        else:
-            changes = self.calibrator().confirm(technician=who, force=force)
-        self._cal = None
-        return self.gw.set_params(changes, who)
-
-    def cal_cancel(self, cal):
-        if cal is not self._cal:
-            return
-        self._cal = None
-        if cal._fixed is None:
-            self.calibrator().abort()
-            self.gw.emit("event", {"code": "cal_aborted", "detail": {"kind": cal.kind,
-                                                                     "by": cal.who}})

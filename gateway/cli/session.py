@@ -10,6 +10,7 @@ from gateway import FIRMWARE_VERSION, ondemand
 from gateway.cli import syntax
 from gateway.cli.auth import MAX_FAILURES, AuthError, check_tech_id
 from gateway.cli.port import banner
+from gateway.errors import CalibrationError
 from hal.compat import const, print_exception
 
 _READ_CHUNK = const(64)
@@ -380,13 +381,14 @@ class Cli:
             return
         name, args = parsed
         if name in _CHANGES and self.auth.tech_id is None:
-            self._say("error: %s needs a technician login; usage: login [ID]" % name.split(".")[0])
+            self._say("error: %s needs a technician login; usage: login [ID]"
+                      % text.split()[0].lower())
             return
         self.apply_params(self.gw.params())
         handler = getattr(self, "_do_" + name.replace(".", "_"))
         usage_of = name.replace(".", " ")
         if name == "cal":
-            usage_of = "cal " + args["kind"]
+            usage_of = "cal " + text.split()[1].lower()
         self._guarded(handler, usage_of, args, now_ms)
 
     def _confirm(self, lines, on_yes):
@@ -480,12 +482,8 @@ class Cli:
         who = self.auth.who
 
         def apply():
-            done = self.gw.set_params(changes, who)
+            self._say_applied(self.gw.set_params(changes, who))
             self.apply_params(self.gw.params())
-            if done:
-                self._say_applied(done)
-            else:
-                self._say("nothing changed (already in force)")
 
         self._confirm(lines, self._wrap(apply, "set"))
 
@@ -695,14 +693,19 @@ class Cli:
         self._say("logged out")
 
     # -- calibration -------------------------------------------------------------------
-    # Progress and results are read tolerantly: the facade's names (revolutions_done,
-    # revolutions_target, message, proposal(), within_limits) or the calibration module's
-    # (revs_done, revs_needed, error, result {old, new, change_pct, limit_pct}).
+    # The procedures of gateway.measure.calibration, through the facade's calibrator(),
+    # in their own words (docs/measurement.md).
 
     def _do_cal(self, args, now_ms):
         kind, cargs = args["kind"], args["args"]
+        length = args.get("belt_length_m")
+        if length is not None:
+            known = self.gw.params()["scale.belt_length_m"]
+            if abs(length - known) > 1e-6:
+                raise CalibrationError("scale.belt_length_m is %g m; set it to %g first (set "
+                                       "scale.belt_length_m %g)" % (known, length, length))
         marks = 0
-        mass = kind == "material" or (kind == "lin" and "start" in cargs)
+        mass = kind in ("material", "linearization")
         if kind == "speed":
             if "distance_m" in cargs:
                 marks = 2
@@ -716,7 +719,9 @@ class Cli:
             hint = "type the weighed mass of the batch in t once it has passed"
         else:
             hint = "Ctrl-C or cancel stops it"
-        cal = self.gw.cal_start(kind, cargs, self.auth.who)
+        cal = self.gw.calibrator()
+        cal.start(kind, **cargs)
+        self._event("cal_started", {"kind": kind, "by": self.auth.who})
         self._cal = cal
         self._cal_kind = kind
         self._cal_marks = marks
@@ -727,10 +732,10 @@ class Cli:
         self._say("%s calibration running; %s" % (kind, hint))
 
     def _bar(self, p):
-        done = p.get("revolutions_done", p.get("revs_done")) or 0
-        target = p.get("revolutions_target", p.get("revs_needed"))
-        msg = p.get("message") or ""
-        if not msg and isinstance(p.get("measured_kg"), (int, float)):
+        done = p.get("revolutions_done") or 0
+        target = p.get("revolutions_needed")
+        msg = ""
+        if isinstance(p.get("measured_kg"), (int, float)):
             msg = "measured %.3f t" % (p["measured_kg"] / 1000)
         if "marks" in p:
             msg = "marks %s  %s" % (p["marks"], msg)
@@ -768,8 +773,8 @@ class Cli:
             return
         self._cal = None
         if state == "failed":
-            why = p.get("message") or p.get("error") or "?"
-            self._say("%s calibration failed: %s; nothing changed" % (self._cal_kind, why))
+            self._say("%s calibration failed: %s; nothing changed"
+                      % (self._cal_kind, p.get("error") or "?"))
         else:
             self._say("%s calibration ended elsewhere; nothing changed" % self._cal_kind)
         self._prompt()
@@ -788,13 +793,11 @@ class Cli:
             return
         if word and self._cal_mass:
             try:
-                mass = syntax.number(word, "the mass in t", 0.001, 100000.0)
+                mass_t = syntax.number(word, "the mass in t", 0.001, 100000.0)
             except syntax.UsageError as e:
                 self._say("error: %s; %s, or cancel" % (e.reason, self._cal_hint))
                 return
-            nxt = self.gw.cal_start(self._cal_kind, {"known_t": mass}, self.auth.who)
-            if nxt is not None:
-                self._cal = nxt
+            self._cal.finish(mass_t * 1000.0)
             self._cal_mass = False
             return
         if word:
@@ -805,53 +808,39 @@ class Cli:
         self._cal = None
         self._drawn = ""
         if cal is not None:
-            self.gw.cal_cancel(cal)
+            cal.abort()
+            self._event("cal_aborted", {"kind": self._cal_kind, "by": self.auth.who})
             self._say("%s calibration cancelled; nothing changed" % self._cal_kind)
 
     def _cal_result(self, p):
-        cal = self._cal
-        result = p.get("result")
-        if not isinstance(result, dict):
-            result = {}
-        proposal = cal.proposal() if hasattr(cal, "proposal") else None
-        if not proposal and isinstance(result.get("new"), dict):
-            old = result.get("old") or {}
-            proposal = {}
-            for k in result["new"]:
-                proposal[k] = [old.get(k), result["new"][k]]
-        proposal = proposal or {}
-        head = "%s calibration done" % self._cal_kind
-        if p.get("message"):
-            head += ": " + p["message"]
-        lines = [head]
-        for k in sorted(proposal):
-            old, new = proposal[k][0], proposal[k][1]
+        result = p.get("result") or {}
+        old, new = result.get("old") or {}, result.get("new") or {}
+        lines = ["%s calibration done" % self._cal_kind]
+        for k in sorted(new):
+            was, now = old.get(k), new[k]
             delta = ""
-            if isinstance(old, int) and isinstance(new, int) and not isinstance(old, bool):
-                delta = "  (%+d)" % (new - old)
-            elif isinstance(old, float) and isinstance(new, float) and old:
-                delta = "  (%+.3f %%)" % ((new - old) * 100.0 / old)
-            lines.append("  %s: %s -> %s%s" % (k, _fmt(old), _fmt(new), delta))
+            if isinstance(was, int) and isinstance(now, int) and not isinstance(was, bool):
+                delta = "  (%+d)" % (now - was)
+            elif isinstance(was, float) and isinstance(now, float) and was:
+                delta = "  (%+.3f %%)" % ((now - was) * 100.0 / was)
+            lines.append("  %s: %s -> %s%s" % (k, _fmt(was), _fmt(now), delta))
         figures = _pairs(result, ("old", "new"))
         if figures:
             lines.append("  " + figures)
-        if not proposal:
+        if not new:
             lines.append("  nothing to change")
             self._say_lines(lines)
             self._cal_cancel()
             self._prompt()
             return
-        within = getattr(cal, "within_limits", None)
-        limit = getattr(cal, "limit_message", "")
-        if within is None:
-            change, lim = result.get("change_pct"), result.get("limit_pct")
-            within = change is None or lim is None or abs(change) <= lim
-            if not within:
-                limit = "change %.3f %% of design load, limit %.3f %%" % (change, lim)
-        if not within:
-            lines.append("  outside the limit: %s" % (limit or "?"))
+        # A result beyond its limit is applied only when forced (and the refusal recorded).
+        change, limit = result.get("change_pct"), result.get("limit_pct")
+        beyond = change is not None and limit is not None and abs(change) > limit
+        if beyond:
+            lines.append("  outside the limit: %s change %.3f %% of design load, limit %.3f %%"
+                         % (self._cal_kind, change, limit))
         self._say_lines(lines)
-        self._ask_apply(not within)
+        self._ask_apply(beyond)
         self._prompt()
 
     def _ask_apply(self, offer_force):
@@ -860,9 +849,9 @@ class Cli:
         def answer(text):
             w = text.strip().lower()
             if w == "yes":
-                self._guarded(self._cal_apply, "cal", False)
+                self._guarded(self._cal_apply, "cal", False, offer_force)
             elif w == "force" and offer_force:
-                self._guarded(self._cal_apply, "cal", True)
+                self._guarded(self._cal_apply, "cal", True, offer_force)
             elif w == "no":
                 self._cal_cancel()
             else:
@@ -874,31 +863,27 @@ class Cli:
         ask = _Ask(prompt, answer, on_cancel=self._cal_cancel)
         self._ask = ask
 
-    def _cal_apply(self, force):
-        cal = self._cal
+    def _cal_apply(self, force, beyond):
+        who = self.auth.who
         try:
-            done = self.gw.cal_confirm(cal, self.auth.who, force)
-        except Exception as e:  # noqa: BLE001 - a refusal keeps the result open to force/no
-            if type(e).__name__ != "CalibrationError" or force:
-                self._say_error(e, None)
-                self._cal_cancel()
+            changes = self._cal.confirm(who, force)
+        except CalibrationError as e:
+            if beyond and not force:  # refused and recorded; force stays open
+                self._say("refused: %s" % e)
+                self._say("type force to apply it anyway, or no")
+                self._ask_apply(True)
                 return
-            self._say("refused: %s" % (getattr(e, "reason", None) or e))
-            self._say("type force to apply it anyway, or no")
-            self._ask_apply(True)
+            self._say_error(e, None)
+            self._cal_cancel()
             return
         self._cal = None
-        self._say_applied(done)
+        self._say_applied(self.gw.set_params(changes, who))
         self.apply_params(self.gw.params())
 
     def _say_applied(self, done):
-        """What set_params (or cal_confirm) reports: {key: [old, new]}."""
-        if not isinstance(done, dict) or not done:
-            self._say("applied")
+        """What set_params reports: {key: [old, new]}."""
+        if not done:
+            self._say("nothing changed (already in force)")
             return
         for k in sorted(done):
-            v = done[k]
-            if isinstance(v, (list, tuple)) and len(v) == 2:
-                self._say("applied %s: %s -> %s" % (k, _fmt(v[0]), _fmt(v[1])))
-            else:
-                self._say("applied %s: %s" % (k, _fmt(v)))
+            self._say("applied %s: %s -> %s" % (k, _fmt(done[k][0]), _fmt(done[k][1])))

@@ -36,15 +36,23 @@ COMMANDS = (
     ("logout", "logout", "log out"),
 )
 
-CAL_USAGE = (
-    ("zero", "cal zero [REVS]", "empty belt, REVS revolutions (default 3)"),
-    ("span", "cal span weight KG [REVS] | cal span chain KGPM [REVS]",
-     "test weight on the frame, or a test chain"),
-    ("speed", "cal speed belt LENGTH_M [REVS] | cal speed distance M",
-     "a belt mark timed over REVS revolutions (default 3) or a measured distance"),
-    ("material", "cal material", "run a batch, then enter its weighed mass in t"),
-    ("lin", "cal lin | cal lin LOAD_PCT:CORR_PCT ... | cal lin clear",
-     "a material test that sets the correction at its load; or up to 5 points given"),
+# The calibrations: the words typed after `cal`, the procedure they start (one of
+# gateway.measure.calibration.KINDS, with its arguments; None: the linearization points
+# are given, a parameter change), the usage and what it does. `help cal` shows it.
+CALIBRATIONS = (
+    ("zero", "zero", "cal zero [REVS]", "empty belt, REVS revolutions (default 3)"),
+    ("span weight", "span_weight", "cal span weight KG [REVS]",
+     "test weights of KG hung on the weigh frame, REVS revolutions (default 3)"),
+    ("span chain", "span_chain", "cal span chain KGPM [REVS]",
+     "a test chain of KGPM laid on the belt, REVS revolutions (default 3)"),
+    ("speed belt", "speed", "cal speed belt LENGTH_M [REVS]",
+     "a belt mark timed over REVS revolutions (default 3) of a belt LENGTH_M long"),
+    ("speed distance", "speed", "cal speed distance M", "a belt mark over a measured distance"),
+    ("material", "material", "cal material", "run a batch, then enter its weighed mass in t"),
+    ("lin", "linearization", "cal lin",
+     "a material test that sets the linearization at its load"),
+    ("lin", None, "cal lin LOAD_PCT:CORR_PCT ... | cal lin clear",
+     "up to 5 linearization points given, or none"),
 )
 
 TIME_FORMS = "YYYY-MM-DD[THH:MM[:SS]] (local; Z or +HH:MM for another zone) or unix seconds"
@@ -52,8 +60,9 @@ TIME_FORMS = "YYYY-MM-DD[THH:MM[:SS]] (local; Z or +HH:MM for another zone) or u
 _USAGE = {}
 for _name, _usage, _ in COMMANDS:
     _USAGE[_name] = _usage
-for _name, _usage, _ in CAL_USAGE:
-    _USAGE["cal " + _name] = _usage
+for _words, _, _usage, _ in CALIBRATIONS:
+    _name = "cal " + _words.split()[0]
+    _USAGE[_name] = _USAGE[_name] + " | " + _usage if _name in _USAGE else _usage
 _USAGE["time set"] = "time set TIME, TIME as " + TIME_FORMS
 _USAGE["alarms ack"] = "alarms ack CODE"
 _USAGE["coef set"] = "coef set VALUE [at TIME], TIME as " + TIME_FORMS
@@ -88,7 +97,7 @@ def help_text(name=None):
         if n == name:
             lines = ["usage: " + use, "  " + summary]
             if n == "cal":
-                for _, cu, cs in CAL_USAGE:
+                for _, _, cu, cs in CALIBRATIONS:
                     lines.append("  %s" % cu)
                     lines.append("      %s" % cs)
             elif n in ("time", "records", "coef"):
@@ -350,55 +359,61 @@ def _revs(a, i, usage_of, default=None):
 def _cal(a, tz):
     if not a:
         raise UsageError("calibrate what?", "cal")
-    kind = a[0]
-    u = "cal " + kind
-    if kind == "zero":
-        return "cal", {"kind": "zero", "args": {"revolutions": _revs(a, 1, u, 3)}}
-    if kind == "span":
-        if len(a) < 3 or a[1] not in ("weight", "chain"):
-            raise UsageError("span by weight or chain, and its value", u)
-        if a[1] == "weight":
-            args = {"test_kg": _num(a[2], "KG", 0.1, 5000.0, u)}
+    u = "cal " + a[0]
+    if a[0] == "lin" and len(a) > 1:
+        return "set", {"changes": {"scale.linearization": _lin_points(a[1:], u)}}
+    for words, kind, _, _ in CALIBRATIONS:
+        n = words.count(" ") + 1
+        if " ".join(a[:n]) == words:
+            return "cal", _cal_args(words, kind, a[n:], u)
+    if a[0] == "span":
+        raise UsageError("span by weight or chain, and its value", u)
+    if a[0] == "speed":
+        raise UsageError("speed by belt length or marked distance, and its value", u)
+    raise UsageError("no calibration %s" % _short(a[0]), "cal")
+
+
+def _cal_args(words, kind, rest, u):
+    """{"kind", "args": the procedure's arguments} for one form of CALIBRATIONS; the belt
+    length typed for `speed belt` is given as "belt_length_m" (it must be the one in force)."""
+    out = {"kind": kind, "args": {}}
+    args = out["args"]
+    if words == "speed distance":
+        if len(rest) != 1:
+            raise UsageError("give the measured distance in m", u)
+        args["distance_m"] = _num(rest[0], "M", 1.0, 10000.0, u)
+        return out
+    if words in ("material", "lin"):
+        if rest:
+            raise UsageError("cal %s takes no arguments; the mass is asked for" % words, u)
+        return out
+    if words != "zero":
+        if not rest:
+            raise UsageError("give its value", u)
+        if words == "speed belt":
+            out["belt_length_m"] = _num(rest[0], "LENGTH_M", 1.0, 20000.0, u)
+        elif words == "span weight":
+            args["test_kg"] = _num(rest[0], "KG", 0.1, 5000.0, u)
         else:
-            args = {"chain_kgpm": _num(a[2], "KGPM", 0.1, 5000.0, u)}
-        revs = _revs(a, 3, u)
-        if revs is not None:
-            args["revolutions"] = revs
-        return "cal", {"kind": "span", "args": args}
-    if kind == "speed":
-        if len(a) < 3 or a[1] not in ("belt", "distance"):
-            raise UsageError("speed by belt length or marked distance, and its value", u)
-        if a[1] == "belt":
-            length = _num(a[2], "LENGTH_M", 1.0, 20000.0, u)
-            return "cal", {"kind": "speed",
-                           "args": {"belt_length_m": length, "revolutions": _revs(a, 3, u, 3)}}
-        if len(a) > 3:
-            raise UsageError("too many arguments", u)
-        return "cal", {"kind": "speed", "args": {"distance_m": _num(a[2], "M", 1.0, 10000.0, u)}}
-    if kind == "material":
-        if len(a) > 1:
-            raise UsageError("cal material takes no arguments; the mass is asked for", u)
-        return "cal", {"kind": "material", "args": {"start": True}}
-    if kind == "lin":
-        if len(a) == 1:
-            return "cal", {"kind": "lin", "args": {"start": True}}
-        if len(a) == 2 and a[1] == "clear":
-            points = []
-        else:
-            points = []
-            for p in a[1:]:
-                load, sep, corr = p.partition(":")
-                if not sep:
-                    raise UsageError("%s is not LOAD_PCT:CORR_PCT" % _short(p), u)
-                points.append([_num(load, "LOAD_PCT", 0.1, 200.0, u),
-                               _num(corr, "CORR_PCT", -10.0, 10.0, u)])
-        try:
-            points = ondemand.call("gateway.config", "check_value", "scale.linearization",
-                                   points)
-        except ConfigError as e:
-            raise UsageError(str(e), u)
-        return "cal", {"kind": "lin", "args": {"points": points}}
-    raise UsageError("no calibration %s" % _short(kind), "cal")
+            args["chain_kgpm"] = _num(rest[0], "KGPM", 0.1, 5000.0, u)
+        rest = rest[1:]
+    args["revolutions"] = _revs(rest, 0, u, 3)
+    return out
+
+
+def _lin_points(a, u):
+    points = []
+    if a != ["clear"]:
+        for p in a:
+            load, sep, corr = p.partition(":")
+            if not sep:
+                raise UsageError("%s is not LOAD_PCT:CORR_PCT" % _short(p), u)
+            points.append([_num(load, "LOAD_PCT", 0.1, 200.0, u),
+                           _num(corr, "CORR_PCT", -10.0, 10.0, u)])
+    try:
+        return ondemand.call("gateway.config", "check_value", "scale.linearization", points)
+    except ConfigError as e:
+        raise UsageError(str(e), u)
 
 
 def _coef(a, tz):

@@ -15,16 +15,12 @@ DRAINING = "draining"  # material test: waiting for the gate to decide the last 
 DONE = "done"
 FAILED = "failed"
 
-_MIN_REVS = const(3)
+# The procedures; each is recorded as the event cal_<kind> when confirmed.
+KINDS = ("zero", "span_weight", "span_chain", "speed", "material", "linearization")
+
+_MIN_REVOLUTIONS = const(3)
 _LIN_MERGE_PCT = const(5.0)  # a new linearization point this close to an old one replaces it
 _LIN_MAX = const(5)
-
-
-def _number(args, key, integer):
-    v = args.get(key)
-    if isinstance(v, bool) or not isinstance(v, int if integer else (int, float)):
-        raise CalibrationError("%s must be %s" % (key, "an integer" if integer else "a number"))
-    return v
 
 
 class _Procedure:
@@ -58,10 +54,10 @@ class _RevolutionAverage(_Procedure):
 
     inhibit = True
 
-    def __init__(self, kind, scale, flat, revs):
+    def __init__(self, kind, scale, flat, revolutions):
         _Procedure.__init__(self, kind, scale, flat)
-        self.revs = revs
-        self.need_p = revs * rev_pulses(scale, flat["scale.belt_length_m"])
+        self.revolutions = revolutions
+        self.need_p = revolutions * rev_pulses(scale, flat["scale.belt_length_m"])
         self.acc_cp = 0
         self.acc_p = 0
 
@@ -85,8 +81,8 @@ class _RevolutionAverage(_Procedure):
 
     def progress(self):
         return {
-            "revs_done": round(self.acc_p / self.need_p * self.revs, 3),
-            "revs_needed": self.revs,
+            "revolutions_done": round(self.acc_p / self.need_p * self.revolutions, 3),
+            "revolutions_needed": self.revolutions,
         }
 
 
@@ -104,15 +100,15 @@ class _Zero(_RevolutionAverage):
             "new": {"scale.zero_counts": new},
             "change_pct": round(self.change_pct, 4),
             "limit_pct": self.limit_pct,
-            "revs": self.revs,
+            "revolutions": self.revolutions,
             "pulses": self.acc_p,
         }
         self.state = DONE
 
 
 class _Span(_RevolutionAverage):
-    def __init__(self, kind, scale, flat, revs, frame_kg, what):
-        _RevolutionAverage.__init__(self, kind, scale, flat, revs)
+    def __init__(self, kind, scale, flat, revolutions, frame_kg, what):
+        _RevolutionAverage.__init__(self, kind, scale, flat, revolutions)
         self.frame_kg = frame_kg
         self.what = what
 
@@ -132,7 +128,7 @@ class _Span(_RevolutionAverage):
             "frame_kg": self.frame_kg,
             "net_counts": round(self.mean_net, 1),
             "change_pct": round((new / old - 1) * 100.0, 4),
-            "revs": self.revs,
+            "revolutions": self.revolutions,
         }
         self.state = DONE
 
@@ -141,9 +137,9 @@ class _Speed(_Procedure):
     """Pulses per metre from belt marks: whole revolutions of a belt of measured length,
     or a measured test distance between two marks."""
 
-    def __init__(self, kind, scale, flat, revs, distance_m):
+    def __init__(self, kind, scale, flat, revolutions, distance_m):
         _Procedure.__init__(self, kind, scale, flat)
-        self.revs = revs
+        self.revolutions = revolutions
         self.distance_m = distance_m
         self.marks = 0
         self.p0 = 0
@@ -161,12 +157,12 @@ class _Speed(_Procedure):
         if self.marks == 1:
             self.p0 = p
             return
-        if self.distance_m is None and self.marks <= self.revs:
+        if self.distance_m is None and self.marks <= self.revolutions:
             return
         pulses = p - self.p0
         metres = self.distance_m
         if metres is None:
-            metres = self.revs * self.flat["scale.belt_length_m"]
+            metres = self.revolutions * self.flat["scale.belt_length_m"]
         if pulses <= 0:
             self.fail("the belt did not move between the marks")
             return
@@ -185,9 +181,9 @@ class _Speed(_Procedure):
     def progress(self):
         moved = self.scale.travel_p - self.p0 if self.marks else 0
         rev_p = rev_pulses(self.scale, self.flat["scale.belt_length_m"])
-        out = {"marks": self.marks, "revs_done": round(moved / rev_p, 3)}
+        out = {"marks": self.marks, "revolutions_done": round(moved / rev_p, 3)}
         if self.distance_m is None:
-            out["revs_needed"] = self.revs
+            out["revolutions_needed"] = self.revolutions
         else:
             out["distance_m"] = self.distance_m
         return out
@@ -254,7 +250,7 @@ class _Material(_Procedure):
         rev_p = rev_pulses(self.scale, self.flat["scale.belt_length_m"])
         return {
             "measured_kg": g / 1000.0,
-            "revs_done": round((self.scale.travel_p - self.travel0) / rev_p, 3),
+            "revolutions_done": round((self.scale.travel_p - self.travel0) / rev_p, 3),
         }
 
 
@@ -295,42 +291,42 @@ class Calibrator:
     def apply_params(self, flat):
         self.flat = flat
 
-    def start(self, kind, revs=None, test_kg=None, chain_kgpm=None, distance_m=None):
+    def start(self, kind, revolutions=None, test_kg=None, chain_kgpm=None, distance_m=None):
+        """Start procedure `kind` (KINDS). The CLI's words for each: gateway/cli/syntax.py."""
         if self.proc is not None and self.proc.state in (RUNNING, DRAINING):
             raise CalibrationError("a %s calibration is running; abort it first" % self.proc.kind)
         s, flat = self.scale, self.flat
         if kind in ("zero", "span_weight", "span_chain"):
-            revs = _MIN_REVS if revs is None else int(revs)
-            if revs < _MIN_REVS:
-                raise CalibrationError("%s needs at least %d belt revolutions" % (kind, _MIN_REVS))
+            revolutions = _MIN_REVOLUTIONS if revolutions is None else int(revolutions)
+            if revolutions < _MIN_REVOLUTIONS:
+                raise CalibrationError("%s needs at least %d belt revolutions"
+                                       % (kind, _MIN_REVOLUTIONS))
         if kind == "zero":
-            p = _Zero(kind, s, flat, revs)
+            p = _Zero(kind, s, flat, revolutions)
         elif kind == "span_weight":
             if test_kg is None or not test_kg > 0:
                 raise CalibrationError("span_weight needs test_kg > 0 (the weights on the frame)")
-            p = _Span(kind, s, flat, revs, float(test_kg), "weights %s kg" % test_kg)
+            p = _Span(kind, s, flat, revolutions, float(test_kg), "weights %s kg" % test_kg)
         elif kind == "span_chain":
             if chain_kgpm is None or not chain_kgpm > 0:
                 raise CalibrationError("span_chain needs chain_kgpm > 0")
             frame_kg = float(chain_kgpm) * flat["scale.weigh_length_m"]
-            p = _Span(kind, s, flat, revs, frame_kg, "chain %s kg/m" % chain_kgpm)
+            p = _Span(kind, s, flat, revolutions, frame_kg, "chain %s kg/m" % chain_kgpm)
         elif kind == "speed":
             if distance_m is None:
-                revs = 1 if revs is None else int(revs)
-                if revs < 1:
-                    raise CalibrationError("speed needs revs >= 1")
+                revolutions = 1 if revolutions is None else int(revolutions)
+                if revolutions < 1:
+                    raise CalibrationError("speed needs revolutions >= 1")
             elif not distance_m > 0:
                 raise CalibrationError("distance_m must be > 0")
-            p = _Speed(kind, s, flat, revs, None if distance_m is None else float(distance_m))
+            p = _Speed(kind, s, flat, revolutions,
+                       None if distance_m is None else float(distance_m))
         elif kind == "material":
             p = _Material(kind, s, flat)
         elif kind == "linearization":
             p = _LinearizationPoint(kind, s, flat)
         else:
-            raise CalibrationError(
-                "unknown calibration %r (zero, span_weight, span_chain, speed, material, "
-                "linearization)" % kind
-            )
+            raise CalibrationError("unknown calibration %r (%s)" % (kind, ", ".join(KINDS)))
         self.proc = p
         s.inhibit = p.inhibit
         return self.progress()
@@ -372,42 +368,6 @@ class Calibrator:
             out["error"] = p.error
         return out
 
-    def command(self, args):
-        """One entry point for the CLI and the center: args is a dict from the wire,
-        {"action": start|mark|finish|abort|progress|confirm, ...}. Returns progress, or
-        for confirm {"changes": {...}} that the app must persist and apply.
-        Anything malformed raises CalibrationError naming it."""
-        if not isinstance(args, dict):
-            raise CalibrationError("calibration arguments must be an object")
-        action = args.get("action")
-        if action == "start":
-            kind = args.get("kind")
-            if not isinstance(kind, str):
-                raise CalibrationError("start needs kind")
-            kw = {}
-            for key in ("revs", "test_kg", "chain_kgpm", "distance_m"):
-                if args.get(key) is not None:
-                    kw[key] = _number(args, key, key == "revs")
-            return self.start(kind, **kw)
-        if action == "mark":
-            return self.mark()
-        if action == "finish":
-            return self.finish(_number(args, "weighbridge_kg", False))
-        if action == "abort":
-            self.abort()
-            return self.progress()
-        if action == "progress":
-            return self.progress()
-        if action == "confirm":
-            tech = args.get("technician")
-            if tech is not None and (not isinstance(tech, str) or not tech):
-                raise CalibrationError("technician must be a non-empty string")
-            force = args.get("force", False)
-            if not isinstance(force, bool):
-                raise CalibrationError("force must be true or false")
-            return {"changes": self.confirm(tech, force)}
-        raise CalibrationError("action must be start, mark, finish, abort, progress or confirm")
-
     def confirm(self, technician=None, force=False):
         """The changes of the finished calibration, validated, for the app to persist and
         apply. A zero change beyond scale.zero_limit_pct is refused unless forced by a
@@ -430,6 +390,6 @@ class Calibrator:
             changes = ondemand.call("gateway.config", "check_params", p.changes)
         except ConfigError as e:
             raise CalibrationError("calibration result rejected: %s" % e)
-        self.emit("event", {"code": "cal_" + p.kind.split("_")[0], "detail": detail})
+        self.emit("event", {"code": "cal_" + p.kind, "detail": detail})
         self.proc = None
         return changes

@@ -1,8 +1,11 @@
 # A stand-in for the CLI facade of gateway.app.Gateway (the methods the CLI calls, with
-# the agreed semantics), for the CLI tests on both interpreters. It is also a 10 Hz loop
+# the agreed semantics) and for the calibration procedures (in their own words), for the
+# CLI tests on both interpreters. It is also a 10 Hz loop
 # job that turns the belt, so calibrations progress in belt revolutions as time passes,
 # and that records how late each of its polls ran.
 from gateway import config
+from gateway.errors import CalibrationError, ConfigError
+from gateway.measure.calibration import KINDS
 
 _BASE = {
     "device_id": 4242,
@@ -14,121 +17,141 @@ _BASE = {
     "production": {"utc_offset_min": 480},
     "cli": {"idle_logout_s": 60},
 }
-ZERO_LIMIT_COUNTS = 500
+
+_DESIGN_COUNTS = 25000  # the zero's change in % of design load is counted against this
+ZERO_LIMIT_PCT = 2.0
+_ENDS_ITSELF = ("zero", "span_weight", "span_chain")
 
 
-class CalibrationError(Exception):
-    def __init__(self, reason):
-        super().__init__(reason)
-        self.reason = reason
+class FakeCalibrator:
+    """gateway.measure.calibration.Calibrator's interface, in its words, on the fake belt:
+    zero and span end after their revolutions, speed after its marks, a material or
+    linearization test one progress() after finish(weighbridge_kg)."""
 
-
-class FakeCal:
-    def __init__(self, gw, kind, args, target):
+    def __init__(self, gw):
         self.gw = gw
+        self.kind = None
+        self.state = "idle"
+        self.marks = 0
+        self.measured_kg = None  # the fake scale's batch when finish() was called
+
+    def start(self, kind, revolutions=None, test_kg=None, chain_kgpm=None, distance_m=None):
+        if self.state in ("running", "draining"):
+            raise CalibrationError("a %s calibration is running; abort it first" % self.kind)
+        if kind not in KINDS:
+            raise CalibrationError("unknown calibration %r" % kind)
+        if not self.gw.running:
+            raise CalibrationError("the belt must be running")
         self.kind = kind
-        self.args = args
-        self.target = target
-        self.start_revs = gw.revs
+        self.revolutions = revolutions
+        self.distance_m = distance_m
+        self.start_revs = self.gw.revs
         self.state = "running"
         self.marks = 0
-        self.changes = {}
-        self.within_limits = True
-        self.limit_message = ""
-
-    def _done_revs(self):
-        return self.gw.revs - self.start_revs
+        self.result = None
+        self.error = None
+        self.changes = None
+        if kind in ("material", "linearization"):
+            self.gw.material_measured_t = 0.0
+        return self.progress()
 
     def progress(self):
-        done = self._done_revs()
-        ends_itself = self.kind in ("zero", "span")
-        if self.state == "running" and ends_itself and self.target and done >= self.target:
-            self._finish()
-        p = {"revolutions_done": min(done, self.target or done), "revolutions_target": self.target,
-             "state": self.state, "message": "", "extra": 1}
+        if self.state == "idle":
+            return {"state": "idle"}
+        done = self.gw.revs - self.start_revs
+        if self.state == "running" and self.kind in _ENDS_ITSELF and (
+                done >= self.revolutions or not self.gw.running):
+            self._result()
+        elif self.state == "draining":
+            self._result()
+        p = {"kind": self.kind, "state": self.state}
+        if self.revolutions and self.distance_m is None:
+            p["revolutions_done"] = min(done, self.revolutions)
+            p["revolutions_needed"] = self.revolutions
+        else:
+            p["revolutions_done"] = done
         if self.kind == "speed":
             p["marks"] = self.marks
-        if self.kind in ("material", "lin") and self.state == "running":
-            p["message"] = "measured %.3f t" % self.gw.material_measured_t
-        if self.state == "failed":
-            p["message"] = "belt stopped"
+        if self.kind in ("material", "linearization"):
+            p["measured_kg"] = self.gw.material_measured_t * 1000
+        if self.state == "done":
+            p["result"] = self.result
+        elif self.state == "failed":
+            p["error"] = self.error
         return p
 
     def mark(self):
-        if self.kind != "speed":
+        if self.kind != "speed" or self.state != "running":
             raise CalibrationError("%s calibration takes no belt marks" % self.kind)
         self.marks += 1
-        need = 2 if "distance_m" in self.args else self.args["revolutions"] + 1
-        if self.marks >= need:
-            self._finish()
+        if self.marks >= (2 if self.distance_m is not None else self.revolutions + 1):
+            self._result()
 
-    def _finish(self):
+    def finish(self, weighbridge_kg):
+        if self.kind not in ("material", "linearization") or self.state != "running":
+            raise CalibrationError("%s calibration ends by itself" % self.kind)
+        self.weighbridge_kg = weighbridge_kg
+        self.measured_kg = self.gw.material_measured_t * 1000
+        self.state = "draining"
+
+    def abort(self):
+        self.state = "idle"
+
+    def _result(self):
         gw = self.gw
         if not gw.running:
             self.state = "failed"
+            self.error = "belt stopped"
             return
         p = gw._params
+        res = {}
         if self.kind == "zero":
-            old = p["scale.zero_counts"]
-            new = gw.zero_true
-            self.changes = {"scale.zero_counts": [old, new]}
-            if abs(new - old) > ZERO_LIMIT_COUNTS:
-                self.within_limits = False
-                self.limit_message = "zero moved %d counts, limit %d" % (new - old,
-                                                                         ZERO_LIMIT_COUNTS)
-        elif self.kind == "span":
-            old = p["scale.span_kg_per_count"]
-            self.changes = {"scale.span_kg_per_count": [old, old * 1.01]}
+            key, new = "scale.zero_counts", gw.zero_true
+            res["change_pct"] = (new - p[key]) * 100.0 / _DESIGN_COUNTS
+            res["limit_pct"] = ZERO_LIMIT_PCT
+        elif self.kind in ("span_weight", "span_chain"):
+            key = "scale.span_kg_per_count"
+            new = p[key] * 1.01
         elif self.kind == "speed":
-            old = p["scale.pulses_per_m"]
-            self.changes = {"scale.pulses_per_m": [old, old * 0.99]}
-        elif self.kind == "lin" and "points" in self.args:
-            self.changes = {"scale.linearization": [p["scale.linearization"], self.args["points"]]}
+            key = "scale.pulses_per_m"
+            new = p[key] * 0.99
+        elif self.kind == "material":
+            key = "scale.material_factor"
+            new = p[key] * self.weighbridge_kg / self.measured_kg
+        else:
+            key = "scale.linearization"
+            new = [[80.0, (self.weighbridge_kg / self.measured_kg - 1) * 100]]
+        res["old"] = {key: p[key]}
+        res["new"] = {key: new}
+        self.result = res
         self.state = "done"
 
-    def proposal(self):
-        return self.changes if self.state == "done" else None
-
-
-class ModuleShapedCal:
-    """The same calibration reporting in gateway.measure.calibration's words (revs_done,
-    revs_needed, error, result {old, new, change_pct, limit_pct}), with no proposal()."""
-
-    def __init__(self, inner):
-        self.inner = inner
-
-    def progress(self):
-        c = self.inner
-        p = c.progress()
-        out = {"kind": c.kind, "state": p["state"], "revs_done": p["revolutions_done"]}
-        if p["revolutions_target"]:
-            out["revs_needed"] = p["revolutions_target"]
-        if c.kind == "material":
-            out["measured_kg"] = c.gw.material_measured_t * 1000
-        if p["state"] == "failed":
-            out["error"] = p["message"]
-        if p["state"] == "done":
-            r = {"old": {}, "new": {}}
-            for k in c.changes:
-                r["old"][k] = c.changes[k][0]
-                r["new"][k] = c.changes[k][1]
-            if c.kind == "zero":
-                delta = c.changes["scale.zero_counts"][1] - c.changes["scale.zero_counts"][0]
-                r["change_pct"] = delta * 2.0 / ZERO_LIMIT_COUNTS
-                r["limit_pct"] = 2.0
-            out["result"] = r
-        return out
-
-    def mark(self):
-        self.inner.mark()
+    def confirm(self, technician=None, force=False):
+        if self.state != "done":
+            raise CalibrationError("no finished calibration to confirm")
+        res = self.result
+        detail = {"kind": self.kind, "technician": technician}
+        if "limit_pct" in res and abs(res["change_pct"]) > res["limit_pct"]:
+            if not (force and technician):
+                self.gw.emit("event", {"code": "cal_refused", "detail": detail})
+                raise CalibrationError(
+                    "zero change %.3f %% of design load is beyond the limit of %.3f %%; only "
+                    "a logged-in technician can force it" % (res["change_pct"], res["limit_pct"]))
+            detail["forced"] = True
+        try:
+            changes = config.check_params(res["new"])
+        except ConfigError as e:
+            raise CalibrationError("calibration result rejected: %s" % e)
+        self.gw.emit("event", {"code": "cal_" + self.kind, "detail": detail})
+        self.state = "idle"
+        return changes
 
 
 class FakeGateway:
     name = "measure"
 
-    def __init__(self, clock, speed_mps=25.0, module_shaped=False):
+    def __init__(self, clock, speed_mps=25.0):
         self.clock = clock
-        self.module_shaped = module_shaped
         flat = config.validate(_BASE)
         del flat["key_file"]
         self._params = flat
@@ -143,7 +166,7 @@ class FakeGateway:
         self.coef_value = 0.95
         self.coef_since = 1767225600
         self.coef_history = [[1767225600, 0.95]]
-        self.cal = None
+        self.cal = FakeCalibrator(self)
         self.polls = 0
         self.max_gap_ms = 0
         self._last_poll = None
@@ -173,7 +196,7 @@ class FakeGateway:
         for k in done:
             self._params[k] = done[k][1]
         if done:
-            self.emit("event", {"code": "param_changed", "detail": {"who": who, "changes": done}})
+            self.emit("event", {"code": "param_changed", "detail": {"by": who, "changes": done}})
             self.alarms["param_changed"] = {"code": "param_changed", "since": self.time(),
                                             "detail": who}
             self.emit("alarm", {"code": "param_changed", "state": "raise", "detail": who})
@@ -227,7 +250,7 @@ class FakeGateway:
 
     def set_time(self, unix_s, who):
         step = self.clock.set_time(unix_s)
-        self.emit("event", {"code": "time_set", "detail": {"who": who, "step_s": step}})
+        self.emit("event", {"code": "time_set", "detail": {"by": who, "step_s": step}})
 
     def coef(self):
         return {"value": self.coef_value, "since": self.coef_since,
@@ -238,7 +261,7 @@ class FakeGateway:
             raise ValueError("coef must be 0.5..1.0")
         self.coef_history.append([effective_t, value])
         self.coef_value, self.coef_since = value, effective_t
-        self.emit("event", {"code": "coef_set", "detail": {"who": who, "value": value,
+        self.emit("event", {"code": "coef_set", "detail": {"by": who, "value": value,
                                                            "effective_t": effective_t}})
 
     def register_units(self, who):
@@ -254,58 +277,7 @@ class FakeGateway:
 
     def set_output(self, do, on, who):
         self.outputs[do] = on
-        self.emit("event", {"code": "output_set", "detail": {"who": who, "do": do, "on": on}})
+        self.emit("event", {"code": "output_set", "detail": {"by": who, "do": do, "on": on}})
 
-    def _wrap(self, cal):
-        return ModuleShapedCal(cal) if self.module_shaped else cal
-
-    def cal_start(self, kind, args, who):
-        if "known_t" in args:
-            cal = self.cal
-            if cal is None or cal.kind != kind:
-                raise CalibrationError("no %s test running" % kind)
-            if self.material_measured_t <= 0:
-                raise CalibrationError("nothing measured yet")
-            cal.measured_t = self.material_measured_t
-            ratio = args["known_t"] / self.material_measured_t
-            if kind == "material":
-                old = self._params["scale.material_factor"]
-                cal.changes = {"scale.material_factor": [old, old * ratio]}
-            else:
-                old = self._params["scale.linearization"]
-                cal.changes = {"scale.linearization": [old, [[80.0, (ratio - 1) * 100]]]}
-            cal.state = "done"
-            return self._wrap(cal)
-        if self.cal is not None:
-            raise CalibrationError("a calibration is already running")
-        if not self.running:
-            raise CalibrationError("the belt must be running")
-        target = args.get("revolutions")
-        cal = FakeCal(self, kind, args, target)
-        if "points" in args:
-            cal._finish()
-        if kind in ("material", "lin"):
-            self.material_measured_t = 0.0
-        self.cal = cal
-        self.emit("event", {"code": "cal_start", "detail": {"who": who, "kind": kind}})
-        return self._wrap(cal)
-
-    def cal_confirm(self, cal, who, force=False):
-        cal = getattr(cal, "inner", cal)
-        if not cal.within_limits and not force:
-            self.emit("event", {"code": "cal_refused",
-                                "detail": {"who": who, "kind": cal.kind,
-                                           "reason": cal.limit_message}})
-            raise CalibrationError("refused: " + cal.limit_message)
-        changes = {}
-        for k in cal.changes:
-            changes[k] = cal.changes[k][1]
-        self.cal = None
-        self.emit("event", {"code": "calibration", "detail": {"who": who, "kind": cal.kind,
-                                                              "forced": force}})
-        return self.set_params(changes, who)
-
-    def cal_cancel(self, cal):
-        cal = getattr(cal, "inner", cal)
-        self.cal = None
-        self.emit("event", {"code": "cal_cancelled", "detail": {"kind": cal.kind}})
+    def calibrator(self):
+        return self.cal

@@ -1,5 +1,6 @@
 from gateway.cli import syntax as cliparse
 from gateway.cli.syntax import UsageError
+from gateway.measure.calibration import KINDS
 from tests.core.util import raises
 
 
@@ -65,17 +66,28 @@ def test_set_validates_the_whole_set():
 
 
 def test_cal_forms():
+    # The CLI's words name a procedure of gateway.measure.calibration and its arguments,
+    # in the procedure's own vocabulary.
     assert parse("cal zero") == ("cal", {"kind": "zero", "args": {"revolutions": 3}})
     assert parse("cal zero 5") == ("cal", {"kind": "zero", "args": {"revolutions": 5}})
-    assert parse("cal span weight 50") == ("cal", {"kind": "span", "args": {"test_kg": 50.0}})
-    assert parse("cal span chain 30.5 2")[1]["args"] == {"chain_kgpm": 30.5, "revolutions": 2}
-    assert parse("cal speed belt 187.3")[1]["args"] == {"belt_length_m": 187.3, "revolutions": 3}
-    assert parse("cal speed distance 50")[1]["args"] == {"distance_m": 50.0}
-    assert parse("cal material") == ("cal", {"kind": "material", "args": {"start": True}})
-    assert parse("cal lin 20:0.5 50:-0.3 100:0")[1]["args"] == {
-        "points": [[20.0, 0.5], [50.0, -0.3], [100.0, 0.0]]}
-    assert parse("cal lin clear")[1]["args"] == {"points": []}
-    assert parse("cal lin")[1]["args"] == {"start": True}
+    assert parse("cal span weight 50") == ("cal", {"kind": "span_weight",
+                                                   "args": {"test_kg": 50.0, "revolutions": 3}})
+    assert parse("cal span chain 30.5 2") == ("cal", {"kind": "span_chain", "args": {
+        "chain_kgpm": 30.5, "revolutions": 2}})
+    assert parse("cal speed belt 187.3") == ("cal", {"kind": "speed", "belt_length_m": 187.3,
+                                                     "args": {"revolutions": 3}})
+    assert parse("cal speed distance 50") == ("cal", {"kind": "speed",
+                                                      "args": {"distance_m": 50.0}})
+    assert parse("cal material") == ("cal", {"kind": "material", "args": {}})
+    assert parse("cal lin") == ("cal", {"kind": "linearization", "args": {}})
+    # Points given: a change of the parameter, shown and confirmed like any set.
+    assert parse("cal lin 20:0.5 50:-0.3 100:0") == ("set", {"changes": {
+        "scale.linearization": [[20.0, 0.5], [50.0, -0.3], [100.0, 0.0]]}})
+    assert parse("cal lin clear") == ("set", {"changes": {"scale.linearization": []}})
+    kinds = [kind for _, kind, _, _ in cliparse.CALIBRATIONS if kind]
+    for kind in kinds:
+        assert kind in KINDS, kind
+    assert sorted(set(kinds)) == sorted(KINDS)
 
 
 def test_cal_errors_name_the_reason_and_the_form():
