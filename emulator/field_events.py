@@ -6,7 +6,7 @@ import copy
 import sys
 
 from emulator.belt import WRAP
-from emulator.scale_runs import Manual, _speed_by_marks, commission
+from emulator.scale_runs import TECHNICIAN, Manual, _speed_by_marks, commission
 
 H = 3600.0
 
@@ -89,6 +89,136 @@ def collector_swap(base, ahead):
         % (counted, true, "raised" if inconsistent else "NOT raised", unweighed_m, back_err),
         ok, counted_kg=counted, true_kg=true, unweighed_m=unweighed_m,
         inconsistent=inconsistent, back_err_pct=back_err)
+
+
+# --- 2: test loads of a span calibration
+def span_test_load(base):
+    rig = copy.deepcopy(base)
+    b = rig.belt
+    b.profile = Manual(0.0, 2.5)
+    rig.run(30)
+    n_rec = len(rig.records)
+    meter = _Meter(rig)
+    cal = rig.m.calibrator()
+    cal.start("span_weight", test_kg=100.0)
+    rig.run(30)  # the technician walks to the frame
+    b.test_weight_kg = 100.0
+    rig.run_until(lambda: cal.progress()["state"] != "running", 600)
+    rig.set_params(cal.confirm(technician=TECHNICIAN))
+    rig.run(120)  # the result is read, the weights still hang
+    refused = False
+    try:
+        rig.m.calibrator().weights_removed(TECHNICIAN)
+    except ValueError:
+        refused = True  # the frame still carries them
+    b.test_weight_kg = 0.0
+    rig.run(5)
+    rig.m.calibrator().weights_removed(TECHNICIAN)
+    rig.run(70)
+    counted = meter.counted_kg()
+    cal_m = sum(p.get("calibrating_m", 0) for p in _prods(rig, n_rec))
+    ok = counted == 0 and refused and cal_m > 3 * b.belt_length_m
+    return _row(
+        "2", "span with 100 kg test weights: started, weights hung 30 s later, confirmed, "
+        "read for 2 min, removed",
+        "0 kg counted; the removal declared only once the frame is clear; calibrating_m "
+        "in the prod records",
+        "%.1f kg counted, early declaration %s, calibrating_m %.0f m"
+        % (counted, "refused" if refused else "ACCEPTED", cal_m),
+        ok, counted_kg=counted, calibrating_m=cal_m)
+
+
+# --- 4: zero calibrations walking the zero
+def zero_walk(base, steps=5, step_pct=1.9):
+    rig = copy.deepcopy(base)
+    b, s = rig.belt, rig.m.scale
+    b.profile = Manual(0.0, 2.5)
+    design = s.design_kgpm * s.counts_per_kgpm
+    ref = rig.flat["scale.zero_counts"]
+    accepted = 0
+    for _ in range(steps):
+        b.offsets[0] += step_pct / 100 * design
+        cal = rig.m.calibrator()
+        cal.start("zero")
+        rig.run_until(lambda: cal.progress()["state"] != "running", 600)
+        try:
+            rig.set_params(cal.confirm())  # no technician, no force
+            accepted += 1
+        except ValueError:
+            cal.abort()
+    walked = (rig.flat["scale.zero_counts"] - ref) / design * 100
+    refused = len(_events(rig, "cal_refused"))
+    ok = walked <= rig.flat["scale.zero_limit_pct"] and refused == steps - accepted > 0
+    return _row(
+        "4", "%d zero calibrations of %.1f %% each, no force, no technician" % (steps, step_pct),
+        "the zero stays within zero_limit_pct of the verified zero; the rest refused",
+        "%d accepted, %d refused, the zero moved %.1f %% of design load"
+        % (accepted, refused, walked),
+        ok, accepted=accepted, walked_pct=walked)
+
+
+# --- 10, 11: material tests
+def _batch(rig, feed_s, tph=800.0):
+    b = rig.belt
+    true0 = b.true_mass_kg
+    b.profile.feed_tph = tph
+    rig.run(feed_s)
+    b.profile.feed_tph = 0.0
+    rig.run(b.load_to_frame_m / 2.5 + 10)
+    return b.true_mass_kg - true0
+
+
+def material_small(base):
+    rig = copy.deepcopy(base)
+    rig.belt.profile = Manual(0.0, 2.5)
+    cal = rig.m.calibrator()
+    p = cal.start("material")
+    told = "min_revolutions" in p
+    kg = _batch(rig, 10)
+    cal.finish(kg)
+    rig.run(10)
+    p = cal.progress()
+    ok = told and p["state"] == "failed"
+    return _row(
+        "10", "a material test with a 10 s batch (%.2f revolutions)" % (10 * 2.5 / 187.3),
+        "refused (3 revolutions of loaded travel, 1000 divisions), told at the start",
+        "%s%s" % (p["state"], ": " + p["error"] if p.get("error") else ""),
+        ok, state=p["state"])
+
+
+def material_late_figure(base, gap_s):
+    rig = copy.deepcopy(base)
+    b = rig.belt
+    b.profile = Manual(0.0, 2.5)
+    factor = rig.flat["scale.material_factor"]
+    cal = rig.m.calibrator()
+    cal.start("material")
+    kg = _batch(rig, 600)
+    rig.run(gap_s)  # the belt runs empty
+    _batch(rig, 300)  # production for 5 min before the weighed mass is typed
+    cal.finish(kg)
+    rig.run(10)
+    p = cal.progress()
+    new = p.get("result", {}).get("new", {}).get("scale.material_factor")
+    try:
+        rig.set_params(cal.confirm(technician=TECHNICIAN))
+        applied = True
+    except ValueError:
+        applied = False
+    change = (new / factor - 1) * 100 if new else None
+    if gap_s >= 187.3 / 2.5:
+        ok = applied and abs(change) < 0.1
+        expected = "the belt emptied: the batch ended there, the factor right"
+    else:
+        ok = not applied and change < -10
+        expected = "no end mark: the factor proposed is out of the 10 % band, refused unforced"
+    return _row(
+        "11", "production for 5 min after a batch (belt empty %d s between), then its "
+        "weighed mass" % gap_s,
+        expected,
+        "factor %s (%+.1f %%), %s" % ("%.3f" % new if new else "-", change or 0,
+                                      "applied" if applied else "refused"),
+        ok, change_pct=change, applied=applied)
 
 
 # --- 3: a dribble taken for drift
@@ -397,7 +527,9 @@ def _dur(s):
 SCENARIOS = (
     ("swap_behind", lambda b: collector_swap(b, ahead=False)),
     ("swap_ahead", lambda b: collector_swap(b, ahead=True)),
+    ("span_test_load", span_test_load),
     ("dribble", dribble),
+    ("zero_walk", zero_walk),
     ("speed_loss_60s", lambda b: speed_sensor_loss(b, 60)),
     ("speed_loss_bit4", lambda b: speed_sensor_loss(b, 60, off_bit=True)),
     ("speed_loss_15min", lambda b: speed_sensor_loss(b, 900)),
@@ -409,6 +541,9 @@ SCENARIOS = (
     ("record_then_cut_10min", lambda b: record_then_cut(b, 600)),
     ("creeping", creeping),
     ("wrong_ppm", wrong_ppm),
+    ("material_small", material_small),
+    ("material_after_empty", lambda b: material_late_figure(b, 90)),
+    ("material_no_end", lambda b: material_late_figure(b, 20)),
     ("limits", limits),
     ("never_empty", never_empty),
 )

@@ -21,6 +21,16 @@ from hal.compat import const
 # The commands the center may send (../shared/specs/center-station.md), each carried out
 # by the function of that name in gateway/control.py.
 CENTER_OPS = ("status", "get_params", "set_params", "time_sync", "set_output", "ack_alarm")
+# The calibration parameters: every applied change of any of them counts in scale.cal_count
+# (HB44's calibration event counter), which never resets.
+_CAL_KEYS = (
+    "scale.zero_counts",
+    "scale.span_kg_per_count",
+    "scale.pulses_per_m",
+    "scale.material_factor",
+    "scale.linearization",
+    "scale.weigh_length_m",
+)
 _CHECKPOINT_BUFFER = const(2048)
 _TAIL_RECORDS = const(64)  # records read back at start-up to reconcile the checkpoint with the log
 _TAIL_CHUNK = const(8)
@@ -128,8 +138,15 @@ class Gateway:
         flash (what technicians and the center changed since commissioning)."""
         stored = self._param_slots.load()
         if not stored or not stored.get("params"):
-            return dict(cfg)
-        return ondemand.call("gateway.config", "in_force", cfg, stored["params"])
+            params = dict(cfg)
+            stored = {}
+        else:
+            params = ondemand.call("gateway.config", "in_force", cfg, stored["params"])
+        # Kept with the parameters, never settable: the calibration counter and the zero
+        # of the last verified zero calibration (gateway/measure/calibration.py).
+        params["scale.cal_count"] = int(stored.get("cal_count", 0))
+        params["scale.zero_ref_counts"] = stored.get("zero_ref_counts")
+        return params
 
     def params_public(self):
         """Every key in force, secrets left out (the key file's path is not secret, the
@@ -141,15 +158,29 @@ class Gateway:
         {key: [old, new]} for the keys that changed; raises ConfigError (nothing applied)."""
         flat, run_time = ondemand.call("gateway.config", "check_change", self.params, changes)
         changed = {}
+        cal = False
         for key, value in flat.items():
             if self.params[key] != value:
                 changed[key] = [self.params[key], value]
+                cal = cal or key in _CAL_KEYS
+        sc = self.measurement.scale
+        verified, sc.verified_zero = sc.verified_zero, None
         if not changed:
             return changed
         new = dict(self.params)
         new.update(flat)
+        if cal:
+            new["scale.cal_count"] += 1
+        if verified is not None and new["scale.zero_counts"] == verified:
+            new["scale.zero_ref_counts"] = verified
         # Persisted before anything uses it: a cut here leaves the old set or the new one.
-        self._param_slots.save({"params": run_time, "by": who, "t": int(self.clock.time())})
+        self._param_slots.save({
+            "params": run_time,
+            "by": who,
+            "t": int(self.clock.time()),
+            "cal_count": new["scale.cal_count"],
+            "zero_ref_counts": new["scale.zero_ref_counts"],
+        })
         self.params = new
         self._apply_params()
         self.emit("event", {"code": "param_changed", "detail": {"by": who, "changes": changed}})

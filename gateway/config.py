@@ -61,6 +61,7 @@ SCHEMA = (
     ("scale.bridge_max_s", _INT, 0, 3600, 60, True),
     ("scale.speed_estimate_max_s", _INT, 0, 3600, 600, True),
     ("scale.zero_check_h", _NUM, 0.0, 720.0, 8.0, True),
+    ("scale.division_kg", _NUM, 0.001, 10000.0, 1.0, True),
     # ---
     ("production.interval_s", _ONE_OF, (10, 15, 20, 30, 60, 120, 300, 600, 900), None, 60, True),
     ("production.shifts", _SHIFTS, None, None, ["00:00", "08:00", "16:00"], True),

@@ -37,6 +37,7 @@ def report(gw):
         "uplink": {"state": up["state"], "backlog": up["backlog"]},
         "alarms": [a["code"] for a in gw.alarms.active()],
         "diag": gw.diag.report()["summary"],
+        "cal_count": gw.params.get("scale.cal_count"),
     }
 
 

@@ -36,7 +36,8 @@ _CTRL_U = const(21)
 _ESC = const(27)
 
 # Commands that change something: login first.
-_CHANGES = const(("set", "cal", "coef.set", "time.set", "output", "register", "alarms.ack"))
+_CHANGES = const(("set", "cal", "cal.removed", "coef.set", "time.set", "output", "register",
+                   "alarms.ack"))
 # Exceptions from the facade that carry a message for the technician.
 _USER_ERRORS = const(("ConfigError", "CalibrationError", "AuthError", "AlarmError", "ValueError",
                 "UsageError"))
@@ -716,11 +717,14 @@ class Cli:
                 hint = ("press Enter each time the belt mark passes the reference point: now "
                         "and after each of %d revolutions" % cargs["revolutions"])
         elif mass:
-            hint = "type the weighed mass of the batch in t once it has passed"
+            hint = "type end when the batch has passed, and its weighed mass in t"
         else:
             hint = "Ctrl-C or cancel stops it"
         cal = self.gw.calibrator()
-        cal.start(kind, **cargs)
+        p = cal.start(kind, **cargs)
+        if mass and p.get("min_kg") is not None:
+            self._say("the batch must hold %d belt revolutions of loaded travel and %g t "
+                      "at least" % (p["min_revolutions"], p["min_kg"] / 1000))
         self._event("cal_started", {"kind": kind, "by": self.auth.who})
         self._cal = cal
         self._cal_kind = kind
@@ -741,6 +745,10 @@ class Cli:
             msg = "marks %s  %s" % (p["marks"], msg)
         if p.get("state") == "draining":
             msg += " (finishing)"
+        elif p.get("state") == "ended":
+            msg += " (batch ended: its weighed mass in t?)"
+        elif p.get("waiting"):
+            msg += " (waiting for %s)" % p["waiting"]
         if target:
             k = int(min(max(done / target, 0.0), 1.0) * _BAR)
             text = "[%s%s] %.2f/%g rev  %s" % ("#" * k, "." * (_BAR - k), done, target, msg)
@@ -756,7 +764,7 @@ class Cli:
     def _cal_tick(self, now_ms):
         p = self._cal.progress()
         state = p.get("state")
-        if state in ("running", "draining"):
+        if state in ("running", "draining", "ended"):
             self.auth.touch(now_ms)  # a long calibration is not idleness
             if self.clock.ticks_diff(now_ms, self._draw_at) >= _DRAW_MS:
                 self._draw_at = now_ms
@@ -791,6 +799,10 @@ class Cli:
             self._cal_hint = ("mark taken; %d more" % self._cal_marks if self._cal_marks
                               else "last mark taken")
             return
+        if word == "end" and self._cal_mass:
+            self._cal.end()
+            self._cal_hint = "batch ended; type its weighed mass in t"
+            return
         if word and self._cal_mass:
             try:
                 mass_t = syntax.number(word, "the mass in t", 0.001, 100000.0)
@@ -811,6 +823,35 @@ class Cli:
             cal.abort()
             self._event("cal_aborted", {"kind": self._cal_kind, "by": self.auth.who})
             self._say("%s calibration cancelled; nothing changed" % self._cal_kind)
+            self._ask_removed()
+
+    def _ask_removed(self):
+        """After a span: the totalizer stays stopped until the test load is declared off."""
+        if not self._cal_kind.startswith("span"):
+            return
+
+        def answer(text):
+            w = text.strip().lower()
+            if w == "yes":
+                try:
+                    self.gw.calibrator().weights_removed(self.auth.who)
+                except CalibrationError as e:
+                    self._say("%s; yes once it is off, or later" % e)
+                    self._ask = ask
+                    return
+                self._say("test load removed: the totalizer counts again")
+            elif w == "later":
+                self._say("the totalizer stays stopped until cal removed")
+            else:
+                self._say("please answer yes or later")
+                self._ask = ask
+
+        ask = _Ask("test load removed from the frame? (yes/later) ", answer)
+        self._ask = ask
+
+    def _do_cal_removed(self, args, now_ms):
+        self.gw.calibrator().weights_removed(self.auth.who)
+        self._say("test load removed: the totalizer counts again")
 
     def _cal_result(self, p):
         result = p.get("result") or {}
@@ -879,6 +920,7 @@ class Cli:
         self._cal = None
         self._say_applied(self.gw.set_params(changes, who))
         self.apply_params(self.gw.params())
+        self._ask_removed()
 
     def _say_applied(self, done):
         """What set_params reports: {key: [old, new]}."""

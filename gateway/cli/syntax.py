@@ -53,6 +53,8 @@ CALIBRATIONS = (
      "a material test that sets the linearization at its load"),
     ("lin", None, "cal lin LOAD_PCT:CORR_PCT ... | cal lin clear",
      "up to 5 linearization points given, or none"),
+    ("removed", None, "cal removed",
+     "a span's test weights or chain are off the frame: the totalizer counts again"),
 )
 
 TIME_FORMS = "YYYY-MM-DD[THH:MM[:SS]] (local; Z or +HH:MM for another zone) or unix seconds"
@@ -360,6 +362,8 @@ def _cal(a, tz):
     if not a:
         raise UsageError("calibrate what?", "cal")
     u = "cal " + a[0]
+    if a == ["removed"]:
+        return "cal.removed", {}
     if a[0] == "lin" and len(a) > 1:
         return "set", {"changes": {"scale.linearization": _lin_points(a[1:], u)}}
     for words, kind, _, _ in CALIBRATIONS:

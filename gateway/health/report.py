@@ -130,4 +130,6 @@ def _figures(diag, name):
         return {"day_t": s["day_t"], "month_t": s["month_t"]}
     if diag.identity is None:
         return None
-    return diag.identity.report()
+    figs = diag.identity.report()
+    figs["cal_count"] = diag.p.get("scale.cal_count", 0)  # calibration changes, never reset
+    return figs

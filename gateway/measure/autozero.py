@@ -60,6 +60,7 @@ class AutoZero:
             bad
             or not self.enabled
             or self.scale.inhibit
+            or self.scale.test_load
             or not self.scale.gate_decided(self._stale)
             or abs(cpw) * 256 >= self._band256 * dw
         ):

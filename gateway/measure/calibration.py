@@ -12,6 +12,7 @@ from hal.compat import const
 IDLE = "idle"
 RUNNING = "running"
 DRAINING = "draining"  # material test: waiting for the gate to decide the last polls
+ENDED = "ended"  # material test: the batch has ended, its weighed mass is awaited
 DONE = "done"
 FAILED = "failed"
 
@@ -19,6 +20,11 @@ FAILED = "failed"
 KINDS = ("zero", "span_weight", "span_chain", "speed", "material", "linearization")
 
 _MIN_REVOLUTIONS = const(3)
+# A material test: at least 3 revolutions of loaded travel and 1000 scale divisions
+# (HB44); a proposed factor more than 10 % from the one in force needs a force.
+_MIN_DIVISIONS = const(1000)
+_FACTOR_BAND_PCT = const(10)
+_SETTLE_BLOCKS = const(20)  # a test load on the frame for 2 s before a span measures
 _LIN_MERGE_PCT = const(5.0)  # a new linearization point this close to an old one replaces it
 _LIN_MAX = const(5)
 
@@ -91,13 +97,18 @@ class _Zero(_RevolutionAverage):
         s = self.scale
         old = self.flat["scale.zero_counts"]
         new = s.zero_eff + int(round(self.mean_net))
+        self.zero = new
         design = s.design_kgpm * s.counts_per_kgpm
-        self.change_pct = (new - s.zero_eff) / design * 100.0
+        # Measured against the zero of the last verified calibration, not the one in
+        # force: a series of small zero calibrations cannot walk the zero away.
+        ref = s.zero_ref if s.zero_ref is not None else s.zero_eff
+        self.change_pct = (new - ref) / design * 100.0
         self.limit_pct = self.flat["scale.zero_limit_pct"]
         self.changes = {"scale.zero_counts": new}
         self.detail = {
             "old": {"scale.zero_counts": old, "autozero_counts": s.az_counts},
             "new": {"scale.zero_counts": new},
+            "reference_counts": ref,
             "change_pct": round(self.change_pct, 4),
             "limit_pct": self.limit_pct,
             "revolutions": self.revolutions,
@@ -107,10 +118,31 @@ class _Zero(_RevolutionAverage):
 
 
 class _Span(_RevolutionAverage):
+    """Test weights or a chain: the totalizer stops from the start until the technician
+    declares them removed (Calibrator.weights_removed), and the revolutions are counted
+    once the test load has been on the frame for 2 s."""
+
     def __init__(self, kind, scale, flat, revolutions, frame_kg, what):
         _RevolutionAverage.__init__(self, kind, scale, flat, revolutions)
         self.frame_kg = frame_kg
         self.what = what
+        self._settled = 0
+        scale.test_load = True
+
+    def on_poll(self, scale):
+        if self._settled < _SETTLE_BLOCKS:
+            if scale.ok and scale.on_frame:
+                self._settled += scale.n
+            else:
+                self._settled = 0
+            return
+        _RevolutionAverage.on_poll(self, scale)
+
+    def progress(self):
+        out = _RevolutionAverage.progress(self)
+        if self._settled < _SETTLE_BLOCKS:
+            out["waiting"] = "the test load on the frame"
+        return out
 
     def _result(self):
         s = self.scale
@@ -190,7 +222,10 @@ class _Speed(_Procedure):
 
 
 class _Material(_Procedure):
-    """A batch weighed on a weighbridge against the batch totalized by the scale."""
+    """A batch weighed on a weighbridge against the batch totalized by the scale. The
+    batch ends at an end mark: the technician's (end, or the weighed mass typed), or the
+    belt running empty a whole revolution after it; what passes later is not part of it.
+    It must hold 3 revolutions of loaded travel and 1000 scale divisions."""
 
     def __init__(self, kind, scale, flat):
         _Procedure.__init__(self, kind, scale, flat)
@@ -199,19 +234,50 @@ class _Material(_Procedure):
         self.travel0 = scale.travel_p
         self.weighbridge_kg = None
         self.drain_to = 0
+        self.rev_p = rev_pulses(scale, flat["scale.belt_length_m"])
+        self.min_g = int(_MIN_DIVISIONS * flat["scale.division_kg"] * 1000)
+        self.batch = None  # (grams, loaded pulses) at the end mark
+        self.by_mark = False
+        self._empty_p = 0
+        self._lp = scale.loaded_p
 
     def on_poll(self, scale):
-        if self.state == DRAINING and scale.gate_decided(self.drain_to):
-            self._result()
+        if self.state == RUNNING:
+            if scale.loaded_p > self.loaded0:  # the batch has come
+                # Empty as the drop-out gate decides (a splice alone does not load it).
+                loaded = scale.loaded_p != self._lp
+                self._empty_p = 0 if loaded else self._empty_p + scale.dp
+                if self._empty_p >= self.rev_p:
+                    self._end_mark(True)
+            self._lp = scale.loaded_p
+        elif self.state == DRAINING and scale.gate_decided(self.drain_to):
+            self.batch = self._measured()
+            if self.weighbridge_kg is None:
+                self.state = ENDED
+            else:
+                self._result()
+
+    def _end_mark(self, by_mark):
+        self.by_mark = by_mark
+        self.drain_to = self.scale.gate_seq()
+        self.state = DRAINING
+
+    def end(self):
+        """The technician's end mark: the batch has passed the frame."""
+        if self.state != RUNNING:
+            raise CalibrationError("material test is %s" % self.state)
+        self._end_mark(True)
 
     def finish(self, weighbridge_kg):
-        if self.state != RUNNING:
+        if self.state not in (RUNNING, ENDED):
             raise CalibrationError("material test is %s" % self.state)
         if not weighbridge_kg > 0:
             raise CalibrationError("the weighbridge mass must be > 0 kg")
         self.weighbridge_kg = float(weighbridge_kg)
-        self.drain_to = self.scale.gate_seq()
-        self.state = DRAINING
+        if self.state == ENDED:
+            self._result()
+        else:
+            self._end_mark(False)
 
     def _measured(self):
         s = self.scale
@@ -220,12 +286,20 @@ class _Material(_Procedure):
     def _result(self):
         s = self.scale
         load = s.window_load_pct()
-        if load is not None and load >= s.dropout_pct:
+        if not self.by_mark and load is not None and load >= s.dropout_pct:
             self.fail("the belt is still loaded: end the test once the batch has passed")
             return
-        g, loaded_p = self._measured()
+        g, loaded_p = self.batch
         if g <= 0:
             self.fail("nothing was totalized during the test")
+            return
+        if loaded_p < _MIN_REVOLUTIONS * self.rev_p or g < self.min_g:
+            self.fail(
+                "the batch was too small (%.2f revolutions of loaded travel, %.0f kg): a "
+                "material test needs %d revolutions and %.0f kg (%d scale divisions)"
+                % (loaded_p / self.rev_p, g / 1000.0, _MIN_REVOLUTIONS, self.min_g / 1000.0,
+                   _MIN_DIVISIONS)
+            )
             return
         self.ratio = self.weighbridge_kg * 1000.0 / g
         self.load_pct = g / 1000.0 / (loaded_p / s.pulses_per_m) / s.design_kgpm * 100.0
@@ -235,6 +309,8 @@ class _Material(_Procedure):
     def _propose(self, g):
         old = self.flat["scale.material_factor"]
         new = old * self.ratio
+        self.change_pct = (new / old - 1) * 100.0
+        self.limit_pct = _FACTOR_BAND_PCT
         self.changes = {"scale.material_factor": new}
         self.detail = {
             "old": {"scale.material_factor": old},
@@ -243,14 +319,18 @@ class _Material(_Procedure):
             "measured_kg": g / 1000.0,
             "load_pct": round(self.load_pct, 2),
             "error_pct": round((1 / self.ratio - 1) * 100.0, 4),
+            "change_pct": round(self.change_pct, 4),
+            "limit_pct": self.limit_pct,
         }
 
     def progress(self):
-        g, _ = self._measured()
-        rev_p = rev_pulses(self.scale, self.flat["scale.belt_length_m"])
+        g, loaded_p = self.batch or self._measured()
         return {
             "measured_kg": g / 1000.0,
-            "revolutions_done": round((self.scale.travel_p - self.travel0) / rev_p, 3),
+            "revolutions_done": round((self.scale.travel_p - self.travel0) / self.rev_p, 3),
+            "loaded_revolutions": round(loaded_p / self.rev_p, 3),
+            "min_revolutions": _MIN_REVOLUTIONS,
+            "min_kg": self.min_g / 1000.0,
         }
 
 
@@ -336,20 +416,51 @@ class Calibrator:
         if p is not None and p.state in (RUNNING, DRAINING):
             p.on_poll(scale)
             if p.state not in (RUNNING, DRAINING):
-                scale.inhibit = False
+                scale.inhibit = False  # a span's test load stays declared (test_load)
 
     def mark(self):
         self._running().mark()
         return self.progress()
 
+    def end(self):
+        """The end mark of a material test's batch."""
+        p = self.proc
+        if p is None or not hasattr(p, "end"):
+            raise CalibrationError("no material test is running")
+        p.end()
+        return self.progress()
+
     def finish(self, weighbridge_kg):
-        self._running().finish(weighbridge_kg)
+        p = self.proc
+        if p is None or p.state not in (RUNNING, ENDED):
+            raise CalibrationError("no calibration is running")
+        p.finish(weighbridge_kg)
         return self.progress()
 
     def abort(self):
         if self.proc is not None:
             self.scale.inhibit = False
             self.proc = None
+
+    def weights_removed(self, technician):
+        """The technician declares the span's test weights or chain removed. Accepted once
+        the frame reads near zero (below the drop-out); the totalizer counts again."""
+        s = self.scale
+        if not s.test_load:
+            raise CalibrationError("no test load is declared on the frame")
+        if self.proc is not None and self.proc.state == RUNNING:
+            raise CalibrationError("a %s calibration is running" % self.proc.kind)
+        design = s.design_kgpm * s.counts_per_kgpm
+        pct = s.net * 100.0 / design
+        if not s.ok or pct >= s.dropout_pct or -pct >= s.dropout_pct:
+            raise CalibrationError(
+                "the frame still reads %.1f %% of design load: remove the test load first" % pct
+            )
+        s.test_load = False
+        self.emit("event", {"code": "cal_test_load_removed", "detail": {
+            "technician": technician,
+            "calibrating_m": round(s.calibrating_p / s.pulses_per_m, 1),
+        }})
 
     def _running(self):
         if self.proc is None or self.proc.state != RUNNING:
@@ -370,26 +481,33 @@ class Calibrator:
 
     def confirm(self, technician=None, force=False):
         """The changes of the finished calibration, validated, for the app to persist and
-        apply. A zero change beyond scale.zero_limit_pct is refused unless forced by a
-        logged-in technician. Records the calibration (or the refusal) as an event."""
+        apply. A change beyond its limit (a zero beyond scale.zero_limit_pct of the
+        verified zero, a material factor beyond 10 % of the one in force) is refused unless
+        forced by a logged-in technician. Records the calibration (or the refusal) as an
+        event. A zero forced so (or the first one) becomes the verified zero."""
         p = self.proc
         if p is None or p.state != DONE:
             raise CalibrationError("no finished calibration to confirm")
         detail = dict(p.detail)
         detail["kind"] = p.kind
         detail["technician"] = technician
-        if p.kind == "zero" and abs(p.change_pct) > p.limit_pct:
+        limit = getattr(p, "limit_pct", None)
+        forced = False
+        if limit is not None and abs(p.change_pct) > limit:
             if not (force and technician):
                 self.emit("event", {"code": "cal_refused", "detail": detail})
                 raise CalibrationError(
-                    "zero change %.3f %% of design load is beyond the limit of %.3f %%; "
-                    "only a logged-in technician can force it" % (p.change_pct, p.limit_pct)
+                    "%s change %.3f %% is beyond the limit of %.3f %%; only a logged-in "
+                    "technician can force it" % (p.kind, p.change_pct, limit)
                 )
-            detail["forced"] = True
+            detail["forced"] = forced = True
         try:
             changes = ondemand.call("gateway.config", "check_params", p.changes)
         except ConfigError as e:
             raise CalibrationError("calibration result rejected: %s" % e)
+        if p.kind == "zero" and technician and (forced or self.scale.zero_ref is None):
+            self.scale.verified_zero = p.zero
+            detail["verified"] = True
         self.emit("event", {"code": "cal_" + p.kind, "detail": detail})
         self.proc = None
         return changes

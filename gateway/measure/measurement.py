@@ -39,7 +39,7 @@ class Measurement:
         self.restored = False
         self._snap_t = None
         # What the scale's lifetime figures were when production last took its share.
-        self._seen_g = self._seen_est = self._seen_unw = self._seen_unn = 0
+        self._seen_g = self._seen_est = self._seen_unw = self._seen_unn = self._seen_cal = 0
         # This second's polls, for the limits: grams, blocks, pulses, counts x pulses.
         self._sec_g = self._sec_n = self._sec_p = self._sec_cp = 0
         self.flat = None
@@ -50,6 +50,7 @@ class Measurement:
         calibration, or a technician's set) starts auto-zero from no correction."""
         old = self.flat
         self.scale.apply_params(flat)
+        self.scale.zero_ref = flat.get("scale.zero_ref_counts")
         self.autozero.apply_params(flat)
         if self.cal is not None:
             self.cal.apply_params(flat)
@@ -96,12 +97,10 @@ class Measurement:
         est = sc.est_g - self._seen_est
         unw = sc.unweighed_p - self._seen_unw
         unn = sc.unweighed_n - self._seen_unn
-        self._seen_g = sc.total_g
-        self._seen_est = sc.est_g
-        self._seen_unw = sc.unweighed_p
-        self._seen_unn = sc.unweighed_n
+        cal = sc.calibrating_p - self._seen_cal
+        self._seen()
         self._sec_g += g
-        self.production.add(g, est, dp, run_blocks, unw, unn)
+        self.production.add(g, est, dp, run_blocks, unw, unn, cal)
 
     def _seen(self):
         sc = self.scale
@@ -109,6 +108,7 @@ class Measurement:
         self._seen_est = sc.est_g
         self._seen_unw = sc.unweighed_p
         self._seen_unn = sc.unweighed_n
+        self._seen_cal = sc.calibrating_p
 
     def identity_checked(self, same):
         """The collector's serials were read: same is whether the collector is the
@@ -162,6 +162,8 @@ class Measurement:
             out["scale"]["held_kg"] = sc.held_g() / 1000
         if sc.speed_lost:
             out["scale"]["speed_estimated"] = True
+        if sc.test_load:
+            out["scale"]["test_load"] = True  # the totalizer stops until it is removed
         return out
 
     def snapshot(self):

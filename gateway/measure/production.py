@@ -83,6 +83,7 @@ class Production:
         self._pu = 0
         self._pe = 0
         self._pn = 0
+        self._pc = 0  # travel not totalized for a calibration (test loads)
         self.checkpoint_due = False
 
     def apply_params(self, flat):
@@ -99,15 +100,17 @@ class Production:
         self._rate_cap = _RATE_CAP_X * float(flat["scale.design_tph"])
 
     # --- per poll
-    def add(self, g, est_g, pulses, run_blocks, unweighed_p, unweighed_n):
+    def add(self, g, est_g, pulses, run_blocks, unweighed_p, unweighed_n, calibrating_p):
         """g grams totalized, est_g of them estimated; belt travel and run time (blocks);
-        travel and time (blocks) with the belt running but its load or travel unknown."""
+        travel and time (blocks) with the belt running but its load or travel unknown;
+        travel not totalized while a calibration put test loads on the frame."""
         self._pg += g
         self._pe += est_g
         self._pp += pulses
         self._pr += run_blocks
         self._pu += unweighed_p
         self._pn += unweighed_n
+        self._pc += calibrating_p
 
     # --- about once a second
     def tick(self, now, ticks_ms, ticks_diff, total_g, pulses_per_m):
@@ -156,7 +159,7 @@ class Production:
         i = self.interval_s
         t1 = (t0 // i + 1) * i
         self.iv = {"t0": t0, "t1": t1, "g": 0, "conv": 0, "p": 0, "run": 0, "unw": 0, "est": 0,
-                   "unn": 0}
+                   "unn": 0, "cal": 0}
 
     def _flush(self):
         g = self._pg
@@ -170,10 +173,11 @@ class Production:
             iv["unw"] += self._pu
             iv["est"] += self._pe
             iv["unn"] += self._pn
+            iv["cal"] += self._pc
         for per in self.periods.values():
             per[2] += g
             per[3] += conv
-        self._pg = self._pp = self._pr = self._pu = self._pe = self._pn = 0
+        self._pg = self._pp = self._pr = self._pu = self._pe = self._pn = self._pc = 0
 
     def _close(self, t1, total_g, ppm):
         iv = self.iv
@@ -205,6 +209,8 @@ class Production:
             rec["est_kg"] = _kg(iv["est"])
         if iv.get("unn"):
             rec["unweighed_s"] = iv["unn"] / _BLOCK_HZ
+        if iv.get("cal"):
+            rec["calibrating_m"] = round(iv["cal"] / ppm, 1)
         self.emit("prod", rec)
         self.iv = None
         self.checkpoint_due = True
@@ -311,7 +317,7 @@ class Production:
         self.checkpoint_due = False
         return {
             "iv": self.iv,
-            "pend": [self._pg, self._pp, self._pr, self._pu, self._pe, self._pn],
+            "pend": [self._pg, self._pp, self._pr, self._pu, self._pe, self._pn, self._pc],
             "periods": self.periods,
             "last": self.last,
             "history": self.history,
@@ -341,7 +347,7 @@ class Production:
         for per in self.periods.values():
             per[2] += g
             per[3] += g * self.coef_ppm
-        self._pg = self._pp = self._pr = self._pu = self._pe = self._pn = 0
+        self._pg = self._pp = self._pr = self._pu = self._pe = self._pn = self._pc = 0
         self._open_at(last["t1"])
         return last
 
@@ -351,8 +357,9 @@ class Production:
         if self.iv is not None:
             self.iv.setdefault("est", 0)
             self.iv.setdefault("unn", 0)
-        pend = [int(x) for x in d["pend"]] + [0, 0]
-        self._pg, self._pp, self._pr, self._pu, self._pe, self._pn = pend[:6]
+            self.iv.setdefault("cal", 0)
+        pend = [int(x) for x in d["pend"]] + [0, 0, 0]
+        self._pg, self._pp, self._pr, self._pu, self._pe, self._pn, self._pc = pend[:7]
         self.periods = {k: list(v) for k, v in d["periods"].items()}
         self.last = {k: list(v) for k, v in d["last"].items()}
         self.history = [list(e) for e in d["history"]]

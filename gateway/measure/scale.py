@@ -88,6 +88,12 @@ class Scale:
         self.unweighed_p = 0  # travel while the load could not be measured
         self.jumps = 0  # pulse-counter discontinuities not accounted for
         self.inhibit = False  # set by a zero or span calibration: nothing is totalized
+        # Test weights or a chain on the frame (a span calibration): nothing is totalized
+        # from the span's start until the technician declares them removed.
+        self.test_load = False
+        self.calibrating_p = 0  # lifetime: travel not totalized for a calibration, pulses
+        self.zero_ref = None  # the zero of the last verified calibration (the app keeps it)
+        self.verified_zero = None  # a zero calibration just verified (taken by the app)
         self.est_g = 0  # lifetime: grams of the totalizer that were estimated, not weighed
         self.unweighed_n = 0  # lifetime: blocks the belt ran with neither load nor travel known
         # Holding (counter discontinuity, identity to verify): decided mass kept apart.
@@ -366,8 +372,9 @@ class Scale:
         x = dp * num
         cp = (x + n) // den
         inc = (x * k + n) // den
-        if self.inhibit:
+        if self.inhibit or self.test_load:
             inc = 0
+            self.calibrating_p += dp
         if self.gap_n:
             self.gap_g = inc >> self.shift if inc > 0 else 0
         self.cp = cp
@@ -674,6 +681,8 @@ class Scale:
             "pending": pend,
             "est_g": self.est_g,
             "unw_n": self.unweighed_n,
+            "test_load": self.test_load,
+            "cal_p": self.calibrating_p,
             "hold": [self.hold, max(0, self._hold_from - self._mid), self._held, self._held_p,
                      self._held_est, self._agree],
         }
@@ -733,6 +742,8 @@ class Scale:
             self._head += 1
         self.est_g = int(d.get("est_g", 0))
         self.unweighed_n = int(d.get("unw_n", 0))
+        self.test_load = bool(d.get("test_load", False))
+        self.calibrating_p = int(d.get("cal_p", 0))
         h = d.get("hold") or [0, 0, 0, 0, 0, 0]
         self.hold = int(h[0])
         self._hold_from = self._mid + int(h[1])

@@ -46,6 +46,8 @@ class FakeCalibrator:
         self.revolutions = revolutions
         self.distance_m = distance_m
         self.start_revs = self.gw.revs
+        if kind.startswith("span"):
+            self.gw.test_load = True  # until the technician declares it removed
         self.state = "running"
         self.marks = 0
         self.result = None
@@ -74,6 +76,8 @@ class FakeCalibrator:
             p["marks"] = self.marks
         if self.kind in ("material", "linearization"):
             p["measured_kg"] = self.gw.material_measured_t * 1000
+            p["min_revolutions"] = 3
+            p["min_kg"] = 1000.0
         if self.state == "done":
             p["result"] = self.result
         elif self.state == "failed":
@@ -88,14 +92,32 @@ class FakeCalibrator:
             self._result()
 
     def finish(self, weighbridge_kg):
-        if self.kind not in ("material", "linearization") or self.state != "running":
+        if self.kind not in ("material", "linearization") or self.state not in ("running",
+                                                                               "ended"):
             raise CalibrationError("%s calibration ends by itself" % self.kind)
         self.weighbridge_kg = weighbridge_kg
-        self.measured_kg = self.gw.material_measured_t * 1000
+        if self.state == "running":
+            self.measured_kg = self.gw.material_measured_t * 1000
         self.state = "draining"
+
+    def end(self):
+        if self.kind not in ("material", "linearization") or self.state != "running":
+            raise CalibrationError("no material test is running")
+        self.measured_kg = self.gw.material_measured_t * 1000
+        self.state = "ended"
 
     def abort(self):
         self.state = "idle"
+
+    def weights_removed(self, technician):
+        gw = self.gw
+        if not gw.test_load:
+            raise CalibrationError("no test load is declared on the frame")
+        if gw.frame_loaded:
+            raise CalibrationError("the frame still reads 40.0 % of design load: remove the "
+                                   "test load first")
+        gw.test_load = False
+        gw.emit("event", {"code": "cal_test_load_removed", "detail": {"technician": technician}})
 
     def _result(self):
         gw = self.gw
@@ -160,6 +182,8 @@ class FakeGateway:
         self.revs = 0.0
         self.zero_true = 1100
         self.material_measured_t = 0.0
+        self.test_load = False  # a span's test load declared on the frame
+        self.frame_loaded = False  # the frame reads above the drop-out
         self.records_list = []
         self.alarms = {}
         self.outputs = {}

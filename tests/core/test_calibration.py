@@ -116,7 +116,7 @@ def test_span_with_test_weights_and_with_a_chain():
     for kind, args in (("span_weight", {"test_kg": 55.0}), ("span_chain", {"chain_kgpm": 55.0})):
         r = _Rig(load=lambda x: 50000)  # 55 kg on the 1 m frame = 50 000 counts
         r.cal.start(kind, **args)
-        r.run(601)
+        r.run(621)  # 2 s for the test load to settle, then 3 revolutions
         p = r.cal.progress()
         assert p["state"] == "done", p
         assert abs(p["result"]["new"]["scale.span_kg_per_count"] - 0.0011) < 1e-12
@@ -125,9 +125,9 @@ def test_span_with_test_weights_and_with_a_chain():
 
 
 def test_span_refuses_a_tiny_test_load():
-    r = _Rig(load=lambda x: 1000)
+    r = _Rig(load=lambda x: 3000)
     r.cal.start("span_weight", test_kg=10.0)
-    r.run(601)
+    r.run(621)
     assert r.cal.progress()["state"] == "failed"
 
 
@@ -222,7 +222,9 @@ def test_calibration_results_are_validated_like_any_parameter():
     r.cal.finish(1000.0)  # a tenth of what passed: factor 0.1 is out of range
     r.run(40)
     e = raises(CalibrationError, r.cal.confirm)
-    assert "material_factor" in str(e)
+    assert "beyond the limit" in str(e)  # more than 10 % from the factor in force
+    e = raises(CalibrationError, r.cal.confirm, "T1", True)
+    assert "material_factor" in str(e)  # forced, but out of the parameter's range
     assert r.events("cal_material") == []
 
 
@@ -303,3 +305,121 @@ def test_zero_drift_suspected_on_a_belt_that_never_runs_empty():
     r.run(2 * 240)  # an empty revolution checks the zero
     r.az.check_unchecked()
     assert r.alarms[-1] == ("zero_drift_suspected", False)
+
+
+def test_span_test_load_is_never_coal():
+    # The weights stay on the frame after the span is confirmed: nothing is totalized
+    # until the technician declares them removed and the frame reads near zero.
+    r = _Rig(load=lambda x: 0)
+    r.run(100)
+    drain(r.scale, r.belt)
+    r.cal.start("span_weight", test_kg=55.0)
+    r.belt.load = lambda x: 50000  # hung after the start: the revolutions wait for them
+    assert r.cal.progress()["waiting"]
+    r.run(621)
+    assert r.cal.progress()["state"] == "done"
+    r.apply(r.cal.confirm("T1"))
+    g = r.scale.total_g
+    r.run(400)  # the technician reads the result; the weights are still on
+    drain(r.scale, r.belt)
+    assert r.scale.total_g == g and r.scale.test_load
+    e = raises(CalibrationError, r.cal.weights_removed, "T1")
+    assert "remove the test load" in str(e)
+    r.belt.load = lambda x: 0
+    r.run(5)
+    r.cal.weights_removed("T1")
+    assert not r.scale.test_load
+    ev = r.events("cal_test_load_removed")[0]
+    assert ev["technician"] == "T1" and ev["calibrating_m"] > 3 * 50
+    r.belt.load = lambda x: 50000  # coal now
+    r.run(100)
+    drain(r.scale, r.belt)
+    assert abs(r.scale.total_g - g - 100 * 25 * 50000 * 11 // 1000) <= 2  # span 0.0011
+
+
+def test_span_cancelled_keeps_the_test_load_declared():
+    r = _Rig(load=lambda x: 50000)
+    r.cal.start("span_chain", chain_kgpm=55.0)
+    r.run(100)
+    r.cal.abort()
+    assert r.scale.test_load and not r.scale.inhibit
+    g = r.scale.total_g
+    r.run(100)
+    drain(r.scale, r.belt)
+    assert r.scale.total_g == g
+
+
+def test_zero_limit_is_measured_against_the_verified_zero():
+    # Zero calibrations of 1.5 % each: the first is within 2 % of the verified zero, the
+    # second would be 3 % from it: refused unless a technician forces it, which makes it
+    # the verified zero.
+    r = _Rig()
+    r.scale.zero_ref = 50000
+    r.belt.zero = 51500
+    r.cal.start("zero")
+    r.run(601)
+    r.apply(r.cal.confirm())
+    assert r.scale.zero_counts == 51500 and r.scale.verified_zero is None
+    r.belt.zero = 53000
+    r.cal.start("zero")
+    r.run(601)
+    p = r.cal.progress()["result"]
+    assert p["reference_counts"] == 50000 and abs(p["change_pct"] - 3.0) < 1e-9
+    raises(CalibrationError, r.cal.confirm)
+    raises(CalibrationError, r.cal.confirm, "T1")  # a technician, but no force
+    r.apply(r.cal.confirm("T1", True))
+    assert r.scale.verified_zero == 53000
+    assert r.events("cal_zero")[-1]["verified"]
+
+
+def test_material_test_refuses_a_batch_below_the_minimum():
+    # A batch of 10 m on a 50 m belt: a fifth of a revolution.
+    r = _Rig(load=lambda x: 50000 if 1000 < x <= 2000 else 0)
+    p = r.cal.start("material")
+    assert p["min_revolutions"] == 3 and p["min_kg"] == 1000.0
+    r.run(200)
+    r.cal.finish(500.0)
+    r.run(40)
+    p = r.cal.progress()
+    assert p["state"] == "failed" and "too small" in p["error"]
+
+
+def test_material_batch_ends_at_the_belt_emptying():
+    # The batch (200 m), a revolution of empty belt, then production resumes before the
+    # weighbridge figure is typed: the batch is what passed before the end mark.
+    r = _Rig(load=lambda x: 51000 if 1000 < x <= 21000 or x > 30000 else 0)
+    r.cal.start("material")
+    r.run(1100)
+    assert r.cal.progress()["state"] == "ended"
+    r.run(600)  # production
+    r.cal.finish(10000.0)
+    p = r.cal.progress()
+    assert p["state"] == "done", p
+    assert abs(p["result"]["measured_kg"] - 10200.0) < 0.01
+
+
+def test_material_batch_ends_at_the_technicians_mark_and_a_wild_factor_needs_force():
+    load = lambda x: 51000 if 1000 < x <= 21000 or x > 22000 else 0  # noqa: E731
+    r = _Rig(load=load)
+    r.cal.start("material")
+    r.run(850)
+    r.cal.end()  # the batch has passed; production follows at once
+    r.run(40)
+    assert r.cal.progress()["state"] == "ended"
+    r.run(300)
+    r.cal.finish(10000.0)
+    assert abs(r.cal.progress()["result"]["measured_kg"] - 10200.0) < 0.01
+    r.cal.abort()
+    # No end mark: the batch runs into 2 minutes of production, the weighed mass is
+    # typed once the belt is clear, and the figure proposes 0.62.
+    r = _Rig(load=lambda x: 51000 if 1000 < x <= 21000 or 22000 < x <= 34400 else 0)
+    r.cal.start("material")
+    r.run(1450)
+    r.cal.finish(10000.0)
+    r.run(40)
+    p = r.cal.progress()
+    assert p["state"] == "done" and p["result"]["change_pct"] < -10
+    raises(CalibrationError, r.cal.confirm, "T1")
+    assert r.events("cal_refused")
+    r.cal.confirm("T1", True)
+    assert r.events("cal_material")[0]["forced"]

@@ -253,7 +253,7 @@ def test_material_test_changes_material_factor_and_records_it():
     t = Term()
     t.login()
     out = t.cmd("cal material", ms=3000)
-    assert "type the weighed mass of the batch in t" in out
+    assert "type end when the batch has passed, and its weighed mass in t" in out
     assert "measured 0.2" in out
     out = t.cmd("abc")
     assert "error: the mass in t must be a number" in out
@@ -473,3 +473,35 @@ def test_alarm_ack_needs_a_login_and_is_recorded():
     assert "clock_stepped acknowledged" in t.cmd("alarms ack clock_stepped")
     assert t.gw.events("alarm_ack")[0]["detail"] == {"by": "tech:1001", "alarm": "clock_stepped"}
     assert "clock_stepped is not active" in t.cmd("alarms ack clock_stepped")
+
+
+def test_material_test_tells_its_minimum_and_takes_an_end_mark():
+    t = Term()
+    t.login()
+    out = t.cmd("cal material", ms=3000)
+    assert "the batch must hold 3 belt revolutions of loaded travel and 1 t at least" in out
+    out = t.cmd("end", ms=1000)
+    assert t.gw.cal.state == "ended" and "batch ended" in out
+    measured = t.gw.cal.measured_kg
+    t.run(3000)  # production goes on: not part of the batch
+    out = t.cmd("0.300")
+    assert "scale.material_factor: 1 -> %.7g" % (300 / measured) in out
+
+
+def test_span_keeps_the_totalizer_stopped_until_the_test_load_is_declared_removed():
+    t = Term()
+    t.login()
+    t.cmd("cal span weight 50 3", ms=20000)
+    out = t.cmd("yes")
+    assert "applied scale.span_kg_per_count" in out
+    assert out.endswith("test load removed from the frame? (yes/later) ")
+    t.gw.frame_loaded = True
+    out = t.cmd("yes")
+    assert "remove the test load first" in out and t.gw.test_load
+    out = t.cmd("later")
+    assert "stays stopped until cal removed" in out and out.endswith("gw:1001> ")
+    t.gw.frame_loaded = False
+    out = t.cmd("cal removed")
+    assert "the totalizer counts again" in out and not t.gw.test_load
+    assert t.gw.events("cal_test_load_removed")[0]["detail"]["technician"] == "tech:1001"
+    assert "no test load" in t.cmd("cal removed")

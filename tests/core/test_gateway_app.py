@@ -15,10 +15,8 @@ def _no_center():
     raise OSError("no route to the center")
 
 
-def _gateway(ticks_start=0):
-    d = tmpdir("app")
-    clock = VirtualClock(ticks_start=ticks_start)
-    cfg = config.validate({
+def _cfg(d):
+    return config.validate({
         "device_id": 7,
         "key_file": "-",
         "data_dir": d,
@@ -26,8 +24,13 @@ def _gateway(ticks_start=0):
         "center": {"host": "127.0.0.1", "port": 1},
         "production": {"interval_s": 10},
     })
+
+
+def _gateway(ticks_start=0):
+    d = tmpdir("app")
+    clock = VirtualClock(ticks_start=ticks_start)
     hw = Hardware(clock, Flash(d), FakeLine(clock, lambda req: []), _no_center)
-    return Gateway(cfg, _KEY, hw), d
+    return Gateway(_cfg(d), _KEY, hw), d
 
 
 def test_first_checkpoint_at_start_whatever_the_ticks():
@@ -67,4 +70,32 @@ def test_no_moment_between_a_prod_record_and_its_checkpoint():
     finally:
         gw.uplink.stop()
         gw.log.close()
+        rmtree(d)
+
+
+def test_calibration_counter_and_verified_zero_survive_restarts_and_never_reset():
+    gw, d = _gateway()
+    try:
+        assert gw.params["scale.cal_count"] == 0
+        assert gw.params["scale.zero_ref_counts"] is None
+        gw.set_params({"scale.zero_counts": 1000}, "T1")
+        gw.set_params({"scale.damping_s": 5.0}, "T1")  # not a calibration parameter
+        # A zero calibration a technician forced: its zero becomes the verified one.
+        gw.measurement.scale.verified_zero = 2000
+        gw.set_params({"scale.zero_counts": 2000}, "T1")
+        assert gw.params["scale.cal_count"] == 2
+        assert gw.measurement.scale.zero_ref == 2000
+        try:
+            gw.set_params({"scale.cal_count": 0}, "T1")
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("the counter must not be settable")
+        gw.log.close()
+        again = Gateway(_cfg(d), _KEY, gw.hw)
+        assert again.params["scale.cal_count"] == 2
+        assert again.params["scale.zero_ref_counts"] == 2000
+        assert again.measurement.scale.zero_ref == 2000
+        again.log.close()
+    finally:
         rmtree(d)

@@ -27,7 +27,7 @@ class _Rig:
             for i in range(10):
                 g = g_per_s // 10 + (1 if i < g_per_s % 10 else 0)
                 self.total_g += g
-                self.p.add(g, 0, pulses_per_s // 10, 1 if run else 0, 0, 0)
+                self.p.add(g, 0, pulses_per_s // 10, 1 if run else 0, 0, 0, 0)
                 self.clock.advance_ms(100)
             self.tick()
 
@@ -159,7 +159,7 @@ def test_restart_mid_interval_neither_loses_nor_doubles():
     r.total_g -= 5000
     r.clock.advance_ms(10000)
     r.total_g += 15000
-    q.add(15000, 0, 0, 0, 0, 0)
+    q.add(15000, 0, 0, 0, 0, 0, 0)
     r.seconds(40, g_per_s=1000)
     prods = r.of("prod")
     assert [(p["t0"], p["t1"]) for p in prods] == [(T0, T0 + 60)]
@@ -178,7 +178,7 @@ def test_restart_after_the_interval_ended_closes_it_first():
     r.p = q
     r.clock.advance_ms(30000)  # came back at T0 + 80
     r.total_g += 30000
-    q.add(30000, 0, 0, 0, 0, 0)
+    q.add(30000, 0, 0, 0, 0, 0, 0)
     r.seconds(1, g_per_s=1000)
     prods = r.of("prod")
     assert [(p["t0"], p["t1"], p["mass_g"]) for p in prods] == [(T0, T0 + 60, 50000)]
