@@ -58,7 +58,7 @@ def collector_swap(base, ahead):
     if ahead:  # up 58 days: block_seq and uptime far ahead of ours, and consistent
         seq, up, pulses = b.block_seq + 50000000, b.uptime_s() + 5000000, b.pulses + 100000000
     else:  # up 20 min: behind ours, as a restart of ours would look
-        seq, up, pulses = 12000, 1200, 2500000
+        seq, up, pulses = 12000, 1200, 1000000
     u.seq_add = (seq - b.block_seq) % WRAP
     u.uptime_add = up - b.uptime_s()
     u.pulses_add = (pulses - b.pulses) % WRAP
@@ -106,14 +106,17 @@ def span_test_load(base):
     rig.run_until(lambda: cal.progress()["state"] != "running", 600)
     rig.set_params(cal.confirm(technician=TECHNICIAN))
     rig.run(120)  # the result is read, the weights still hang
+    # (a firmware without the declaration, to measure what it did, just goes on)
+    removed = getattr(rig.m.calibrator(), "weights_removed", lambda who: None)
     refused = False
     try:
-        rig.m.calibrator().weights_removed(TECHNICIAN)
+        removed(TECHNICIAN)
     except ValueError:
         refused = True  # the frame still carries them
     b.test_weight_kg = 0.0
     rig.run(5)
-    rig.m.calibrator().weights_removed(TECHNICIAN)
+    removed = getattr(rig.m.calibrator(), "weights_removed", lambda who: None)
+    removed(TECHNICIAN)
     rig.run(70)
     counted = meter.counted_kg()
     cal_m = sum(p.get("calibrating_m", 0) for p in _prods(rig, n_rec))
