@@ -21,16 +21,6 @@ from hal.compat import const
 # The commands the center may send (../shared/specs/center-station.md), each carried out
 # by the function of that name in gateway/control.py.
 CENTER_OPS = ("status", "get_params", "set_params", "time_sync", "set_output", "ack_alarm")
-# The calibration parameters: every applied change of any of them counts in scale.cal_count
-# (HB44's calibration event counter), which never resets.
-_CAL_KEYS = (
-    "scale.zero_counts",
-    "scale.span_kg_per_count",
-    "scale.pulses_per_m",
-    "scale.material_factor",
-    "scale.linearization",
-    "scale.weigh_length_m",
-)
 _CHECKPOINT_BUFFER = const(2048)
 _TAIL_RECORDS = const(64)  # records read back at start-up to reconcile the checkpoint with the log
 _TAIL_CHUNK = const(8)
@@ -74,7 +64,6 @@ class Gateway:
             capture_s=p["collector.capture_s"],
         )
         self.measurement = Measurement(p, clock, self.emit, self.alarms.set)
-        self.measurement.verify_identity = self._read_identity
         self.identity = Identity(self.alarms, Slots(flash, "identity"), clock, self.device_id, self.emit)
         handlers = {}
         for op in CENTER_OPS:
@@ -120,6 +109,7 @@ class Gateway:
         if hw.cli_uart is not None:
             self.cli = CliPort(hw.cli_uart, clock, self.device_id, self._load_cli)
         c = self.collector
+        self.measurement.verify_identity = c.read_identity
         c.on_sample = self._on_sample
         c.on_capture = self._on_capture
         c.on_identity = self._on_identity
@@ -137,15 +127,12 @@ class Gateway:
         """The configuration file's values, overridden by the run-time set persisted on
         flash (what technicians and the center changed since commissioning)."""
         stored = self._param_slots.load()
-        if not stored or not stored.get("params"):
-            params = dict(cfg)
-            stored = {}
-        else:
-            params = ondemand.call("gateway.config", "in_force", cfg, stored["params"])
-        # Kept with the parameters, never settable: the calibration counter and the zero
-        # of the last verified zero calibration (gateway/measure/calibration.py).
-        params["scale.cal_count"] = int(stored.get("cal_count", 0))
-        params["scale.zero_ref_counts"] = stored.get("zero_ref_counts")
+        if stored and stored.get("params"):
+            return ondemand.call("gateway.config", "in_force", cfg, stored)
+        # Never changed: the file's, and no calibration yet (no schema to load at start).
+        params = dict(cfg)
+        params["scale.cal_count"] = 0
+        params["scale.zero_ref_counts"] = None
         return params
 
     def params_public(self):
@@ -156,31 +143,15 @@ class Gateway:
     def set_params(self, changes, who):
         """Validate the whole set, persist it, apply it, record it. Returns
         {key: [old, new]} for the keys that changed; raises ConfigError (nothing applied)."""
-        flat, run_time = ondemand.call("gateway.config", "check_change", self.params, changes)
-        changed = {}
-        cal = False
-        for key, value in flat.items():
-            if self.params[key] != value:
-                changed[key] = [self.params[key], value]
-                cal = cal or key in _CAL_KEYS
         sc = self.measurement.scale
-        verified, sc.verified_zero = sc.verified_zero, None
+        verified, sc.verified_zero = sc.verified_zero, None  # a zero calibration's
+        changed, new, record = ondemand.call(
+            "gateway.config", "check_change", self.params, changes, who, int(self.clock.time()),
+            verified)
         if not changed:
             return changed
-        new = dict(self.params)
-        new.update(flat)
-        if cal:
-            new["scale.cal_count"] += 1
-        if verified is not None and new["scale.zero_counts"] == verified:
-            new["scale.zero_ref_counts"] = verified
         # Persisted before anything uses it: a cut here leaves the old set or the new one.
-        self._param_slots.save({
-            "params": run_time,
-            "by": who,
-            "t": int(self.clock.time()),
-            "cal_count": new["scale.cal_count"],
-            "zero_ref_counts": new["scale.zero_ref_counts"],
-        })
+        self._param_slots.save(record)
         self.params = new
         self._apply_params()
         self.emit("event", {"code": "param_changed", "detail": {"by": who, "changes": changed}})
@@ -221,10 +192,9 @@ class Gateway:
 
     def _on_identity(self, ident):
         self.diag.on_identity(ident)
-        self.measurement.identity_checked(self.identity.collector_matches())
-
-    def _read_identity(self):
-        self.collector.read_identity()
+        # Mass of a restarted or jumping collector counts once its serial is ours.
+        reg = self.identity.registered()
+        self.measurement.identity_checked(reg is None or ident.get("serial") == reg["serials"][0])
 
     def _on_collector_restart(self, uptime_s):
         self.emit("event", {"code": "collector_restart", "detail": {"uptime_s": uptime_s}})

@@ -20,6 +20,7 @@ _ONE_OF = const(5)  # one of the values in lo
 _SHIFTS = const(6)  # 1 to 4 shift start times "HH:MM", ascending
 _LIN = const(7)  # up to 5 linearization points [load_pct, correction_pct]
 _CLASSES = const(8)  # a list of alarm classes
+_LIMITS = const(9)  # 6 limits, % of design (0: off): rate min, max, load min, max, speed min, max
 
 # (dotted key, kind, lo, hi, default, settable at run time by set / set_params)
 SCHEMA = (
@@ -58,8 +59,6 @@ SCHEMA = (
     ("scale.run_min_speed_mps", _NUM, 0.01, 2.0, 0.1, True),
     ("scale.run_mismatch_s", _NUM, 1.0, 600.0, 10.0, True),
     # --- the figure through field events (docs/measurement.md)
-    ("scale.bridge_max_s", _INT, 0, 3600, 60, True),
-    ("scale.speed_estimate_max_s", _INT, 0, 3600, 600, True),
     ("scale.zero_check_h", _NUM, 0.0, 720.0, 8.0, True),
     ("scale.division_kg", _NUM, 0.001, 10000.0, 1.0, True),
     # ---
@@ -93,13 +92,8 @@ SCHEMA = (
     ("alarms.cell_stuck_counts", _INT, 0, 10000, 2, True),
     ("alarms.cell_drift_counts", _INT, 100, 10000000, 5000, True),
     ("alarms.vib_floor_mv", _NUM, 0.0, 100.0, 2.0, True),
-    # --- limit alarms of rate, load and speed, % of design (0: off; docs/alarms.md)
-    ("alarms.rate_min_pct", _NUM, 0.0, 200.0, 35.0, True),
-    ("alarms.rate_max_pct", _NUM, 0.0, 200.0, 98.0, True),
-    ("alarms.load_min_pct", _NUM, 0.0, 200.0, 0.0, True),
-    ("alarms.load_max_pct", _NUM, 0.0, 200.0, 120.0, True),
-    ("alarms.speed_min_pct", _NUM, 0.0, 200.0, 50.0, True),
-    ("alarms.speed_max_pct", _NUM, 0.0, 200.0, 120.0, True),
+    # --- limit alarms of rate, load and speed (docs/alarms.md)
+    ("alarms.limits_pct", _LIMITS, None, None, [35.0, 98.0, 0.0, 120.0, 50.0, 120.0], True),
     # ---
     ("cli.port", _OPT_STR, None, None, None, False),
     ("cli.idle_logout_s", _INT, 30, 86400, 600, True),
@@ -135,6 +129,11 @@ def _check(kind, lo, hi, v):
         return _shifts(v)
     if kind == _LIN:
         return _linearization(v)
+    if kind == _LIMITS:
+        if not isinstance(v, list) or len(v) != 6:
+            raise ConfigError("must be 6 limits, %% of design: [rate min, rate max, load min, "
+                              "load max, speed min, speed max] (0: off)")
+        return [_check(_NUM, 0.0, 200.0, x) for x in v]
     return _alarm_classes(v)
 
 
@@ -271,7 +270,7 @@ def settable_keys():
     return [row[0] for row in SCHEMA if row[5]]
 
 
-def in_force(flat, stored):
+def _in_force(flat, stored):
     """The configuration file's flat values overridden by the run-time set stored on
     flash; a key this firmware no longer knows (or refuses) keeps the file's value."""
     out = dict(flat)
@@ -283,7 +282,7 @@ def in_force(flat, stored):
     return out
 
 
-def check_change(params, changes):
+def _check_change(params, changes):
     """For a change of the parameters in force: (the changes checked as a whole, flat;
     the run-time set to persist: every settable key of params, updated by them)."""
     flat = check_params(changes)
@@ -292,6 +291,60 @@ def check_change(params, changes):
         if settable(key):
             run_time[key] = flat[key] if key in flat else value
     return flat, run_time
+
+
+# The calibration parameters: every applied change of any of them counts in
+# scale.cal_count (HB44's calibration event counter), which never resets. It and
+# scale.zero_ref_counts, the zero of the last verified zero calibration, are kept in the
+# parameter slot next to the run-time set, shown with the parameters, never settable.
+_CAL_KEYS = (
+    "scale.zero_counts",
+    "scale.span_kg_per_count",
+    "scale.pulses_per_m",
+    "scale.material_factor",
+    "scale.linearization",
+    "scale.weigh_length_m",
+)
+
+
+def in_force(flat, record):
+    """The parameters in force from the configuration file's and the parameter slot's
+    record (None if never written)."""
+    record = record or {}
+    params = _in_force(flat, record["params"]) if record.get("params") else dict(flat)
+    params["scale.cal_count"] = int(record.get("cal_count", 0))
+    params["scale.zero_ref_counts"] = record.get("zero_ref_counts")
+    return params
+
+
+def check_change(params, changes, who, t, verified_zero=None):
+    """A change of the parameters in force, checked as a whole: (changed {key: [old,
+    new]}, the new parameters, the slot record to persist); ({}, None, None) when nothing
+    changes. verified_zero: the zero a verified zero calibration gave, which becomes the
+    reference if it is the one applied."""
+    flat, run_time = _check_change(params, changes)
+    changed = {}
+    cal = False
+    for key, value in flat.items():
+        if params[key] != value:
+            changed[key] = [params[key], value]
+            cal = cal or key in _CAL_KEYS
+    if not changed:
+        return changed, None, None
+    new = dict(params)
+    new.update(flat)
+    if cal:
+        new["scale.cal_count"] = new.get("scale.cal_count", 0) + 1
+    if verified_zero is not None and new["scale.zero_counts"] == verified_zero:
+        new["scale.zero_ref_counts"] = verified_zero
+    record = {
+        "params": run_time,
+        "by": who,
+        "t": t,
+        "cal_count": new.get("scale.cal_count", 0),
+        "zero_ref_counts": new.get("scale.zero_ref_counts"),
+    }
+    return changed, new, record
 
 
 def read_key(path):

@@ -208,21 +208,17 @@ def read_flash(data_dir, scratch):
 
 def bridges(ck, stored):
     """Whether the next start bridges the outage (counts the travel since the checkpoint
-    with the loads either side: nothing lost) or counts afresh from its first poll (the
-    travel since the newest record is lost). The latter when there is no checkpoint, when
-    it was taken before any poll, or when a prod record was written after it (the start
-    adopts the record's total: gateway.app.Gateway.start, Measurement.reconcile)."""
+    with the loads either side, as estimated mass: nothing lost) or counts afresh from its
+    first poll (the travel since the newest record is lost). The latter when there is no
+    checkpoint or it was taken before any poll. A prod record written after the
+    checkpoint holds the travel up to its end; the rest is bridged as well
+    (gateway.measure.measurement.Measurement.reconcile). Outages here are far shorter
+    than the bridge (6 checkpoint periods)."""
     try:
         m = ck["measurement"]
-        if not m["scale"]["have"]:
-            return False
-        iv = m["production"]["iv"]
+        return bool(m["scale"]["have"]) and m["production"]["iv"] is not None
     except (KeyError, TypeError):
         return False
-    head = max(stored or [0])
-    tail = [r for seq, r in sorted(stored.items()) if seq > head - _TAIL_RECORDS
-            and r["type"] == "prod" and "total_g" in r]
-    return not tail or iv is None or tail[-1]["t0"] < iv["t0"]
 
 
 class Unit:

@@ -147,7 +147,7 @@ def test_bridged_or_not_is_read_from_the_checkpoint_and_the_log():
     before = {5: {"seq": 5, "type": "prod", "t0": 90, "total_g": 1}}
     after = {5: {"seq": 5, "type": "prod", "t0": 100, "total_g": 1}}
     assert e2e.bridges(ck, before)
-    assert not e2e.bridges(ck, after)  # written after the checkpoint: its total adopted
+    assert e2e.bridges(ck, after)  # written after the checkpoint: the rest is bridged
     assert not e2e.bridges(None, before)
     assert not e2e.bridges({"measurement": {"scale": {"have": False},
                                             "production": {"iv": None}}}, {})

@@ -64,7 +64,6 @@ TABLE = {
     "rate_limit": ("process", "W", COND, 10000, 10000, "production"),
     "load_limit": ("process", "W", COND, 10000, 10000, "production"),
     "speed_limit": ("process", "W", COND, 10000, 10000, "speed"),
-    "speed_implausible": ("fault", "F", COND, 10000, 10000, "speed"),
     # ---
     # raised by the store
     "storage_full": ("system", "F", COND, 0, 60000, "storage"),

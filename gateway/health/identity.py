@@ -113,12 +113,6 @@ class Identity:
     def registered(self):
         return self._reg
 
-    def collector_matches(self):
-        """False only when the last read named another collector than the registered one
-        (its mass is then not counted: gateway/measure/scale.py)."""
-        reg, last = self._reg, self._last
-        return reg is None or last is None or last.get("serial") == reg["serials"][0]
-
     def report(self):
         reg = self._reg
         figs = {"device_id": self.device_id, "registered": reg is not None, "swapped": self._swaps}

@@ -1,10 +1,6 @@
 # Auto-zero tracking: runs with every poll, so it lives apart from the calibration
 # procedures (gateway/measure/calibration.py, loaded only while a calibration runs).
-
-
-def rev_pulses(scale, belt_length_m):
-    """Pulses per belt revolution."""
-    return int(belt_length_m * scale.pulses_per_m + 0.5)
+from gateway import ondemand
 
 
 class AutoZero:
@@ -26,24 +22,13 @@ class AutoZero:
         self.acc_p = 0
         self.at_limit = False
         self._stale = 0  # polls before this gate mark were weighed with an older zero
-        self._lo = self._hi = 0  # window loads along the revolution so far, counts
+        self._span = [0, 0]  # the least and largest window load along the revolution
         self.flat_counts = -1  # the variation along an empty revolution (-1: not seen yet)
         self.unchecked_n = 0  # run blocks since the last empty revolution
-        self.unchecked = None  # None: reported once after every start
+        self.unchecked = False  # None after a restore: reported once
 
     def apply_params(self, flat):
-        s = self.scale
-        self.enabled = bool(flat["scale.autozero"])
-        self.rev_p = rev_pulses(s, flat["scale.belt_length_m"])
-        band = min(float(flat["scale.autozero_band_pct"]), s.dropout_pct)
-        self._band256 = s.counts256_for_pct(band)
-        design = s.design_kgpm * s.counts_per_kgpm
-        self.limit_counts = int(float(flat["scale.autozero_limit_pct"]) / 100.0 * design)
-        # Smaller moves than 0.01 % of design load are not worth an event each.
-        self.deadband = max(1, int(design / 10000))
-        self.step = max(1, int(design / 1000))
-        self._check_n = int(float(flat["scale.zero_check_h"]) * 36000)
-        self.acc_cp = self.acc_p = 0
+        ondemand.call("gateway.measure.apply", "autozero", self, flat)
 
     def reset(self):
         """The zero was calibrated: start again from no correction."""
@@ -67,47 +52,43 @@ class AutoZero:
             self.acc_cp = self.acc_p = 0
             return
         w = cpw // dw
+        sp = self._span
         if not self.acc_p:
-            self._lo = self._hi = w
-        elif w < self._lo:
-            self._lo = w
-        elif w > self._hi:
-            self._hi = w
+            sp[0] = sp[1] = w
+        elif w < sp[0]:
+            sp[0] = w
+        elif w > sp[1]:
+            sp[1] = w
         left = self.rev_p - self.acc_p
         if d < left:
             self.acc_cp += cp
             self.acc_p += d
             return
         part = (cp * left + d // 2) // d
-        self._revolution(self.acc_cp + part, self._hi - self._lo)
+        self._revolution(self.acc_cp + part, sp[1] - sp[0])
         self.acc_cp = cp - part
         self.acc_p = d - left
-        self._lo = self._hi = w
+        sp[0] = sp[1] = w
 
-    def running(self, blocks):
-        self.unchecked_n += blocks
-
-    def check_unchecked(self):
-        """About once a second: is the zero left unchecked for too long?"""
+    def running(self, n):
+        """n blocks of running: is the zero left unchecked for too long?"""
+        self.unchecked_n += n
         bad = 0 < self._check_n <= self.unchecked_n
         if bad != self.unchecked:
             self.unchecked = bad
             if bad:
-                detail = (
-                    "%d h of running without one empty revolution: zero drift goes "
-                    "unseen; run the belt empty 2 revolutions, or calibrate the zero"
-                    % (self.unchecked_n // 36000)
-                )
+                detail = "no empty revolution for scale.zero_check_h: zero drift goes unseen"
             else:
                 detail = "an empty revolution checked the zero"
             self.alarm("zero_drift_suspected", bad, detail)
 
-    def _revolution(self, cp, spread):
+    def _revolution(self, cp, w):
+        # w: how much the window load varied along the revolution.
         ref = self.flat_counts
-        flat = ref < 0 or spread <= ref + ref // 4 + self.step
+        flat = ref < 0 or w <= ref + ref // 4 + self.step
         # The reference is the quietest revolution, creeping up slowly should the belt
         # itself change (a new splice).
-        self.flat_counts = spread if ref < 0 or spread < ref else ref + (spread - ref) // 8
+        self.flat_counts = w if ref < 0 or w < ref else ref + (w - ref) // 8
         if not flat:
             return
         self.unchecked_n = 0

@@ -4,9 +4,8 @@
 # persists and applies it). What each procedure does: docs/measurement.md.
 # Loaded on demand: Measurement.calibrator() imports it, and forgets it when idle.
 from gateway import ondemand
-from gateway.measure.autozero import rev_pulses
+from gateway.measure.apply import rev_pulses
 from gateway.errors import CalibrationError, ConfigError
-from gateway.measure.scale import lin_correction_pct
 from hal.compat import const
 
 IDLE = "idle"
@@ -27,6 +26,29 @@ _FACTOR_BAND_PCT = const(10)
 _SETTLE_BLOCKS = const(20)  # a test load on the frame for 2 s before a span measures
 _LIN_MERGE_PCT = const(5.0)  # a new linearization point this close to an old one replaces it
 _LIN_MAX = const(5)
+
+
+def lin_correction_pct(points, load_pct):
+    """The linearization correction (%) at load_pct: linear between the points, flat
+    beyond the first and the last, 0 without points (what Scale applies, in floats)."""
+    if not points:
+        return 0.0
+    if load_pct <= points[0][0]:
+        return float(points[0][1])
+    for i in range(len(points) - 1):
+        x0, y0 = points[i]
+        x1, y1 = points[i + 1]
+        if load_pct < x1:
+            return y0 + (y1 - y0) * (load_pct - x0) / (x1 - x0)
+    return float(points[-1][1])
+
+
+def _window_load_pct(s):
+    """Mean load over scale s's drop-out window, % of design load (None while stopped)."""
+    dw = s._b_d + s._f_d
+    if not dw:
+        return None
+    return (s._b_cp + s._f_cp) / dw * 100.0 / (s.design_kgpm * s.counts_per_kgpm)
 
 
 class _Procedure:
@@ -101,7 +123,9 @@ class _Zero(_RevolutionAverage):
         design = s.design_kgpm * s.counts_per_kgpm
         # Measured against the zero of the last verified calibration, not the one in
         # force: a series of small zero calibrations cannot walk the zero away.
-        ref = s.zero_ref if s.zero_ref is not None else s.zero_eff
+        ref = self.flat.get("scale.zero_ref_counts")  # kept by the app with the parameters
+        if ref is None:
+            ref = s.zero_eff
         self.change_pct = (new - ref) / design * 100.0
         self.limit_pct = self.flat["scale.zero_limit_pct"]
         self.changes = {"scale.zero_counts": new}
@@ -285,7 +309,7 @@ class _Material(_Procedure):
 
     def _result(self):
         s = self.scale
-        load = s.window_load_pct()
+        load = _window_load_pct(s)
         if not self.by_mark and load is not None and load >= s.dropout_pct:
             self.fail("the belt is still loaded: end the test once the batch has passed")
             return
@@ -505,7 +529,8 @@ class Calibrator:
             changes = ondemand.call("gateway.config", "check_params", p.changes)
         except ConfigError as e:
             raise CalibrationError("calibration result rejected: %s" % e)
-        if p.kind == "zero" and technician and (forced or self.scale.zero_ref is None):
+        first = self.flat.get("scale.zero_ref_counts") is None
+        if p.kind == "zero" and technician and (forced or first):
             self.scale.verified_zero = p.zero
             detail["verified"] = True
         self.emit("event", {"code": "cal_" + p.kind, "detail": detail})

@@ -1,7 +1,9 @@
 # The records of rare measurement incidents: a collector restart, a counter
 # discontinuity, a bridged (or unbridged) outage. Loaded on demand for each one
 # (gateway/ondemand.py): none of this code stays on the heap between incidents.
-from gateway.measure.scale import H_COUNTERS
+from hal.compat import const
+
+_H_COUNTERS = const(2)  # Scale.hold's bit: the counters disagree
 
 
 def report(m, s):
@@ -17,9 +19,9 @@ def report(m, s):
             "counted": sc.dp,
             "uncounted_s": None if gap is None else gap / 1000,
         }})
-    bad = bool(sc.hold & H_COUNTERS)
-    if bad != m.counters_bad:
-        m.counters_bad = bad
+    bad = bool(sc.hold & _H_COUNTERS)
+    if bad != m._seen[5]:
+        m._seen[5] = bad
         if bad:
             detail = "block_seq %d, uptime %d s, pulses %d disagree (with each other, the " \
                 "gateway's clock or 8 m/s): nothing is counted until they agree" % (
@@ -34,14 +36,16 @@ def report(m, s):
         else:
             detail = "the collector's counters agree again"
         m.alarm("collector_counters_inconsistent", bad, detail)
-    if sc.gap_n:
+    n = sc.gap[5]
+    if n:
         # An outage (of the gateway, or of the link) is bridged by the loads either side,
-        # flagged as estimated, up to scale.bridge_max_s; beyond it only its travel is told.
+        # flagged as estimated, up to 6 checkpoint periods; beyond it only its travel is told.
+        dp, g, bridged = sc.gap[:3]
         m.emit("event", {"code": "measurement_gap", "detail": {
-            "s": sc.gap_n / 10,
-            "travel_m": round(sc.gap_dp / ppm, 1),
-            "bridged": sc.gap_bridged,
-            "est_kg": sc.gap_g / 1000 if sc.gap_bridged else 0,
+            "s": n / 10,
+            "travel_m": round(dp / ppm, 1),
+            "bridged": bridged,
+            "est_kg": g / 1000 if bridged else 0,
             "after": "restart" if m.restored else "link",
         }})
     m.restored = False

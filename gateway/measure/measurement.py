@@ -8,12 +8,21 @@
 # m.apply_params(flat) after every accepted parameter change; m.snapshot()/m.restore()
 # with the checkpoint (and a checkpoint soon after m.checkpoint_due() turns True).
 from gateway import ondemand
+from hal.compat import const
 from gateway.measure.autozero import AutoZero
-from gateway.measure.limits import Limits
 from gateway.measure.production import Production
 from gateway.measure.running import Running
-from gateway.measure.scale import H_COUNTERS, Scale
+from gateway.measure.scale import Scale
 from gateway.measure.vibration import Vibration
+
+
+_H_COUNTERS = const(2)  # Scale.hold's bit: the collector's counters disagree
+_GAP_N = const(5)  # Scale.gap's: blocks of a gap the poll just taken followed
+_LIMITS = const(("rate_limit", "load_limit", "speed_limit"))
+# Measurement._lim: the limits (alarms.limits_pct: % of design, 0 off, low and high of
+# rate, load and speed), their states (0 within, 1 below, 2 above; the speed 3 beyond
+# twice the design speed or 8 m/s: a wrong pulses_per_m), this second's polls (grams,
+# blocks, pulses, counts x pulses).
 
 
 class Measurement:
@@ -30,40 +39,29 @@ class Measurement:
         self.vibration = Vibration(alarm)
         self.production = Production(emit)
         self.scale.entry_sink = self.autozero.on_entry
-        self.limits = Limits(alarm)
         self.alarm = alarm
+        # The limits, their states (None after a restore: reported once, they may be
+        # active) and this second's polls: grams, blocks, pulses, counts x pulses.
+        self._lim = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
         # Set by the app: read the collector's serials now (after a restart or a counter
         # discontinuity, mass waits for identity_checked()).
         self.verify_identity = None
-        self.counters_bad = False
         self.restored = False
-        self._snap_t = None
-        # What the scale's lifetime figures were when production last took its share.
-        self._seen_g = self._seen_est = self._seen_unw = self._seen_unn = self._seen_cal = 0
-        # This second's polls, for the limits: grams, blocks, pulses, counts x pulses.
-        self._sec_g = self._sec_n = self._sec_p = self._sec_cp = 0
+        # What the scale's lifetime figures were when production last took its share
+        # (grams, estimated grams, unweighed pulses, unweighed blocks, calibrating
+        # pulses), and whether its counters disagreed.
+        self._seen = [0, 0, 0, 0, 0, False]
         self.flat = None
         self.apply_params(flat)
 
     def apply_params(self, flat):
         """Take a new parameter set (the flat config). A new scale.zero_counts (a zero
         calibration, or a technician's set) starts auto-zero from no correction."""
-        old = self.flat
-        self.scale.apply_params(flat)
-        self.scale.zero_ref = flat.get("scale.zero_ref_counts")
-        self.autozero.apply_params(flat)
-        if self.cal is not None:
-            self.cal.apply_params(flat)
-        self.running.apply_params(flat)
-        self.vibration.apply_params(flat)
-        self.production.apply_params(flat)
-        self.limits.apply_params(flat, self.scale)
-        if old is not None and old["scale.zero_counts"] != flat["scale.zero_counts"]:
-            self.autozero.reset()
-        self.flat = flat
+        ondemand.call("gateway.measure.apply", "measurement", self, flat)
 
     def start(self):
-        self.scale.verify_identity = self.verify_identity is not None
+        if self.verify_identity is not None and not self.scale.verify_identity:
+            self.scale.verify_identity = 1
         self.vibration.start()
 
     def on_sample(self, s):
@@ -71,49 +69,51 @@ class Measurement:
         sc = self.scale
         if not sc.on_sample(s):
             return
-        if sc.restarted or sc.jumped or sc.gap_n or self.counters_bad != bool(sc.hold & H_COUNTERS):
+        gap = sc.gap[_GAP_N]
+        if sc.restarted or sc.jumped or gap or self._seen[5] != bool(sc.hold & _H_COUNTERS):
             ondemand.call("gateway.measure.incidents", "report", self, s)
         self.restored = False
-        if sc.ask_identity:
-            sc.ask_identity = False
-            if self.verify_identity is not None:
-                self.verify_identity()
+        if sc.verify_identity == 2:
+            sc.verify_identity = 1
+            self.verify_identity()
         run = self.running
         run.update(s.di, s.status, sc.dp, sc.n, sc.loaded, sc.on_frame, sc.speed_lost)
-        self._sec_n += sc.n
-        self._sec_p += sc.dp
-        self._sec_cp += sc.cp
+        sec = self._lim
+        sec[10] += sc.n
+        sec[11] += sc.dp
+        sec[12] += sc.cp
         self._produced(sc.dp, run.poll_run_blocks)
         self.autozero.running(run.poll_run_blocks)
         self.vibration.on_rms(s.vib_rms_01mv, s.status)
         if self.cal is not None:
             self.cal.on_poll(sc)
 
-    def _produced(self, dp, run_blocks):
+    def _produced(self, dp, run_blocks, take=True):
         # Production takes what the scale's lifetime figures moved by since last time:
-        # grams (a part estimated), travel not weighed, time not weighed.
+        # grams (a part estimated), travel not weighed, time not weighed, travel while
+        # a calibration stopped the totalizer. take=False: only note them (a restore).
         sc = self.scale
-        g = sc.total_g - self._seen_g
-        est = sc.est_g - self._seen_est
-        unw = sc.unweighed_p - self._seen_unw
-        unn = sc.unweighed_n - self._seen_unn
-        cal = sc.calibrating_p - self._seen_cal
-        self._seen()
-        self._sec_g += g
-        self.production.add(g, est, dp, run_blocks, unw, unn, cal)
+        seen = self._seen
+        g = sc.total_g - seen[0]
+        est = sc.est_g - seen[1]
+        unw = sc.unweighed_p - seen[2]
+        unn = sc.unweighed_n - seen[3]
+        cal = sc.calibrating_p - seen[4]
+        seen[0] = sc.total_g
+        seen[1] = sc.est_g
+        seen[2] = sc.unweighed_p
+        seen[3] = sc.unweighed_n
+        seen[4] = sc.calibrating_p
+        if take:
+            self._lim[9] += g
+            self.production.add(g, est, dp, run_blocks, unw, unn, cal)
 
-    def _seen(self):
-        sc = self.scale
-        self._seen_g = sc.total_g
-        self._seen_est = sc.est_g
-        self._seen_unw = sc.unweighed_p
-        self._seen_unn = sc.unweighed_n
-        self._seen_cal = sc.calibrating_p
-
-    def identity_checked(self, same):
-        """The collector's serials were read: same is whether the collector is the
-        registered one. Held mass is counted (same) or dropped as unweighed travel."""
-        self.scale.identity_checked(same)
+    def identity_checked(self, ok):
+        """The collector's serials were read: ok is whether the collector is the
+        registered one. Held mass is counted (ok) or dropped as unweighed travel."""
+        if ok and not self.scale.hold:
+            return  # the usual read: nothing held, nothing to load
+        ondemand.call("gateway.measure.resume", "identity_checked", self.scale, ok)
         self._produced(0, 0)
 
     def calibrator(self):
@@ -133,14 +133,41 @@ class Measurement:
         c = self.clock
         sc = self.scale
         self.production.tick(c.time(), now_ms, c.ticks_diff, sc.total_g, sc.pulses_per_m)
-        running = self.running.moving
-        self.limits.check(self._sec_g, self._sec_n, self._sec_p, self._sec_cp, running)
-        self._sec_g = self._sec_n = self._sec_p = self._sec_cp = 0
-        self.autozero.check_unchecked()
         if self.cal is not None and self.cal.proc is None:
             # No calibration open: drop the procedures' code until the next one.
             self.cal = None
             ondemand.forget(self._cal_before)
+        # Over the last second's polls: rate, load and speed against their limits (% of
+        # design). Low limits only with material on the running belt (the speed: running).
+        # A change is recorded by the on-demand incidents module.
+        lim = self._lim
+        n = lim[10]
+        if not n:
+            return
+        p = lim[11]
+        running = self.running.moving
+        load = lim[12] * 100.0 / p / (sc.design_kgpm * sc.counts_per_kgpm) if p else 0.0
+        mps = p * 10.0 / n / sc.pulses_per_m
+        rate = lim[9] * 3.6 / n / self.flat["scale.design_tph"]
+        speed = mps * 100.0 / self.flat["scale.design_speed_mps"]
+        lim[9] = lim[10] = lim[11] = lim[12] = 0
+        material = running and load >= sc.dropout_pct
+        for i in range(3):
+            v = (rate, load, speed)[i]
+            state = 0
+            if lim[2 * i + 1] and v > lim[2 * i + 1]:
+                state = 2
+            elif lim[2 * i] and v < lim[2 * i] and (material if i < 2 else running):
+                state = 1
+            if i == 2 and running and (speed > 200 or mps > 8):
+                state = 3
+            if state != lim[6 + i]:
+                lim[6 + i] = state
+                if state == 3:
+                    detail = "%.0f %% of the design speed: check scale.pulses_per_m" % v
+                else:
+                    detail = "%.1f %% of design, limits %s" % (v, lim[2 * i:2 * i + 2])
+                self.alarm(_LIMITS[i], state != 0, detail)
 
     def checkpoint_due(self):
         """True after a prod or total record: checkpoint now, so that a restart cannot
@@ -148,23 +175,8 @@ class Measurement:
         return self.production.checkpoint_due
 
     def status(self):
-        out = {
-            "scale": self.scale.status(),
-            "running": self.running.status(),
-            "production": self.production.status(),
-            "vibration": self.vibration.status(),
-            "calibration": self.cal.progress() if self.cal is not None else {"state": "idle"},
-        }
-        sc = self.scale
-        out["scale"]["autozero_at_limit"] = self.autozero.at_limit
-        out["scale"]["estimated_kg"] = sc.est_g / 1000
-        if sc.hold:
-            out["scale"]["held_kg"] = sc.held_g() / 1000
-        if sc.speed_lost:
-            out["scale"]["speed_estimated"] = True
-        if sc.test_load:
-            out["scale"]["test_load"] = True  # the totalizer stops until it is removed
-        return out
+        """The measurement's figures for people (gateway/measure/status.py, on demand)."""
+        return ondemand.call("gateway.measure.status", "measurement", self)
 
     def snapshot(self):
         return {
@@ -175,32 +187,11 @@ class Measurement:
             "production": self.production.snapshot(),
         }
 
+    # Start-up only, loaded for the call (gateway/measure/resume.py).
     def restore(self, d):
-        sc = self.scale
-        sc.restore(d["scale"])
-        self.autozero.restore(d["autozero"])
-        self.running.restore(d["running"])
-        self.production.restore(d["production"])
-        t = d.get("t")
-        self._snap_t = t
-        # The outage's length by the wall clock bounds what the first poll may count.
-        sc.outage_ms = None if t is None else int((self.clock.time() - t) * 1000)
-        self.restored = True
-        sc.verify_identity = self.verify_identity is not None
-        if sc.verify_identity:
-            sc.hold_for_identity()  # another unit may have been fitted meanwhile
-        self._seen()
+        ondemand.call("gateway.measure.resume", "measurement", self, d)
 
     def reconcile(self, tail):
         """After restore(), with the newest records of the log (oldest first): records
         written after the checkpoint are adopted, never produced twice."""
-        sc = self.scale
-        last = self.production.adopt(tail, sc.total_g)
-        if last is not None:
-            # The travel up to the record's end is inside its total; the rest of the
-            # outage is bridged like any other.
-            t = self._snap_t
-            counted = 1 << 30 if t is None else int((last["t1"] - t) * 10)
-            sc.adopt_total(last["total_g"], counted)
-            self._seen()
-        return last is not None
+        return ondemand.call("gateway.measure.resume", "reconcile", self, tail)

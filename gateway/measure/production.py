@@ -6,12 +6,12 @@
 # into the interval and the periods using the wall clock, and closes what has ended.
 # Everything is an integer: grams, and converted grams x 1e6 (coefficient in ppm).
 # The production day starts at the first shift; months, quarters and years follow it.
+from gateway import ondemand
 from hal.compat import const
 
 _BLOCK_HZ = const(10)
 _STEP_S = const(2)  # a wall-clock jump larger than this against the ticks is a clock step
 _HISTORY_MAX = const(32)
-_RATE_CAP_X = const(2)  # a record's rate is never above twice the design rate
 _KINDS = const(("shift", "day", "month", "quarter", "year"))
 
 
@@ -52,10 +52,6 @@ def period_keys(t, utc_offset_min, shift_min):
     return keys, (nxt - utc_offset_min) * 60
 
 
-def _parse_shifts(shifts):
-    return [int(s[:2]) * 60 + int(s[3:]) for s in shifts]
-
-
 def _kg(g):
     return g / 1000
 
@@ -81,23 +77,11 @@ class Production:
         self._pp = 0  # estimated grams, unweighed blocks
         self._pr = 0
         self._pu = 0
-        self._pe = 0
-        self._pn = 0
-        self._pc = 0  # travel not totalized for a calibration (test loads)
+        self._px = [0, 0, 0]  # estimated grams, unweighed blocks, calibrating pulses
         self.checkpoint_due = False
 
     def apply_params(self, flat):
-        self.interval_s = int(flat["production.interval_s"])
-        offset = int(flat["production.utc_offset_min"])
-        shifts = _parse_shifts(flat["production.shifts"])
-        if shifts != getattr(self, "shift_min", None) or offset != getattr(
-            self, "utc_offset_min", None
-        ):
-            self.shift_min = shifts
-            self.utc_offset_min = offset
-            self._next_boundary = None  # keys computed again at the next tick
-        self._coef_req = (float(flat["production.coef"]), int(flat["production.coef_from"]))
-        self._rate_cap = _RATE_CAP_X * float(flat["scale.design_tph"])
+        ondemand.call("gateway.measure.apply", "production", self, flat)
 
     # --- per poll
     def add(self, g, est_g, pulses, run_blocks, unweighed_p, unweighed_n, calibrating_p):
@@ -105,12 +89,13 @@ class Production:
         travel and time (blocks) with the belt running but its load or travel unknown;
         travel not totalized while a calibration put test loads on the frame."""
         self._pg += g
-        self._pe += est_g
         self._pp += pulses
         self._pr += run_blocks
         self._pu += unweighed_p
-        self._pn += unweighed_n
-        self._pc += calibrating_p
+        px = self._px
+        px[0] += est_g
+        px[1] += unweighed_n
+        px[2] += calibrating_p
 
     # --- about once a second
     def tick(self, now, ticks_ms, ticks_diff, total_g, pulses_per_m):
@@ -158,8 +143,9 @@ class Production:
     def _open_at(self, t0):
         i = self.interval_s
         t1 = (t0 // i + 1) * i
-        self.iv = {"t0": t0, "t1": t1, "g": 0, "conv": 0, "p": 0, "run": 0, "unw": 0, "est": 0,
-                   "unn": 0, "cal": 0}
+        # x: estimated grams, unweighed blocks, calibrating pulses
+        self.iv = {"t0": t0, "t1": t1, "g": 0, "conv": 0, "p": 0, "run": 0, "unw": 0,
+                   "x": [0, 0, 0]}
 
     def _flush(self):
         g = self._pg
@@ -171,13 +157,15 @@ class Production:
             iv["p"] += self._pp
             iv["run"] += self._pr
             iv["unw"] += self._pu
-            iv["est"] += self._pe
-            iv["unn"] += self._pn
-            iv["cal"] += self._pc
+            x = iv["x"]
+            px = self._px
+            for i in range(3):
+                x[i] += px[i]
         for per in self.periods.values():
             per[2] += g
             per[3] += conv
-        self._pg = self._pp = self._pr = self._pu = self._pe = self._pn = self._pc = 0
+        self._pg = self._pp = self._pr = self._pu = 0
+        self._px[0] = self._px[1] = self._px[2] = 0
 
     def _close(self, t1, total_g, ppm):
         iv = self.iv
@@ -205,12 +193,13 @@ class Production:
             "coef": self.coef_ppm / 1e6,
             "unweighed_m": round(iv["unw"] / ppm, 1),
         }
-        if iv.get("est"):
-            rec["est_kg"] = _kg(iv["est"])
-        if iv.get("unn"):
-            rec["unweighed_s"] = iv["unn"] / _BLOCK_HZ
-        if iv.get("cal"):
-            rec["calibrating_m"] = round(iv["cal"] / ppm, 1)
+        est, unn, cal = iv["x"]
+        if est:
+            rec["est_kg"] = _kg(est)
+        if unn:
+            rec["unweighed_s"] = unn / _BLOCK_HZ
+        if cal:
+            rec["calibrating_m"] = round(cal / ppm, 1)
         self.emit("prod", rec)
         self.iv = None
         self.checkpoint_due = True
@@ -289,23 +278,7 @@ class Production:
 
     # --- for people
     def status(self):
-        out = {"coef": self.coef_ppm / 1e6, "coef_history": [[t, c] for t, c, _ in self.history]}
-        iv = self.iv
-        if iv is not None:
-            out["interval"] = {"t0": iv["t0"], "t1": iv["t1"], "mass_kg": _kg(iv["g"] + self._pg)}
-        for kind, per in self.periods.items():
-            out[kind] = {
-                "key": per[1],
-                "mass_kg": _kg(per[2] + self._pg),
-                "conv_kg": _kg(_conv_g(per[3] + self._pg * self.coef_ppm)),
-            }
-        for kind, last in self.last.items():
-            out["last_" + kind] = {
-                "key": last[0],
-                "mass_kg": _kg(last[1]),
-                "conv_kg": _kg(last[2]),
-            }
-        return out
+        return ondemand.call("gateway.measure.status", "production", self)
 
     def mass_kg(self, kind):
         """The open period's mass so far (status()[kind]["mass_kg"]); 0 with none open."""
@@ -317,54 +290,20 @@ class Production:
         self.checkpoint_due = False
         return {
             "iv": self.iv,
-            "pend": [self._pg, self._pp, self._pr, self._pu, self._pe, self._pn, self._pc],
+            "pend": [self._pg, self._pp, self._pr, self._pu] + self._px,
             "periods": self.periods,
             "last": self.last,
             "history": self.history,
             "coef_ppm": self.coef_ppm,
         }
 
+    # Start-up only, loaded for the call (gateway/measure/resume.py).
     def adopt(self, tail, total_g):
         """After restore(): take over the prod and total records that the log holds but
         the checkpoint does not know (written after it, before a power cut), so no
         interval or period is closed twice. tail: the newest records, oldest first.
         Returns the prod record adopted, or None."""
-        for r in tail:
-            if r.get("type") == "total":
-                per = self.periods.get(r.get("period"))
-                if per is not None and per[1] == r.get("key"):
-                    self.last[r["period"]] = [r["key"], r["mass_g"], r["conv_g"]]
-                    del self.periods[r["period"]]
-        last = None
-        for r in tail:
-            if r.get("type") == "prod" and "total_g" in r:
-                last = r
-        iv = self.iv
-        if last is None or iv is None or last["t0"] < iv["t0"]:
-            return None
-        # Counted after the checkpoint, inside the record: the open periods get it too.
-        g = self._pg + last["total_g"] - total_g
-        for per in self.periods.values():
-            per[2] += g
-            per[3] += g * self.coef_ppm
-        self._pg = self._pp = self._pr = self._pu = self._pe = self._pn = self._pc = 0
-        self._open_at(last["t1"])
-        return last
+        return ondemand.call("gateway.measure.resume", "production_adopt", self, tail, total_g)
 
     def restore(self, d):
-        iv = d["iv"]
-        self.iv = dict(iv) if iv is not None else None
-        if self.iv is not None:
-            self.iv.setdefault("est", 0)
-            self.iv.setdefault("unn", 0)
-            self.iv.setdefault("cal", 0)
-        pend = [int(x) for x in d["pend"]] + [0, 0, 0]
-        self._pg, self._pp, self._pr, self._pu, self._pe, self._pn, self._pc = pend[:7]
-        self.periods = {k: list(v) for k, v in d["periods"].items()}
-        self.last = {k: list(v) for k, v in d["last"].items()}
-        self.history = [list(e) for e in d["history"]]
-        self.coef_ppm = int(d["coef_ppm"])
-        self._next_coef_t = None
-        self._next_boundary = None
-        self._last_ticks = None
-        self._fresh = True
+        ondemand.call("gateway.measure.resume", "production", self, d)

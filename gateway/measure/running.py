@@ -41,15 +41,14 @@ class Running:
         self._slip_n = 0
         self._open_n = 0
         self._start_blocks = 0  # run_blocks when the current run began
-        self._wp = 0  # the speed window: pulses, blocks, blocks that had travel
-        self._wn = 0
-        self._wm = 0
-        self._slow = 0  # blocks of windows below 3/4 of the least running speed
+        # The speed window: pulses, blocks, blocks that had travel; and the blocks of
+        # windows below 3/4 of the least running speed.
+        self._w = [0, 0, 0, 0]
 
     def apply_params(self, flat):
         # Pulses per 1000 s at the least speed that counts as moving.
         pps = float(flat["scale.run_min_speed_mps"]) * float(flat["scale.pulses_per_m"])
-        self._min_mpps = max(1, int(pps * 1000 + 0.5))
+        self._min_pps = max(1, int(pps * 1000 + 0.5))
         self._mismatch = int(float(flat["scale.run_mismatch_s"]) * _BLOCK_HZ + 0.5)
 
     def update(self, di, status, dp, n, loaded, on_frame=True, lost=False):
@@ -59,32 +58,33 @@ class Running:
         di1 = bool(di & 1)
         self.di1 = di1
         counted = 0
-        self._wp += dp
-        self._wn += n
+        w = self._w
+        w[0] += dp
+        w[1] += n
         if dp:
-            self._wm += n
+            w[2] += n
             self._still = 0
         else:
             self._still += n
-        wn = self._wn
-        if wn >= _WINDOW and (self._wp >= _WINDOW_PULSES or wn >= _WINDOW_MAX):
-            mpps = self._wp * _BLOCK_HZ * 1000
-            lim = self._min_mpps * wn
+        wn = w[1]
+        if wn >= _WINDOW and (w[0] >= _WINDOW_PULSES or wn >= _WINDOW_MAX):
+            mpps = w[0] * _BLOCK_HZ * 1000
+            lim = self._min_pps * wn
             if mpps >= lim:
-                self._slow = 0
+                w[3] = 0
                 if not self.moving:
                     self.moving = True
                     self._start_blocks = self.run_blocks
-                    counted = self._wm - (n if dp else 0)  # the window before this poll
+                    counted = w[2] - (n if dp else 0)  # the window before this poll
                     self.emit("event", {"code": "belt_start", "detail": {"di1": di1}})
             elif mpps * 4 < lim * 3:
-                self._slow += wn
+                w[3] += wn
             else:
-                self._slow = 0  # between the two thresholds: the state holds
-            self._wp = self._wn = self._wm = 0
+                w[3] = 0  # between the two thresholds: the state holds
+            w[0] = w[1] = w[2] = 0
         if (
             self.moving
-            and (self._still >= _STOP_BLOCKS or self._slow >= _STOP_BLOCKS)
+            and (self._still >= _STOP_BLOCKS or w[3] >= _STOP_BLOCKS)
             and self.run_blocks - self._start_blocks >= _MIN_RUN_BLOCKS
         ):
             self.moving = False
@@ -98,7 +98,7 @@ class Running:
             self.loaded_blocks += counted
         self.loaded = loaded and counted > 0
         # The contradictions judge each poll's own speed.
-        moving_now = lost or dp * _BLOCK_HZ * 1000 >= self._min_mpps * n and dp > 0
+        moving_now = lost or dp * _BLOCK_HZ * 1000 >= self._min_pps * n and dp > 0
         # Contradictions, counted while they last.
         if di1 and not moving_now and on_frame:
             self._slip_n += n
@@ -137,15 +137,6 @@ class Running:
         if self.open_stop:
             return OPEN_STOP
         return RUNNING if self.moving else STOPPED
-
-    def status(self):
-        return {
-            "state": self.state(),
-            "di1": self.di1,
-            "loaded": self.loaded,
-            "run_s": self.run_blocks / _BLOCK_HZ,
-            "loaded_run_s": self.loaded_blocks / _BLOCK_HZ,
-        }
 
     def snapshot(self):
         return {

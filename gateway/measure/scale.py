@@ -6,6 +6,7 @@
 #   load (counts) x travel (pulses) x K,   K = span * material / (weigh_length * pulses_per_m)
 # in integer units of 2**-S gram; whole grams carry into total_g, the remainder stays
 # in _frac, so nothing is rounded away and nothing is accumulated in a float.
+from gateway import ondemand
 from hal.compat import const, ticks_diff
 
 _U32 = const(0xFFFFFFFF)
@@ -14,11 +15,10 @@ _RESTARTED = const(0x100)
 _LOAD_FAULT = const(0x4F)  # cells 1-4 and ADC: the sum of counts means nothing
 _LIN_Q = const(30)  # linearization factors in Q30
 _BLOCK_HZ = const(10)  # the collector publishes 10 blocks a second
-_MAX_MPS = const(8.0)  # speed sensor range; more pulses than this in a gap is a counter jump
-# The largest pulses per metre a belt speed sensor plausibly has: the jump limit is physics
-# (8 m/s of this), so a sensor commissioned with the wrong pulses_per_m is still counted
-# (and shows as an implausible speed), not taken for a counter jump on every poll.
-_MAX_PPM = const(1000)
+# The jump limit is physics: 8 m/s (the sensor's range) of the largest plausible pulses
+# per metre (gateway/measure/apply.py), so a sensor commissioned with the wrong
+# pulses_per_m is still counted (and shows as an implausible speed), not taken for a
+# counter jump on every poll.
 _SPEED_SENSOR = const(0x10)
 # Counter consistency. The collector's blocks, its uptime and the gateway's own clock must
 # tell the same time: seq +10 a second, uptime +1 (truncated: +-2 s of slack). Against the
@@ -28,16 +28,47 @@ _UPTIME_SLACK = const(20)  # blocks
 _CLOCK_X = const(32)
 _AGREE_POLLS = const(5)  # consistent polls after a discontinuity before mass counts again
 # A poll that follows more than _GAP_BLOCKS unseen blocks carries an estimate (the load
-# interpolated over the gap), flagged as such; beyond scale.bridge_max_s nothing is counted.
+# interpolated over the gap), flagged as such; beyond 6 checkpoint
+# periods (store.checkpoint_s; gateway/measure/apply.py) nothing is counted.
 _GAP_BLOCKS = const(20)
-# Hold reasons: mass is decided by the gate but kept apart until every reason is gone.
-H_IDENTITY = const(1)  # a restart or discontinuity: is it still our collector?
-H_COUNTERS = const(2)  # the counters disagree: wait until they agree for _AGREE_POLLS
-H_SWAP = const(4)  # the collector's serial is not the registered one: discard
+# Travel while the speed sensor gives no pulses is estimated for 10 minutes at most.
+_SPEED_ESTIMATE_BLOCKS = const(6000)
+# Hold reasons (bits of Scale.hold): mass is decided by the gate but kept apart until
+# every reason is gone. Private consts leave no name on the heap; measurement.py,
+# incidents.py and resume.py use the same values.
+_H_IDENTITY = const(1)  # a restart or discontinuity: is it still our collector?
+_H_COUNTERS = const(2)  # the counters disagree: wait until they agree for _AGREE_POLLS
+_H_SWAP = const(4)  # the collector's serial is not the registered one: discard
 # Gate entry kinds
 _WEIGHED = const(0)
 _UNWEIGHED = const(1)
 _ESTIMATED = const(2)
+# _hd, what is held: from which gate entry, 2**-S g, pulses, the estimated share, polls
+# that agreed since a discontinuity
+_HD_FROM = const(0)
+_HD_G = const(1)
+_HD_P = const(2)
+_HD_EST = const(3)
+_HD_AGREE = const(4)
+# _ls, the speed sensor lost: blocks since the pulses stopped, net counts x blocks over
+# them until the verdict, the least and largest net, pulses estimated so far, blocks of
+# the stretch to estimate at once (the verdict's poll)
+_LS_N = const(0)
+_LS_SUM = const(1)
+_LS_LO = const(2)
+_LS_HI = const(3)
+_LS_P = const(4)
+_LS_CHUNK = const(5)
+_LS_V256 = const(6)  # the last good speed, pulses per block x 256
+_LS_MOTION = const(7)  # a change of load that tells a moving belt, counts (from the parameters)
+# gap: the last gap's pulses, estimate (g) and whether it was bridged; the bridge's bound
+# (blocks, from the parameters); blocks to skip at the next poll (inside an adopted record)
+_GAP_DP = const(0)
+_GAP_G = const(1)
+_GAP_BRIDGED = const(2)
+_GAP_MAX_N = const(3)
+_GAP_SKIP = const(4)
+_GAP_N = const(5)  # blocks of the gap the poll just taken followed (0: none)
 # The drop-out gate looks at a window centred on each poll: up to _GATE_BLOCKS blocks or
 # half the window length of belt on each side. Ring capacity covers both halves.
 _GATE_BLOCKS = const(30)
@@ -54,27 +85,16 @@ def u32_diff(new, old):
     return (new - old) & _U32
 
 
-def lin_correction_pct(points, load_pct):
-    """The linearization correction (%) at load_pct: linear between the points, flat
-    beyond the first and the last, 0 without points (what Scale applies, in floats)."""
-    if not points:
-        return 0.0
-    if load_pct <= points[0][0]:
-        return float(points[0][1])
-    for i in range(len(points) - 1):
-        x0, y0 = points[i]
-        x1, y1 = points[i + 1]
-        if load_pct < x1:
-            return y0 + (y1 - y0) * (load_pct - x0) / (x1 - x0)
-    return float(points[-1][1])
-
-
 class Scale:
     """Load, speed, rate and the lifetime totalizer of one belt scale.
 
     After each on_sample() that returns True: n (blocks since the last poll), dp
-    (pulses), net (counts above zero), cp (counts x pulses, gap-weighted), inc (2**-S g,
-    before the gate), committed_g (grams added to the totalizer by this poll), ok.
+    (pulses, or estimated ones), net (counts above zero), cp (counts x pulses,
+    gap-weighted), ok (weighed), on_frame (the load, travel or not, reaches the drop-out),
+    gap (of a gap it bridged or not: pulses, estimate, bridged, ..., blocks), restarted,
+    jumped (a discontinuity).
+    Lifetime: total_g, est_g (estimated grams in it), travel_p, loaded_p, unweighed_p,
+    unweighed_n (blocks running with neither load nor travel known), calibrating_p.
     """
 
     def __init__(self, flat):
@@ -92,37 +112,22 @@ class Scale:
         # from the span's start until the technician declares them removed.
         self.test_load = False
         self.calibrating_p = 0  # lifetime: travel not totalized for a calibration, pulses
-        self.zero_ref = None  # the zero of the last verified calibration (the app keeps it)
         self.verified_zero = None  # a zero calibration just verified (taken by the app)
         self.est_g = 0  # lifetime: grams of the totalizer that were estimated, not weighed
         self.unweighed_n = 0  # lifetime: blocks the belt ran with neither load nor travel known
         # Holding (counter discontinuity, identity to verify): decided mass kept apart.
-        self.verify_identity = False  # an identity source is wired (the app's collector)
-        self.ask_identity = False  # set when the serials should be read again now
+        # 0: no identity source wired; 1: wired (the app's collector); 2: read it now
+        self.verify_identity = 0
         self.hold = 0
-        self._hold_from = 0
-        self._held = 0  # 2**-S g
-        self._held_p = 0
-        self._held_est = 0
-        self._agree = 0
-        # A gap bridged by the poll just taken: blocks, pulses, estimate (grams), counted.
-        self.gap_n = 0
-        self.gap_dp = 0
-        self.gap_g = 0
-        self.gap_bridged = False
-        self.outage_ms = None  # after a restore: wall time since the checkpoint (None: unknown)
-        self._restored = False
-        self._skip_n = 0
+        self._hd = [0, 0, 0, 0, 0]
+        # A gap in the poll just taken: blocks; then pulses, estimate (grams), bridged.
+        self.gap = [0, 0, False, 0, 0, 0]
+        # After a restore: wall time since the checkpoint (-1 unknown), until the first poll.
+        self.outage_ms = None
         # Speed sensor lost: no pulses while the motor runs (DI1) and the load under the
         # frame changes (the belt moves). Travel is then estimated from the last speed.
         self.speed_lost = False
-        self._v256 = 0  # last good speed, pulses per block x 256
-        self._ls_n = 0  # blocks since the pulses stopped
-        self._ls_sum = 0  # net counts x blocks over them, until the verdict
-        self._ls_lo = 0
-        self._ls_hi = 0
-        self._ls_p = 0  # pulses estimated so far in the stretch
-        self._ls_chunk = 0  # blocks of the stretch to estimate at once (the verdict's poll)
+        self._ls = [0, 0, 0, 0, 0, 0, 0, 0]
         self.on_frame = False  # the load on the frame (not travel-weighted) reaches the drop-out
         self.entry_sink = None  # called (cp, dp, empty, bad) for each poll the gate decides
         self._have = False
@@ -137,9 +142,7 @@ class Scale:
         self.dp = 0
         self.net = 0
         self.cp = 0
-        self.inc = 0
         self.ok = False
-        self.committed_g = 0
         self.restarted = False
         self.jumped = False
         self.restart_gap_ms = None  # after a collector restart: ms it was not counting
@@ -157,66 +160,10 @@ class Scale:
         self._b_cp = self._b_d = self._b_n = 0  # decided, still in the window: tail .. mid-1
         self.apply_params(flat)
 
-    # --- parameters
+    # --- parameters: loaded for the call (start-up, a parameter change)
     def apply_params(self, flat):
         """Take a new parameter set (the flat config dict)."""
-        ppm = float(flat["scale.pulses_per_m"])
-        wl = float(flat["scale.weigh_length_m"])
-        span = float(flat["scale.span_kg_per_count"])
-        mf = float(flat["scale.material_factor"])
-        if ppm <= 0 or wl <= 0 or span <= 0 or mf <= 0:
-            raise ScaleError("pulses_per_m, weigh_length_m, span and material_factor must be > 0")
-        self.pulses_per_m = ppm
-        self.weigh_length_m = wl
-        self.span_kg_per_count = span
-        self.material_factor = mf
-        self.zero_counts = int(flat["scale.zero_counts"])
-        design_mps = float(flat["scale.design_speed_mps"])
-        self.design_kgpm = float(flat["scale.design_tph"]) / (3.6 * design_mps)
-        # Net counts per kg/m of measured load (before linearization).
-        self.counts_per_kgpm = wl / (span * mf)
-        k_g = span * mf * 1000.0 / (wl * ppm)  # grams per count x pulse
-        shift = 32
-        while k_g * (1 << shift) < (1 << 24) and shift < 60:
-            shift += 4
-        old = getattr(self, "shift", shift)
-        self.shift = shift
-        if shift != old:
-            self._rescale(old)
-        self._kq = int(k_g * (1 << shift) + 0.5)
-        self.dropout_pct = float(flat["scale.dropout_pct"])
-        self._thr256 = self.counts256_for_pct(self.dropout_pct)
-        self._half_p = int(float(flat["scale.dropout_window_m"]) * ppm / 2 + 0.5)
-        # A gap's pulses beyond the sensor's range (plus margin) is a counter jump.
-        self._max_ppb = int(_MAX_MPS * max(1.25 * ppm, _MAX_PPM) / _BLOCK_HZ) + 2
-        self._bridge_n = int(flat["scale.bridge_max_s"]) * _BLOCK_HZ
-        self._est_max_n = int(flat["scale.speed_estimate_max_s"]) * _BLOCK_HZ
-        self._tau_blocks = int(float(flat["scale.damping_s"]) * _BLOCK_HZ + 0.5)
-        lin = flat["scale.linearization"]
-        design = self.design_kgpm * self.counts_per_kgpm
-        self._lin_counts = [int(p[0] / 100.0 * design) for p in lin]
-        self._lin_f = [int((1.0 + p[1] / 100.0) * (1 << _LIN_Q) + 0.5) for p in lin]
-        # The belt moves under the frame when its load changes by 0.2 % of design load.
-        self._motion = max(1, int(design / 500))
-        self._update_zero()
-
-    def _rescale(self, old):
-        # The fine unit 2**-shift g changed with the parameters: carry what is held over.
-        def conv(v):
-            return v << (self.shift - old) if self.shift >= old else v >> (old - self.shift)
-
-        self._frac = conv(self._frac)
-        self._deficit = conv(self._deficit)
-        self._held = conv(self._held)
-        self._held_est = conv(self._held_est)
-        self._rate_u = conv(self._rate_u)
-        self._rate_d = conv(self._rate_d)
-        for i in range(_CAP):
-            self._g_inc[i] = conv(self._g_inc[i])
-
-    def counts256_for_pct(self, pct):
-        """256 x the net counts of pct % of the design load (integer threshold)."""
-        return int(pct / 100.0 * self.design_kgpm * self.counts_per_kgpm * 256 + 0.5)
+        ondemand.call("gateway.measure.apply", "scale", self, flat)
 
     def set_autozero(self, counts):
         self.az_counts = int(counts)
@@ -228,10 +175,10 @@ class Scale:
     # --- the poll
     def on_sample(self, s):
         """Take one poll. Returns True when it carried at least one new block."""
-        self.committed_g = 0
         self.restarted = False
         self.jumped = False
-        self.gap_n = 0
+        g = self.gap
+        g[_GAP_N] = 0
         seq = s.block_seq
         st = s.status
         r8 = st & _RESTARTED
@@ -263,11 +210,10 @@ class Scale:
         else:
             d = (up - self._uptime) * _BLOCK_HZ - n
             bad = d > _UPTIME_SLACK + n // 64 or -d > _UPTIME_SLACK + n // 64
-        if not bad and self._ticks is not None:
-            e = ticks_diff(s.ticks_ms, self._ticks)
-            bad = n > _CLOCK_X * (max(0, e) // 100 + 1) + _CLOCK_X
-        elif not bad and self.outage_ms is not None:
-            bad = n > _CLOCK_X * (max(0, self.outage_ms) // 100 + 1) + _CLOCK_X
+        restored = self.outage_ms is not None
+        e = ticks_diff(s.ticks_ms, self._ticks) if self._ticks is not None else self.outage_ms
+        if not bad and e is not None and e >= 0:
+            bad = n > _CLOCK_X * (e // 100 + 1) + _CLOCK_X
         dp = (s.pulses - prev_p) & _U32
         if dp > n * self._max_ppb:
             bad = True
@@ -276,33 +222,28 @@ class Scale:
         self._uptime = up
         self._ticks = s.ticks_ms
         self._r8 = r8
-        restored = self._restored
-        self._restored = False
         self.outage_ms = None
+        hd = self._hd
         if bad:
             # A counter discontinuity is never travel: count nothing, hold until the
             # counters agree again (and the serials say it is still our collector).
             self.jumps += 1
             self.jumped = True
-            if self.hold & H_COUNTERS:
-                self._discard()
-            self._hold_on(H_COUNTERS)
-            self._agree = 0
+            ondemand.call("gateway.measure.resume", "discontinuity", self)
             dp = 0
             ok = False
         else:
-            if self.hold & H_COUNTERS:
-                self._agree += 1
-                if self._agree >= _AGREE_POLLS:
-                    self._release(H_COUNTERS)
-            if self.restarted:
-                self._hold_on(H_IDENTITY)
-        if self._skip_n:
+            if self.hold & _H_COUNTERS:
+                hd[_HD_AGREE] += 1
+                if hd[_HD_AGREE] >= _AGREE_POLLS:
+                    ondemand.call("gateway.measure.resume", "release", self, _H_COUNTERS)
+            if self.restarted and self.verify_identity:
+                ondemand.call("gateway.measure.resume", "hold", self, _H_IDENTITY)
+        if g[_GAP_SKIP]:
             # Travel since the checkpoint already inside an adopted prod record, less
             # what the gate had not decided yet when the record was closed.
-            k = self._skip_n
-            self._skip_n = 0
-            k -= min(_GATE_BLOCKS, self._half_p * n // dp if dp else _GATE_BLOCKS)
+            k = g[_GAP_SKIP] - min(_GATE_BLOCKS, self._half_p * n // dp if dp else _GATE_BLOCKS)
+            g[_GAP_SKIP] = 0
             if k >= n:
                 self.n = self.dp = 0
                 return False
@@ -316,49 +257,73 @@ class Scale:
         if ok and (n > _GAP_BLOCKS or restored):
             # The blocks between two polls were not seen (a gateway or link outage): an
             # estimate, and only up to a bound.
-            self.gap_n = n
-            self.gap_dp = dp
-            self.gap_bridged = n <= self._bridge_n
-            if self.gap_bridged:
+            g[_GAP_N] = n
+            g[_GAP_DP] = dp
+            g[_GAP_BRIDGED] = n <= g[_GAP_MAX_N]
+            if g[_GAP_BRIDGED]:
                 kind = _ESTIMATED
             else:
                 self.ok = ok = False
-        if ok:
-            if dp:
-                f = s.freq_centihz
-                self._v256 = f * 256 // 1000 if f else dp * 256 // n
-                self._ls_end()
-            elif s.di & 1 and not self.restarted and self._v256:
-                est = self._no_pulses(st, n, net)
-                if est < 0:
-                    ok = False  # beyond the estimate's bound: unweighed time
-                    self.unweighed_n += n
-                elif est:
-                    kind = _ESTIMATED
-                    dp = est
-                    if self._ls_chunk:
-                        # The verdict: the whole stretch since the pulses stopped, at
-                        # its mean load.
-                        n = self._ls_chunk
-                        net = self._ls_sum // n
-                        self._ls_chunk = 0
-            else:
-                self._ls_end()
+        ls = self._ls
+        if ok and not dp and s.di & 1 and not self.restarted and ls[_LS_V256]:
+            # No pulses while the motor runs (DI1): the pulses to estimate for this poll
+            # (0: none yet, -1: the estimate's bound has passed).
+            first = not ls[_LS_N]
+            ls[_LS_N] += n
+            est = 0
+            if not self.speed_lost:
+                if first:
+                    ls[_LS_LO] = ls[_LS_HI] = net
+                    ls[_LS_SUM] = ls[_LS_P] = 0
+                elif net < ls[_LS_LO]:
+                    ls[_LS_LO] = net
+                elif net > ls[_LS_HI]:
+                    ls[_LS_HI] = net
+                ls[_LS_SUM] += net * n
+                if st & _SPEED_SENSOR or ls[_LS_HI] - ls[_LS_LO] >= ls[_LS_MOTION]:
+                    # The belt moves (its load changes, or the collector says the sensor
+                    # is off): every block since the pulses stopped is estimated at the
+                    # last speed. Else it stands (slips), or cannot be told apart yet.
+                    self.speed_lost = True
+                    ls[_LS_CHUNK] = ls[_LS_N]
+            if self.speed_lost:
+                if ls[_LS_N] > _SPEED_ESTIMATE_BLOCKS:
+                    est = -1
+                else:
+                    p = ls[_LS_N] * ls[_LS_V256] >> 8
+                    est = p - ls[_LS_P]
+                    ls[_LS_P] = p
+            if est < 0:
+                ok = False  # beyond the estimate's bound: unweighed time
+                self.unweighed_n += n
+            elif est:
+                kind = _ESTIMATED
+                dp = est
+                if ls[_LS_CHUNK]:
+                    # The verdict: the whole stretch since the pulses stopped, at its
+                    # mean load.
+                    n = ls[_LS_CHUNK]
+                    net = ls[_LS_SUM] // n
+                    ls[_LS_CHUNK] = 0
         else:
-            self._ls_end()
+            if ok and dp:
+                f = s.freq_centihz
+                ls[_LS_V256] = f * 256 // 1000 if f else dp * 256 // n
+            ls[_LS_N] = ls[_LS_SUM] = ls[_LS_CHUNK] = 0
+            self.speed_lost = False
         self.dp = dp
         if not self.speed_lost:
             self.travel_p += dp
         if not ok:
             self.unweighed_p += dp
-            self.cp = self.inc = 0
+            self.cp = 0
             self._prev_ok = False
             self.loaded = False
             self._rate_u = 0
             self._damp(n)
             self._push(0, 0, 0, n, _UNWEIGHED)
             return True
-        if self._prev_ok and n > 1 and (kind == _WEIGHED or self.gap_n):
+        if self._prev_ok and n > 1 and (kind == _WEIGHED or g[_GAP_N]):
             # Blocks between two polls were not seen: their load is interpolated.
             num = (n + 1) * net + (n - 1) * self._net_prev
         else:
@@ -375,96 +340,18 @@ class Scale:
         if self.inhibit or self.test_load:
             inc = 0
             self.calibrating_p += dp
-        if self.gap_n:
-            self.gap_g = inc >> self.shift if inc > 0 else 0
+        if g[_GAP_N]:
+            g[_GAP_G] = inc >> self.shift if inc > 0 else 0
         self.cp = cp
-        self.inc = inc
         self.loaded = cp > 0 and cp * 256 >= self._thr256 * dp
         self._rate_u = inc // n if self.loaded else 0
         self._damp(n)
         self._push(inc, cp, dp, n, kind)
         return True
 
-    def _no_pulses(self, st, n, net):
-        """A poll without pulses while the motor runs (DI1). Returns the pulses to
-        estimate for it (0: none yet, -1: the estimate's bound has passed)."""
-        first = not self._ls_n
-        self._ls_n += n
-        if not self.speed_lost:
-            if first:
-                self._ls_lo = self._ls_hi = net
-                self._ls_sum = 0
-                self._ls_p = 0
-            elif net < self._ls_lo:
-                self._ls_lo = net
-            elif net > self._ls_hi:
-                self._ls_hi = net
-            self._ls_sum += net * n
-            if not (st & _SPEED_SENSOR or self._ls_hi - self._ls_lo >= self._motion):
-                return 0  # stalled, or not yet told apart: nothing moved that we know of
-            # The belt moves (its load changes, or the collector says the sensor is
-            # off): every block since the pulses stopped is estimated at the last speed.
-            self.speed_lost = True
-            self._ls_chunk = self._ls_n
-        if self._ls_n > self._est_max_n:
-            return -1
-        p = self._ls_n * self._v256 >> 8
-        est = p - self._ls_p
-        self._ls_p = p
-        return est
-
-    def _ls_end(self):
-        self._ls_n = self._ls_sum = self._ls_chunk = 0
-        self.speed_lost = False
-
-    # --- holding mass back
-    def _hold_on(self, why):
-        if why == H_IDENTITY and not self.verify_identity:
-            return
-        if not self.hold:
-            self._hold_from = self._head
-        self.hold |= why
-        if self.verify_identity:
-            self.hold |= H_IDENTITY
-            self.ask_identity = True
-
-    def hold_for_identity(self):
-        """After a restart of the gateway: nothing counts until the serials are read."""
-        self._hold_on(H_IDENTITY)
-
-    def identity_checked(self, same):
-        """The collector's serial was read: the registered one (same) or not."""
-        if same:
-            self._release(H_IDENTITY | H_SWAP)
-        else:
-            if not self.hold:
-                self._hold_from = self._head
-            self.hold = (self.hold | H_SWAP) & ~H_IDENTITY
-            self._discard()
-
-    def _release(self, why):
-        self.hold &= ~why
-        if self.hold or not self._held_p and not self._held:
-            return
-        before = self.total_g
-        held = self._held
-        self._commit(held)
-        if self._held_est and held > 0:
-            self.est_g += (self.total_g - before) * self._held_est // held
-        self._held = self._held_p = self._held_est = 0
-
-    def _discard(self):
-        # Mass from a unit that is not ours (or from counters that did not hold): its
-        # travel is reported as unweighed, its mass never counted.
-        self.unweighed_p += self._held_p
-        self._held = self._held_p = self._held_est = 0
-
-    def held_g(self):
-        return self._held >> self.shift if self._held > 0 else 0
-
     def _baseline(self, s, net, ok):
         self._have = True
-        self._restored = False
+        self.outage_ms = None
         self._seq = s.block_seq
         self._ticks = s.ticks_ms
         self._pulses = s.pulses
@@ -547,14 +434,15 @@ class Scale:
         if dw and cpw > 0 and cpw * 256 >= self._thr256 * dw:
             inc = self._g_inc[j]
             kind = self._g_bad[j]
-            if self.hold and self._mid >= self._hold_from:
-                if self.hold & H_SWAP:
+            hd = self._hd
+            if self.hold and self._mid >= hd[_HD_FROM]:
+                if self.hold & _H_SWAP:
                     self.unweighed_p += d
                 else:
-                    self._held += inc
-                    self._held_p += d
+                    hd[_HD_G] += inc
+                    hd[_HD_P] += d
                     if kind == _ESTIMATED:
-                        self._held_est += inc
+                        hd[_HD_EST] += inc
             elif kind == _ESTIMATED:
                 g = self.total_g
                 self._commit(inc)
@@ -591,14 +479,6 @@ class Scale:
         g = f >> self.shift
         self._frac = f - (g << self.shift)
         self.total_g += g
-        self.committed_g += g
-
-    def window_load_pct(self):
-        """Mean load over the gate's window, % of design load (None while stopped)."""
-        dw = self._b_d + self._f_d
-        if not dw:
-            return None
-        return (self._b_cp + self._f_cp) / dw * 100.0 / (self.design_kgpm * self.counts_per_kgpm)
 
     def gate_seq(self):
         """A mark in the gate's sequence of polls: gate_decided(mark) is True once every
@@ -607,15 +487,6 @@ class Scale:
 
     def gate_decided(self, mark):
         return self._mid >= mark
-
-    def pending_g(self):
-        """Mass waiting for the gate's decision (for display; may not all be counted)."""
-        s = 0
-        i = self._mid
-        while i != self._head:
-            s += self._g_inc[i & _MASK]
-            i += 1
-        return s >> self.shift if s > 0 else 0
 
     # --- values for people (floats, computed when asked)
     def load_kgpm(self):
@@ -639,18 +510,6 @@ class Scale:
     def total_kg(self):
         return self.total_g / 1000
 
-    def status(self):
-        return {
-            "load_kgpm": round(self.load_kgpm(), 3),
-            "speed_mps": round(self.speed_mps(), 3),
-            "rate_tph": round(self.rate_shown_tph(), 2),
-            "rate_now_tph": round(self.rate_tph(), 2),
-            "total_kg": self.total_kg(),
-            "zero_counts": self.zero_eff,
-            "autozero_counts": self.az_counts,
-            "weighing": self.ok,
-        }
-
     # --- persistence
     def snapshot(self):
         pend = []
@@ -661,6 +520,7 @@ class Scale:
                 [self._g_inc[j], self._g_cp[j], self._g_d[j], self._g_n[j], self._g_bad[j]]
             )
             i += 1
+        hd = self._hd
         return {
             "total_g": self.total_g,
             "frac": self._frac,
@@ -680,80 +540,17 @@ class Scale:
             "back": [self._b_cp, self._b_d, self._b_n],
             "pending": pend,
             "est_g": self.est_g,
-            "unw_n": self.unweighed_n,
+            "unweighed_n": self.unweighed_n,
             "test_load": self.test_load,
-            "cal_p": self.calibrating_p,
-            "hold": [self.hold, max(0, self._hold_from - self._mid), self._held, self._held_p,
-                     self._held_est, self._agree],
+            "calibrating_p": self.calibrating_p,
+            "hold": [self.hold, max(0, hd[_HD_FROM] - self._mid), hd[_HD_G], hd[_HD_P],
+                     hd[_HD_EST], hd[_HD_AGREE]],
         }
 
-    def adopt_total(self, total_g, counted_blocks):
-        """Continue from a totalizer figure the log holds but the checkpoint did not (a
-        power cut fell between a record and the next checkpoint). The pending polls and
-        the first counted_blocks of travel since that checkpoint are inside the figure;
-        the rest of the outage is bridged like any other (a share of its travel)."""
-        self.total_g = int(total_g)
-        self._frac = 0
-        self._deficit = 0
-        self._head = self._mid = self._tail = 0
-        self._f_cp = self._f_d = self._f_n = 0
-        self._b_cp = self._b_d = self._b_n = 0
-        self._hold_from = 0
-        self._skip_n = max(0, int(counted_blocks))
+    # Rare: loaded for the call only (gateway/measure/resume.py).
+    def adopt_total(self, total_g, n):
+        """A logged total whose first n blocks of travel since the checkpoint it holds."""
+        ondemand.call("gateway.measure.resume", "adopt_total", self, total_g, n)
 
     def restore(self, d):
-        self.total_g = int(d["total_g"])
-        self._frac = int(d["frac"])
-        self._deficit = int(d["deficit"])
-        self.set_autozero(d["az"])
-        self.travel_p = int(d["travel_p"])
-        self.loaded_p = int(d["loaded_p"])
-        self.unweighed_p = int(d["unweighed_p"])
-        self._have = bool(d["have"])
-        self._seq = int(d["seq"])
-        self._pulses = int(d["pulses"])
-        self._uptime = int(d["uptime"])
-        self._ticks = None  # the ticks of before the restart mean nothing now
-        self._r8 = int(d["r8"])
-        self._net_prev = int(d["net_prev"])
-        self._prev_ok = bool(d["prev_ok"])
-        self._head = self._mid = self._tail = 0
-        self._f_cp = self._f_d = self._f_n = 0
-        self._b_cp = self._b_d = self._b_n = 0
-        b = d["back"]
-        if b[2]:
-            # The decided part of the window comes back as one entry: only its sums matter.
-            self._g_inc[0] = 0
-            self._g_cp[0] = self._b_cp = int(b[0])
-            self._g_d[0] = self._b_d = int(b[1])
-            self._g_n[0] = self._b_n = int(b[2])
-            self._g_bad[0] = 0
-            self._head = self._mid = 1
-        for e in d["pending"][: _CAP - 2]:
-            i = self._head & _MASK
-            self._g_inc[i] = int(e[0])
-            self._g_cp[i] = int(e[1])
-            self._g_d[i] = int(e[2])
-            self._g_n[i] = int(e[3])
-            self._g_bad[i] = int(e[4])
-            self._f_cp += self._g_cp[i]
-            self._f_d += self._g_d[i]
-            self._f_n += self._g_n[i]
-            self._head += 1
-        self.est_g = int(d.get("est_g", 0))
-        self.unweighed_n = int(d.get("unw_n", 0))
-        self.test_load = bool(d.get("test_load", False))
-        self.calibrating_p = int(d.get("cal_p", 0))
-        h = d.get("hold") or [0, 0, 0, 0, 0, 0]
-        self.hold = int(h[0])
-        self._hold_from = self._mid + int(h[1])
-        self._held = int(h[2])
-        self._held_p = int(h[3])
-        self._held_est = int(h[4])
-        self._agree = int(h[5])
-        self._restored = True
-        self._skip_n = 0
-        self._ls_end()
-        old_shift = int(d["shift"])
-        if old_shift != self.shift:
-            self._rescale(old_shift)
+        ondemand.call("gateway.measure.resume", "restore", self, d)

@@ -84,7 +84,7 @@ def test_calibration_counter_and_verified_zero_survive_restarts_and_never_reset(
         gw.measurement.scale.verified_zero = 2000
         gw.set_params({"scale.zero_counts": 2000}, "T1")
         assert gw.params["scale.cal_count"] == 2
-        assert gw.measurement.scale.zero_ref == 2000
+        assert gw.measurement.flat["scale.zero_ref_counts"] == 2000
         try:
             gw.set_params({"scale.cal_count": 0}, "T1")
         except ValueError:
@@ -95,7 +95,7 @@ def test_calibration_counter_and_verified_zero_survive_restarts_and_never_reset(
         again = Gateway(_cfg(d), _KEY, gw.hw)
         assert again.params["scale.cal_count"] == 2
         assert again.params["scale.zero_ref_counts"] == 2000
-        assert again.measurement.scale.zero_ref == 2000
+        assert again.measurement.flat["scale.zero_ref_counts"] == 2000
         again.log.close()
     finally:
         rmtree(d)

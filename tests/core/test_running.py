@@ -33,7 +33,7 @@ def test_start_run_time_and_stop():
     assert g.r.state() == RUNNING
     g.polls(10, dp=0, di=0)
     assert g.r.state() == STOPPED and g.records == ["belt_start", "belt_stop"]
-    assert g.r.status()["run_s"] == 10.0
+    assert g.r.run_blocks == 100
     assert g.alarms == []
 
 
