@@ -16,7 +16,7 @@ from gateway.store.recordlog import RecordLog
 from gateway.store.slots import Slots
 from gateway.center.uplink import Uplink
 from drivers.collector import Collector
-from hal.compat import const
+from hal.compat import const, mem_free
 
 # The commands the center may send (../shared/specs/center-station.md), each carried out
 # by the function of that name in gateway/control.py.
@@ -31,10 +31,10 @@ _HEAP_PER_RECORD = const(1536)
 
 
 def _upload_batch():
-    if not hasattr(gc, "mem_free"):
+    free = mem_free()
+    if free is None:
         return 256  # CPython: no heap to fit
-    gc.collect()
-    return max(8, min(256, gc.mem_free() // 4 // _HEAP_PER_RECORD))
+    return max(8, min(256, free // 4 // _HEAP_PER_RECORD))
 
 
 class Gateway:
@@ -64,7 +64,6 @@ class Gateway:
             capture_s=p["collector.capture_s"],
         )
         self.measurement = Measurement(p, clock, self.emit, self.alarms.set)
-        self.identity = Identity(self.alarms, Slots(flash, "identity"), clock, self.device_id, self.emit)
         handlers = {}
         for op in CENTER_OPS:
             handlers[op] = self._center_command(op)
@@ -86,12 +85,14 @@ class Gateway:
             batch=_upload_batch(),
         )
         self.loop = Loop(clock, watchdog=hw.watchdog, slack_ms=self.collector.max_run_ms)
+        # The diagnosis owns the identity: it feeds it, starts it and keeps its state.
+        identity = Identity(self.alarms, Slots(flash, "identity"), clock, self.device_id, self.emit)
         self.diag = Diagnostics(
             self.alarms,
             p,
             clock,
             self.emit,
-            self.identity,
+            identity,
             link=self._link_stats,
             store=self.log.stats,
             uplink=self.uplink.stats,
@@ -182,7 +183,6 @@ class Gateway:
     def _on_sample(self, s):
         self.measurement.on_sample(s)
         self.diag.on_sample(s)
-        self.identity.on_config_counter(s.config_counter)
 
     def _on_capture(self, wave, rate_hz):
         self.last_capture = self.measurement.on_capture(wave, rate_hz)
@@ -388,7 +388,6 @@ class Gateway:
             },
         )
         self.alarms.start()
-        self.identity.start()
         self.diag.start()
         self.measurement.start()
         self.commands.start()

@@ -87,7 +87,7 @@ class CliFacade:
 
     def identity(self):
         gw = self.gw
-        reg = gw.identity.registered() or {}
+        reg = gw.diag.identity.registered() or {}
         serials = reg.get("serials") or []
         out = {"device_id": gw.device_id, "collector": {}, "sensors": [], "registered": {}}
         if serials:
@@ -95,7 +95,7 @@ class CliFacade:
                                 "vendor_id": reg.get("vendor_id"), "model": reg.get("model")}
             out["sensors"] = serials[1:]
             out["registered"] = {"by": reg.get("by"), "t": reg.get("t")}
-        out["registered"]["swapped"] = gw.identity.report().get("swapped", 0)
+        out["registered"]["swapped"] = gw.diag.identity.report().get("swapped", 0)
         return out
 
     def alarms_active(self):

@@ -1,8 +1,7 @@
 # The self-diagnosis report (Diagnostics.report): every check with pass/warn/fail and its
 # figures. Asked for rarely (the diag record every 10 minutes, status, the CLI), so it is
-# loaded for each call only (gateway/ondemand.py); it reads the Diagnostics' own state.
+# loaded for each call only (gateway/ondemand.py); it asks each check for its figures.
 from gateway.health.alarms import TABLE
-from hal.compat import const
 
 CHECKS = (
     "link",
@@ -18,9 +17,6 @@ CHECKS = (
     "production",
     "identity",
 )
-_SAMPLE_CHECKS = const(("collector", "cells", "speed", "vibration", "power"))
-_DI_RUN = const(1)
-_DI_BATTERY = const(2)
 
 
 def report(diag, compact):
@@ -39,8 +35,8 @@ def report(diag, compact):
         if figs is None:
             continue
         result = worst.get(name, "pass")
-        if result == "pass" and name in _SAMPLE_CHECKS and not diag._have_samples:
-            result = "warn"
+        if result == "pass" and "samples" in figs:
+            result = "warn"  # no sample judged yet
         if result == "fail" or (result == "warn" and summary == "pass"):
             summary = result
         checks.append((name, result, figs))
@@ -60,74 +56,18 @@ def report(diag, compact):
             out.setdefault(r, {})[n] = f
     return out
 
+
 def _figures(diag, name):
-    if name in _SAMPLE_CHECKS:
-        if not diag._have_samples:
-            return {"samples": 0}
-        if name == "collector":
-            return {
-                "supply_mv": diag._mv,
-                "temp_c": diag._temp / 10,
-                "uptime_s": diag._uptime,
-                "restarts": diag._restarts,
-            }
-        if name == "cells":
-            figs = {"mean": list(diag._cmean), "span": list(diag._span)}
-            if diag._dev is not None:
-                figs["drift"] = list(diag._dev)
-            return figs
-        if name == "speed":
-            return {"freq_hz": diag._freq / 100, "running": diag._di & _DI_RUN}
-        if name == "vibration":
-            return {"rms_mv": diag._vib / 10}
-        return {"battery": (diag._di & _DI_BATTERY) >> 1, "supply_mv": diag._mv}
-    if name == "link":
-        s = diag._lstat
-        if s is None:
-            return None
-        return {
-            "state": s["state"],
-            "err_pct": diag._err_pm / 10,
-            "lat_ms": diag._lat_ms,
-            "lat_max": s["latency_ms_max"],
-        }
-    if name == "storage":
-        s = diag._sstat
-        if s is None:
-            return None
-        return {
-            "free_kib": s["free_bytes"] // 1024,
-            "write_errors": s["write_errors"],
-            "corrupt": s["corrupt_found"],
-            "pending": s["pending"],
-        }
-    if name == "clock":
-        return {"t": diag._last_wall, "last_step_s": diag._last_step}
-    if name == "uplink":
-        s = diag._ustat
-        if s is None:
-            return None
-        return {
-            "connected": bool(s["connected"]),
-            "backlog": s["backlog"],
-            "down_s": max(diag._down_ms, diag._noack_ms) // 1000,
-        }
-    if name == "gateway":
-        if diag._loop is None:
-            figs = {}
-        else:
-            figs = {"max_late_ms": diag._loop.max_late_ms, "overruns": diag._ovr_seen}
-            stalled = diag._loop.stalled(diag.clock.ticks_ms())
-            if stalled:
-                figs["stalled"] = ",".join(stalled)
-        if diag._mem is not None:
-            figs["mem_kib"] = diag._mem // 1024
-        return figs
-    if name == "production":
-        s = diag._pstat
-        if s is None:
-            return None
-        return {"day_t": s["day_t"], "month_t": s["month_t"]}
-    if diag.identity is None:
-        return None
-    return diag.identity.report()
+    """The figures of report check `name` from the diagnosis' checks that have them
+    (merged: the loop and memory both speak for "gateway"), or None if none has."""
+    if name == "identity":
+        return None if diag.identity is None else diag.identity.report()
+    figs = None
+    for check in diag.checks:
+        if name in check.reports:
+            f = check.figures(name)
+            if figs is None:
+                figs = f
+            elif f is not None:
+                figs.update(f)
+    return figs
