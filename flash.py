@@ -30,8 +30,14 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, ROOT)
 
 from gateway import FIRMWARE_VERSION, config  # noqa: E402
-from gateway.cli.auth import ACCOUNTS_FILE, AuthError, check_pin, check_tech_id  # noqa: E402
-from gateway.cli.auth import make_account, parse_accounts  # noqa: E402
+from gateway.cli.auth import (  # noqa: E402
+    ACCOUNTS_FILE,
+    AuthError,
+    check_pin,
+    check_tech_id,
+    make_account,
+    parse_accounts,
+)
 
 CORE = ("gateway", "protocols", "drivers", "hal")
 DATA_DIR = "data"

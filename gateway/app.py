@@ -4,18 +4,18 @@
 # and offers the facade the CLI and the center's commands use.
 import gc
 
+from drivers.collector import Collector
 from gateway import FIRMWARE_VERSION, ondemand
-from gateway.health.alarms import Alarms
-from gateway.cli.port import CliPort
 from gateway.center.commands import Commands
+from gateway.center.uplink import Uplink
+from gateway.cli.port import CliPort
+from gateway.health.alarms import Alarms
 from gateway.health.diag import Diagnostics
 from gateway.health.identity import Identity
 from gateway.loop import Loop
 from gateway.measure.measurement import Measurement
 from gateway.store.recordlog import RecordLog
 from gateway.store.slots import Slots
-from gateway.center.uplink import Uplink
-from drivers.collector import Collector
 from hal.compat import const, mem_free
 
 # The commands the center may send (../shared/specs/center-station.md), each carried out
@@ -51,7 +51,9 @@ class Gateway:
         self.params = self._params_in_force(cfg)
         p = self.params
         self.alarms = Alarms(clock, self.emit, set_do1=self._set_do1, params=p)
-        self.log = RecordLog(flash, budget_bytes=p["store.budget_mib"] << 20, alarm=self.alarms.set)
+        self.log = RecordLog(
+            flash, budget_bytes=p["store.budget_mib"] << 20, alarm=self.alarms.set
+        )
         self.collector = Collector(
             hw.collector_uart,
             clock,
@@ -67,7 +69,9 @@ class Gateway:
         handlers = {}
         for op in CENTER_OPS:
             handlers[op] = self._center_command(op)
-        self.commands = Commands(Slots(flash, "commands"), handlers, clock, ready=self._command_ready)
+        self.commands = Commands(
+            Slots(flash, "commands"), handlers, clock, ready=self._command_ready
+        )
         self.uplink = Uplink(
             hw.center_connect,
             self.device_id,
@@ -86,7 +90,9 @@ class Gateway:
         )
         self.loop = Loop(clock, watchdog=hw.watchdog, slack_ms=self.collector.max_run_ms)
         # The diagnosis owns the identity: it feeds it, starts it and keeps its state.
-        identity = Identity(self.alarms, Slots(flash, "identity"), clock, self.device_id, self.emit)
+        identity = Identity(
+            self.alarms, Slots(flash, "identity"), clock, self.device_id, self.emit
+        )
         self.diag = Diagnostics(
             self.alarms,
             p,

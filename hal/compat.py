@@ -24,5 +24,11 @@ if MICROPYTHON:
 
 else:
     from hal.pc import (  # noqa: F401
-        const, mem_free, print_exception, sleep_ms, ticks_add, ticks_diff, ticks_ms,
+        const,
+        mem_free,
+        print_exception,
+        sleep_ms,
+        ticks_add,
+        ticks_diff,
+        ticks_ms,
     )

@@ -444,10 +444,9 @@ class _Idle:
 def test_a_healthy_9600_baud_line_is_not_a_loop_overrun():
     # Ten polls a second are kept, nothing is overloaded; three overruns in a minute would
     # raise loop_overrun (docs/alarms.md).
+    from drivers.collector import Collector
     from gateway.loop import Loop
     from hal.clock import VirtualClock
-
-    from drivers.collector import Collector
 
     clock = VirtualClock()
     # As the app builds it: lateness within the collector's longest bus transaction is the

@@ -69,7 +69,8 @@ def test_bad_arguments_and_unreadable_file_exit_2(tmp_path, interp):
 
 
 def test_every_config_key_is_documented():
-    # Rows are `name` under a heading that gives the section, e.g. "## Collector link (`collector.`)".
+    # Rows are `name` under a heading that gives the section, e.g.
+    # "## Collector link (`collector.`)".
     documented = set()
     prefix = ""
     with open(os.path.join(ROOT, "docs", "config.md")) as f:

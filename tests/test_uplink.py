@@ -10,9 +10,9 @@ import pytest
 
 from emulator.center import Center
 from gateway.center.commands import Commands
+from gateway.center.uplink import Uplink
 from gateway.loop import Loop
 from gateway.store.recordlog import RecordLog
-from gateway.center.uplink import Uplink
 from hal.clock import Clock, VirtualClock
 from hal.faultfs import FaultFlash
 from hal.net import NetError, TcpConnector

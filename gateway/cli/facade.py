@@ -1,9 +1,9 @@
 # What the technician CLI sees of the gateway: the facade gateway.cli.session calls (docs/cli.md),
 # built on the app's parts, so that the CLI's needs stay in one place and the CLI can be
 # tested against a double with the same methods. build_cli() makes the CLI job.
-from gateway.cli.auth import AuthError, Auth, load_accounts
-from gateway.errors import CalibrationError
+from gateway.cli.auth import Auth, AuthError, load_accounts
 from gateway.cli.session import Cli
+from gateway.errors import CalibrationError
 from hal.compat import const
 
 _LOG_SCAN = const(512)  # records read back at most to find the maintenance events

@@ -188,7 +188,8 @@ def test_no_false_restart_after_our_own_restart():
     r = Rig()
     r.s.status = 0x100  # never acknowledged
     r.tick(2)
-    assert r.diag.report()["checks"][0]["figures"]["restarts"] == 1  # first sample ever with bit 8: a restart
+    # The first sample ever with bit 8: a restart.
+    assert r.diag.report()["checks"][0]["figures"]["restarts"] == 1
     snap = json.loads(json.dumps(r.diag.snapshot()))
     r2 = Rig()
     r2.diag.restore(snap)

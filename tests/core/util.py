@@ -1,7 +1,6 @@
 # Helpers shared by the core tests, usable under pytest and under tests/mprun.py.
 import os
 
-
 try:
     import pytest
 
