@@ -1,12 +1,9 @@
-# The self-diagnosis checks (gateway/health/diag.py walks them): one small object per
-# concern, each reporting its raw conditions to the alarm engine, which debounces them,
+# The self-diagnosis checks (gateway/health/diag.py feeds and walks them): one small object
+# per concern, each reporting its raw conditions to the alarm engine, which debounces them,
 # and keeping its own hysteresis, so that a figure hovering at its threshold does not flap.
-# Every check has:
-#   reports: the self-diagnosis report's checks it has figures for
-#   run(p, dt_ms, rotate): once a second; p the parameters, rotate: the sliding minute
-#     moves on
-#   figures(name): its figures for the report (gateway/health/report.py), None if it
-#     has nothing to say yet
+# Every check has a `name` and run(p, dt_ms, rotate), called once a second (p: the
+# parameters; rotate: the sliding minute moves on). The attributes documented as figures
+# are what the report shows (gateway/health/report.py, loaded for each report only).
 # Every code and its exact condition: docs/alarms.md.
 from hal.compat import const
 
@@ -57,11 +54,24 @@ class _Window:
         return sum(self.b)
 
 
+class _Check:
+    """A check of one source, a getter asked once a second. Its state starts as the
+    class's values: each check sets its own when it first has one."""
+
+    stat = None  # figures: the source's last answer
+
+    def __init__(self, alarms, source):
+        self.alarms = alarms
+        self.source = source
+
+
 class Samples:
     """The collector from its Samples: status bits, mains, supply, temperature,
-    vibration while running, restarts. A period with no samples keeps every state."""
+    vibration while running, restarts. A period with no samples keeps every state.
+    Figures (once `judged`): mv, temp (0.1 C), vib (0.1 mV), freq (0.01 Hz), di,
+    uptime, restarts."""
 
-    reports = ("collector", "speed", "vibration", "power")
+    name = "samples"
 
     def __init__(self, alarms):
         self.alarms = alarms
@@ -161,30 +171,15 @@ class Samples:
         self.n = self.st = self.di_or = 0
         self.mv_sum = self.temp_sum = self.vib_sum = self.vib_n = 0
 
-    def figures(self, name):
-        if not self.judged:
-            return {"samples": 0}  # the report's sign of a check that cannot pass yet
-        if name == "collector":
-            return {
-                "supply_mv": self.mv,
-                "temp_c": self.temp / 10,
-                "uptime_s": self.uptime,
-                "restarts": self.restarts,
-            }
-        if name == "speed":
-            return {"freq_hz": self.freq / 100, "running": self.di & _DI_RUN}
-        if name == "vibration":
-            return {"rms_mv": self.vib / 10}
-        return {"battery": (self.di & _DI_BATTERY) >> 1, "supply_mv": self.mv}
-
 
 class Cells:
     """The four load cells from the Samples: fault bits, each period's mean against the
     range, stuck (no variation over a window of a moving belt), and drift (one cell's
     zero against the other three's on an empty running belt, from a persisted baseline).
-    running() -> {"running": bool, "load_pct": % of design load}, or None: no drift."""
+    running() -> {"running": bool, "load_pct": % of design load}, or None: no drift.
+    Figures (once `judged`): mean, span (-1: no window yet), dev (None: no verdict yet)."""
 
-    reports = ("cells",)
+    name = "cells"
 
     def __init__(self, alarms, running):
         self.alarms = alarms
@@ -200,7 +195,7 @@ class Cells:
         self.lo = [0, 0, 0, 0]
         self.hi = [0, 0, 0, 0]
         self.wn = [0, 0, 0, 0]
-        self.span = [-1, -1, -1, -1]  # the last window's range; -1: none yet
+        self.span = [-1, -1, -1, -1]
         # drift: cell means over empty running belt against a baseline
         self.empty = False
         self.dsum = [0, 0, 0, 0]
@@ -223,23 +218,20 @@ class Cells:
             self.sum[i] += v
             self.cn[i] += 1
             if moving:
-                self._window(i, v)
+                if self.wn[i] == 0:
+                    self.lo[i] = self.hi[i] = v
+                elif v < self.lo[i]:
+                    self.lo[i] = v
+                elif v > self.hi[i]:
+                    self.hi[i] = v
+                self.wn[i] += 1
+                if self.wn[i] >= _CELL_WINDOW:
+                    self.span[i] = self.hi[i] - self.lo[i]
+                    self.wn[i] = 0
             if empty:
                 self.dsum[i] += v
         if empty:
             self.dn += 1
-
-    def _window(self, i, v):
-        if self.wn[i] == 0:
-            self.lo[i] = self.hi[i] = v
-        elif v < self.lo[i]:
-            self.lo[i] = v
-        elif v > self.hi[i]:
-            self.hi[i] = v
-        self.wn[i] += 1
-        if self.wn[i] >= _CELL_WINDOW:
-            self.span[i] = self.hi[i] - self.lo[i]
-            self.wn[i] = 0
 
     def run(self, p, dt, rotate):
         if self.running is not None:
@@ -270,14 +262,14 @@ class Cells:
             if span >= 0:
                 stuck = span <= p["alarms.cell_stuck_counts"]
                 a.set("cell%d_stuck" % c, stuck, "cell %d varied %d counts" % (c, span))
-        self._drift(p)
-
-    def _drift(self, p):
         n = self.dn
-        if n < _CELL_WINDOW:
-            return
-        m = [self.dsum[i] // n for i in range(4)]
-        self._restart_drift()
+        if n >= _CELL_WINDOW:
+            self._drift(p, [self.dsum[i] // n for i in range(4)])
+
+    def _drift(self, p, m):
+        self.dn = 0
+        for i in range(4):
+            self.dsum[i] = 0
         if self.base is None:
             self.base = m
             return
@@ -293,44 +285,33 @@ class Cells:
             detail = "cell %d zero moved %d counts from the others" % (i + 1, self.dev[i])
             self.alarms.set("cell%d_drift" % (i + 1), self.drift[i], detail)
 
-    def _restart_drift(self):
-        self.dn = 0
-        for i in range(4):
-            self.dsum[i] = 0
-
     def rebaseline(self):
         self.base = None
         self.dev = None
+        self.dn = 0
         for i in range(4):
+            self.dsum[i] = 0
             self.drift[i] = False
             self.alarms.set("cell%d_drift" % (i + 1), False)
-        self._restart_drift()
-
-    def figures(self, name):
-        if not self.judged:
-            return {"samples": 0}
-        figs = {"mean": list(self.mean), "span": list(self.span)}
-        if self.dev is not None:
-            figs["drift"] = list(self.dev)
-        return figs
 
 
 class Link:
     """The collector link from the driver's cumulative counters: lost, or degraded by
     its state, its error rate or its latency over the last minute.
     source() -> {"state", "requests", "responses", "timeouts", "crc_errors", "exceptions",
-    "latency_ms_sum", "latency_ms_max", "consecutive_failures"}."""
+    "latency_ms_sum", "latency_ms_max", "consecutive_failures"}.
+    Figures: stat, err_pm (errors per mille), lat_ms (mean), over the minute."""
 
-    reports = ("link",)
+    name = "link"
+    stat = None
 
     def __init__(self, alarms, source):
         self.alarms = alarms
         self.source = source
-        self.stat = None
         self.seen = [0, 0, 0, 0]  # the counters at the last run (_REQ, _ERR, _RESP, _LAT)
         self.win = [_Window(), _Window(), _Window(), _Window()]  # their last minute
-        self.err_pm = 0  # error rate over the minute, per mille
-        self.lat_ms = 0  # mean response latency over the minute
+        self.err_pm = 0
+        self.lat_ms = 0
         self.err_bad = False
         self.lat_bad = False
 
@@ -352,7 +333,7 @@ class Link:
             if not lost:
                 win[k].add(v - last if v >= last else v)  # a counter that went down was reset
         req = win[_REQ].sum()
-        self.err_pm = win[_ERR].sum() * 1000 // req if req >= _MIN_REQUESTS else 0
+        self.err_pm = err = win[_ERR].sum() * 1000 // req if req >= _MIN_REQUESTS else 0
         # The latency of the last minute, like the error rate: a lifetime mean would take
         # as long as the healthy history to notice a slow collector, and to forget one.
         resp = win[_RESP].sum()
@@ -361,11 +342,11 @@ class Link:
             for w in win:
                 w.rotate()
         thr_pm = int(p["alarms.link_error_pct"] * 10)
-        self.err_bad = _hyst(self.err_bad, self.err_pm > thr_pm, self.err_pm > thr_pm // 2)
+        self.err_bad = _hyst(self.err_bad, err > thr_pm, err > thr_pm // 2)
         lat_thr = p["alarms.link_latency_ms"]
         self.lat_bad = _hyst(self.lat_bad, lat > lat_thr, lat > lat_thr * 4 // 5)
         if self.err_bad:
-            detail = "errors %s%%" % _tenths(self.err_pm)
+            detail = "errors %s%%" % _tenths(err)
         elif self.lat_bad:
             detail = "latency %d ms" % lat
         else:
@@ -374,28 +355,13 @@ class Link:
         bad = self.err_bad or self.lat_bad or s["state"] != "ok"
         a.set("collector_link_degraded", bad and not a.is_active("collector_link_lost"), detail)
 
-    def figures(self, name):
-        s = self.stat
-        if s is None:
-            return None
-        return {
-            "state": s["state"],
-            "err_pct": self.err_pm / 10,
-            "lat_ms": self.lat_ms,
-            "lat_max": s["latency_ms_max"],
-        }
 
+class Store(_Check):
+    """Free flash. source() -> {"free_bytes", "write_errors", "corrupt_found", "pending"}.
+    Figures: stat."""
 
-class Store:
-    """Free flash. source() -> {"free_bytes", "write_errors", "corrupt_found", "pending"}."""
-
-    reports = ("storage",)
-
-    def __init__(self, alarms, source):
-        self.alarms = alarms
-        self.source = source
-        self.stat = None
-        self.low = False
+    name = "store"
+    low = False
 
     def run(self, p, dt, rotate):
         s = self.source()
@@ -405,32 +371,17 @@ class Store:
         self.low = _hyst(self.low, free < low, free < low + low // 10)
         self.alarms.set("flash_low", self.low, "flash free %d KiB" % (free // 1024))
 
-    def figures(self, name):
-        s = self.stat
-        if s is None:
-            return None
-        return {
-            "free_kib": s["free_bytes"] // 1024,
-            "write_errors": s["write_errors"],
-            "corrupt": s["corrupt_found"],
-            "pending": s["pending"],
-        }
 
-
-class Uplink:
+class Uplink(_Check):
     """The center: unreachable, or reachable without ACKs, too long; the backlog.
-    source() -> {"state", "connected", "acked", "backlog"}."""
+    source() -> {"state", "connected", "acked", "backlog"}.
+    Figures: stat, down_ms (persisted), noack_ms."""
 
-    reports = ("uplink",)
-
-    def __init__(self, alarms, source):
-        self.alarms = alarms
-        self.source = source
-        self.stat = None
-        self.down_ms = 0  # persisted
-        self.noack_ms = 0
-        self.acked = None
-        self.backlogged = False
+    name = "uplink"
+    down_ms = 0
+    noack_ms = 0
+    acked = None
+    backlogged = False
 
     def run(self, p, dt, rotate):
         a = self.alarms
@@ -458,35 +409,25 @@ class Uplink:
         self.backlogged = _hyst(self.backlogged, backlog > thr, backlog > thr * 9 // 10)
         a.set("upload_backlog", self.backlogged, "%d records waiting" % backlog)
 
-    def figures(self, name):
-        s = self.stat
-        if s is None:
-            return None
-        return {
-            "connected": bool(s["connected"]),
-            "backlog": s["backlog"],
-            "down_s": max(self.down_ms, self.noack_ms) // 1000,
-        }
-
 
 class Loop:
-    """The gateway's loop (gateway.loop.Loop): overruns in the last minute, failed jobs."""
+    """The gateway's loop (the source: a gateway.loop.Loop): overruns in the last
+    minute, failed jobs. Figures: source.max_late_ms, overruns (the loop's count)."""
 
-    reports = ("gateway",)
+    name = "loop"
+    overruns = 0
+    bad = False
 
-    def __init__(self, alarms, loop, clock):
+    def __init__(self, alarms, source):
         self.alarms = alarms
-        self.loop = loop
-        self.clock = clock
+        self.source = source
         self.win = _Window()
-        self.overruns = 0  # the loop's count at the last run
         self.errors = {}  # job -> its error count at the last run
-        self.bad = False
 
     def run(self, p, dt, rotate):
         ovr = 0
         failed = None
-        for name, js in self.loop.stats().items():
+        for name, js in self.source.stats().items():
             ovr += js["overruns"]
             if js["errors"] > self.errors.get(name, 0):
                 failed = name if failed is None else failed + "," + name
@@ -501,25 +442,15 @@ class Loop:
         if failed is not None:
             self.alarms.raise_event("job_failed", failed)
 
-    def figures(self, name):
-        figs = {"max_late_ms": self.loop.max_late_ms, "overruns": self.overruns}
-        stalled = self.loop.stalled(self.clock.ticks_ms())
-        if stalled:
-            figs["stalled"] = ",".join(stalled)
-        return figs
 
+class Memory(_Check):
+    """Free heap every 10 s. source() -> free bytes, or None (CPython: no heap figure).
+    Figures: free (None: not known)."""
 
-class Memory:
-    """Free heap every 10 s. source() -> free bytes, or None (CPython: no heap figure)."""
-
-    reports = ("gateway",)
-
-    def __init__(self, alarms, source):
-        self.alarms = alarms
-        self.source = source
-        self.free = None
-        self.ms = _MEM_EVERY_MS  # the first run looks
-        self.low = False
+    name = "memory"
+    free = None
+    ms = _MEM_EVERY_MS  # since the last look: the first run looks
+    low = False
 
     def run(self, p, dt, rotate):
         self.ms += dt
@@ -534,19 +465,12 @@ class Memory:
         self.low = _hyst(self.low, free < low, free < low + low // 4)
         self.alarms.set("memory_low", self.low, "free heap %d KiB" % (free // 1024))
 
-    def figures(self, name):
-        return {} if self.free is None else {"mem_kib": self.free // 1024}
 
+class Production(_Check):
+    """Day and month against their limits. source() -> {"day_t", "month_t"}.
+    Figures: stat."""
 
-class Production:
-    """Day and month against their limits. source() -> {"day_t", "month_t"}."""
-
-    reports = ("production",)
-
-    def __init__(self, alarms, source):
-        self.alarms = alarms
-        self.source = source
-        self.stat = None
+    name = "production"
 
     def run(self, p, dt, rotate):
         s = self.source()
@@ -559,29 +483,20 @@ class Production:
             v = s[key]
             self.alarms.set(code, 0 < limit < v, "%s %d t > %d t" % (what, int(v), int(limit)))
 
-    def figures(self, name):
-        s = self.stat
-        if s is None:
-            return None
-        return {"day_t": s["day_t"], "month_t": s["month_t"]}
 
+class Clock(_Check):
+    """The wall clock (the source: a hal.clock): never set, stepped beyond the time that
+    passed, or behind the latest time seen. Figures: wall (at the last run), step (the
+    last step, s); hwm (the latest wall time seen) is persisted."""
 
-class Clock:
-    """The wall clock: never set, stepped (beyond the time that passed), or behind the
-    latest time seen (persisted)."""
-
-    reports = ("clock",)
-
-    def __init__(self, alarms, clock):
-        self.alarms = alarms
-        self.clock = clock
-        self.wall = None  # at the last run
-        self.step = 0  # the last step, s
-        self.hwm = 0  # persisted: the latest wall time seen (record times never go back past it)
+    name = "clock"
+    wall = None
+    step = 0
+    hwm = 0
 
     def run(self, p, dt, rotate):
         a = self.alarms
-        wall = int(self.clock.time())
+        wall = int(self.source.time())
         not_set = wall < _CLOCK_VALID_S
         a.set("clock_not_set", not_set, "wall clock %d" % wall)
         step_s = p["alarms.clock_step_s"]
@@ -599,15 +514,13 @@ class Clock:
             self.hwm = wall
 
     def set(self, p, step_s):
+        """The clock was set by step_s: judged now; the next run sees no step."""
         step = int(round(step_s))
         if self.wall is not None:
-            self.wall += step  # the next run sees no step
+            self.wall += step
         if step >= p["alarms.clock_step_s"] or step <= -p["alarms.clock_step_s"]:
             self.step = step
             self.alarms.raise_event("clock_stepped", "%+d s" % step)
-
-    def figures(self, name):
-        return {"t": self.wall, "last_step_s": self.step}
 
 
 def _tenths(v):

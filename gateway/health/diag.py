@@ -55,7 +55,7 @@ class Diagnostics:
         if self._uplink is not None:
             checks.append(self._uplink)
         if loop is not None:
-            checks.append(_checks.Loop(alarms, loop, clock))
+            checks.append(_checks.Loop(alarms, loop))
         if mem_free is not None:
             checks.append(_checks.Memory(alarms, mem_free))
         if production is not None:

@@ -1,7 +1,9 @@
 # The self-diagnosis report (Diagnostics.report): every check with pass/warn/fail and its
 # figures. Asked for rarely (the diag record every 10 minutes, status, the CLI), so it is
-# loaded for each call only (gateway/ondemand.py); it asks each check for its figures.
+# loaded for each call only (gateway/ondemand.py); it reads the figures each check of
+# gateway/health/checks.py documents.
 from gateway.health.alarms import TABLE
+from hal.compat import const
 
 CHECKS = (
     "link",
@@ -17,6 +19,9 @@ CHECKS = (
     "production",
     "identity",
 )
+_SAMPLE_CHECKS = const(("collector", "cells", "speed", "vibration", "power"))
+_DI_RUN = const(1)
+_DI_BATTERY = const(2)
 
 
 def report(diag, compact):
@@ -28,10 +33,13 @@ def report(diag, compact):
         level = "fail" if spec[1] == "F" else "warn"
         if worst.get(spec[5]) != "fail":
             worst[spec[5]] = level
+    by_name = {}
+    for check in diag.checks:
+        by_name[check.name] = check
     checks = []
     summary = "pass"
     for name in CHECKS:
-        figs = _figures(diag, name)
+        figs = _figures(by_name, diag.identity, name)
         if figs is None:
             continue
         result = worst.get(name, "pass")
@@ -57,17 +65,71 @@ def report(diag, compact):
     return out
 
 
-def _figures(diag, name):
-    """The figures of report check `name` from the diagnosis' checks that have them
-    (merged: the loop and memory both speak for "gateway"), or None if none has."""
+def _figures(by_name, identity, name):
+    """The figures of report check `name` from the figures of the diagnosis' checks
+    (gateway/health/checks.py), or None where the source is not wired or has not
+    answered yet."""
+    if name in _SAMPLE_CHECKS:
+        s = by_name["cells" if name == "cells" else "samples"]
+        if not s.judged:
+            return {"samples": 0}
+        if name == "collector":
+            return {
+                "supply_mv": s.mv,
+                "temp_c": s.temp / 10,
+                "uptime_s": s.uptime,
+                "restarts": s.restarts,
+            }
+        if name == "cells":
+            figs = {"mean": list(s.mean), "span": list(s.span)}
+            if s.dev is not None:
+                figs["drift"] = list(s.dev)
+            return figs
+        if name == "speed":
+            return {"freq_hz": s.freq / 100, "running": s.di & _DI_RUN}
+        if name == "vibration":
+            return {"rms_mv": s.vib / 10}
+        return {"battery": (s.di & _DI_BATTERY) >> 1, "supply_mv": s.mv}
+    if name == "gateway":
+        figs = {}
+        loop = by_name.get("loop")
+        if loop is not None:
+            figs["max_late_ms"] = loop.source.max_late_ms
+            figs["overruns"] = loop.overruns
+            stalled = loop.source.stalled(by_name["clock"].source.ticks_ms())
+            if stalled:
+                figs["stalled"] = ",".join(stalled)
+        mem = by_name.get("memory")
+        if mem is not None and mem.free is not None:
+            figs["mem_kib"] = mem.free // 1024
+        return figs
     if name == "identity":
-        return None if diag.identity is None else diag.identity.report()
-    figs = None
-    for check in diag.checks:
-        if name in check.reports:
-            f = check.figures(name)
-            if figs is None:
-                figs = f
-            elif f is not None:
-                figs.update(f)
-    return figs
+        return None if identity is None else identity.report()
+    if name == "clock":
+        c = by_name["clock"]
+        return {"t": c.wall, "last_step_s": c.step}
+    c = by_name.get("store" if name == "storage" else name)
+    s = None if c is None else c.stat
+    if s is None:
+        return None
+    if name == "link":
+        return {
+            "state": s["state"],
+            "err_pct": c.err_pm / 10,
+            "lat_ms": c.lat_ms,
+            "lat_max": s["latency_ms_max"],
+        }
+    if name == "storage":
+        return {
+            "free_kib": s["free_bytes"] // 1024,
+            "write_errors": s["write_errors"],
+            "corrupt": s["corrupt_found"],
+            "pending": s["pending"],
+        }
+    if name == "uplink":
+        return {
+            "connected": bool(s["connected"]),
+            "backlog": s["backlog"],
+            "down_s": max(c.down_ms, c.noack_ms) // 1000,
+        }
+    return {"day_t": s["day_t"], "month_t": s["month_t"]}
