@@ -2,23 +2,9 @@
 # figures. Asked for rarely (the diag record every 10 minutes, status, the CLI), so it is
 # loaded for each call only (gateway/ondemand.py); it reads the figures each check of
 # gateway/health/checks.py documents.
-from gateway.health.alarms import TABLE
+from gateway.health.alarms import CHECKS, spec
 from hal.compat import const
 
-CHECKS = (
-    "link",
-    "collector",
-    "cells",
-    "speed",
-    "vibration",
-    "power",
-    "storage",
-    "clock",
-    "uplink",
-    "gateway",
-    "production",
-    "identity",
-)
 _SAMPLE_CHECKS = const(("collector", "cells", "speed", "vibration", "power"))
 _DI_RUN = const(1)
 _DI_BATTERY = const(2)
@@ -29,10 +15,10 @@ def report(diag, compact):
     record's form: the names of passing checks, figures only where not passing."""
     worst = {}
     for al in diag.alarms.active():
-        spec = TABLE[al["code"]]
-        level = "fail" if spec[1] == "F" else "warn"
-        if worst.get(spec[5]) != "fail":
-            worst[spec[5]] = level
+        _, lv, _, _, _, check = spec(al["code"])
+        level = "fail" if lv == "F" else "warn"
+        if worst.get(check) != "fail":
+            worst[check] = level
     by_name = {}
     for check in diag.checks:
         by_name[check.name] = check
