@@ -15,9 +15,9 @@ from gateway.center.uplink import Uplink
 from gateway.loop import Loop
 from gateway.store.recordlog import RecordLog
 from hal.clock import Clock, VirtualClock
-from hal.faultfs import FaultFlash
 from hal.net import NetError, TcpConnector
 from protocols import center_link as cl
+from tests.core.faultfs import FaultFlash
 from tests.core.uplink_fakes import FakeApp, MemLog, MemSlots, fill_prod
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -674,7 +674,7 @@ from gateway.center.uplink import Uplink
 from gateway.center.commands import Commands
 from tests.core.uplink_fakes import MemSlots, FakeApp, fill_prod
 from gateway.store.recordlog import RecordLog
-from hal.faultfs import FaultFlash
+from tests.core.faultfs import FaultFlash
 clock = Clock()
 log = RecordLog(FaultFlash())
 log.open()

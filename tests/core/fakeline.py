@@ -4,7 +4,7 @@
 import struct
 
 from protocols import modbus_rtu as rtu
-from protocols import modbus_slave
+from tests.core import modbus_slave
 from tests.core.util import Rng  # noqa: F401  (the driver's tests take it from here)
 
 

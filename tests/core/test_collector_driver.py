@@ -4,7 +4,7 @@
 from drivers.collector import Collector
 from hal.clock import VirtualClock
 from protocols import modbus_rtu as rtu
-from protocols import modbus_slave
+from tests.core import modbus_slave
 from tests.core.fakeline import FakeLine, RegisterSlave, Rng
 
 

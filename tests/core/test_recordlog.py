@@ -1,7 +1,7 @@
 # The record log: seq, reads, start-up recovery, damage, retention, full and failing flash.
 from gateway.store.recordlog import SEG_HDR, RecordError, RecordLog
-from hal.faultfs import EIO, ENOSPC, FaultFlash
 from hal.fs import Flash
+from tests.core.faultfs import EIO, ENOSPC, FaultFlash
 from tests.core.storework import expected, make_record, same
 from tests.core.util import raises, rmtree, tmpdir
 
