@@ -21,18 +21,19 @@ def scenarios(request, tmp_path_factory):
     yield from campaign(rigs, tmp_path_factory.mktemp("scenarios"))
 
 
-def pytest_collection_finish(session):
-    """The power-cut runs of tests/test_e2e.py start as soon as they are collected, in the
-    background: minutes of real time, little CPU."""
-    if session.config.option.collectonly:
+@pytest.fixture(scope="session", autouse=True)
+def e2e_background(request):
+    """The power-cut runs of tests/test_e2e.py, started with the session's first test when
+    they are among the tests to run, in the background: minutes of real time, little CPU,
+    while the other tests run. Their files stay when a test failed."""
+    session = request.session
+    if not any(item.nodeid.startswith("tests/test_e2e.py::") for item in session.items):
+        yield None
         return
-    if any(item.nodeid.startswith("tests/test_e2e.py::") for item in session.items):
-        from tests.test_e2e import Background
+    from tests.test_e2e import Background
 
-        session.config.e2e_background = Background()
-
-
-def pytest_sessionfinish(session):
-    bg = getattr(session.config, "e2e_background", None)
-    if bg is not None:
+    bg = Background()
+    try:
+        yield bg
+    finally:
         bg.stop(keep=session.testsfailed > 0)

@@ -19,6 +19,8 @@ from tests.core.fakegw import FakeGateway
 from tests.core.util import holds_secret
 from tests.ptyterm import PtyTerm
 
+pytestmark = pytest.mark.realtime
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MICROPYTHON = os.path.join(os.path.dirname(sys.executable), "micropython")
 PIN = "7531"

@@ -16,6 +16,8 @@ from tests.core.util import holds_secret
 from tests.e2esite import SPEED, Site
 from tests.ptyterm import PtyTerm
 
+pytestmark = pytest.mark.e2e
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEVICE_ID = 4711
 PIN = "2468"

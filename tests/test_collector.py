@@ -16,6 +16,8 @@ from hal.clock import Clock
 from hal.uart import UartError
 from hal.uart_pyserial import PySerialUart
 
+pytestmark = pytest.mark.realtime
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MICROPYTHON = os.path.join(os.path.dirname(sys.executable), "micropython")
 

@@ -15,15 +15,17 @@ import pytest
 
 from tests import e2e
 
+pytestmark = pytest.mark.e2e
+
 _KILLS = 7  # at random moments: 5 while running, 2 early in a start-up
 _EARLY = 2
 _WAIT_S = 600
 
 
 class Background:
-    """The site's run on a thread of its own. tests/conftest.py starts it as soon as
-    these tests are collected: the run is minutes of real time and little CPU, so the
-    other tests run meanwhile."""
+    """The site's run on a thread of its own. tests/conftest.py starts it with the
+    session: the run is minutes of real time and little CPU, so the other tests run
+    meanwhile."""
 
     def __init__(self):
         self.tmp = tempfile.mkdtemp(prefix="pytest-e2e-")
@@ -60,10 +62,8 @@ class Background:
 
 
 @pytest.fixture(scope="module")
-def site(request):
-    bg = getattr(request.config, "e2e_background", None)
-    if bg is None:
-        bg = request.config.e2e_background = Background()
+def site(e2e_background):
+    bg = e2e_background  # started with the session (tests/conftest.py)
     try:
         print(json.dumps(bg.wait()))
         yield bg.site

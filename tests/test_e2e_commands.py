@@ -23,6 +23,8 @@ from hal.fs import Flash
 from tests.core.uplink_fakes import FakeApp, MemSlots
 from tests.e2erig import MICROPYTHON, wait_until
 
+pytestmark = pytest.mark.e2e
+
 NAMES = ["commands", "mp_commands"]
 
 

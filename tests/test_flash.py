@@ -321,6 +321,7 @@ def test_board_through_mpremote(fl, tmp_path):
     assert r.returncode != 0 and "failed to access /dev/nothing" in r.out
 
 
+@pytest.mark.e2e
 def test_the_gateway_runs_from_the_flashed_dir_on_micropython_against_the_emulators(fl, tmp_path):
     import time
 
@@ -365,6 +366,7 @@ def test_the_gateway_runs_from_the_flashed_dir_on_micropython_against_the_emulat
         term.close()
 
 
+@pytest.mark.realtime
 def test_tech_pins_are_asked_at_the_terminal_without_echo(fl, tmp_path):
     from tests.ptyterm import PtyTerm
 

@@ -9,6 +9,8 @@ import pytest
 
 from tests import memsite
 
+pytestmark = pytest.mark.e2e
+
 HEAP_K = 352  # what runs with a margin of ~50 KB at the session's peak (docs/memory.md)
 RUN_S = 60
 

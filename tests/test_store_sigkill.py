@@ -16,6 +16,8 @@ from hal.fs import Flash
 from tests import store_worker
 from tests.core import storework as w
 
+pytestmark = pytest.mark.realtime
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 KILLS = 25
