@@ -344,8 +344,8 @@ class _Replaying:
 
 def test_one_poll_step_does_not_allocate():
     # The 10 Hz bus step, from run() to the Sample handed on: any allocation under
-    # heap_lock raises MemoryError. The measurement's side is proven in test_scale.py and
-    # the diagnosis' in test_diag.py.
+    # heap_lock raises MemoryError. The measurement's side is proven in test_measurement.py
+    # and the diagnosis' in test_diag.py.
     if not MICROPYTHON:
         raise SkipTest("heap_lock is MicroPython's")
     import micropython
