@@ -6,10 +6,10 @@ import pytest
 
 @pytest.fixture(scope="session")
 def scenarios(request, tmp_path_factory):
-    """The end-to-end campaign (tests/e2erig.py): the rigs of every collected module that
+    """The end-to-end campaign (tests/harness/e2erig.py): the rigs of every collected module that
     has E2E_RIGS, played all at once, so that the slowest scenario sets the wall time.
     E2E_ONLY=name,name limits it to those rigs."""
-    from tests.e2erig import campaign
+    from tests.harness.e2erig import campaign
 
     rigs = {}
     modules = {getattr(item, "module", None) for item in request.session.items}

@@ -17,7 +17,7 @@ from hal.clock import Clock
 from hal.uart import open_uart
 from tests.core.fakegw import FakeGateway
 from tests.core.util import holds_secret
-from tests.ptyterm import PtyTerm
+from tests.harness.ptyterm import PtyTerm
 
 pytestmark = pytest.mark.realtime
 

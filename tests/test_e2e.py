@@ -1,5 +1,5 @@
 # The whole gateway end to end, as processes killed with SIGKILL at random moments and
-# restarted, against the emulated collector and center in real time (tests/e2e.py,
+# restarted, against the emulated collector and center in real time (tests/harness/e2e.py,
 # docs/e2e.md): MicroPython with a capped heap from a virtual board of .mpy files, CPython,
 # MicroPython with the collector on a real pty, and CPython cut many more times (issue 5:
 # no stored record lost, at most a checkpoint period of mass per cut). They run side by
@@ -13,7 +13,7 @@ import traceback
 
 import pytest
 
-from tests import e2e
+from tests.harness import e2e
 
 pytestmark = pytest.mark.e2e
 

@@ -22,7 +22,7 @@ import time
 import pytest
 
 from gateway.health.alarms import DO1_CLASSES, spec
-from tests.e2erig import MICROPYTHON, others, wait_until
+from tests.harness.e2erig import MICROPYTHON, others, wait_until
 
 pytestmark = pytest.mark.e2e
 

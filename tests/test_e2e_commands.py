@@ -21,7 +21,7 @@ from gateway.store.slots import Slots
 from hal.clock import VirtualClock
 from hal.fs import Flash
 from tests.core.uplink_fakes import FakeApp, MemSlots
-from tests.e2erig import MICROPYTHON, wait_until
+from tests.harness.e2erig import MICROPYTHON, wait_until
 
 pytestmark = pytest.mark.e2e
 

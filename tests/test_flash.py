@@ -16,7 +16,8 @@ from tests.core.util import holds_secret
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 MICROPYTHON = os.path.join(BIN, "micropython")
-FAKE_MPREMOTE = "%s %s" % (sys.executable, os.path.join(ROOT, "tests", "fake_mpremote.py"))
+FAKE_MPREMOTE = "%s %s" % (
+    sys.executable, os.path.join(ROOT, "tests", "harness", "fake_mpremote.py"))
 PIN = "2468"
 SITE = {
     "device_id": 1, "key_file": "unused", "data_dir": "unused",
@@ -325,8 +326,8 @@ def test_board_through_mpremote(fl, tmp_path):
 def test_the_gateway_runs_from_the_flashed_dir_on_micropython_against_the_emulators(fl, tmp_path):
     import time
 
-    from tests.e2esite import Site
-    from tests.ptyterm import PtyTerm
+    from tests.harness.e2esite import Site
+    from tests.harness.ptyterm import PtyTerm
 
     site = Site(tmp_path / "site")
     site.start()
@@ -368,7 +369,7 @@ def test_the_gateway_runs_from_the_flashed_dir_on_micropython_against_the_emulat
 
 @pytest.mark.realtime
 def test_tech_pins_are_asked_at_the_terminal_without_echo(fl, tmp_path):
-    from tests.ptyterm import PtyTerm
+    from tests.harness.ptyterm import PtyTerm
 
     term, path = PtyTerm.open(raw=False)
     slave = os.open(path, os.O_RDWR)

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tests import memsite
+from tests.harness import memsite
 
 pytestmark = pytest.mark.e2e
 

@@ -32,7 +32,7 @@ from gateway.health import alarms
 from gateway.health.alarms import DO1_CLASSES, EVENT, spec
 from hal.fs import Flash
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MICROPYTHON = os.path.join(os.path.dirname(sys.executable), "micropython")
 PIN = "2468"
 TECH = "1001"
@@ -187,7 +187,7 @@ def _write(path, text):
 
 class Rig:
     """A site and one gateway. params: run-time and config keys (flat, dotted) given in
-    the configuration file; cli: a technician terminal on a pty (tests.ptyterm)."""
+    the configuration file; cli: a technician terminal on a pty (tests.harness.ptyterm)."""
 
     def __init__(self, tmp, device_id=4711, params=None, cli=False, pty=False, seed=2,
                  feed_tph=400.0, name="rig"):
@@ -245,7 +245,7 @@ class Rig:
         _write(os.path.join(self.data_dir, "accounts.json"), json.dumps(
             {"accounts": [auth.make_account(TECH, PIN, "Zhang", iterations=64)]}))
         if self.want_cli:
-            from tests.ptyterm import PtyTerm
+            from tests.harness.ptyterm import PtyTerm
 
             self.term, self.cli_path = PtyTerm.open()
 
