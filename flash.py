@@ -30,10 +30,16 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, ROOT)
 
 from gateway import FIRMWARE_VERSION, config  # noqa: E402
-from gateway.cli.auth import ACCOUNTS_FILE, AuthError, check_pin, check_tech_id  # noqa: E402
-from gateway.cli.auth import make_account, parse_accounts  # noqa: E402
+from gateway.cli.auth import (  # noqa: E402
+    ACCOUNTS_FILE,
+    AuthError,
+    check_pin,
+    check_tech_id,
+    make_account,
+    parse_accounts,
+)
 
-CORE = ("gateway", "protocols", "drivers", "hal")
+SHIPS = os.path.join(ROOT, "manifest.py")  # what the image holds
 DATA_DIR = "data"
 KEY_FILE = "device.key"
 CONFIG = "config.json"
@@ -101,8 +107,33 @@ def _tool(name, given):
 # -- build -----------------------------------------------------------------------------
 
 
+def shipped():
+    """(top-level names, module source paths relative to ROOT) that manifest.py ships."""
+    tops, files = [], []
+
+    def package(name, exclude=()):
+        tops.append(name)
+        for dirpath, dirnames, names in os.walk(os.path.join(ROOT, name)):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            for n in sorted(names):
+                rel = os.path.relpath(os.path.join(dirpath, n), ROOT).replace(os.sep, "/")
+                if n.endswith(".py") and rel not in exclude:
+                    files.append(rel)
+
+    def module(path):
+        tops.append(path.split("/", 1)[0])
+        files.append(path)
+
+    with open(SHIPS) as f:
+        exec(compile(f.read(), SHIPS, "exec"), {"package": package, "module": module})
+    return tuple(dict.fromkeys(tops)), files
+
+
+CORE = shipped()[0]
+
+
 def build(out, mpy_cross=None):
-    """Compile the core packages with mpy-cross into out/; write out/manifest.json.
+    """Compile what manifest.py ships with mpy-cross into out/; write out/manifest.json.
     A module whose source and compiler are unchanged since the last build is reused."""
     cross = _tool("mpy-cross", mpy_cross)
     r = subprocess.run(cross + ["--version"], capture_output=True, text=True)
@@ -118,30 +149,25 @@ def build(out, mpy_cross=None):
         shutil.rmtree(new_out)
     os.makedirs(new_out)
     files, sources = {}, {}
-    for pkg in CORE:
-        base = os.path.join(ROOT, pkg)
-        for dirpath, dirnames, names in os.walk(base):
-            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-            for name in sorted(names):
-                src = os.path.join(dirpath, name)
-                if not name.endswith(".py") or (name == "__init__.py" and not _has_code(src)):
-                    continue  # MicroPython imports a package without it; each file costs heap
-                rel = os.path.relpath(src, ROOT).replace(os.sep, "/")
-                dst_rel = rel[:-3] + ".mpy"
-                dst = os.path.join(new_out, dst_rel)
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-                sources[rel] = _sha256_file(src)
-                prev = os.path.join(out, dst_rel)
-                if (old_sources.get(rel) == sources[rel] and dst_rel in reuse
-                        and os.path.exists(prev) and _sha256_file(prev) == reuse[dst_rel]):
-                    shutil.copyfile(prev, dst)
-                else:
-                    module = rel[:-3].replace("/__init__", "").replace("/", ".")
-                    r = subprocess.run(cross + list(MPY_FLAGS) + ["-o", dst, "-s", module, src],
-                                       cwd=ROOT, capture_output=True, text=True)
-                    if r.returncode:
-                        raise FlashError("mpy-cross %s failed: %s" % (rel, r.stderr.strip()))
-                files[dst_rel] = _sha256_file(dst)
+    for rel in shipped()[1]:
+        src = os.path.join(ROOT, rel)
+        if rel.endswith("__init__.py") and not _has_code(src):
+            continue  # MicroPython imports a package without it; each file costs heap
+        dst_rel = rel[:-3] + ".mpy"
+        dst = os.path.join(new_out, dst_rel)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        sources[rel] = _sha256_file(src)
+        prev = os.path.join(out, dst_rel)
+        if (old_sources.get(rel) == sources[rel] and dst_rel in reuse
+                and os.path.exists(prev) and _sha256_file(prev) == reuse[dst_rel]):
+            shutil.copyfile(prev, dst)
+        else:
+            module = rel[:-3].replace("/__init__", "").replace("/", ".")
+            r = subprocess.run(cross + list(MPY_FLAGS) + ["-o", dst, "-s", module, src],
+                               cwd=ROOT, capture_output=True, text=True)
+            if r.returncode:
+                raise FlashError("mpy-cross %s failed: %s" % (rel, r.stderr.strip()))
+        files[dst_rel] = _sha256_file(dst)
     for name, text in ((BOOT, _BOOT_PY), (MAIN, _MAIN_PY)):
         with open(os.path.join(new_out, name), "w") as f:
             f.write(text)

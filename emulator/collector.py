@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 
-from emulator.belt import WRAP, Belt, PROFILES
+from emulator.belt import PROFILES, WRAP, Belt
 from emulator.faultline import FaultLine, Faults
 
 _FAST_REGS = 25

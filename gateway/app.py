@@ -4,19 +4,19 @@
 # and offers the facade the CLI and the center's commands use.
 import gc
 
+from drivers.collector import Collector
 from gateway import FIRMWARE_VERSION, ondemand
-from gateway.health.alarms import Alarms
-from gateway.cli.port import CliPort
 from gateway.center.commands import Commands
+from gateway.center.uplink import Uplink
+from gateway.cli.port import CliPort
+from gateway.health.alarms import Alarms
 from gateway.health.diag import Diagnostics
 from gateway.health.identity import Identity
 from gateway.loop import Loop
 from gateway.measure.measurement import Measurement
 from gateway.store.recordlog import RecordLog
 from gateway.store.slots import Slots
-from gateway.center.uplink import Uplink
-from drivers.collector import Collector
-from hal.compat import const
+from hal.compat import const, mem_free
 
 # The commands the center may send (../shared/specs/center-station.md), each carried out
 # by the function of that name in gateway/control.py.
@@ -31,10 +31,10 @@ _HEAP_PER_RECORD = const(1536)
 
 
 def _upload_batch():
-    if not hasattr(gc, "mem_free"):
+    free = mem_free()
+    if free is None:
         return 256  # CPython: no heap to fit
-    gc.collect()
-    return max(8, min(256, gc.mem_free() // 4 // _HEAP_PER_RECORD))
+    return max(8, min(256, free // 4 // _HEAP_PER_RECORD))
 
 
 class Gateway:
@@ -51,7 +51,9 @@ class Gateway:
         self.params = self._params_in_force(cfg)
         p = self.params
         self.alarms = Alarms(clock, self.emit, set_do1=self._set_do1, params=p)
-        self.log = RecordLog(flash, budget_bytes=p["store.budget_mib"] << 20, alarm=self.alarms.set)
+        self.log = RecordLog(
+            flash, budget_bytes=p["store.budget_mib"] << 20, alarm=self.alarms.set
+        )
         self.collector = Collector(
             hw.collector_uart,
             clock,
@@ -64,11 +66,12 @@ class Gateway:
             capture_s=p["collector.capture_s"],
         )
         self.measurement = Measurement(p, clock, self.emit, self.alarms.set)
-        self.identity = Identity(self.alarms, Slots(flash, "identity"), clock, self.device_id, self.emit)
         handlers = {}
         for op in CENTER_OPS:
             handlers[op] = self._center_command(op)
-        self.commands = Commands(Slots(flash, "commands"), handlers, clock, ready=self._command_ready)
+        self.commands = Commands(
+            Slots(flash, "commands"), handlers, clock, ready=self._command_ready
+        )
         self.uplink = Uplink(
             hw.center_connect,
             self.device_id,
@@ -86,12 +89,16 @@ class Gateway:
             batch=_upload_batch(),
         )
         self.loop = Loop(clock, watchdog=hw.watchdog, slack_ms=self.collector.max_run_ms)
+        # The diagnosis owns the identity: it feeds it, starts it and keeps its state.
+        identity = Identity(
+            self.alarms, Slots(flash, "identity"), clock, self.device_id, self.emit
+        )
         self.diag = Diagnostics(
             self.alarms,
             p,
             clock,
             self.emit,
-            self.identity,
+            identity,
             link=self._link_stats,
             store=self.log.stats,
             uplink=self.uplink.stats,
@@ -182,7 +189,6 @@ class Gateway:
     def _on_sample(self, s):
         self.measurement.on_sample(s)
         self.diag.on_sample(s)
-        self.identity.on_config_counter(s.config_counter)
 
     def _on_capture(self, wave, rate_hz):
         self.last_capture = self.measurement.on_capture(wave, rate_hz)
@@ -388,7 +394,6 @@ class Gateway:
             },
         )
         self.alarms.start()
-        self.identity.start()
         self.diag.start()
         self.measurement.start()
         self.commands.start()

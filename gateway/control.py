@@ -9,6 +9,7 @@ from gateway import ondemand
 from gateway.center.commands import Busy, CommandError
 from gateway.errors import ConfigError
 
+
 def report(gw):
     """The gateway's state at a glance: rate, totals, running, vibration, links, alarms
     and the self-diagnosis summary."""

@@ -127,8 +127,8 @@ if MICROPYTHON:
 
     def _crc_table():
         # 256 u16 in one 512-byte array (a tuple of ints is 2 KB on a 64-bit port), made
-        # at import, while the heap is still whole: made at the first frame, it found no
-        # 2 KB left in one piece in a small fragmented heap.
+        # at import, while the heap is still whole: by the first frame a small heap may
+        # be too fragmented for it.
         t = array("H", bytes(512))
         for i in range(256):
             c = i

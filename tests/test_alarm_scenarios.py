@@ -182,7 +182,6 @@ class Scenario:
         self.loop.add(_IdentityRead(self), self.p["collector.identity_s"] * 1000, 500)
         self.loop.add(self.hog, 1000, 70)
         self.alarms.start()
-        self.identity.start()
         self.diag.start()
 
     def emit(self, rtype, fields):

@@ -1,9 +1,9 @@
-# The whole app (gateway.app.Gateway) on stand-in hardware (tests/appstandin.py).
+# The whole app (gateway.app.Gateway) on stand-in hardware (tests/harness/appstandin.py).
 # What the center's status and time_sync get from the wiring. The emulator-backed
 # end-to-end tests are tests/test_e2e_*.py (they run the app under MicroPython too).
 # CPython only: importing the whole app early in tests/mprun.py's single MicroPython heap
 # left too little contiguous room for test_center_link's 256 KiB frame.
-from tests.appstandin import standin_gateway
+from tests.harness.appstandin import standin_gateway
 
 
 def _gateway():

@@ -1,9 +1,9 @@
-# The center's commands through the whole app on stand-in hardware (tests/appstandin.py):
+# The center's commands through the whole app on stand-in hardware (tests/harness/appstandin.py):
 # each is carried out by gateway.control, loaded for the command and forgotten after.
 # CPython only, like tests/test_app_checkpoint.py.
 import sys
 
-from tests.appstandin import standin_gateway
+from tests.harness.appstandin import standin_gateway
 
 
 def _gateway():

@@ -3,6 +3,7 @@
 # The same sessions against the integrated gateway and the emulators: test_cli_e2e.py.
 import json
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -16,7 +17,9 @@ from hal.clock import Clock
 from hal.uart import open_uart
 from tests.core.fakegw import FakeGateway
 from tests.core.util import holds_secret
-from tests.ptyterm import PtyTerm
+from tests.harness.ptyterm import PtyTerm
+
+pytestmark = pytest.mark.realtime
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MICROPYTHON = os.path.join(os.path.dirname(sys.executable), "micropython")
@@ -128,7 +131,7 @@ def test_slow_typing_and_a_garbage_paste_do_not_hold_up_the_poll(rig):
     polls0 = rig.gw.polls
     rig.line("status", key_delay_s=0.25)  # 1.75 s of typing
     rig.expect(r"link     online")
-    rig.send(os.urandom(10240))
+    rig.send(random.Random(10240).randbytes(10240))
     rig.send(b"\x03")
     rig.line("help", KEY_S)
     rig.expect(r"commands \(reading is open; changes need login\):")

@@ -13,8 +13,10 @@ import pytest
 
 from gateway.cli import auth
 from tests.core.util import holds_secret
-from tests.e2esite import SPEED, Site
-from tests.ptyterm import PtyTerm
+from tests.harness.e2esite import SPEED, Site
+from tests.harness.ptyterm import PtyTerm
+
+pytestmark = pytest.mark.e2e
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEVICE_ID = 4711

@@ -69,7 +69,8 @@ def test_bad_arguments_and_unreadable_file_exit_2(tmp_path, interp):
 
 
 def test_every_config_key_is_documented():
-    # Rows are `name` under a heading that gives the section, e.g. "## Collector link (`collector.`)".
+    # Rows are `name` under a heading that gives the section, e.g.
+    # "## Collector link (`collector.`)".
     documented = set()
     prefix = ""
     with open(os.path.join(ROOT, "docs", "config.md")) as f:
@@ -85,6 +86,7 @@ def test_every_config_key_is_documented():
     assert documented - keys == set(), "documented, not in SCHEMA: %s" % sorted(documented - keys)
 
 
+@pytest.mark.e2e
 def test_make_run_demo_shows_live_values_and_exits_0(tmp_path):
     r = subprocess.run(
         [sys.executable, "-m", "emulator", "demo", "--seconds", "14", "--lines", "--dir",

@@ -4,6 +4,7 @@
 # running on micropython without the repository.
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -15,7 +16,8 @@ from tests.core.util import holds_secret
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 MICROPYTHON = os.path.join(BIN, "micropython")
-FAKE_MPREMOTE = "%s %s" % (sys.executable, os.path.join(ROOT, "tests", "fake_mpremote.py"))
+FAKE_MPREMOTE = "%s %s" % (
+    sys.executable, os.path.join(ROOT, "tests", "harness", "fake_mpremote.py"))
 PIN = "2468"
 SITE = {
     "device_id": 1, "key_file": "unused", "data_dir": "unused",
@@ -68,7 +70,7 @@ def _key(path):
     return open(path).read().strip()
 
 
-def test_build_compiles_the_core_and_lists_every_hash(fl, tmp_path):
+def test_build_compiles_what_the_manifest_ships_lists_every_hash_and_holds_no_fake(fl, tmp_path):
     out = tmp_path / "img"
     r = fl.run("build", "--out", str(out))
     assert r.returncode == 0, r.out
@@ -89,6 +91,46 @@ def test_build_compiles_the_core_and_lists_every_hash(fl, tmp_path):
     r = fl.run("build", "--out", str(out))
     assert r.returncode == 0, r.out
     assert json.loads((out / "manifest.json").read_text())["files"] == m["files"]
+    _holds_no_fake(out)
+
+
+def _holds_no_fake(image):
+    """The image is manifest.py's list, and every module in it is one the firmware
+    imports (from gateway.__main__, by import statements or ondemand's module names):
+    no fake, test helper or stand-in rides along."""
+    import flash
+
+    mods = {}
+    for rel in flash.shipped()[1]:
+        if not rel.endswith("__init__.py") or flash._has_code(os.path.join(ROOT, rel)):
+            with open(os.path.join(ROOT, rel)) as f:
+                mods[rel[:-3].replace("/__init__", "").replace("/", ".")] = f.read()
+    held = {str(p.relative_to(image))[:-4].replace("/__init__", "").replace("/", ".")
+            for p in image.rglob("*.mpy")}
+    assert held == set(mods)
+    # CPython's stand-ins (hal/pc.py) are imported by hal.compat on CPython only.
+    assert "hal.pc" not in held
+    seen = set()
+    todo = ["gateway.__main__"]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(_imports(mods[name]) & set(mods))
+    assert seen == held, "in the image, imported by nothing: %s" % sorted(held - seen)
+
+
+def _imports(src):
+    """The module names a source imports or names in a string (ondemand.call)."""
+    out = set()
+    for m in re.finditer(r"^[ \t]*from[ \t]+([\w.]+)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)",
+                         src, re.M):
+        out.add(m.group(1))
+        out.update(m.group(1) + "." + n for n in re.findall(r"\w+", m.group(2).split("#")[0]))
+    for m in re.finditer(r"^[ \t]*import[ \t]+([\w., ]+)", src, re.M):
+        out.update(n.split(" as ")[0].strip() for n in m.group(1).split(","))
+    out.update(re.findall(r"[\"']((?:gateway|hal|protocols|drivers)(?:\.\w+)+)[\"']", src))
+    return out
 
 
 def test_provision_a_virtual_board(fl, tmp_path):
@@ -280,11 +322,12 @@ def test_board_through_mpremote(fl, tmp_path):
     assert r.returncode != 0 and "failed to access /dev/nothing" in r.out
 
 
+@pytest.mark.e2e
 def test_the_gateway_runs_from_the_flashed_dir_on_micropython_against_the_emulators(fl, tmp_path):
     import time
 
-    from tests.e2esite import Site
-    from tests.ptyterm import PtyTerm
+    from tests.harness.e2esite import Site
+    from tests.harness.ptyterm import PtyTerm
 
     site = Site(tmp_path / "site")
     site.start()
@@ -324,8 +367,9 @@ def test_the_gateway_runs_from_the_flashed_dir_on_micropython_against_the_emulat
         term.close()
 
 
+@pytest.mark.realtime
 def test_tech_pins_are_asked_at_the_terminal_without_echo(fl, tmp_path):
-    from tests.ptyterm import PtyTerm
+    from tests.harness.ptyterm import PtyTerm
 
     term, path = PtyTerm.open(raw=False)
     slave = os.open(path, os.O_RDWR)

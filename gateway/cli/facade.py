@@ -1,7 +1,7 @@
 # What the technician CLI sees of the gateway: the facade gateway.cli.session calls (docs/cli.md),
 # built on the app's parts, so that the CLI's needs stay in one place and the CLI can be
 # tested against a double with the same methods. build_cli() makes the CLI job.
-from gateway.cli.auth import AuthError, Auth, load_accounts
+from gateway.cli.auth import Auth, AuthError, load_accounts
 from gateway.cli.session import Cli
 from hal.compat import const
 
@@ -38,7 +38,7 @@ class CliFacade:
 
     def identity(self):
         gw = self.gw
-        reg = gw.identity.registered() or {}
+        reg = gw.diag.identity.registered() or {}
         serials = reg.get("serials") or []
         out = {"device_id": gw.device_id, "collector": {}, "sensors": [], "registered": {}}
         if serials:
@@ -46,7 +46,7 @@ class CliFacade:
                                 "vendor_id": reg.get("vendor_id"), "model": reg.get("model")}
             out["sensors"] = serials[1:]
             out["registered"] = {"by": reg.get("by"), "t": reg.get("t")}
-        out["registered"]["swapped"] = gw.identity.report().get("swapped", 0)
+        out["registered"]["swapped"] = gw.diag.identity.report().get("swapped", 0)
         return out
 
     def alarms_active(self):

@@ -3,10 +3,8 @@
 # RAM) is loaded when the first byte arrives and unloaded once nobody is logged in,
 # nothing is under way and the terminal has been quiet for _UNLOAD_MS. What was typed
 # reaches the CLI unchanged; the terminal cannot tell it was away.
-import gc
-
 from gateway import FIRMWARE_VERSION, ondemand
-from hal.compat import const
+from hal.compat import const, mem_free
 
 _UNLOAD_MS = const(30000)
 _RETRY_MS = const(1000)  # pause after a stream error
@@ -18,10 +16,8 @@ _NO_MEMORY = const(b"\r\nerror: out of memory, the CLI is not loaded; try again\
 def _room():
     """Whether the heap has room for the CLI (~55 KB where its bytecode loads into RAM,
     with a margin for the gateway's own bursts); always on CPython."""
-    if not hasattr(gc, "mem_free"):
-        return True
-    gc.collect()
-    return gc.mem_free() >= _CLI_HEAP
+    free = mem_free()
+    return free is None or free >= _CLI_HEAP
 
 
 def banner(device_id):

@@ -6,6 +6,7 @@ import json
 
 # The schema (gateway.config) is loaded only to check a set: ondemand.call.
 from gateway import ondemand
+from gateway.calendar import civil_from_days, days_from_civil
 from gateway.cli.auth import AuthError, check_tech_id
 from gateway.errors import ConfigError
 from hal.compat import const
@@ -175,30 +176,6 @@ def _num(text, what, lo, hi, usage_of):
 def number(text, what, lo, hi):
     """A number lo..hi from text, or UsageError naming what was wanted."""
     return _num(text, what, lo, hi, None)
-
-
-def days_from_civil(y, m, d):
-    """Days since 1970-01-01 of a proleptic Gregorian date."""
-    if m <= 2:
-        y -= 1
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
-
-
-def civil_from_days(z):
-    z += 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = mp + 3 if mp < 10 else mp - 9
-    y = yoe + era * 400 + (1 if m <= 2 else 0)
-    return y, m, d
 
 
 _MONTH_DAYS = const((31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31))

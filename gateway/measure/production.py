@@ -6,25 +6,13 @@
 # into the interval and the periods using the wall clock, and closes what has ended.
 # Everything is an integer: grams, and converted grams x 1e6 (coefficient in ppm).
 # The production day starts at the first shift; months, quarters and years follow it.
+from gateway.calendar import civil_from_days
 from hal.compat import const
 
 _BLOCK_HZ = const(10)
 _STEP_S = const(2)  # a wall-clock jump larger than this against the ticks is a clock step
 _HISTORY_MAX = const(32)
 _KINDS = const(("shift", "day", "month", "quarter", "year"))
-
-
-def civil_from_days(days):
-    """(year, month, day) of a day number since 1970-01-01 (proleptic Gregorian)."""
-    z = days + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = mp + 3 if mp < 10 else mp - 9
-    return yoe + era * 400 + (1 if m <= 2 else 0), m, d
 
 
 def period_keys(t, utc_offset_min, shift_min):

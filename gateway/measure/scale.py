@@ -65,7 +65,9 @@ class Scale:
         self.unweighed_p = 0  # travel while the load could not be measured
         self.jumps = 0  # pulse-counter discontinuities not accounted for
         self.inhibit = False  # set by a zero or span calibration: nothing is totalized
-        self.entry_sink = None  # called (cp, dp, empty, bad) for each poll the gate decides
+        # Called (cp, d, cpw, dw, bad) for each poll the gate decides: its counts x pulses
+        # and pulses, the same summed over the window centred on it, whether it was bad.
+        self.entry_sink = None
         self._have = False
         self._seq = 0
         self._pulses = 0

@@ -27,8 +27,8 @@ class _Rig:
 
 
 def test_table_is_well_formed():
-    for code, spec in al.TABLE.items():
-        cls, level, kind, raise_ms, clear_ms, check = spec
+    for code in al.TABLE:
+        cls, level, kind, raise_ms, clear_ms, check = al.spec(code)
         assert cls in al.CLASSES, code
         assert level in ("F", "W"), code
         assert kind in (al.COND, al.EVENT, al.COND_DETAIL), code

@@ -7,7 +7,7 @@ from gateway.cli.session import Cli
 from gateway.loop import Loop
 from hal.clock import VirtualClock
 from tests.core.fakegw import FakeGateway
-from tests.core.util import SkipTest, holds_secret
+from tests.core.util import Rng, SkipTest, holds_secret
 
 PIN = "2468"
 
@@ -383,9 +383,7 @@ def test_overlong_line_and_garbage_are_refused_and_the_poll_keeps_time():
     out = t.read()
     assert "error: line too long (at most 200 characters); nothing done" in out
     assert len(out) < 400  # no echo beyond the cap
-    import random
-    rnd = random.getrandbits if hasattr(random, "getrandbits") else None
-    garbage = bytes((rnd(8) if rnd else (i * 7919) & 0xFF) for i in range(10240))
+    garbage = Rng(10240).bytes(10240)
     t.type(garbage, ms=3000)
     t.type("\x03")
     t.read()

@@ -5,7 +5,7 @@ from binascii import hexlify, unhexlify
 
 from hal.clock import VirtualClock
 from protocols import modbus_rtu as rtu
-from protocols import modbus_slave
+from tests.core import modbus_slave
 from tests.core.fakeline import FakeLine, RegisterSlave
 from tests.core.util import raises
 

