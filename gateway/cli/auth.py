@@ -12,6 +12,7 @@
 import json
 from binascii import hexlify, unhexlify
 
+from gateway.errors import UserError
 from hal import crypto
 from hal.compat import const
 
@@ -26,7 +27,7 @@ _ID_CHARS = const("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345678
 _DUMMY_SALT = bytes(_SALT_LEN)
 
 
-class AuthError(Exception):
+class AuthError(UserError):
     pass
 
 

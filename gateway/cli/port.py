@@ -1,6 +1,6 @@
-# The technician's port, watched by a small resident job. The CLI itself (gateway.cli.session,
-# cliparse, clifacade, auth: ~55 KB of heap on the unix port, where bytecode lives in
-# RAM) is loaded when the first byte arrives and unloaded once nobody is logged in,
+# The technician's port, watched by a small resident job. The CLI itself (gateway.cli's
+# session, terminal, commands, syntax, auth and gateway.control: ~55 KB of heap on the
+# unix port, where bytecode lives in RAM) is loaded when the first byte arrives and unloaded once nobody is logged in,
 # nothing is under way and the terminal has been quiet for _UNLOAD_MS. What was typed
 # reaches the CLI unchanged; the terminal cannot tell it was away.
 import gc
@@ -74,16 +74,16 @@ class CliPort:
             if cli.at_rest(now_ms, _UNLOAD_MS):
                 self._unload(now_ms)
             return
-        c = self.clock
+        clock = self.clock
         if self._retry_at is not None:
-            if c.ticks_diff(now_ms, self._retry_at) < 0:
+            if clock.ticks_diff(now_ms, self._retry_at) < 0:
                 return
             self._retry_at = None
         try:
             n = self.stream.readinto(self._rx, 0)
         except OSError:  # UartError: the terminal went away; try again later
             self.errors += 1
-            self._retry_at = c.ticks_add(now_ms, _RETRY_MS)
+            self._retry_at = clock.ticks_add(now_ms, _RETRY_MS)
             return
         if n:
             self._load(bytes(self._rx[:n]), now_ms)

@@ -7,7 +7,7 @@ import json
 # The schema (gateway.config) is loaded only to check a set: ondemand.call.
 from gateway import ondemand
 from gateway.cli.auth import AuthError, check_tech_id
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, UserError
 from hal.compat import const
 
 MAX_LINE = 200
@@ -68,7 +68,7 @@ _USAGE["alarms ack"] = "alarms ack CODE"
 _USAGE["coef set"] = "coef set VALUE [at TIME], TIME as " + TIME_FORMS
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     def __init__(self, reason, usage_of=None):
         super().__init__(reason)
         self.reason = reason
@@ -109,6 +109,42 @@ def help_text(name=None):
 def _short(s):
     s = repr(s)
     return s if len(s) <= 24 else s[:20] + "...'"
+
+
+# -- values as shown ---------------------------------------------------------------------
+
+
+def fmt(v):
+    """A parameter's or a figure's value, in the form `set` takes."""
+    if isinstance(v, float):
+        return "%.7g" % v
+    if isinstance(v, (list, dict, bool)) or v is None:
+        return json.dumps(v)
+    return str(v)
+
+
+def fmt_number(v, form):
+    """v % form, or ? when v is not a number."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return form % v
+    return "?"
+
+
+def fmt_t(kg):
+    """A mass in kg (or {name: kg}) as t."""
+    if isinstance(kg, dict):
+        return ", ".join("%s %s" % (k, fmt_t(kg[k])) for k in sorted(kg))
+    if isinstance(kg, (int, float)) and not isinstance(kg, bool):
+        return "%.3f t" % (kg / 1000)
+    return fmt(kg)
+
+
+def pairs(d, skip=()):
+    return ", ".join("%s=%s" % (k, fmt(d[k])) for k in sorted(d) if k not in skip)
+
+
+def clip(text, n):
+    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 # -- tokens ----------------------------------------------------------------------------
@@ -279,10 +315,10 @@ def format_time(t, utc_offset_min):
 
 
 def _range(text, usage_of):
-    a, sep, b = text.partition("..")
-    if not a:
+    lo, sep, hi = text.partition("..")
+    if not lo:
         raise UsageError("give a range FROM..TO", usage_of)
-    return a, (b if sep and b else None)
+    return lo, (hi if sep and hi else None)
 
 
 # -- commands --------------------------------------------------------------------------

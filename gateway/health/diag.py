@@ -100,7 +100,7 @@ class Diagnostics:
         self._mem_free = mem_free
         self._reset_cause = reset_cause
         self._bad = {}  # hysteresis latches, by code
-        self.apply(params)
+        self.apply_params(params)
         # per-period sample aggregates (reset every run)
         self._n = 0
         self._status_or = 0
@@ -172,7 +172,7 @@ class Diagnostics:
         self._diag_ms = 0
         self.uptime_ms = 0
 
-    def apply(self, params):
+    def apply_params(self, params):
         self.p = params
         self._empty_pct = params.get("scale.autozero_band_pct", 2.0)
 

@@ -1,12 +1,12 @@
 # The CLI job driven keystroke by keystroke through an in-memory stream, in simulated
-# time, against the fake facade, in the real loop next to a 10 Hz job.
+# time, against the fake Control, in the real loop next to a 10 Hz job.
 import json
 
 from gateway.cli import auth
 from gateway.cli.session import Cli
 from gateway.loop import Loop
 from hal.clock import VirtualClock
-from tests.core.fakegw import FakeGateway
+from tests.core.fakecontrol import FakeControl
 from tests.core.util import SkipTest, holds_secret
 
 PIN = "2468"
@@ -53,12 +53,12 @@ def _accounts():
 class Term:
     def __init__(self):
         self.clock = VirtualClock()
-        self.gw = FakeGateway(self.clock)
+        self.control = FakeControl(self.clock)
         self.stream = FakeStream()
         self.auth = auth.Auth(_accounts(), self.clock)
-        self.cli = Cli(self.gw, self.stream, self.auth, self.clock)
+        self.cli = Cli(self.control, self.stream, self.auth, self.clock)
         self.loop = Loop(self.clock)
-        self.loop.add(self.gw, 100)
+        self.loop.add(self.control, 100)
         self.loop.add(self.cli, 20)
         self.cli.start()
         self.seen = 0
@@ -119,8 +119,8 @@ def test_changes_need_login():
                  "output 1 on", "register"):
         out = t.cmd(line)
         assert "needs a technician login; usage: login [ID]" in out, out
-    assert t.gw.params()["scale.damping_s"] == 3.0
-    assert t.gw.records_list == []
+    assert t.control.params()["scale.damping_s"] == 3.0
+    assert t.control.records_list == []
 
 
 def test_login_pin_not_echoed_nor_recorded_and_prompt_shows_technician():
@@ -129,11 +129,11 @@ def test_login_pin_not_echoed_nor_recorded_and_prompt_shows_technician():
     out = t.cmd(PIN)
     assert PIN not in out
     assert "logged in as 1001 (Zhang)" in out and out.endswith("gw:1001> ")
-    assert t.gw.events("login")[0]["detail"] == {"who": "tech:1001"}
-    assert not holds_secret(PIN, t.gw.records_list)
+    assert t.control.events("login")[0]["detail"] == {"who": "tech:1001"}
+    assert not holds_secret(PIN, t.control.records_list)
     out = t.cmd("logout")
     assert "logged out" in out and out.endswith("gw> ")
-    assert t.gw.events("logout")[0]["detail"]["who"] == "tech:1001"
+    assert t.control.events("logout")[0]["detail"]["who"] == "tech:1001"
 
 
 def test_login_asks_for_the_id_when_not_given():
@@ -153,12 +153,12 @@ def test_set_shows_old_and_new_and_applies_only_on_yes():
     assert "please answer yes or no" in out and out.endswith("confirm? (yes/no) ")
     out = t.cmd("no")
     assert "not applied" in out
-    assert t.gw.params()["scale.damping_s"] == 3.0
+    assert t.control.params()["scale.damping_s"] == 3.0
     t.cmd("set scale.damping_s 5")
     out = t.cmd("yes")
     assert "applied scale.damping_s: 3 -> 5" in out
-    assert t.gw.params()["scale.damping_s"] == 5.0
-    ev = t.gw.events("param_changed")[-1]
+    assert t.control.params()["scale.damping_s"] == 5.0
+    ev = t.control.events("param_changed")[-1]
     assert ev["detail"]["by"] == "tech:1001"
     assert "param_changed" in t.cmd("alarms")
 
@@ -169,8 +169,8 @@ def test_set_rejects_a_bad_set_whole():
     out = t.cmd("set scale.damping_s 5 scale.material_factor 9")
     assert "error: scale.material_factor: 9 is out of range" in out
     assert "usage: set KEY VALUE" in out
-    assert t.gw.params()["scale.damping_s"] == 3.0
-    assert t.gw.events("param_changed") == []
+    assert t.control.params()["scale.damping_s"] == 3.0
+    assert t.control.events("param_changed") == []
 
 
 def test_full_zero_calibration_with_progress_in_revolutions():
@@ -184,13 +184,13 @@ def test_full_zero_calibration_with_progress_in_revolutions():
     assert "\r[####################] 3.00/3 rev" in out
     assert "scale.zero_counts: 1000 -> 1100" in out
     assert out.endswith("confirm? (yes/no) ")
-    assert t.gw.params()["scale.zero_counts"] == 1000  # nothing before the confirmation
+    assert t.control.params()["scale.zero_counts"] == 1000  # nothing before the confirmation
     out = t.cmd("yes")
     assert "applied scale.zero_counts: 1000 -> 1100" in out
-    assert t.gw.params()["scale.zero_counts"] == 1100
-    assert t.gw.events("cal_started")[0]["detail"] == {"kind": "zero", "by": "tech:1001"}
-    assert t.gw.events("cal_zero")[0]["detail"]["technician"] == "tech:1001"
-    assert t.gw.polls >= 70 and t.gw.max_gap_ms <= 100
+    assert t.control.params()["scale.zero_counts"] == 1100
+    assert t.control.events("cal_started")[0]["detail"] == {"kind": "zero", "by": "tech:1001"}
+    assert t.control.events("cal_zero")[0]["detail"]["technician"] == "tech:1001"
+    assert t.control.polls >= 70 and t.control.max_gap_ms <= 100
 
 
 def test_progress_bar_is_redrawn_at_most_four_times_a_second():
@@ -204,7 +204,7 @@ def test_progress_bar_is_redrawn_at_most_four_times_a_second():
 
 def test_out_of_limit_zero_is_refused_unless_forced():
     t = Term()
-    t.gw.zero_true = 2000
+    t.control.zero_true = 2000
     t.login()
     t.cmd("cal zero 1")
     t.run(3000)
@@ -213,16 +213,16 @@ def test_out_of_limit_zero_is_refused_unless_forced():
     assert out.endswith("apply? (yes/no/force) ")
     out = t.cmd("yes")
     assert "refused: " in out and out.endswith("apply? (yes/no/force) ")
-    assert t.gw.params()["scale.zero_counts"] == 1000
-    assert t.gw.events("cal_refused")[0]["detail"]["technician"] == "tech:1001"
+    assert t.control.params()["scale.zero_counts"] == 1000
+    assert t.control.events("cal_refused")[0]["detail"]["technician"] == "tech:1001"
     out = t.cmd("no")
     assert "cancelled; nothing changed" in out
-    assert t.gw.params()["scale.zero_counts"] == 1000
+    assert t.control.params()["scale.zero_counts"] == 1000
     t.cmd("cal zero 1")
     t.run(3000)
     out = t.cmd("force")
     assert "applied scale.zero_counts: 1000 -> 2000" in out
-    assert t.gw.events("cal_zero")[0]["detail"]["forced"] is True
+    assert t.control.events("cal_zero")[0]["detail"]["forced"] is True
 
 
 def test_ctrl_c_cancels_a_running_calibration():
@@ -231,18 +231,18 @@ def test_ctrl_c_cancels_a_running_calibration():
     t.cmd("cal zero 5")
     out = t.cmd("\x03")
     assert "zero calibration cancelled; nothing changed" in out and out.endswith("gw:1001> ")
-    assert t.gw.cal.state == "idle"
-    assert t.gw.events("cal_aborted")[0]["detail"] == {"kind": "zero", "by": "tech:1001"}
+    assert t.control.cal.state == "idle"
+    assert t.control.events("cal_aborted")[0]["detail"] == {"kind": "zero", "by": "tech:1001"}
     t.cmd("cal zero 5")
     assert "cancelled" in t.cmd("cancel")
-    assert t.gw.params()["scale.zero_counts"] == 1000
+    assert t.control.params()["scale.zero_counts"] == 1000
 
 
 def test_calibration_failure_changes_nothing():
     t = Term()
     t.login()
     t.cmd("cal zero 2")
-    t.gw.running = False
+    t.control.running = False
     t.run(5000)
     out = t.read()
     assert "zero calibration failed: belt stopped; nothing changed" in out
@@ -258,17 +258,17 @@ def test_material_test_changes_material_factor_and_records_it():
     out = t.cmd("abc")
     assert "error: the mass in t must be a number" in out
     out = t.cmd("0.300")
-    measured = t.gw.cal.measured_kg / 1000
+    measured = t.control.cal.measured_kg / 1000
     assert "scale.material_factor: 1 -> %.7g" % (0.3 / measured) in out
     assert out.endswith("confirm? (yes/no) ")
-    assert t.gw.params()["scale.material_factor"] == 1.0
+    assert t.control.params()["scale.material_factor"] == 1.0
     out = t.cmd("yes")
     assert "applied scale.material_factor: 1 -> " in out
-    assert abs(t.gw.params()["scale.material_factor"] - 0.3 / measured) < 1e-9
-    ev = t.gw.events("param_changed")[-1]
+    assert abs(t.control.params()["scale.material_factor"] - 0.3 / measured) < 1e-9
+    ev = t.control.events("param_changed")[-1]
     assert ev["detail"]["by"] == "tech:1001"
     assert ev["detail"]["changes"]["scale.material_factor"][0] == 1.0
-    assert t.gw.events("cal_material")[0]["detail"]["technician"] == "tech:1001"
+    assert t.control.events("cal_material")[0]["detail"]["technician"] == "tech:1001"
 
 
 def test_a_result_outside_the_parameter_range_is_not_applied():
@@ -280,7 +280,7 @@ def test_a_result_outside_the_parameter_range_is_not_applied():
     assert "error: calibration result rejected: scale.material_factor:" in out
     assert "out of range" in out and "force" not in out
     assert "cancelled; nothing changed" in out and out.endswith("gw:1001> ")
-    assert t.gw.params()["scale.material_factor"] == 1.0
+    assert t.control.params()["scale.material_factor"] == 1.0
 
 
 def test_speed_by_marked_distance_takes_enter_at_each_mark():
@@ -289,13 +289,13 @@ def test_speed_by_marked_distance_takes_enter_at_each_mark():
     out = t.cmd("cal speed distance 50")
     assert "press Enter when the belt mark passes the start point" in out
     out = t.cmd("", ms=500)
-    assert t.gw.cal.marks == 1 and t.gw.cal.state == "running"
+    assert t.control.cal.marks == 1 and t.control.cal.state == "running"
     assert "marks 1" in out
     out = t.cmd("", ms=500)
-    assert t.gw.cal.marks == 2
+    assert t.control.cal.marks == 2
     assert "scale.pulses_per_m: 100 -> 99" in out
     t.cmd("yes")
-    assert t.gw.params()["scale.pulses_per_m"] == 99.0
+    assert t.control.params()["scale.pulses_per_m"] == 99.0
 
 
 def test_speed_by_belt_revolutions_takes_one_mark_more_than_revolutions():
@@ -305,7 +305,7 @@ def test_speed_by_belt_revolutions_takes_one_mark_more_than_revolutions():
     assert "now and after each of 2 revolutions" in out
     for i in range(2):
         t.cmd("", ms=2000)
-        assert t.gw.cal.state == "running"
+        assert t.control.cal.state == "running"
     out = t.cmd("", ms=500)
     assert "scale.pulses_per_m: 100 -> 99" in out and out.endswith("confirm? (yes/no) ")
     assert "applied scale.pulses_per_m: 100 -> 99" in t.cmd("yes")
@@ -318,11 +318,11 @@ def test_linearization_test_and_points():
     out = t.cmd("0.3")
     assert "scale.linearization: [] -> [[80" in out
     t.cmd("yes")
-    assert t.gw.params()["scale.linearization"][0][0] == 80.0
+    assert t.control.params()["scale.linearization"][0][0] == 80.0
     out = t.cmd("cal lin 20:0.5 60:-0.25", ms=500)
     assert "scale.linearization: [[80.0, " in out and "-> [[20.0, 0.5], [60.0, -0.25]]" in out
     t.cmd("yes")
-    assert t.gw.params()["scale.linearization"] == [[20.0, 0.5], [60.0, -0.25]]
+    assert t.control.params()["scale.linearization"] == [[20.0, 0.5], [60.0, -0.25]]
 
 
 def test_lockout_after_five_failures():
@@ -331,7 +331,7 @@ def test_lockout_after_five_failures():
         t.cmd("login 1001")
         out = t.cmd("0000")
     assert "login locked for 300 s" in out
-    assert len(t.gw.events("login_failed")) == 5 and t.gw.events("login_locked")
+    assert len(t.control.events("login_failed")) == 5 and t.control.events("login_locked")
     out = t.cmd("login 1001")
     assert "error: login locked for 300 s" in out
     t.run(301 * 1000)
@@ -357,7 +357,7 @@ def test_idle_logout():
     t.run(2000)
     out = t.read()
     assert "logged out: idle for 60 s" in out and out.endswith("gw> ")
-    assert t.gw.events("logout")[0]["detail"] == {"who": "tech:1001", "reason": "idle"}
+    assert t.control.events("logout")[0]["detail"] == {"who": "tech:1001", "reason": "idle"}
     assert "needs a technician login" in t.cmd("set scale.damping_s 5")
 
 
@@ -389,7 +389,7 @@ def test_overlong_line_and_garbage_are_refused_and_the_poll_keeps_time():
     t.type(garbage, ms=3000)
     t.type("\x03")
     t.read()
-    assert t.gw.max_gap_ms <= 100
+    assert t.control.max_gap_ms <= 100
     out = t.cmd("status")
     assert "rate" in out and "link     online" in out
 
@@ -402,7 +402,7 @@ def test_records_and_log():
     out = t.cmd("log")
     assert "login" in out and "param_changed" in out and "tech:1001" in out
     for i in range(30):
-        t.gw.emit("prod", {"mass_kg": i})
+        t.control.emit("prod", {"mass_kg": i})
     out = t.cmd("records seq 1..25")
     assert out.count("\r\n#") == 20 and "more: records seq 21..25" in out
     out = t.cmd("records seq 21..25")
@@ -418,24 +418,24 @@ def test_coef_time_and_output_changes():
     out = t.cmd("coef set 0.92 at 2026-02-01T00:00")
     assert "coef: 0.95 -> 0.92, effective 2026-02-01 00:00:00 +08:00" in out
     t.cmd("yes")
-    assert t.gw.coef()["value"] == 0.92
-    assert t.gw.events("coef_set")[0]["detail"]["by"] == "tech:1001"
+    assert t.control.coef()["value"] == 0.92
+    assert t.control.events("coef_set")[0]["detail"]["by"] == "tech:1001"
     t.cmd("coef set 3")
     out = t.cmd("yes")
     assert "error: coef must be 0.5..1.0; usage: coef set VALUE" in out
-    assert t.gw.coef()["value"] == 0.92
+    assert t.control.coef()["value"] == 0.92
     out = t.cmd("time set 2026-03-01T12:00")
     assert "-> 2026-03-01 12:00:00 +08:00" in out
     t.cmd("yes")
-    assert abs(t.gw.time() - 1772337600) < 5
-    assert t.gw.events("time_set")[0]["detail"]["by"] == "tech:1001"
+    assert abs(t.control.time() - 1772337600) < 5
+    assert t.control.events("time_set")[0]["detail"]["by"] == "tech:1001"
     t.cmd("output 2 on")
     t.cmd("yes")
-    assert t.gw.outputs == {2: True}
+    assert t.control.outputs == {2: True}
     out = t.cmd("register")
     assert "registered now: collector SC-0001" in out
     assert "registered; device_swap cleared" in t.cmd("yes")
-    assert t.gw.registered_by == "tech:1001"
+    assert t.control.registered_by == "tech:1001"
 
 
 def test_an_idle_run_does_not_allocate():
@@ -467,9 +467,9 @@ def test_input_typed_ahead_waits_for_the_pin_check_and_keeps_its_order():
 
 def test_alarm_ack_needs_a_login_and_is_recorded():
     t = Term()
-    t.gw.alarms["clock_stepped"] = {"code": "clock_stepped", "since": 0, "detail": "+60 s"}
+    t.control.alarms["clock_stepped"] = {"code": "clock_stepped", "since": 0, "detail": "+60 s"}
     assert "needs a technician login" in t.cmd("alarms ack clock_stepped")
     t.login()
     assert "clock_stepped acknowledged" in t.cmd("alarms ack clock_stepped")
-    assert t.gw.events("alarm_ack")[0]["detail"] == {"by": "tech:1001", "alarm": "clock_stepped"}
+    assert t.control.events("alarm_ack")[0]["detail"] == {"by": "tech:1001", "alarm": "clock_stepped"}
     assert "clock_stepped is not active" in t.cmd("alarms ack clock_stepped")

@@ -8,23 +8,24 @@ from gateway.cli import auth
 from gateway.cli.port import CliPort
 from gateway.loop import Loop
 from hal.clock import VirtualClock
-from tests.core.fakegw import FakeGateway
+from tests.core.fakecontrol import FakeControl
 from tests.core.test_cli_session import PIN, FakeStream, _accounts
 from tests.core.util import SkipTest
 
-_CLI_MODULES = ("gateway.cli.session", "gateway.cli.syntax", "gateway.cli.facade")
+_CLI_MODULES = ("gateway.cli.session", "gateway.cli.syntax", "gateway.cli.terminal",
+                "gateway.cli.commands", "gateway.control")
 
 
 class Port:
     def __init__(self, state=None):
         self.clock = VirtualClock()
-        self.gw = FakeGateway(self.clock)
+        self.control = FakeControl(self.clock)
         self.stream = FakeStream()
         self.port = CliPort(self.stream, self.clock, 4242, self._make)
         if state is not None:
             self.port.restore(state)
         self.loop = Loop(self.clock)
-        self.loop.add(self.gw, 100)
+        self.loop.add(self.control, 100)
         self.loop.add(self.port, 20)
         self.port.start()
         self.seen = 0
@@ -32,7 +33,7 @@ class Port:
     def _make(self):
         from gateway.cli.session import Cli
 
-        return Cli(self.gw, self.stream, auth.Auth(_accounts(), self.clock), self.clock)
+        return Cli(self.control, self.stream, auth.Auth(_accounts(), self.clock), self.clock)
 
     def read(self):
         text = bytes(self.stream.out[self.seen:]).decode()
@@ -100,7 +101,7 @@ def test_a_session_keeps_the_cli_until_logout_and_quiet():
         assert "logged out" in t.cmd("logout")
         t.loop.run(31 * 1000)
         assert t.port.cli is None and not _cli_loaded()
-        assert [e["detail"]["who"] for e in t.gw.events("logout")] == ["tech:1001"]
+        assert [e["detail"]["who"] for e in t.control.events("logout")] == ["tech:1001"]
 
 
 def test_failures_and_lockout_survive_unloading():

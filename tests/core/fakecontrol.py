@@ -1,6 +1,6 @@
-# A stand-in for the CLI facade of gateway.app.Gateway (the methods the CLI calls, with
-# the agreed semantics) and for the calibration procedures (in their own words), for the
-# CLI tests on both interpreters. It is also a 10 Hz loop
+# A stand-in for gateway.control.Control (the methods the CLI calls, with the agreed
+# semantics) and for the calibration procedures (in their own words), for the CLI tests
+# on both interpreters. It is also a 10 Hz loop
 # job that turns the belt, so calibrations progress in belt revolutions as time passes,
 # and that records how late each of its polls ran.
 from gateway import config
@@ -147,7 +147,7 @@ class FakeCalibrator:
         return changes
 
 
-class FakeGateway:
+class FakeControl:
     name = "measure"
 
     def __init__(self, clock, speed_mps=25.0):
@@ -183,7 +183,7 @@ class FakeGateway:
         self._last_poll = now_ms
         self.polls += 1
 
-    # facade
+    # Control
     def params(self):
         return dict(self._params)
 
@@ -258,7 +258,7 @@ class FakeGateway:
 
     def set_coef(self, value, effective_t, who):
         if not 0.5 <= value <= 1.0:
-            raise ValueError("coef must be 0.5..1.0")
+            raise ConfigError("coef must be 0.5..1.0")
         self.coef_history.append([effective_t, value])
         self.coef_value, self.coef_since = value, effective_t
         self.emit("event", {"code": "coef_set", "detail": {"by": who, "value": value,

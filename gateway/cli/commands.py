@@ -1,0 +1,261 @@
+# The CLI's commands: one handler per command of gateway/cli/syntax.py, do_<name>(args)
+# with the arguments checked by syntax.parse. Reading answers at once; a change is shown
+# old -> new and applied on `yes` (Cli.confirm). Everything goes through the Control.
+import json
+
+from gateway import FIRMWARE_VERSION, ondemand
+from gateway.cli import syntax
+from gateway.cli.syntax import fmt, fmt_number, fmt_t, pairs
+from hal.compat import const
+
+_PAGE = const(20)  # records per page
+_RECORD_CHARS = const(300)
+_RECENT_S = const(300)
+_PERIODS = const(("interval", "shift", "day", "month", "year"))
+
+
+class Commands:
+    def __init__(self, cli):
+        self.cli = cli
+        self.control = cli.control
+
+    def _say(self, text):
+        self.cli.say(text)
+
+    def _time(self, t):
+        return syntax.format_time(t, self.cli.utc_offset_min)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def do_help(self, args):
+        self.cli.say_lines(syntax.help_text(args["cmd"]))
+
+    def do_status(self, args):
+        s = self.control.status()
+        link = s.get("link") or {}
+        up = s.get("uplink") or {}
+        alarms = s.get("alarms") or []
+        self.cli.say_lines([
+            "time     %s" % self._time(s.get("time", self.control.time())),
+            "running  %s" % ("yes" if s.get("running") else "no"),
+            "rate     %s t/h" % fmt_number(s.get("rate_tph"), "%.1f"),
+            "speed    %s m/s" % fmt_number(s.get("speed_mps"), "%.2f"),
+            "load     %s kg/m" % fmt_number(s.get("load_kgpm"), "%.2f"),
+            "total    %s" % fmt_t(s.get("total_kg", 0)),
+            "totals   %s" % (fmt_t(s["totals"]) if s.get("totals") else "none yet"),
+            "link     %s %s" % (link.get("state", "?"), pairs(link, ("state",))),
+            "uplink   %s %s" % (up.get("state", "?"), pairs(up, ("state",))),
+            "alarms   %s" % (", ".join(str(a) for a in alarms) if alarms else "none"),
+        ])
+
+    def do_show(self, args):
+        what = args["what"]
+        if what == "params":
+            self._show_params(args["prefix"])
+        elif what == "calibration":
+            p = self.control.params()
+            for k in sorted(p):
+                if k.startswith("scale."):
+                    self._say("%s = %s" % (k, fmt(p[k])))
+            coef = self.control.coef()
+            self._say("coef = %s since %s" % (fmt(coef.get("value")),
+                                              self.cli.when(coef.get("since"))))
+        elif what == "identity":
+            self._show_identity()
+        else:
+            s = self.control.status()
+            self._say("total     %s" % fmt_t(s.get("total_kg", 0)))
+            totals = s.get("totals") or {}
+            for period in _PERIODS:
+                if period in totals:
+                    self._say("%-9s %s" % (period, fmt_t(totals[period])))
+
+    def _show_params(self, prefix):
+        p = self.control.params()
+        keys = [k for k in sorted(p) if k.startswith(prefix)]
+        if not keys:
+            self._say("no parameter starts with %s" % prefix)
+        settable = ondemand.call("gateway.config", "settable_keys")  # the schema for this only
+        for k in keys:
+            self._say("%s %s = %s" % ("*" if k in settable else " ", k, fmt(p[k])))
+        self._say("(* can be set at run time)")
+
+    def _show_identity(self):
+        ident = self.control.identity()
+        self._say("device_id  %s" % ident.get("device_id"))
+        self._say("firmware   %s" % FIRMWARE_VERSION)
+        col = ident.get("collector") or {}
+        self._say("collector  %s" % (pairs(col) if isinstance(col, dict) else fmt(col)))
+        for i, sensor in enumerate(ident.get("sensors") or []):
+            text = pairs(sensor) if isinstance(sensor, dict) else fmt(sensor)
+            self._say("sensor %d   %s" % (i + 1, text))
+        reg = ident.get("registered")
+        if reg:
+            self._say("registered %s" % (pairs(reg) if isinstance(reg, dict) else fmt(reg)))
+
+    def do_coef(self, args):
+        coef = self.control.coef()
+        self._say("coef %s, effective since %s"
+                  % (fmt(coef.get("value")), self.cli.when(coef.get("since"))))
+        hist = coef.get("history") or []
+        if hist:
+            self._say("history (effective time, value):")
+            for item in hist[-10:]:
+                self._say("  %s  %s" % (self.cli.when(item[0]), fmt(item[1])))
+
+    def do_alarms(self, args):
+        active = self.control.alarms_active()
+        if not active:
+            self._say("no active alarms")
+        for a in active:
+            self._say("%-20s since %s  %s" % (a.get("code"), self.cli.when(a.get("since")),
+                                               fmt(a.get("detail", ""))))
+
+    def do_diag(self, args):
+        rep = self.control.diag_report()
+        for check in rep.get("checks") or []:
+            fig = check.get("figures")
+            fig = pairs(fig) if isinstance(fig, dict) else fmt(fig if fig is not None else "")
+            self._say("%-20s %-6s %s" % (check.get("name"), check.get("result"), fig))
+        summary = rep.get("summary")
+        if summary:
+            self._say("summary: %s" % (pairs(summary) if isinstance(summary, dict)
+                                       else fmt(summary)))
+
+    def do_log(self, args):
+        events = self.control.maintenance_log(args["n"])
+        if not events:
+            self._say("no maintenance events")
+        for r in events:
+            self._say(self._record_line(r))
+
+    def _record_line(self, r):
+        rest = {}
+        for k in r:
+            if k not in ("seq", "t", "type"):
+                rest[k] = r[k]
+        head = "#%s %s %s " % (r.get("seq"), self.cli.when(r.get("t")), r.get("type"))
+        return syntax.clip(head + json.dumps(rest), _RECORD_CHARS)
+
+    def do_records(self, args):
+        mode = args["mode"]
+        last = None
+        if mode == "seq":
+            last = args["to"]
+            n = _PAGE if last is None else min(_PAGE, last - args["from"] + 1)
+            recs = self.control.records(args["from"], n)
+            recs = [r for r in recs if last is None or r.get("seq", 0) <= last]
+        else:
+            if mode == "recent":
+                t1 = self.control.time()
+                t0 = t1 - _RECENT_S
+            else:
+                t0, t1 = args["t0"], args["t1"]
+            recs = self.control.records_time(t0, t1, _PAGE)
+        if not recs:
+            self._say("no records")
+            return
+        for r in recs:
+            self._say(self._record_line(r))
+        top = recs[-1].get("seq", 0)
+        if len(recs) >= _PAGE and (last is None or top < last):
+            more = "records seq %d..%s" % (top + 1, "" if last is None else last)
+            if mode != "seq":
+                more += "  (up to %s)" % self.cli.when(t1)
+            self._say("more: " + more)
+
+    def do_time(self, args):
+        t = self.control.time()
+        tz = self.cli.utc_offset_min
+        self._say("%s (unix %d, UTC%+.1f h)" % (self._time(t), int(t), tz / 60))
+
+    # -- changing (the CLI has checked the login) --------------------------------------
+
+    def do_set(self, args):
+        changes = args["changes"]
+        params = self.control.params()
+        lines = []
+        for k in sorted(changes):
+            lines.append("%s: %s -> %s" % (k, fmt(params.get(k)), fmt(changes[k])))
+        who = self.cli.auth.who
+
+        def apply():
+            self.say_applied(self.control.set_params(changes, who))
+            self.cli.apply_params(self.control.params())
+
+        self.cli.confirm(lines, apply, "set")
+
+    def say_applied(self, done):
+        """What set_params reports: {key: [old, new]}."""
+        if not done:
+            self._say("nothing changed (already in force)")
+            return
+        for k in sorted(done):
+            self._say("applied %s: %s -> %s" % (k, fmt(done[k][0]), fmt(done[k][1])))
+
+    def do_coef_set(self, args):
+        value = args["value"]
+        effective = args["effective_t"]
+        if effective is None:
+            effective = int(self.control.time())
+        old = self.control.coef().get("value")
+        who = self.cli.auth.who
+        change = "%s -> %s, effective %s" % (fmt(old), fmt(value), self.cli.when(effective))
+
+        def apply():
+            self.control.set_coef(value, effective, who)
+            self._say("applied coef " + change)
+
+        self.cli.confirm(["coef: " + change], apply, "coef set")
+
+    def do_alarms_ack(self, args):
+        code = args["code"]
+        if self.control.ack_alarm(code, self.cli.auth.who):
+            self._say("%s acknowledged" % code)
+        else:
+            self._say("%s is not active; nothing changed" % code)
+
+    def do_time_set(self, args):
+        new = args["t"]
+        old = self.control.time()
+        who = self.cli.auth.who
+
+        def apply():
+            self.control.set_time(new, who)
+            self._say("clock set to %s" % self._time(new))
+
+        self.cli.confirm(["clock: %s -> %s (step %+d s)" % (self._time(old), self._time(new),
+                                                            int(new - old))], apply, "time set")
+
+    def do_output(self, args):
+        do, on = args["do"], args["on"]
+        state = "on" if on else "off"
+        who = self.cli.auth.who
+
+        def apply():
+            self.control.set_output(do, on, who)
+            self._say("output %d %s" % (do, state))
+
+        self.cli.confirm(["switch output %d -> %s" % (do, state)], apply, "output")
+
+    def do_register(self, args):
+        ident = self.control.identity()
+        who = self.cli.auth.who
+
+        def apply():
+            self.control.register_units(who)
+            self._say("registered; device_swap cleared")
+
+        col = ident.get("collector") or {}
+        self.cli.confirm(["registered now: collector %s, sensors %s"
+                          % (col.get("serial", "?") if isinstance(col, dict) else col,
+                             fmt(ident.get("sensors") or [])),
+                          "the units the collector reports now become the registered ones"],
+                         apply, "register")
+
+    def do_cal(self, args):
+        from gateway.cli.calibrate import Calibration
+
+        cal = Calibration(self.cli, args["kind"], args["args"], args.get("belt_length_m"))
+        cal.start()
+        self.cli.calibration = cal
