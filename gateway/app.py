@@ -108,7 +108,7 @@ class Gateway:
             self.lcd = Lcd(hw.display, clock, self._lcd_values, self.alarms, p)
         self.cli = None
         if hw.cli_uart is not None:
-            self.cli = CliPort(hw.cli_uart, clock, self.device_id, self._load_cli)
+            self.cli = CliPort(hw.cli_uart, clock, self.device_id, self._load_cli, flash)
         c = self.collector
         c.on_sample = self._on_sample
         c.on_capture = self._on_capture
@@ -171,7 +171,8 @@ class Gateway:
         self.diag.on_identity(ident)
 
     def _on_collector_restart(self, uptime_s):
-        self.emit("event", {"code": "collector_restart", "detail": {"uptime_s": uptime_s}})
+        # The alarm's code (collector_restarted), so that the log reads as one story.
+        self.emit("event", {"code": "collector_restarted", "detail": {"uptime_s": uptime_s}})
 
     def _set_do1(self, on):
         self.collector.write_output(1, on)

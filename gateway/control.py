@@ -59,6 +59,11 @@ class Control:
             "diag": gw.diag.report()["summary"],
         }
 
+    def load_pct(self):
+        """The load on the belt now, in % of the design load."""
+        scale = self._gw.measurement.scale
+        return scale.load_kgpm() * 100.0 / scale.design_kgpm if scale.design_kgpm else None
+
     def identity(self):
         gw = self._gw
         reg = gw.identity.registered() or {}

@@ -12,11 +12,11 @@
 import json
 from binascii import hexlify, unhexlify
 
+from gateway.cli.port import ACCOUNTS_FILE
 from gateway.errors import UserError
 from hal import crypto
 from hal.compat import const
 
-ACCOUNTS_FILE = "accounts.json"
 MAX_FAILURES = const(5)
 LOCKOUT_S = const(300)
 DEFAULT_ITERATIONS = const(4096)

@@ -5,7 +5,7 @@
 # at each belt mark, the weighed mass of a batch), shows the result against the values
 # in force and applies it on yes. A result beyond its limit (change_pct over limit_pct)
 # is applied only on force; the procedure records the refusal of a plain yes.
-from gateway.cli import syntax
+from gateway.cli import readable, syntax
 from gateway.cli.terminal import Question
 from gateway.errors import CalibrationError
 from hal.compat import const
@@ -23,6 +23,7 @@ class Calibration:
         self.args = args  # its arguments
         self.belt_length_m = belt_length_m  # typed for `cal speed belt`: must be in force
         self.who = cli.auth.who
+        self.title = readable.title(kind)
         self.calibrator = None
         self.marks_left = 0  # Enter presses (belt marks) the procedure still waits for
         self.wants_mass = False  # waiting for the weighed mass of the batch
@@ -56,7 +57,32 @@ class Calibration:
         clock = self.cli.clock
         self._draw_at = clock.ticks_add(clock.ticks_ms(), -_DRAW_MS)
         self.cli.term.forget_draw()
-        self.cli.say("%s calibration running; %s" % (self.kind, self.hint))
+        self.cli.say("%s running; %s" % (self.title, self.hint))
+        if self.kind == "zero":
+            self._check_empty()
+
+    def _check_empty(self):
+        """Zero needs an empty belt: say at once when it is not, and offer to cancel."""
+        cli = self.cli
+        load = cli.control.load_pct()
+        band = cli.control.params()["scale.autozero_band_pct"]
+        if load is None or abs(load) <= band:
+            return
+        cli.say("load on the belt: %.1f %% of design; zero needs the belt running empty "
+                "(within %g %%; if it is empty, the zero is that far off)" % (load, band))
+
+        def answer(text):
+            yes = syntax.parse_yes_no(text)
+            if yes is None:
+                cli.say("please answer yes or no")
+                cli.ask(question)
+            elif yes:
+                self.cancel()
+            else:
+                cli.say("going on; the result will show how far the zero moved")
+
+        question = Question("cancel it? (yes/no) ", answer, on_cancel=self.cancel)
+        cli.ask(question)
 
     def _close(self):
         self.cli.calibration = None
@@ -84,10 +110,9 @@ class Calibration:
             return
         self._close()
         if state == "failed":
-            cli.say("%s calibration failed: %s; nothing changed"
-                    % (self.kind, p.get("error") or "?"))
+            cli.say("%s failed: %s; nothing changed" % (self.title, p.get("error") or "?"))
         else:
-            cli.say("%s calibration ended elsewhere; nothing changed" % self.kind)
+            cli.say("%s ended elsewhere; nothing changed" % self.title)
         cli.prompt()
 
     def line(self, text):
@@ -116,38 +141,26 @@ class Calibration:
         self._close()
         self.calibrator.abort()
         self.cli.event("cal_aborted", {"kind": self.kind, "by": self.who})
-        self.cli.say("%s calibration cancelled; nothing changed" % self.kind)
+        self.cli.say("%s cancelled; nothing changed" % self.title)
 
     # -- the result --------------------------------------------------------------------
 
     def _show_result(self, result):
-        old, new = result.get("old") or {}, result.get("new") or {}
-        lines = ["%s calibration done" % self.kind]
-        for k in sorted(new):
-            was, now = old.get(k), new[k]
-            delta = ""
-            if isinstance(was, int) and isinstance(now, int) and not isinstance(was, bool):
-                delta = "  (%+d)" % (now - was)
-            elif isinstance(was, float) and isinstance(now, float) and was:
-                delta = "  (%+.3f %%)" % ((now - was) * 100.0 / was)
-            lines.append("  %s: %s -> %s%s" % (k, syntax.fmt(was), syntax.fmt(now), delta))
-        figures = syntax.pairs(result, ("old", "new"))
-        if figures:
-            lines.append("  " + figures)
-        if not new:
-            lines.append("  nothing to change")
-            self.cli.say_lines(lines)
+        cli = self.cli
+        if not result.get("new"):
+            cli.say("%s done: nothing to change" % self.title)
             self.cancel()
-            self.cli.prompt()
+            cli.prompt()
             return
+        cli.say("%s done" % self.title)
+        cli.say_lines(readable.result_lines(self.kind, result))
         change, limit = result.get("change_pct"), result.get("limit_pct")
         beyond = change is not None and limit is not None and abs(change) > limit
         if beyond:
-            lines.append("  outside the limit: %s change %.3f %% of design load, limit %.3f %%"
-                         % (self.kind, change, limit))
-        self.cli.say_lines(lines)
+            cli.say("  outside the limit of %g %%: yes is refused (and recorded), force "
+                    "applies it anyway" % limit)
         self._ask_apply(beyond)
-        self.cli.prompt()
+        cli.prompt()
 
     def _ask_apply(self, beyond):
         """yes applies, no cancels; force (offered beyond the limit) applies regardless."""
@@ -183,7 +196,11 @@ class Calibration:
             self.cancel()
             return
         self._close()
-        cli.commands.say_applied(cli.control.set_params(changes, self.who))
+        done = cli.control.set_params(changes, self.who)
+        for key in sorted(done):
+            cli.say("applied: " + readable.changed(key, done[key][0], done[key][1]))
+        if not done:
+            cli.say("nothing changed (already in force)")
         cli.apply_params(cli.control.params())
 
 

@@ -5,13 +5,43 @@ import json
 
 from gateway import FIRMWARE_VERSION, ondemand
 from gateway.cli import syntax
-from gateway.cli.syntax import fmt, fmt_number, fmt_t, pairs
+from gateway.cli.syntax import fmt, fmt_number, fmt_t
+from gateway.health.alarms import EVENT, TABLE
 from hal.compat import const
 
 _PAGE = const(20)  # records per page
 _RECORD_CHARS = const(300)
 _RECENT_S = const(300)
-_PERIODS = const(("interval", "shift", "day", "month", "year"))
+_PERIODS = const(("interval", "shift", "day", "month", "quarter", "year"))
+_BELT = {"belt_slip": "slipping (motor on, no belt travel)",
+         "open_stop_fault": "open/stop signal contradicts the belt speed"}
+# gateway.health.identity.UNITS after the collector, as a technician calls them.
+_SENSORS = ("load cell 1", "load cell 2", "load cell 3", "load cell 4", "speed sensor",
+            "vibration sensor", "open/stop sensor")
+
+
+def _total_lines(status):
+    """The totalizer, then each period's total so far (status and show totals)."""
+    lines = ["total      %s" % fmt_t(status.get("total_kg"))]
+    totals = status.get("totals") or {}
+    for period in _PERIODS:
+        total = totals.get(period)
+        if isinstance(total, dict):
+            line = "%-10s %s" % (period, fmt_t(total.get("mass_kg")))
+            if total.get("conv_kg") is not None:
+                line += "  (converted by coef: %s)" % fmt_t(total["conv_kg"])
+            lines.append(line)
+    return lines
+
+
+def _serial(serial):
+    return str(serial) if serial else "none"
+
+
+def _figures(figs):
+    if isinstance(figs, dict):
+        return ", ".join("%s %s" % (k.replace("_", " "), fmt(figs[k])) for k in sorted(figs))
+    return "" if figs is None else fmt(figs)
 
 
 class Commands:
@@ -35,18 +65,30 @@ class Commands:
         link = s.get("link") or {}
         up = s.get("uplink") or {}
         alarms = s.get("alarms") or []
-        self.cli.say_lines([
-            "time     %s" % self._time(s.get("time", self.control.time())),
-            "running  %s" % ("yes" if s.get("running") else "no"),
-            "rate     %s t/h" % fmt_number(s.get("rate_tph"), "%.1f"),
-            "speed    %s m/s" % fmt_number(s.get("speed_mps"), "%.2f"),
-            "load     %s kg/m" % fmt_number(s.get("load_kgpm"), "%.2f"),
-            "total    %s" % fmt_t(s.get("total_kg", 0)),
-            "totals   %s" % (fmt_t(s["totals"]) if s.get("totals") else "none yet"),
-            "link     %s %s" % (link.get("state", "?"), pairs(link, ("state",))),
-            "uplink   %s %s" % (up.get("state", "?"), pairs(up, ("state",))),
-            "alarms   %s" % (", ".join(str(a) for a in alarms) if alarms else "none"),
-        ])
+        state = s.get("run_state") or ("running" if s.get("running") else "stopped")
+        lines = [
+            "time       %s" % self._time(s.get("time", self.control.time())),
+            "belt       %s" % _BELT.get(state, state),
+            "rate       %s t/h" % fmt_number(s.get("rate_tph"), "%.1f"),
+            "speed      %s m/s" % fmt_number(s.get("speed_mps"), "%.2f"),
+            "load       %s kg/m" % fmt_number(s.get("load_kgpm"), "%.2f"),
+        ]
+        lines.extend(_total_lines(s))
+        counts = []
+        for key, what in (("timeouts", "timeouts"), ("crc_errors", "CRC errors")):
+            if isinstance(link.get(key), int):
+                counts.append("%d %s" % (link[key], what))
+        lines.append("collector  %s%s" % (link.get("state", "?"),
+                                          "; " + ", ".join(counts) if counts else ""))
+        backlog = up.get("backlog")
+        lines.append("center     %s%s" % (up.get("state", "?"), "; %d records to send" % backlog
+                                          if isinstance(backlog, int) else ""))
+        lines.append("alarms     %s" % (", ".join(str(a) for a in alarms) if alarms else "none"))
+        diag = s.get("diag")
+        if isinstance(diag, dict) and diag.get("result"):
+            lines.append("self-test  %s (diag shows why)" % diag["result"]
+                         if diag["result"] != "pass" else "self-test  pass")
+        self.cli.say_lines(lines)
 
     def do_show(self, args):
         what = args["what"]
@@ -63,12 +105,7 @@ class Commands:
         elif what == "identity":
             self._show_identity()
         else:
-            s = self.control.status()
-            self._say("total     %s" % fmt_t(s.get("total_kg", 0)))
-            totals = s.get("totals") or {}
-            for period in _PERIODS:
-                if period in totals:
-                    self._say("%-9s %s" % (period, fmt_t(totals[period])))
+            self.cli.say_lines(_total_lines(self.control.status()))
 
     def _show_params(self, prefix):
         p = self.control.params()
@@ -82,16 +119,31 @@ class Commands:
 
     def _show_identity(self):
         ident = self.control.identity()
-        self._say("device_id  %s" % ident.get("device_id"))
-        self._say("firmware   %s" % FIRMWARE_VERSION)
+        self._say("device id         %s" % ident.get("device_id"))
+        self._say("firmware          %s" % FIRMWARE_VERSION)
         col = ident.get("collector") or {}
-        self._say("collector  %s" % (pairs(col) if isinstance(col, dict) else fmt(col)))
-        for i, sensor in enumerate(ident.get("sensors") or []):
-            text = pairs(sensor) if isinstance(sensor, dict) else fmt(sensor)
-            self._say("sensor %d   %s" % (i + 1, text))
-        reg = ident.get("registered")
-        if reg:
-            self._say("registered %s" % (pairs(reg) if isinstance(reg, dict) else fmt(reg)))
+        sensors = ident.get("sensors") or []
+        if not col:
+            self._say("no units registered yet: the collector's first identity read "
+                      "registers them")
+            return
+        reg = ident.get("registered") or {}
+        self._say("registered units  (%s, by %s):" % (self.cli.when(reg.get("t")),
+                                                       reg.get("by", "?")))
+        extra = []
+        for key, what in (("fw", "firmware"), ("vendor_id", "vendor"), ("model", "model")):
+            if col.get(key) is not None:
+                extra.append("%s %s" % (what, col[key]))
+        self._say("  %-16s serial %s%s" % ("collector", _serial(col.get("serial")),
+                                            ", " + ", ".join(extra) if extra else ""))
+        for i in range(len(sensors)):
+            name = _SENSORS[i] if i < len(_SENSORS) else "sensor %d" % (i + 1)
+            self._say("  %-16s serial %s" % (name, _serial(sensors[i])))
+        swapped = reg.get("swapped") or 0
+        self._say("units now present: %s" % (
+            "the registered ones" if not swapped else
+            "%d differ from the registered ones (alarm device_swap; register after a "
+            "legitimate replacement)" % swapped))
 
     def do_coef(self, args):
         coef = self.control.coef()
@@ -113,29 +165,47 @@ class Commands:
 
     def do_diag(self, args):
         rep = self.control.diag_report()
+        why = {}
+        for alarm in self.control.alarms_active():
+            spec = TABLE.get(alarm.get("code"))
+            if spec is not None:
+                detail = alarm.get("detail")
+                why.setdefault(spec[5], []).append(
+                    "%s (%s)" % (alarm["code"], detail) if detail else alarm["code"])
         for check in rep.get("checks") or []:
-            fig = check.get("figures")
-            fig = pairs(fig) if isinstance(fig, dict) else fmt(fig if fig is not None else "")
-            self._say("%-20s %-6s %s" % (check.get("name"), check.get("result"), fig))
+            name, result, figs = check.get("name"), check.get("result"), check.get("figures")
+            self._say("%-11s %-5s %s" % (name, result, _figures(figs)))
+            if result != "pass":
+                reasons = why.get(name)
+                if not reasons and isinstance(figs, dict) and figs.get("samples") == 0:
+                    reasons = ["no samples from the collector yet"]
+                self._say("            why: %s" % ("; ".join(reasons) if reasons else
+                                                   "see alarms"))
         summary = rep.get("summary")
-        if summary:
-            self._say("summary: %s" % (pairs(summary) if isinstance(summary, dict)
-                                       else fmt(summary)))
+        if isinstance(summary, dict):
+            self._say("overall     %s, %s alarms active, up %s s" % (
+                summary.get("result"), summary.get("alarms"), summary.get("uptime_s")))
 
     def do_log(self, args):
         events = self.control.maintenance_log(args["n"])
         if not events:
             self._say("no maintenance events")
-        for r in events:
-            self._say(self._record_line(r))
+        self._say_records(events, args["raw"])
 
-    def _record_line(self, r):
-        rest = {}
-        for k in r:
-            if k not in ("seq", "t", "type"):
-                rest[k] = r[k]
-        head = "#%s %s %s " % (r.get("seq"), self.cli.when(r.get("t")), r.get("type"))
-        return syntax.clip(head + json.dumps(rest), _RECORD_CHARS)
+    def _say_records(self, recs, raw):
+        if raw:
+            for r in recs:
+                rest = {}
+                for k in r:
+                    if k not in ("seq", "t", "type"):
+                        rest[k] = r[k]
+                head = "#%s %s %s " % (r.get("seq"), self.cli.when(r.get("t")), r.get("type"))
+                self._say(syntax.clip(head + json.dumps(rest), _RECORD_CHARS))
+            return
+        from gateway.cli.readable import record_line
+
+        for r in recs:
+            self._say(record_line(r, self.cli.when))
 
     def do_records(self, args):
         mode = args["mode"]
@@ -155,8 +225,7 @@ class Commands:
         if not recs:
             self._say("no records")
             return
-        for r in recs:
-            self._say(self._record_line(r))
+        self._say_records(recs, args["raw"])
         top = recs[-1].get("seq", 0)
         if len(recs) >= _PAGE and (last is None or top < last):
             more = "records seq %d..%s" % (top + 1, "" if last is None else last)
@@ -210,10 +279,27 @@ class Commands:
 
     def do_alarms_ack(self, args):
         code = args["code"]
-        if self.control.ack_alarm(code, self.cli.auth.who):
-            self._say("%s acknowledged" % code)
-        else:
+        spec = TABLE.get(code)
+        if spec is None:
+            self._say("error: no alarm %s; alarms lists the active ones" % code)
+            return
+        if spec[2] != EVENT:
+            self._say("error: %s clears with its condition, not by acknowledgement" % code)
+            return
+        active = [a for a in self.control.alarms_active() if a.get("code") == code]
+        if not active:
             self._say("%s is not active; nothing changed" % code)
+            return
+        who = self.cli.auth.who
+
+        def apply():
+            if self.control.ack_alarm(code, who):
+                self._say("%s acknowledged" % code)
+            else:
+                self._say("%s cleared meanwhile; nothing changed" % code)
+
+        self.cli.confirm(["acknowledge %s (since %s): it clears now"
+                          % (code, self.cli.when(active[0].get("since")))], apply, "alarms ack")
 
     def do_time_set(self, args):
         new = args["t"]
@@ -248,8 +334,8 @@ class Commands:
 
         col = ident.get("collector") or {}
         self.cli.confirm(["registered now: collector %s, sensors %s"
-                          % (col.get("serial", "?") if isinstance(col, dict) else col,
-                             fmt(ident.get("sensors") or [])),
+                          % (_serial(col.get("serial")),
+                             ", ".join(_serial(x) for x in ident.get("sensors") or [])),
                           "the units the collector reports now become the registered ones"],
                          apply, "register")
 

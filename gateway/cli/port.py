@@ -12,6 +12,7 @@ _UNLOAD_MS = const(30000)
 _RETRY_MS = const(1000)  # pause after a stream error
 _READ_CHUNK = const(64)
 _CLI_HEAP = const(72 * 1024)
+ACCOUNTS_FILE = "accounts.json"  # in the data directory; flash.py writes it
 _NO_MEMORY = const(b"\r\nerror: out of memory, the CLI is not loaded; try again\r\ngw> ")
 
 
@@ -33,8 +34,9 @@ class CliPort:
     """A loop job on the CLI stream. make_cli() returns a gateway.cli.session.Cli on that stream
     (not started); it is called when input arrives and dropped when the CLI is at rest."""
 
-    def __init__(self, stream, clock, device_id, make_cli, name="cli"):
+    def __init__(self, stream, clock, device_id, make_cli, flash=None, name="cli"):
         self.stream = stream
+        self.flash = flash  # where the technician accounts are (None: not checked)
         self.clock = clock
         self.device_id = device_id
         self.name = name
@@ -49,6 +51,9 @@ class CliPort:
         self._retry_at = None
 
     def start(self):
+        if self.flash is not None and not self.flash.exists(ACCOUNTS_FILE):
+            print("cli: no technician accounts on this device (%s in the data directory, "
+                  "written by flash.py): reading is open, nobody can log in" % ACCOUNTS_FILE)
         try:
             self.stream.write(("%s\r\ngw> " % banner(self.device_id)).encode())
         except OSError:  # no terminal yet: the banner is lost, the port is not

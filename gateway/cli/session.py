@@ -11,7 +11,7 @@
 from gateway.cli import syntax
 from gateway.cli.auth import MAX_FAILURES, Auth, AuthError, check_tech_id, load_accounts
 from gateway.cli.commands import Commands
-from gateway.cli.port import banner
+from gateway.cli.port import ACCOUNTS_FILE, banner
 from gateway.cli.terminal import INTERRUPT, TOO_LONG, Question, Terminal
 from gateway.control import Control
 from gateway.errors import UserError
@@ -261,6 +261,10 @@ class Cli:
     def _login(self, args, now_ms):
         if self.auth.tech_id is not None:
             self.say("error: logged in as %s; logout first" % self.auth.tech_id)
+            return
+        if not self.auth.accounts:
+            self.say("error: no technician accounts on this device: nobody can log in until "
+                     "%s is written to its data directory (flash.py)" % ACCOUNTS_FILE)
             return
         left = self.auth.locked_s(now_ms)
         if left:

@@ -26,8 +26,8 @@ COMMANDS = (
      "raw/gross coal coefficient and its history; set it (login)"),
     ("alarms", "alarms | alarms ack CODE", "active alarms; acknowledge a one-shot alarm (login)"),
     ("diag", "diag", "self-diagnosis report"),
-    ("log", "log [N]", "calibration and maintenance log, last N events (default 20)"),
-    ("records", "records | records seq A[..B] | records time T0..T1",
+    ("log", "log [N] [--raw]", "calibration and maintenance log, last N events (default 20)"),
+    ("records", "records [--raw] | records seq A[..B] [--raw] | records time T0..T1 [--raw]",
      "stored records (default: the last 5 minutes)"),
     ("time", "time | time set TIME", "show the clock; set it (login)"),
     ("output", "output 1|2 on|off", "drive a collector switch output (login)"),
@@ -53,6 +53,19 @@ CALIBRATIONS = (
      "a material test that sets the linearization at its load"),
     ("lin", None, "cal lin LOAD_PCT:CORR_PCT ... | cal lin clear",
      "up to 5 linearization points given, or none"),
+)
+
+_HELP_CAL = (
+    "  Commissioning order: speed, then zero until two in a row agree, span, zero again",
+    "  with the weights off, then a material test against the weighbridge",
+    "  (docs/technician.md). Each shows its result and applies it on yes; cancel or",
+    "  Ctrl-C stops it and changes nothing. show calibration shows the values in force.",
+)
+_HELP_SET = (
+    "  KEY: a parameter's full name as show params lists it (show params scale. lists",
+    "  those of the scale; * marks the ones settable at run time). VALUE: a number, true",
+    "  or false, a word, or a [list]. The set is checked whole, shown old -> new and",
+    "  applied on yes.",
 )
 
 TIME_FORMS = "YYYY-MM-DD[THH:MM[:SS]] (local; Z or +HH:MM for another zone) or unix seconds"
@@ -100,7 +113,12 @@ def help_text(name=None):
                 for _, _, cu, cs in CALIBRATIONS:
                     lines.append("  %s" % cu)
                     lines.append("      %s" % cs)
-            elif n in ("time", "records", "coef"):
+                lines.extend(_HELP_CAL)
+            elif n == "set":
+                lines.extend(_HELP_SET)
+            elif n in ("log", "records"):
+                lines.append("  one line per record, local time; --raw shows each as stored (JSON)")
+            if n in ("time", "records", "coef"):
                 lines.append("  TIME: " + TIME_FORMS)
             return lines
     raise UsageError("no command %s" % _short(name), "help")
@@ -467,30 +485,45 @@ def _coef(a, tz):
     return "coef.set", {"value": value, "effective_t": effective}
 
 
+def _raw(a):
+    """a without a trailing --raw, and whether it was there."""
+    if a and a[-1] == "--raw":
+        return a[:-1], True
+    return a, False
+
+
 def _log(a, tz):
+    a, raw = _raw(a)
     if len(a) > 1:
         raise UsageError("too many arguments", "log")
-    return "log", {"n": _int(a[0], "N", 1, MAX_LOG, "log") if a else 20}
+    return "log", {"n": _int(a[0], "N", 1, MAX_LOG, "log") if a else 20, "raw": raw}
 
 
 def _records(a, tz):
+    a, raw = _raw(a)
+    args = _records_range(a, tz)
+    args["raw"] = raw
+    return "records", args
+
+
+def _records_range(a, tz):
     u = "records"
     if not a:
-        return "records", {"mode": "recent"}
+        return {"mode": "recent"}
     if len(a) != 2 or a[0] not in ("seq", "time"):
         raise UsageError("records by seq or by time", u)
     lo, hi = _range(a[1], u)
     if a[0] == "seq":
         first = _int(lo, "A", 1, 0xFFFFFFFF, u)
         last = _int(hi, "B", first, 0xFFFFFFFF, u) if hi else None
-        return "records", {"mode": "seq", "from": first, "to": last}
+        return {"mode": "seq", "from": first, "to": last}
     if hi is None:
         raise UsageError("give a time range T0..T1", u)
     t0 = parse_time(lo, tz, u)
     t1 = parse_time(hi, tz, u)
     if t1 <= t0:
         raise UsageError("T1 must come after T0", u)
-    return "records", {"mode": "time", "t0": t0, "t1": t1}
+    return {"mode": "time", "t0": t0, "t1": t1}
 
 
 def _time(a, tz):

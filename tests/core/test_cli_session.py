@@ -51,11 +51,11 @@ def _accounts():
 
 
 class Term:
-    def __init__(self):
+    def __init__(self, accounts=None):
         self.clock = VirtualClock()
         self.control = FakeControl(self.clock)
         self.stream = FakeStream()
-        self.auth = auth.Auth(_accounts(), self.clock)
+        self.auth = auth.Auth(_accounts() if accounts is None else accounts, self.clock)
         self.cli = Cli(self.control, self.stream, self.auth, self.clock)
         self.loop = Loop(self.clock)
         self.loop.add(self.control, 100)
@@ -99,15 +99,15 @@ def test_banner_prompt_and_help():
 def test_reading_is_open():
     t = Term()
     out = t.cmd("status")
-    assert "rate     812.2 t/h" in out or "rate     812.3 t/h" in out
-    assert "total    123456.789 t" in out and "link     online" in out
+    assert "rate       812.2 t/h" in out or "rate       812.3 t/h" in out
+    assert "total      123456.789 t" in out and "collector  online" in out
     out = t.cmd("show params scale.")
     assert "* scale.zero_counts = 1000" in out and "collector." not in out
     out = t.cmd("show identity")
-    assert "device_id  4242" in out and "serial=LC-3" in out
+    assert "device id         4242" in out
     out = t.cmd("show totals")
-    assert "shift     20.000 t" in out
-    assert "collector_link" in t.cmd("diag")
+    assert "shift      20.000 t" in out
+    assert "collector   pass" in t.cmd("diag")
     assert "no active alarms" in t.cmd("alarms")
     assert "coef 0.95, effective since 2026-01-01 08:00:00 +08:00" in t.cmd("coef")
     assert "2026-01-01 08:00:0" in t.cmd("time")
@@ -182,11 +182,11 @@ def test_full_zero_calibration_with_progress_in_revolutions():
     t.run(6000)  # 50 m belt at 25 m/s: 2 s a revolution
     out = t.read()
     assert "\r[####################] 3.00/3 rev" in out
-    assert "scale.zero_counts: 1000 -> 1100" in out
+    assert "  zero 1000 -> 1100 counts (+100)" in out
     assert out.endswith("confirm? (yes/no) ")
     assert t.control.params()["scale.zero_counts"] == 1000  # nothing before the confirmation
     out = t.cmd("yes")
-    assert "applied scale.zero_counts: 1000 -> 1100" in out
+    assert "applied: zero 1000 -> 1100 counts" in out
     assert t.control.params()["scale.zero_counts"] == 1100
     assert t.control.events("cal_started")[0]["detail"] == {"kind": "zero", "by": "tech:1001"}
     assert t.control.events("cal_zero")[0]["detail"]["technician"] == "tech:1001"
@@ -209,7 +209,8 @@ def test_out_of_limit_zero_is_refused_unless_forced():
     t.cmd("cal zero 1")
     t.run(3000)
     out = t.read()
-    assert "outside the limit: zero change 4.000 % of design load, limit 2.000 %" in out
+    assert "zero moved +4.00 % of design load (limit 2 %)" in out
+    assert "outside the limit of 2 %: yes is refused (and recorded), force applies it" in out
     assert out.endswith("apply? (yes/no/force) ")
     out = t.cmd("yes")
     assert "refused: " in out and out.endswith("apply? (yes/no/force) ")
@@ -221,7 +222,7 @@ def test_out_of_limit_zero_is_refused_unless_forced():
     t.cmd("cal zero 1")
     t.run(3000)
     out = t.cmd("force")
-    assert "applied scale.zero_counts: 1000 -> 2000" in out
+    assert "applied: zero 1000 -> 2000 counts" in out
     assert t.control.events("cal_zero")[0]["detail"]["forced"] is True
 
 
@@ -259,11 +260,11 @@ def test_material_test_changes_material_factor_and_records_it():
     assert "error: the mass in t must be a number" in out
     out = t.cmd("0.300")
     measured = t.control.cal.measured_kg / 1000
-    assert "scale.material_factor: 1 -> %.7g" % (0.3 / measured) in out
+    assert "material factor 1 -> %.7g" % (0.3 / measured) in out
     assert out.endswith("confirm? (yes/no) ")
     assert t.control.params()["scale.material_factor"] == 1.0
     out = t.cmd("yes")
-    assert "applied scale.material_factor: 1 -> " in out
+    assert "applied: material factor 1 -> " in out
     assert abs(t.control.params()["scale.material_factor"] - 0.3 / measured) < 1e-9
     ev = t.control.events("param_changed")[-1]
     assert ev["detail"]["by"] == "tech:1001"
@@ -293,7 +294,7 @@ def test_speed_by_marked_distance_takes_enter_at_each_mark():
     assert "marks 1" in out
     out = t.cmd("", ms=500)
     assert t.control.cal.marks == 2
-    assert "scale.pulses_per_m: 100 -> 99" in out
+    assert "pulses per metre 100 -> 99" in out
     t.cmd("yes")
     assert t.control.params()["scale.pulses_per_m"] == 99.0
 
@@ -307,8 +308,8 @@ def test_speed_by_belt_revolutions_takes_one_mark_more_than_revolutions():
         t.cmd("", ms=2000)
         assert t.control.cal.state == "running"
     out = t.cmd("", ms=500)
-    assert "scale.pulses_per_m: 100 -> 99" in out and out.endswith("confirm? (yes/no) ")
-    assert "applied scale.pulses_per_m: 100 -> 99" in t.cmd("yes")
+    assert "pulses per metre 100 -> 99" in out and out.endswith("confirm? (yes/no) ")
+    assert "applied: pulses per metre 100 -> 99" in t.cmd("yes")
 
 
 def test_linearization_test_and_points():
@@ -316,7 +317,7 @@ def test_linearization_test_and_points():
     t.login()
     t.cmd("cal lin", ms=3000)
     out = t.cmd("0.3")
-    assert "scale.linearization: [] -> [[80" in out
+    assert "linearization (load %, correction %) [] -> [[80" in out
     t.cmd("yes")
     assert t.control.params()["scale.linearization"][0][0] == 80.0
     out = t.cmd("cal lin 20:0.5 60:-0.25", ms=500)
@@ -391,7 +392,7 @@ def test_overlong_line_and_garbage_are_refused_and_the_poll_keeps_time():
     t.read()
     assert t.control.max_gap_ms <= 100
     out = t.cmd("status")
-    assert "rate" in out and "link     online" in out
+    assert "rate" in out and "collector  online" in out
 
 
 def test_records_and_log():
@@ -400,7 +401,7 @@ def test_records_and_log():
     t.cmd("set scale.damping_s 5")
     t.cmd("yes")
     out = t.cmd("log")
-    assert "login" in out and "param_changed" in out and "tech:1001" in out
+    assert "tech:1001  logged in" in out and "tech:1001  set scale.damping_s 3 -> 5" in out
     for i in range(30):
         t.control.emit("prod", {"mass_kg": i})
     out = t.cmd("records seq 1..25")
@@ -433,7 +434,7 @@ def test_coef_time_and_output_changes():
     t.cmd("yes")
     assert t.control.outputs == {2: True}
     out = t.cmd("register")
-    assert "registered now: collector SC-0001" in out
+    assert "registered now: collector 70001" in out
     assert "registered; device_swap cleared" in t.cmd("yes")
     assert t.control.registered_by == "tech:1001"
 
@@ -461,15 +462,158 @@ def test_input_typed_ahead_waits_for_the_pin_check_and_keeps_its_order():
     t = Term()
     out = t.cmd("login 1001\r" + PIN + "\rstatus", ms=1000)
     assert PIN not in out
-    assert out.index("logged in as 1001") < out.index("running  yes")
+    assert out.index("logged in as 1001") < out.index("belt       running")
     assert out.endswith("gw:1001> ")
 
 
-def test_alarm_ack_needs_a_login_and_is_recorded():
+def test_alarm_ack_needs_a_login_asks_for_confirmation_and_is_recorded():
     t = Term()
-    t.control.alarms["clock_stepped"] = {"code": "clock_stepped", "since": 0, "detail": "+60 s"}
+    t.control.alarms["clock_stepped"] = {"code": "clock_stepped", "since": 1767225600,
+                                         "detail": "+60 s"}
     assert "needs a technician login" in t.cmd("alarms ack clock_stepped")
     t.login()
-    assert "clock_stepped acknowledged" in t.cmd("alarms ack clock_stepped")
-    assert t.control.events("alarm_ack")[0]["detail"] == {"by": "tech:1001", "alarm": "clock_stepped"}
+    out = t.cmd("alarms ack clock_stepped")
+    assert "acknowledge clock_stepped (since 2026-01-01 08:00:00 +08:00)" in out
+    assert out.endswith("confirm? (yes/no) ")
+    assert "not applied; nothing changed" in t.cmd("no")
+    assert "clock_stepped" in t.control.alarms and t.control.events("alarm_ack") == []
+    t.cmd("alarms ack clock_stepped")
+    assert "clock_stepped acknowledged" in t.cmd("yes")
+    assert t.control.events("alarm_ack")[0]["detail"] == {"by": "tech:1001",
+                                                          "alarm": "clock_stepped"}
     assert "clock_stepped is not active" in t.cmd("alarms ack clock_stepped")
+    # Refused at once, with the reason, not after a confirmation:
+    out = t.cmd("alarms ack collector_link_lost")
+    assert "error: collector_link_lost clears with its condition" in out
+    assert out.endswith("gw:1001> ")
+    assert "error: no alarm bogus" in t.cmd("alarms ack bogus")
+
+
+def test_help_for_set_and_cal_says_where_the_names_and_kinds_are():
+    t = Term()
+    out = t.cmd("help set")
+    assert "show params" in out and "* marks the ones settable at run time" in out
+    out = t.cmd("help cal")
+    for words in ("cal zero", "cal span weight", "cal span chain", "cal speed belt",
+                  "cal speed distance", "cal material", "cal lin"):
+        assert words in out, words
+    assert "Commissioning order: speed, then zero" in out and "docs/technician.md" in out
+    assert "--raw" in t.cmd("help log")
+
+
+def test_login_without_accounts_says_so_and_counts_no_failure():
+    t = Term(accounts={})
+    out = t.cmd("login 1001")
+    assert "error: no technician accounts on this device" in out and "PIN" not in out
+    assert out.endswith("gw> ")
+    assert t.auth.failures == 0 and t.control.events("login_failed") == []
+
+
+def test_status_labels_units_and_totals_in_the_order_of_show_totals():
+    t = Term()
+    out = t.cmd("status")
+    assert "null" not in out and "None" not in out
+    lines = out.split("\r\n")
+    for line in lines:
+        if line.endswith(" t") or " t  (" in line:
+            assert "kg" not in line, line  # a t figure has no kg label beside it
+    totals = [ln for ln in lines if ln.split(" ")[0] in (
+        "total", "interval", "shift", "day", "month", "quarter", "year")]
+    assert [ln.split(" ")[0] for ln in totals] == [
+        "total", "interval", "shift", "day", "month", "quarter", "year"]
+    assert "quarter    2500.000 t  (converted by coef: 2375.000 t)" in totals
+    assert "interval   1.000 t" in totals  # no coefficient-converted figure: none shown
+    shown = [ln for ln in t.cmd("show totals").split("\r\n") if ln.endswith(")") or
+             ln.endswith(" t")]
+    assert shown == totals
+    assert "collector  online; 0 timeouts, 0 CRC errors" in lines
+    assert "center     online; 0 records to send" in lines
+    assert "belt       running" in lines
+
+
+def test_show_identity_names_each_sensor_and_the_registration_in_local_time():
+    t = Term()
+    out = t.cmd("show identity")
+    assert "registered units  (2026-01-01 08:00:00 +08:00, by commissioning):" in out
+    assert "  collector        serial 70001, firmware 12, vendor 1, model 2" in out
+    for name, serial in (("load cell 1", "11"), ("load cell 4", "14"), ("speed sensor", "21"),
+                         ("vibration sensor", "31"), ("open/stop sensor", "none")):
+        assert "  %-16s serial %s" % (name, serial) in out, name
+    assert "units now present: the registered ones" in out
+
+
+def test_diag_says_why_a_check_does_not_pass():
+    t = Term()
+    t.control.alarms["collector_restarted"] = {"code": "collector_restarted", "since": 0,
+                                               "detail": "uptime 5 s"}
+    out = t.cmd("diag")
+    lines = out.split("\r\n")
+    i = [n for n in range(len(lines)) if lines[n].startswith("collector   warn")][0]
+    assert lines[i + 1].strip() == "why: collector_restarted (uptime 5 s)"
+    assert "link        pass" in out and "overall     warn, 1 alarms active" in out
+
+
+def test_log_and_records_one_readable_line_each_and_raw_json_on_request():
+    t = Term()
+    t.login()
+    t.cmd("set scale.damping_s 5")
+    t.cmd("yes")
+    t.control.emit("prod", {"t0": 1767225600, "t1": 1767225660, "mass_kg": 12.345,
+                            "total_kg": 123456.789, "rate_tph": 740.7, "speed_mps": 2.5,
+                            "run_s": 60})
+    t.control.emit("alarm", {"code": "mains_lost", "state": "raise", "detail": "on battery"})
+    out = t.cmd("log")
+    assert "#1 2026-01-01 08:00:00 +08:00  tech:1001  logged in\r\n" in out
+    assert "tech:1001  set scale.damping_s 3 -> 5\r\n" in out
+    assert "{" not in out and "param_changed" not in out
+    out = t.cmd("records seq 1..10")
+    assert ("production 08:00:00..08:01:00 0.012 t, 740.7 t/h, 2.50 m/s, ran 60 s, "
+            "total 123.457 t") in out
+    assert "alarm mains_lost raised: on battery" in out
+    out = t.cmd("log --raw")
+    assert '"code": "param_changed"' in out and '"by": "tech:1001"' in out
+
+
+def test_a_zero_with_load_on_the_belt_warns_at_once_and_offers_to_cancel():
+    t = Term()
+    t.control.load_pct_now = 35.0
+    t.login()
+    out = t.cmd("cal zero 3")
+    assert "load on the belt: 35.0 % of design; zero needs the belt running empty" in out
+    assert out.endswith("cancel it? (yes/no) ")
+    out = t.cmd("yes")
+    assert "zero calibration cancelled; nothing changed" in out and out.endswith("gw:1001> ")
+    assert t.control.cal.state == "idle"
+    t.cmd("cal zero 3")
+    assert "going on" in t.cmd("no")
+    t.run(7000)
+    assert "zero moved +0.40 % of design load" in t.read()
+    t.cmd("no")
+    t.control.load_pct_now = 0.5  # an empty belt: no question
+    out = t.cmd("cal zero 3")
+    assert "load on the belt" not in out and "cancel it?" not in out
+
+
+def test_results_lead_with_the_deviation_and_name_no_internals():
+    t = Term()
+    t.login()
+    t.cmd("cal zero 3")
+    t.run(7000)
+    out = t.read()
+    assert "zero calibration done\r\nzero moved +0.40 % of design load (limit 2 %)\r\n" in out
+    assert "scale.zero_counts" not in out and "change_pct" not in out and "=" not in out
+    t.cmd("no")
+    t.cmd("cal material", ms=3000)
+    out = t.cmd("0.300")
+    measured_t = t.control.cal.measured_kg / 1000
+    head = "the scale read %+.2f %% against the weighbridge" % ((measured_t / 0.3 - 1) * 100)
+    assert "material test done\r\n" + head + "\r\n" in out
+    assert "weighbridge 0.300 t, scale %.3f t" % measured_t in out
+    assert "scale.material_factor" not in out and "=" not in out
+    t.cmd("no")
+    t.cmd("cal span weight 55 3")
+    t.run(7000)
+    out = t.read()
+    assert "span calibration (test weights) done" in out
+    assert "the scale read -0.99 % against the test weights (span +1.00 %)" in out
+    assert "span_weight" not in out

@@ -183,3 +183,28 @@ def test_a_quiet_port_does_not_allocate():
     finally:
         unlock()
     assert t.port.cli is None
+
+
+class _Flash:
+    def __init__(self, names):
+        self.names = names
+
+    def exists(self, name):
+        return name in self.names
+
+
+def test_start_up_says_once_that_there_are_no_technician_accounts():
+    from gateway.cli import port as cliport
+
+    said = []
+    cliport.print = said.append  # the module's print, for this test
+    try:
+        clock = VirtualClock()
+        for names in (("accounts.json",), ()):
+            CliPort(FakeStream(), clock, 4242, None, _Flash(names)).start()
+    finally:
+        del cliport.print
+    assert len(said) == 1, said
+    assert said[0].startswith("cli: no technician accounts on this device (accounts.json")
+    assert "nobody can log in" in said[0]
+
