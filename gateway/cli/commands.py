@@ -38,10 +38,24 @@ def _serial(serial):
     return str(serial) if serial else "none"
 
 
+_UNIT_SUFFIXES = const((("_mv", "mV"), ("_c", "C"), ("_ms", "ms"), ("_s", "s"), ("_pct", "%"),
+                        ("_hz", "Hz"), ("_mps", "m/s"), ("_tph", "t/h"), ("_kg", "kg"),
+                        ("_t", "t")))
+
+
 def _figures(figs):
-    if isinstance(figs, dict):
-        return ", ".join("%s %s" % (k.replace("_", " "), fmt(figs[k])) for k in sorted(figs))
-    return "" if figs is None else fmt(figs)
+    """A check's figures as words: supply_mv 24000 -> supply 24000 mV."""
+    if not isinstance(figs, dict):
+        return "" if figs is None else fmt(figs)
+    parts = []
+    for key in sorted(figs):
+        name, unit = key, ""
+        for suffix, symbol in _UNIT_SUFFIXES:
+            if key.endswith(suffix):
+                name, unit = key[: -len(suffix)], " " + symbol
+                break
+        parts.append("%s %s%s" % (name.replace("_", " "), fmt(figs[key]), unit))
+    return ", ".join(parts)
 
 
 class Commands:
@@ -183,8 +197,10 @@ class Commands:
                                                    "see alarms"))
         summary = rep.get("summary")
         if isinstance(summary, dict):
-            self._say("overall     %s, %s alarms active, up %s s" % (
-                summary.get("result"), summary.get("alarms"), summary.get("uptime_s")))
+            alarms = summary.get("alarms")
+            self._say("overall     %s, %s alarm%s active, up %s s" % (
+                summary.get("result"), alarms, "" if alarms == 1 else "s",
+                summary.get("uptime_s")))
 
     def do_log(self, args):
         events = self.control.maintenance_log(args["n"])

@@ -550,7 +550,8 @@ def test_diag_says_why_a_check_does_not_pass():
     lines = out.split("\r\n")
     i = [n for n in range(len(lines)) if lines[n].startswith("collector   warn")][0]
     assert lines[i + 1].strip() == "why: collector_restarted (uptime 5 s)"
-    assert "link        pass" in out and "overall     warn, 1 alarms active" in out
+    assert "link        pass" in out and "overall     warn, 1 alarm active" in out
+    assert "supply 24000 mV, temp 31.5 C" in out
 
 
 def test_log_and_records_one_readable_line_each_and_raw_json_on_request():
