@@ -17,6 +17,11 @@ _CANCEL = const(("cancel", "c", "no"))
 
 
 class Calibration:
+    """What the procedure waits for from the technician while it runs is a field here
+    (marks_left, wants_mass) that line() takes and the hint names; a step after the
+    measurement (a check before the result is offered) goes between tick() seeing the
+    procedure done and _show_result()."""
+
     def __init__(self, cli, kind, args, belt_length_m=None):
         self.cli = cli
         self.kind = kind  # a procedure of gateway.measure.calibration.KINDS

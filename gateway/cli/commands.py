@@ -209,19 +209,24 @@ class Commands:
         self._say_records(events, args["raw"])
 
     def _say_records(self, recs, raw):
-        if raw:
-            for r in recs:
-                rest = {}
-                for k in r:
-                    if k not in ("seq", "t", "type"):
-                        rest[k] = r[k]
-                head = "#%s %s %s " % (r.get("seq"), self.cli.when(r.get("t")), r.get("type"))
-                self._say(syntax.clip(head + json.dumps(rest), _RECORD_CHARS))
-            return
         from gateway.cli.readable import record_line
 
         for r in recs:
-            self._say(record_line(r, self.cli.when))
+            line = None
+            if not raw:
+                try:
+                    line = record_line(r, self.cli.when)
+                except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+                    pass  # a record of a form not foreseen: shown as stored
+            self._say(line or self._raw_line(r))
+
+    def _raw_line(self, r):
+        rest = {}
+        for k in r:
+            if k not in ("seq", "t", "type"):
+                rest[k] = r[k]
+        head = "#%s %s %s " % (r.get("seq"), self.cli.when(r.get("t")), r.get("type"))
+        return syntax.clip(head + json.dumps(rest), _RECORD_CHARS)
 
     def do_records(self, args):
         mode = args["mode"]

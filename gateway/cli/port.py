@@ -1,8 +1,9 @@
 # The technician's port, watched by a small resident job. The CLI itself (gateway.cli's
 # session, terminal, commands, syntax, auth and gateway.control: ~55 KB of heap on the
-# unix port, where bytecode lives in RAM) is loaded when the first byte arrives and unloaded once nobody is logged in,
-# nothing is under way and the terminal has been quiet for _UNLOAD_MS. What was typed
-# reaches the CLI unchanged; the terminal cannot tell it was away.
+# unix port, where bytecode lives in RAM) is loaded when the first byte arrives and
+# unloaded once nobody is logged in, nothing is under way and the terminal has been
+# quiet for _UNLOAD_MS. What was typed reaches the CLI unchanged; the terminal cannot
+# tell it was away. It also says at start-up when there are no technician accounts.
 import gc
 
 from gateway import FIRMWARE_VERSION, ondemand

@@ -189,7 +189,7 @@ def _event(code, d):
                                "started" if code == "cal_started" else "cancelled")
     if code == "cal_refused":
         return who, "%s refused: %s" % (title(d.get("kind")), _headline(d.get("kind"), d))
-    if code.startswith("cal_"):
+    if isinstance(code, str) and code.startswith("cal_"):
         kind = code[4:]
         text = "%s applied%s: %s" % (title(kind), " (forced)" if d.get("forced") else "",
                                      _headline(kind, d))

@@ -117,7 +117,7 @@ def help_text(name=None):
             elif n == "set":
                 lines.extend(_HELP_SET)
             elif n in ("log", "records"):
-                lines.append("  one line per record, local time; --raw shows each as stored (JSON)")
+                lines.append("  one line per record in local time; --raw shows each as stored")
             if n in ("time", "records", "coef"):
                 lines.append("  TIME: " + TIME_FORMS)
             return lines
