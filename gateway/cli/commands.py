@@ -15,9 +15,6 @@ _RECENT_S = const(300)
 _PERIODS = const(("interval", "shift", "day", "month", "quarter", "year"))
 _BELT = {"belt_slip": "slipping (motor on, no belt travel)",
          "open_stop_fault": "open/stop signal contradicts the belt speed"}
-# gateway.health.identity.UNITS after the collector, as a technician calls them.
-_SENSORS = ("load cell 1", "load cell 2", "load cell 3", "load cell 4", "speed sensor",
-            "vibration sensor", "open/stop sensor")
 
 
 def _total_lines(status):
@@ -150,8 +147,10 @@ class Commands:
                 extra.append("%s %s" % (what, col[key]))
         self._say("  %-16s serial %s%s" % ("collector", _serial(col.get("serial")),
                                             ", " + ", ".join(extra) if extra else ""))
+        from gateway.cli.readable import UNIT_NAMES  # [0] is the collector
+
         for i in range(len(sensors)):
-            name = _SENSORS[i] if i < len(_SENSORS) else "sensor %d" % (i + 1)
+            name = UNIT_NAMES[i + 1] if i + 1 < len(UNIT_NAMES) else "sensor %d" % (i + 1)
             self._say("  %-16s serial %s" % (name, _serial(sensors[i])))
         swapped = reg.get("swapped") or 0
         self._say("units now present: %s" % (
