@@ -35,26 +35,6 @@ def _serial(serial):
     return str(serial) if serial else "none"
 
 
-_UNIT_SUFFIXES = const((("_mv", "mV"), ("_c", "C"), ("_ms", "ms"), ("_s", "s"), ("_pct", "%"),
-                        ("_hz", "Hz"), ("_mps", "m/s"), ("_tph", "t/h"), ("_kg", "kg"),
-                        ("_t", "t")))
-
-
-def _figures(figs):
-    """A check's figures as words: supply_mv 24000 -> supply 24000 mV."""
-    if not isinstance(figs, dict):
-        return "" if figs is None else fmt(figs)
-    parts = []
-    for key in sorted(figs):
-        name, unit = key, ""
-        for suffix, symbol in _UNIT_SUFFIXES:
-            if key.endswith(suffix):
-                name, unit = key[: -len(suffix)], " " + symbol
-                break
-        parts.append("%s %s%s" % (name.replace("_", " "), fmt(figs[key]), unit))
-    return ", ".join(parts)
-
-
 class Commands:
     def __init__(self, cli):
         self.cli = cli
@@ -129,34 +109,10 @@ class Commands:
         self._say("(* can be set at run time)")
 
     def _show_identity(self):
-        ident = self.control.identity()
-        self._say("device id         %s" % ident.get("device_id"))
-        self._say("firmware          %s" % FIRMWARE_VERSION)
-        col = ident.get("collector") or {}
-        sensors = ident.get("sensors") or []
-        if not col:
-            self._say("no units registered yet: the collector's first identity read "
-                      "registers them")
-            return
-        reg = ident.get("registered") or {}
-        self._say("registered units  (%s, by %s):" % (self.cli.when(reg.get("t")),
-                                                       reg.get("by", "?")))
-        extra = []
-        for key, what in (("fw", "firmware"), ("vendor_id", "vendor"), ("model", "model")):
-            if col.get(key) is not None:
-                extra.append("%s %s" % (what, col[key]))
-        self._say("  %-16s serial %s%s" % ("collector", _serial(col.get("serial")),
-                                            ", " + ", ".join(extra) if extra else ""))
-        from gateway.cli.readable import UNIT_NAMES  # [0] is the collector
+        from gateway.cli.readable import identity_lines
 
-        for i in range(len(sensors)):
-            name = UNIT_NAMES[i + 1] if i + 1 < len(UNIT_NAMES) else "sensor %d" % (i + 1)
-            self._say("  %-16s serial %s" % (name, _serial(sensors[i])))
-        swapped = reg.get("swapped") or 0
-        self._say("units now present: %s" % (
-            "the registered ones" if not swapped else
-            "%d differ from the registered ones (alarm device_swap; register after a "
-            "legitimate replacement)" % swapped))
+        self.cli.say_lines(identity_lines(self.control.identity(), FIRMWARE_VERSION,
+                                          self.cli.when))
 
     def do_coef(self, args):
         coef = self.control.coef()
@@ -177,29 +133,9 @@ class Commands:
                                                fmt(a.get("detail", ""))))
 
     def do_diag(self, args):
-        rep = self.control.diag_report()
-        why = {}
-        for alarm in self.control.alarms_active():
-            spec = TABLE.get(alarm.get("code"))
-            if spec is not None:
-                detail = alarm.get("detail")
-                why.setdefault(spec[5], []).append(
-                    "%s (%s)" % (alarm["code"], detail) if detail else alarm["code"])
-        for check in rep.get("checks") or []:
-            name, result, figs = check.get("name"), check.get("result"), check.get("figures")
-            self._say("%-11s %-5s %s" % (name, result, _figures(figs)))
-            if result != "pass":
-                reasons = why.get(name)
-                if not reasons and isinstance(figs, dict) and figs.get("samples") == 0:
-                    reasons = ["no samples from the collector yet"]
-                self._say("            why: %s" % ("; ".join(reasons) if reasons else
-                                                   "see alarms"))
-        summary = rep.get("summary")
-        if isinstance(summary, dict):
-            alarms = summary.get("alarms")
-            self._say("overall     %s, %s alarm%s active, up %s s" % (
-                summary.get("result"), alarms, "" if alarms == 1 else "s",
-                summary.get("uptime_s")))
+        from gateway.cli.readable import diag_lines
+
+        self.cli.say_lines(diag_lines(self.control.diag_report(), self.control.alarms_active()))
 
     def do_log(self, args):
         events = self.control.maintenance_log(args["n"])

@@ -1,7 +1,9 @@
-# Records and calibration results as a technician reads them: one line per record (local
-# time, who, what, old -> new with units), and a calibration's result with its headline
-# deviation in % first. Loaded by `log`, `records` and the calibration dialogue.
+# What a technician reads, in words and units: one line per record (local time, who,
+# what, old -> new), a calibration's result with its headline deviation in % first, the
+# registered units, the self-diagnosis with why a check does not pass. Loaded by `log`,
+# `records`, `show identity`, `diag` and the calibration dialogue.
 from gateway.cli.syntax import clip, fmt
+from gateway.health.alarms import TABLE
 from gateway.health.identity import UNITS
 from hal.compat import const
 
@@ -243,4 +245,87 @@ def _fields(d):
             v = d[k]
             parts.append("%s %s" % (k.replace("_", " "), _fields(v) if isinstance(v, dict)
                                     else fmt(v)))
+    return ", ".join(parts)
+
+
+# -- identity and self-diagnosis -------------------------------------------------------
+
+
+def _serial(serial):
+    return str(serial) if serial else "none"
+
+
+def identity_lines(ident, firmware, when):
+    """Control.identity() as lines: the registered collector and sensors by name."""
+    lines = ["device id         %s" % ident.get("device_id"), "firmware          %s" % firmware]
+    col = ident.get("collector") or {}
+    sensors = ident.get("sensors") or []
+    if not col:
+        lines.append("no units registered yet: the collector's first identity read "
+                     "registers them")
+        return lines
+    reg = ident.get("registered") or {}
+    lines.append("registered units  (%s, by %s):" % (when(reg.get("t")), reg.get("by", "?")))
+    extra = []
+    for key, what in (("fw", "firmware"), ("vendor_id", "vendor"), ("model", "model")):
+        if col.get(key) is not None:
+            extra.append("%s %s" % (what, col[key]))
+    lines.append("  %-16s serial %s%s" % (UNIT_NAMES[0], _serial(col.get("serial")),
+                                           ", " + ", ".join(extra) if extra else ""))
+    for i in range(len(sensors)):
+        name = UNIT_NAMES[i + 1] if i + 1 < len(UNIT_NAMES) else "sensor %d" % (i + 1)
+        lines.append("  %-16s serial %s" % (name, _serial(sensors[i])))
+    swapped = reg.get("swapped") or 0
+    lines.append("units now present: %s" % (
+        "the registered ones" if not swapped else
+        "%d differ from the registered ones (alarm device_swap; register after a "
+        "legitimate replacement)" % swapped))
+    return lines
+
+
+def diag_lines(report, active):
+    """Each check with its result and figures, and why it does not pass: its active
+    alarms (gateway/health/alarms.py TABLE names each code's check), or no samples."""
+    why = {}
+    for alarm in active:
+        spec = TABLE.get(alarm.get("code"))
+        if spec is not None:
+            detail = alarm.get("detail")
+            why.setdefault(spec[5], []).append(
+                "%s (%s)" % (alarm["code"], detail) if detail else alarm["code"])
+    lines = []
+    for check in report.get("checks") or []:
+        name, result, figs = check.get("name"), check.get("result"), check.get("figures")
+        lines.append("%-11s %-5s %s" % (name, result, _figures(figs)))
+        if result != "pass":
+            reasons = why.get(name)
+            if not reasons and isinstance(figs, dict) and figs.get("samples") == 0:
+                reasons = ["no samples from the collector yet"]
+            lines.append("            why: %s" % ("; ".join(reasons) if reasons else
+                                                 "see alarms"))
+    summary = report.get("summary")
+    if isinstance(summary, dict):
+        alarms = summary.get("alarms")
+        lines.append("overall     %s, %s alarm%s active, up %s s" % (
+            summary.get("result"), alarms, "" if alarms == 1 else "s", summary.get("uptime_s")))
+    return lines
+
+
+_UNIT_SUFFIXES = const((("_mv", "mV"), ("_c", "C"), ("_ms", "ms"), ("_s", "s"), ("_pct", "%"),
+                        ("_hz", "Hz"), ("_mps", "m/s"), ("_tph", "t/h"), ("_kg", "kg"),
+                        ("_t", "t")))
+
+
+def _figures(figs):
+    """A check's figures as words: supply_mv 24000 -> supply 24000 mV."""
+    if not isinstance(figs, dict):
+        return "" if figs is None else fmt(figs)
+    parts = []
+    for key in sorted(figs):
+        name, unit = key, ""
+        for suffix, symbol in _UNIT_SUFFIXES:
+            if key.endswith(suffix):
+                name, unit = key[: -len(suffix)], " " + symbol
+                break
+        parts.append("%s %s%s" % (name.replace("_", " "), fmt(figs[key]), unit))
     return ", ".join(parts)

@@ -149,16 +149,10 @@ def fmt_number(v, form):
 
 
 def fmt_t(kg):
-    """A mass in kg (or {name: kg}) as t."""
-    if isinstance(kg, dict):
-        return ", ".join("%s %s" % (k, fmt_t(kg[k])) for k in sorted(kg))
+    """A mass in kg as t."""
     if isinstance(kg, (int, float)) and not isinstance(kg, bool):
         return "%.3f t" % (kg / 1000)
-    return fmt(kg)
-
-
-def pairs(d, skip=()):
-    return ", ".join("%s=%s" % (k, fmt(d[k])) for k in sorted(d) if k not in skip)
+    return "?"
 
 
 def clip(text, n):
