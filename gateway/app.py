@@ -1,7 +1,8 @@
 # The gateway: builds every job from the configuration and the hardware it is handed,
-# restores what survived the last power cut, and runs the one loop.
-# It also owns the parameters in force (validate as a whole, persist, apply, record)
-# and offers the facade the CLI and the center's commands use.
+# restores what survived the last power cut, and runs the one loop. It holds the
+# parameters in force, persists a new set and applies it to every job (commit_params),
+# and checkpoints. What technicians and the center do with it goes through
+# gateway/control.py, loaded on demand.
 import gc
 
 from drivers.collector import Collector
@@ -19,7 +20,7 @@ from gateway.store.slots import Slots
 from hal.compat import const, mem_free
 
 # The commands the center may send (../shared/specs/center-station.md), each carried out
-# by the function of that name in gateway/control.py.
+# by gateway.control.command.
 CENTER_OPS = ("status", "get_params", "set_params", "time_sync", "set_output", "ack_alarm")
 _CHECKPOINT_BUFFER = const(2048)
 _TAIL_RECORDS = const(64)  # records read back at start-up to reconcile the checkpoint with the log
@@ -99,7 +100,7 @@ class Gateway:
             clock,
             self.emit,
             identity,
-            link=self._link_stats,
+            link=self.collector.link.counters,
             store=self.log.stats,
             uplink=self.uplink.stats,
             loop=self.loop,
@@ -114,7 +115,7 @@ class Gateway:
             self.lcd = Lcd(hw.display, clock, self._lcd_values, self.alarms, p)
         self.cli = None
         if hw.cli_uart is not None:
-            self.cli = CliPort(hw.cli_uart, clock, self.device_id, self._load_cli)
+            self.cli = CliPort(hw.cli_uart, clock, self.device_id, self._load_cli, flash)
         c = self.collector
         c.on_sample = self._on_sample
         c.on_capture = self._on_capture
@@ -137,44 +138,23 @@ class Gateway:
             return dict(cfg)
         return ondemand.call("gateway.config", "in_force", cfg, stored["params"])
 
-    def params_public(self):
-        """Every key in force, secrets left out (the key file's path is not secret, the
-        key is never in here)."""
-        return dict(self.params)
-
-    def set_params(self, changes, who):
-        """Validate the whole set, persist it, apply it, record it. Returns
-        {key: [old, new]} for the keys that changed; raises ConfigError (nothing applied)."""
-        flat, run_time = ondemand.call("gateway.config", "check_change", self.params, changes)
-        changed = {}
-        for key, value in flat.items():
-            if self.params[key] != value:
-                changed[key] = [self.params[key], value]
-        if not changed:
-            return changed
-        new = dict(self.params)
-        new.update(flat)
+    def commit_params(self, params, run_time, who):
+        """Persist a checked parameter set (gateway.control.Control.set_params checks it;
+        run_time: the run-time keys as persisted) and apply it to every job."""
         # Persisted before anything uses it: a cut here leaves the old set or the new one.
         self._param_slots.save({"params": run_time, "by": who, "t": int(self.clock.time())})
-        self.params = new
-        self._apply_params()
-        self.emit("event", {"code": "param_changed", "detail": {"by": who, "changes": changed}})
-        self.alarms.raise_event("param_changed", "%s: %s" % (who, ", ".join(sorted(changed))))
-        return changed
-
-    def _apply_params(self):
-        p = self.params
-        self.measurement.apply_params(p)
-        self.alarms.apply(p)
-        self.diag.apply(p)
+        self.params = params
+        self.measurement.apply_params(params)
+        self.alarms.apply_params(params)
+        self.diag.apply_params(params)
         if self.lcd:
-            self.lcd.apply(p)
+            self.lcd.apply_params(params)
         if self.cli:
-            self.cli.apply_params(p)
+            self.cli.apply_params(params)
 
     def _load_cli(self):
         # Imported only when a technician types (gateway/cli/port.py unloads it again).
-        from gateway.cli.facade import build_cli
+        from gateway.cli.session import build_cli
 
         return build_cli(self)
 
@@ -197,17 +177,13 @@ class Gateway:
         self.diag.on_identity(ident)
 
     def _on_collector_restart(self, uptime_s):
-        self.emit("event", {"code": "collector_restart", "detail": {"uptime_s": uptime_s}})
+        # The alarm's code (collector_restarted), so that the log reads as one story.
+        self.emit("event", {"code": "collector_restarted", "detail": {"uptime_s": uptime_s}})
 
     def _set_do1(self, on):
         self.collector.write_output(1, on)
 
     # --- figures for diagnostics, LCD, status ------------------------------------------
-
-    def _link_stats(self):
-        # The link's own counters, one dict made whole (the driver's adds ten entries
-        # to it, growing it): the diagnosis asks every second.
-        return self.collector.link.counters()
 
     def _production_t(self):
         # Two figures, every second: not the whole status() (a dozen dicts each time).
@@ -241,10 +217,6 @@ class Gateway:
             "backlog": up["backlog"],
         }
 
-    def status(self):
-        """The state at a glance (gateway.control.report, loaded for the call only)."""
-        return ondemand.call("gateway.control", "report", self)
-
     # --- center commands ---------------------------------------------------------------
 
     def _center_command(self, op):
@@ -252,43 +224,23 @@ class Gateway:
         (commands are rare; its code costs heap only while one runs)."""
 
         def handle(args):
-            return ondemand.call("gateway.control", op, self, args)
+            return ondemand.call("gateway.control", "command", self, op, args)
 
         return handle
 
     def _command_ready(self, op):
         return op != "set_output" or self.collector.online
 
-    # --- facade for the CLI and the commands --------------------------------------------
-
-    def time(self):
-        return self.clock.time()
-
-    def set_time(self, t, who):
-        step = self.clock.set_time(t)
-        self.emit("event", {"code": "time_set", "detail": {"by": who, "step_s": round(step, 3)}})
-        self.diag.clock_set(step)
-        self._ckpt_due_ms = self.clock.ticks_ms()  # keep the new offset across a restart
-        return round(step, 3)
-
-    def ack_alarm(self, code, who):
-        """Clear a one-shot alarm now (condition alarms clear only with their condition).
-        Returns whether it was active; AlarmError for an unknown or condition code."""
-        if not self.alarms.ack(code):
-            return False
-        self.emit("event", {"code": "alarm_ack", "detail": {"by": who, "alarm": code}})
-        return True
-
-    def set_output(self, do, on, who):
-        self.collector.write_output(do, on)
-        self.emit("event", {"code": "output_set", "detail": {"by": who, "do": do, "on": on}})
-
     # --- persistence -------------------------------------------------------------------
+
+    def checkpoint_soon(self):
+        """Checkpoint at the checkpoint job's next run (a stepped clock, a breakpoint)."""
+        self._ckpt_due_ms = self.clock.ticks_ms()
 
     def _on_breakpoint(self, next_seq):
         # The center holds everything below next_seq: checkpoint at once, so retention
         # after a restart knows what it may reclaim.
-        self._ckpt_due_ms = self.clock.ticks_ms()
+        self.checkpoint_soon()
 
     def snapshot(self):
         return {

@@ -254,7 +254,7 @@ def _nothing(sc):
 def _set_param(key, value):
     def apply(sc):
         sc.p[key] = value
-        sc.diag.apply(sc.p)
+        sc.diag.apply_params(sc.p)
 
     return apply
 

@@ -350,7 +350,7 @@ def test_the_gateway_runs_from_the_flashed_dir_on_micropython_against_the_emulat
         term.line(PIN)
         term.expect(r"logged in as 1001 \(Zhang\)\r\ngw:1001> $", 10)
         term.line("status")
-        term.expect(r"running  yes", 10)
+        term.expect(r"belt       running", 10)
         end = time.monotonic() + 30
         codes = []
         while time.monotonic() < end and "login" not in codes:

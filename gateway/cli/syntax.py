@@ -8,7 +8,7 @@ import json
 from gateway import ondemand
 from gateway.calendar import civil_from_days, days_from_civil
 from gateway.cli.auth import AuthError, check_tech_id
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, UserError
 from hal.compat import const
 
 MAX_LINE = 200
@@ -27,8 +27,8 @@ COMMANDS = (
      "raw/gross coal coefficient and its history; set it (login)"),
     ("alarms", "alarms | alarms ack CODE", "active alarms; acknowledge a one-shot alarm (login)"),
     ("diag", "diag", "self-diagnosis report"),
-    ("log", "log [N]", "calibration and maintenance log, last N events (default 20)"),
-    ("records", "records | records seq A[..B] | records time T0..T1",
+    ("log", "log [N] [--raw]", "calibration and maintenance log, last N events (default 20)"),
+    ("records", "records [--raw] | records seq A[..B] [--raw] | records time T0..T1 [--raw]",
      "stored records (default: the last 5 minutes)"),
     ("time", "time | time set TIME", "show the clock; set it (login)"),
     ("output", "output 1|2 on|off", "drive a collector switch output (login)"),
@@ -56,6 +56,19 @@ CALIBRATIONS = (
      "up to 5 linearization points given, or none"),
 )
 
+_HELP_CAL = (
+    "  Commissioning order: speed, then zero until two in a row agree, span, zero again",
+    "  with the weights off, then a material test against the weighbridge",
+    "  (docs/technician.md). Each shows its result and applies it on yes; cancel or",
+    "  Ctrl-C stops it and changes nothing. show calibration shows the values in force.",
+)
+_HELP_SET = (
+    "  KEY: a parameter's full name as show params lists it (show params scale. lists",
+    "  those of the scale; * marks the ones settable at run time). VALUE: a number, true",
+    "  or false, a word, or a [list]. The set is checked whole, shown old -> new and",
+    "  applied on yes.",
+)
+
 TIME_FORMS = "YYYY-MM-DD[THH:MM[:SS]] (local; Z or +HH:MM for another zone) or unix seconds"
 
 _USAGE = {}
@@ -69,7 +82,7 @@ _USAGE["alarms ack"] = "alarms ack CODE"
 _USAGE["coef set"] = "coef set VALUE [at TIME], TIME as " + TIME_FORMS
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     def __init__(self, reason, usage_of=None):
         super().__init__(reason)
         self.reason = reason
@@ -101,7 +114,12 @@ def help_text(name=None):
                 for _, _, cu, cs in CALIBRATIONS:
                     lines.append("  %s" % cu)
                     lines.append("      %s" % cs)
-            elif n in ("time", "records", "coef"):
+                lines.extend(_HELP_CAL)
+            elif n == "set":
+                lines.extend(_HELP_SET)
+            elif n in ("log", "records"):
+                lines.append("  one line per record in local time; --raw shows each as stored")
+            if n in ("time", "records", "coef"):
                 lines.append("  TIME: " + TIME_FORMS)
             return lines
     raise UsageError("no command %s" % _short(name), "help")
@@ -110,6 +128,36 @@ def help_text(name=None):
 def _short(s):
     s = repr(s)
     return s if len(s) <= 24 else s[:20] + "...'"
+
+
+# -- values as shown ---------------------------------------------------------------------
+
+
+def fmt(v):
+    """A parameter's or a figure's value, in the form `set` takes."""
+    if isinstance(v, float):
+        return "%.7g" % v
+    if isinstance(v, (list, dict, bool)) or v is None:
+        return json.dumps(v)
+    return str(v)
+
+
+def fmt_number(v, form):
+    """v % form, or ? when v is not a number."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return form % v
+    return "?"
+
+
+def fmt_t(kg):
+    """A mass in kg as t."""
+    if isinstance(kg, (int, float)) and not isinstance(kg, bool):
+        return "%.3f t" % (kg / 1000)
+    return "?"
+
+
+def clip(text, n):
+    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 # -- tokens ----------------------------------------------------------------------------
@@ -256,10 +304,10 @@ def format_time(t, utc_offset_min):
 
 
 def _range(text, usage_of):
-    a, sep, b = text.partition("..")
-    if not a:
+    lo, sep, hi = text.partition("..")
+    if not lo:
         raise UsageError("give a range FROM..TO", usage_of)
-    return a, (b if sep and b else None)
+    return lo, (hi if sep and hi else None)
 
 
 # -- commands --------------------------------------------------------------------------
@@ -408,30 +456,45 @@ def _coef(a, tz):
     return "coef.set", {"value": value, "effective_t": effective}
 
 
+def _raw(a):
+    """a without a trailing --raw, and whether it was there."""
+    if a and a[-1] == "--raw":
+        return a[:-1], True
+    return a, False
+
+
 def _log(a, tz):
+    a, raw = _raw(a)
     if len(a) > 1:
         raise UsageError("too many arguments", "log")
-    return "log", {"n": _int(a[0], "N", 1, MAX_LOG, "log") if a else 20}
+    return "log", {"n": _int(a[0], "N", 1, MAX_LOG, "log") if a else 20, "raw": raw}
 
 
 def _records(a, tz):
+    a, raw = _raw(a)
+    args = _records_range(a, tz)
+    args["raw"] = raw
+    return "records", args
+
+
+def _records_range(a, tz):
     u = "records"
     if not a:
-        return "records", {"mode": "recent"}
+        return {"mode": "recent"}
     if len(a) != 2 or a[0] not in ("seq", "time"):
         raise UsageError("records by seq or by time", u)
     lo, hi = _range(a[1], u)
     if a[0] == "seq":
         first = _int(lo, "A", 1, 0xFFFFFFFF, u)
         last = _int(hi, "B", first, 0xFFFFFFFF, u) if hi else None
-        return "records", {"mode": "seq", "from": first, "to": last}
+        return {"mode": "seq", "from": first, "to": last}
     if hi is None:
         raise UsageError("give a time range T0..T1", u)
     t0 = parse_time(lo, tz, u)
     t1 = parse_time(hi, tz, u)
     if t1 <= t0:
         raise UsageError("T1 must come after T0", u)
-    return "records", {"mode": "time", "t0": t0, "t1": t1}
+    return {"mode": "time", "t0": t0, "t1": t1}
 
 
 def _time(a, tz):

@@ -5,6 +5,7 @@
 # the configured classes is active. One-shot alarms (raise_event) have no lasting
 # condition: they stay active for their hold time, then clear themselves.
 # Every code, its class and exact condition: docs/alarms.md.
+from gateway.errors import UserError
 from hal.compat import const
 
 # Kinds of code.
@@ -112,7 +113,7 @@ for _i in range(1, 5):
     TABLE["cell%d_drift" % _i] = _row("fault", "W", COND, 0, 0, "cells")
 
 
-class AlarmError(ValueError):
+class AlarmError(UserError):
     pass
 
 
@@ -164,9 +165,9 @@ class Alarms:
         self._started = False
         self.do1_classes = DO1_CLASSES
         if params:
-            self.apply(params)
+            self.apply_params(params)
 
-    def apply(self, params):
+    def apply_params(self, params):
         self.do1_classes = tuple(params.get("alarms.do1_classes", DO1_CLASSES))
         self._drive_do1(False)
 

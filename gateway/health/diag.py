@@ -67,7 +67,7 @@ class Diagnostics:
         self._diag_ms = 0
         self.uptime_ms = 0
 
-    def apply(self, params):
+    def apply_params(self, params):
         self.p = params
 
     def start(self):

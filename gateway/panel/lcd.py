@@ -31,7 +31,7 @@ class Lcd:
         self.page_ms = page_ms
         self.utc_offset_min = 480
         if params:
-            self.apply(params)
+            self.apply_params(params)
         self.page = 0
         self._page_elapsed = 0
         self._last_run = None
@@ -39,7 +39,7 @@ class Lcd:
         self._scratch = None
         self.redraws = 0
 
-    def apply(self, params):
+    def apply_params(self, params):
         self.utc_offset_min = params.get("production.utc_offset_min", self.utc_offset_min)
 
     def start(self):

@@ -1,5 +1,6 @@
 # --monitor: what the gateway sees, once a second on the console. Plain lines for a log
 # or a pipe; with screen=True the LCD panel and the figures are redrawn in place.
+from gateway import ondemand
 from hal.compat import const
 
 _HOME_CLEAR = const("\x1b[H\x1b[J")
@@ -14,7 +15,7 @@ class Monitor:
         self.screen = screen
 
     def line(self):
-        st = self.gw.status()
+        st = ondemand.call("gateway.control", "report", self.gw)
         return (
             "rate %7.1f t/h  speed %4.2f m/s  total %10.3f t  %-8s link %-8s center %-7s "
             "backlog %d  alarms %s"

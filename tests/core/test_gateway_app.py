@@ -68,3 +68,17 @@ def test_no_moment_between_a_prod_record_and_its_checkpoint():
         gw.uplink.stop()
         gw.log.close()
         rmtree(d)
+
+
+def test_a_collector_restart_is_recorded_under_its_alarm_s_code():
+    gw, d = _gateway()
+    try:
+        gw.start()
+        gw.collector.on_restart(5)
+        codes = [r.get("code") for r in gw.log.read(1, 64) if r["type"] == "event"]
+        assert "collector_restarted" in codes and "collector_restart" not in codes, codes
+    finally:
+        gw.uplink.stop()
+        gw.log.close()
+        rmtree(d)
+

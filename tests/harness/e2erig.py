@@ -6,7 +6,7 @@
 #   rig = Rig(tmp_path, params={...}).start()      # gateway in-process; start(MICROPYTHON)
 #   rig.emu.faults.drop = 1.0                        # the collector stops answering
 #   t = rig.wait_alarm("collector_link_lost", "raise", since=t0)
-#   rig.call(lambda gw: gw.status())                 # in-process: on the loop's thread
+#   rig.call(lambda gw: gw.alarms.active())          # in-process: on the loop's thread
 #   rig.stop()
 #
 # Observation: the center's stored records (what the contract promises), the emulator's

@@ -173,7 +173,7 @@ def session(term):
     term.line(PIN)
     term.expect(r"logged in as 1001 \(Zhang\)", 20)
     term.line("status")
-    term.expect(r"running  ", 20)
+    term.expect(r"belt       ", 20)
     term.line("logout")
     term.expect("logged out", 20)
     return True
