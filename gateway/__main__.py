@@ -65,6 +65,9 @@ def _configuration(path):
 
 
 def main(argv):
+    if "--help" in argv or "-h" in argv:
+        print(_USAGE)
+        return 0
     try:
         opts = parse_args(argv)
     except UsageError as e:

@@ -68,6 +68,40 @@ def test_bad_arguments_and_unreadable_file_exit_2(tmp_path, interp):
     assert r.returncode == 2 and "not valid JSON" in r.stdout
 
 
+@pytest.mark.parametrize("interp", sorted(INTERPRETERS))
+def test_help_prints_the_usage_and_exits_0(interp):
+    for args in (["--help"], ["run", "--help"], ["run", "-h"]):
+        r = _run(INTERPRETERS[interp], *args)
+        assert r.returncode == 0, (args, r.stdout + r.stderr)
+        assert r.stdout.startswith("usage: gateway run --config FILE") and not r.stderr, args
+
+
+@pytest.mark.parametrize("interp", sorted(INTERPRETERS))
+def test_a_trailing_comma_is_not_valid_json_on_either_interpreter(tmp_path, interp):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"device_id": 2002,}')
+    r = _run(INTERPRETERS[interp], "run", "--config", str(bad))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stdout.strip() == "config error: %s is not valid JSON (line 1, column 20: want a " \
+                               "key in double quotes)" % bad, r.stdout
+
+
+@pytest.mark.parametrize("interp", sorted(INTERPRETERS))
+def test_a_data_dir_that_cannot_be_used_is_one_line_and_exit_2(tmp_path, interp):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for data_dir, said in (
+        (afile, "%s is a file, not a directory" % afile),
+        (afile / "data", "cannot create %s (a part of its path is a file)" % (afile / "data")),
+    ):
+        r = _run(INTERPRETERS[interp], "run", "--config", _cfg(tmp_path, data_dir=str(data_dir)),
+                 "--seconds", "1")
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert "Traceback" not in r.stdout + r.stderr, r.stderr
+        lines = r.stdout.splitlines()
+        assert lines == ["config error: data_dir: " + said], r.stdout
+
+
 def test_every_config_key_is_documented():
     # Rows are `name` under a heading that gives the section, e.g. "## Collector link (`collector.`)".
     documented = set()
