@@ -4,7 +4,7 @@ from hal.clock import Clock
 from hal.compat import MICROPYTHON, const
 from hal.fs import Flash
 from hal.net import TcpConnector
-from hal.uart import open_uart
+from hal.uart import UartError, _split_socket_url
 from hal.watchdog import Watchdog
 
 _WATCHDOG_MS = const(8000)
@@ -40,25 +40,58 @@ def _display(screen):
     return TerminalDisplay()
 
 
-def _cli_stream(port):
-    if not port:
+def open_uart(url, baud):
+    """The serial port at url (hal/uart.py has the interface). "uart:N" is machine.UART(N),
+    on a board only. Otherwise CPython takes any pyserial URL (/dev/ttyUSB0, a pty path,
+    socket://host:port); the unix port a tty path (driven through termios) or socket://
+    (a TCP serial server). Only the variant in use is imported: on a board without
+    frozen modules, code costs RAM. UartError for a URL this machine cannot have."""
+    if url.startswith("uart:"):
+        try:
+            from machine import UART  # noqa: F401  (the unix port's machine has none)
+        except ImportError:
+            raise UartError("%s needs a board; here give a serial device or socket://host:port"
+                            % url)
+        if not url[5:].isdigit():
+            raise UartError("%s: want uart:N, N the UART's number" % url)
+        from hal.uart_machine import MachineUart
+
+        return MachineUart(int(url[5:]), baud)
+    if not MICROPYTHON:
+        from hal.uart_pyserial import PySerialUart
+
+        return PySerialUart(url, baud)
+    from hal.uart_polled import SocketUart, TtyUart
+
+    if url.startswith("socket://"):
+        return SocketUart(*_split_socket_url(url))
+    return TtyUart(url, baud)
+
+
+def _port(cfg, key, baud):
+    url = cfg[key]
+    if not url:
         return None
-    if port == "console":
+    if url == "console":
         from hal.console import Console
 
         return Console()
-    return open_uart(port, 115200)
+    try:
+        return open_uart(url, baud)
+    except UartError as e:
+        raise UartError("%s: %s" % (key, e))
 
 
 def build(cfg, screen=False):
+    """Every hardware object, from the configuration. UartError naming the key for a port
+    this machine cannot have (the entry point says it as a configuration error)."""
     flash = Flash(cfg["data_dir"])
-    cli = cfg["cli.port"]
     return Hardware(
         clock=Clock(),
         flash=flash,
-        collector_uart=open_uart(cfg["collector.port"], cfg["collector.baud"]),
+        collector_uart=_port(cfg, "collector.port", cfg["collector.baud"]),
         center_connect=TcpConnector(cfg["center.host"], cfg["center.port"]),
-        cli_uart=_cli_stream(cli),
+        cli_uart=_port(cfg, "cli.port", 115200),
         watchdog=Watchdog(_WATCHDOG_MS, flash),
         display=_display(screen),
     )

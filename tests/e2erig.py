@@ -276,7 +276,7 @@ class Rig:
         from hal.board import Hardware
         from hal.clock import Clock
         from hal.net import TcpConnector
-        from hal.uart import open_uart
+        from hal.board import open_uart
 
         cfg = config.validate(self.config())
         hw = Hardware(

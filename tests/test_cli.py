@@ -13,7 +13,7 @@ from gateway.cli import auth
 from gateway.cli.session import Cli
 from gateway.loop import Loop
 from hal.clock import Clock
-from hal.uart import open_uart
+from hal.board import open_uart
 from tests.core.fakegw import FakeGateway
 from tests.core.util import holds_secret
 from tests.ptyterm import PtyTerm
@@ -180,7 +180,7 @@ from gateway.cli import auth
 from gateway.cli.session import Cli
 from gateway.loop import Loop
 from hal.clock import Clock
-from hal.uart import open_uart
+from hal.board import open_uart
 from tests.core.fakegw import FakeGateway
 
 clock = Clock()

@@ -102,6 +102,66 @@ def test_a_data_dir_that_cannot_be_used_is_one_line_and_exit_2(tmp_path, interp)
         assert lines == ["config error: data_dir: " + said], r.stdout
 
 
+@pytest.mark.parametrize("interp", sorted(INTERPRETERS))
+def test_a_uart_port_off_a_board_is_one_line_and_exit_2(tmp_path, interp):
+    # Neither a PC nor the unix port has machine.UART: it used to be an AttributeError
+    # traceback per collector run (MicroPython) or a silent "link lost" (CPython).
+    for change, key in (({"collector": {"port": "uart:1"}}, "collector.port"),
+                        ({"cli": {"port": "uart:0"}}, "cli.port")):
+        r = _run(INTERPRETERS[interp], "run", "--config", _cfg(tmp_path, **change),
+                 "--seconds", "2")
+        assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
+        port = change[key.split(".")[0]]["port"]
+        assert r.stdout.splitlines() == [
+            "config error: %s: %s needs a board; here give a serial device or "
+            "socket://host:port" % (key, port)], r.stdout[-2000:]
+        assert not r.stderr, r.stderr[-2000:]
+
+
+_FLAKY_JOB = """
+import sys
+sys.path.insert(0, %r)
+from gateway.loop import Loop
+from hal.clock import VirtualClock
+
+class Job:
+    name = "flaky"
+    runs = 0
+    def run(self, now_ms):
+        self.runs += 1
+        if self.runs <= 25 or self.runs > 28:
+            raise OSError("port gone")
+        if self.runs <= 27:
+            raise ValueError("bad frame")
+
+loop = Loop(VirtualClock())
+loop.add(Job(), 10)
+loop.run(300)
+print("errors %%d" %% loop.stats()["flaky"]["errors"])
+"""
+
+
+@pytest.mark.parametrize("interp", sorted(INTERPRETERS))
+def test_a_job_failing_the_same_way_in_a_row_is_logged_once_with_a_count(tmp_path, interp):
+    script = tmp_path / "flaky.py"
+    script.write_text(_FLAKY_JOB % ROOT)
+    r = subprocess.run([INTERPRETERS[interp], str(script)], capture_output=True, text=True,
+                       timeout=60)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    said = [ln for ln in out.splitlines() if ln.startswith(("job ", "errors "))]
+    assert said == [
+        "job flaky failed:",
+        "job flaky: that failure 10 times in a row so far",
+        "job flaky: that failure 25 times in a row",
+        "job flaky failed:",
+        "job flaky: that failure 2 times in a row",
+        "job flaky failed:",
+        "errors 30",  # every failure counted: 25 + 2 + 3
+    ], out
+    assert out.count("Traceback") == 3 and out.count("OSError: port gone") == 2, out
+
+
 def test_every_config_key_is_documented():
     # Rows are `name` under a heading that gives the section, e.g. "## Collector link (`collector.`)".
     documented = set()
