@@ -162,6 +162,21 @@ def test_a_job_failing_the_same_way_in_a_row_is_logged_once_with_a_count(tmp_pat
     assert out.count("Traceback") == 3 and out.count("OSError: port gone") == 2, out
 
 
+@pytest.mark.parametrize("interp", sorted(INTERPRETERS))
+def test_the_console_cli_runs_when_stdin_is_not_a_terminal(tmp_path, interp):
+    # A service start (stdin /dev/null) or a pipe: CPython crashed with termios.error.
+    cfg = _cfg(tmp_path, cli={"port": "console"})
+    cmd = [INTERPRETERS[interp], "-m", "gateway", "run", "--config", cfg, "--seconds", "3"]
+    r = subprocess.run(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and "Traceback" not in r.stdout + r.stderr, r.stdout + r.stderr
+    assert "help lists the commands" in r.stdout
+    r = subprocess.run(cmd, cwd=ROOT, input="help status\n", capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and "Traceback" not in r.stdout + r.stderr, r.stdout + r.stderr
+    assert "usage: status" in r.stdout, r.stdout
+
+
 def test_every_config_key_is_documented():
     # Rows are `name` under a heading that gives the section, e.g. "## Collector link (`collector.`)".
     documented = set()
