@@ -200,8 +200,14 @@ class Gateway:
 
     def _link_stats(self):
         # The link's own counters, one dict made whole (the driver's adds ten entries
-        # to it, growing it): the diagnosis asks every second.
-        return self.collector.link.counters()
+        # to it, growing it): the diagnosis asks every second. A port that would not
+        # open adds why and how often (hal/uart.py), only then.
+        s = self.collector.link.counters()
+        u = self.hw.collector_uart
+        if getattr(u, "open_failures", 0):
+            s["port_error"] = u.open_error
+            s["port_failures"] = u.open_failures
+        return s
 
     def _production_t(self):
         # Two figures, every second: not the whole status() (a dozen dicts each time).

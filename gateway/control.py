@@ -21,7 +21,7 @@ def report(gw):
             totals[kind] = {"mass_kg": prod[kind]["mass_kg"], "conv_kg": prod[kind].get("conv_kg")}
     link = gw._link_stats()
     up = gw.uplink.stats()
-    return {
+    out = {
         "time": int(gw.clock.time()),
         "rate_tph": sc["rate_tph"],
         "speed_mps": sc["speed_mps"],
@@ -38,6 +38,14 @@ def report(gw):
         "alarms": [a["code"] for a in gw.alarms.active()],
         "diag": gw.diag.report()["summary"],
     }
+    # A port that would not open: why (the OS's words) and how often (hal/uart.py).
+    if link.get("port_failures"):
+        out["link"]["port_error"] = link["port_error"] or "none now"
+        out["link"]["port_failures"] = link["port_failures"]
+    cli = gw.hw.cli_uart
+    if getattr(cli, "open_failures", 0):
+        out["cli_port"] = {"error": cli.open_error or "none now", "failures": cli.open_failures}
+    return out
 
 
 # --- the commands, one function per op (gateway.app's CENTER_OPS): op(gw, args) -> result;

@@ -4,6 +4,8 @@
 #                                what has arrived (at most len(buf)); 0 on timeout
 #   discard_input()              drop stale bytes; returns how many (at least 1 if any)
 #   close()
+#   open_error, open_failures    why the port last would not open (None once it is open),
+#                                and how many times it would not (diag and status show them)
 # The variants (hal/uart_pyserial.py on CPython; hal/uart_machine.py on a board,
 # hal/uart_polled.py on the unix port) share this module's error and limits; which one a
 # URL gets is decided in hal/board.py (open_uart): they import this module, never the
@@ -19,6 +21,15 @@ CONNECT_MS = 200  # a TCP serial server's connect
 
 class UartError(OSError):
     pass
+
+
+def refused(port, e):
+    """port (a variant) would not open: count it and keep why. The first refusal of a run
+    is printed, in one line; the next ones are only counted, until the port opens."""
+    port.open_failures += 1
+    if port.open_error is None:
+        print("%s; trying again" % e)
+    port.open_error = str(e)
 
 
 def _split_socket_url(url):

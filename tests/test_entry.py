@@ -177,6 +177,18 @@ def test_the_console_cli_runs_when_stdin_is_not_a_terminal(tmp_path, interp):
     assert "usage: status" in r.stdout, r.stdout
 
 
+@pytest.mark.parametrize("interp", sorted(INTERPRETERS))
+def test_a_port_that_will_not_open_is_logged_once_with_the_os_reason(tmp_path, interp):
+    tty, cli = str(tmp_path / "ttyUSB9"), str(tmp_path / "ttyCLI")
+    r = _run(INTERPRETERS[interp], "run", "--config",
+             _cfg(tmp_path, collector={"port": tty}, cli={"port": cli}), "--seconds", "5")
+    assert r.returncode == 0 and "Traceback" not in r.stdout + r.stderr, r.stdout + r.stderr
+    said = sorted(ln for ln in r.stdout.splitlines() if "cannot open" in ln)
+    reason = "[Errno 2] ENOENT" if interp == "micropython" else "No such file or directory"
+    assert said == ["cannot open %s: %s; trying again" % (p, reason) for p in (cli, tty)], \
+        r.stdout
+
+
 def test_every_config_key_is_documented():
     # Rows are `name` under a heading that gives the section, e.g. "## Collector link (`collector.`)".
     documented = set()

@@ -436,7 +436,8 @@ class Diagnostics:
         self._lresp = resp
         self._llat = lat
         lost = s["state"] == "lost"
-        a.set("collector_link_lost", lost, "%d failures in a row" % s["consecutive_failures"])
+        a.set("collector_link_lost", lost,
+              s.get("port_error") or "%d failures in a row" % s["consecutive_failures"])
         if not lost:
             # A second that ends with the link lost is left out of the minute: an
             # outage's timeouts are collector_link_lost, not a degraded link once it is

@@ -85,12 +85,16 @@ def _figures(diag, name):
         s = diag._lstat
         if s is None:
             return None
-        return {
+        figs = {
             "state": s["state"],
             "err_pct": diag._err_pm / 10,
             "lat_ms": diag._lat_ms,
             "lat_max": s["latency_ms_max"],
         }
+        if s.get("port_failures"):  # the port would not open (hal/uart.py): why, how often
+            figs["port_error"] = s["port_error"] or "none now"
+            figs["port_failures"] = s["port_failures"]
+        return figs
     if name == "storage":
         s = diag._sstat
         if s is None:
