@@ -15,7 +15,9 @@
 #     emu.stop()
 import asyncio
 import math
+import os
 import socket
+import sys
 import threading
 import time
 
@@ -501,7 +503,14 @@ def main(argv=None):
         print("pty:", emu.start_pty(), flush=True)
     if args.tcp:
         host, _, port = args.tcp.rpartition(":")
-        print("tcp: %s:%d" % emu.start_tcp(host or "127.0.0.1", int(port)), flush=True)
+        try:
+            print("tcp: %s:%d" % emu.start_tcp(host or "127.0.0.1", int(port)), flush=True)
+        except OSError as e:
+            emu.stop()
+            print("collector: cannot listen on %s: %s (give another --tcp HOST:PORT, "
+                  "port 0: any free one)" % (args.tcp, os.strerror(e.errno) if e.errno else e),
+                  file=sys.stderr)
+            return 2
     start = time.monotonic()
     try:
         while args.seconds is None or time.monotonic() - start < args.seconds:

@@ -2,6 +2,7 @@
 # gateway process showing what it sees. Everything it writes goes under .run/.
 import argparse
 import binascii
+import errno
 import json
 import os
 import shutil
@@ -34,6 +35,20 @@ def _hostport(text):
     return host or "127.0.0.1", int(port)
 
 
+class SiteError(Exception):
+    """The site cannot start (an address in use): one line for the operator."""
+
+
+def _cannot_listen(what, flag, address, e):
+    if e.errno == errno.EADDRINUSE:
+        return SiteError(
+            "%s (%s) is in use, by another emulator or `make run`? Stop it, or give %s "
+            "HOST:PORT (port 0: any free one; make run ARGS=\"%s 127.0.0.1:0\")"
+            % (address, what, flag, flag))
+    return SiteError("cannot listen on %s (%s): %s; give %s HOST:PORT"
+                     % (address, what, os.strerror(e.errno) if e.errno else e, flag))
+
+
 class Site:
     """The collector and the center, in this process (background threads)."""
 
@@ -51,12 +66,23 @@ class Site:
         self.collector_url = None
 
     def start(self):
-        if self.args.pty:
-            self.collector_url = self.collector.start_pty()
-        else:
-            self.collector_url = "socket://%s:%d" % self.collector.start_tcp(
-                *_hostport(self.args.collector))
-        self.center.start_thread()
+        """SiteError, everything stopped, if an address cannot be had."""
+        try:
+            if self.args.pty:
+                self.collector_url = self.collector.start_pty()
+            else:
+                try:
+                    self.collector_url = "socket://%s:%d" % self.collector.start_tcp(
+                        *_hostport(self.args.collector))
+                except OSError as e:
+                    raise _cannot_listen("the collector", "--collector", self.args.collector, e)
+            try:
+                self.center.start_thread()
+            except OSError as e:
+                raise _cannot_listen("the center", "--center", self.args.center, e)
+        except SiteError:
+            self.collector.stop()
+            raise
 
     def wait(self, seconds):
         end = None if seconds is None else time.monotonic() + seconds
@@ -114,7 +140,11 @@ def main(argv):
             if os.path.exists(os.path.join(args.dir, name)):
                 os.remove(os.path.join(args.dir, name))
     site = Site(args)
-    site.start()
+    try:
+        site.start()
+    except SiteError as e:
+        print("emulator: %s" % e, file=sys.stderr)
+        return 2
     cfg = provision(site)
     _commission(site, cfg)
     exe = [os.path.join(os.path.dirname(sys.executable), "micropython")] if args.micropython \

@@ -222,6 +222,35 @@ def test_make_run_demo_shows_live_values_and_exits_0(tmp_path):
     assert re.search(r"center: device 1001: \d+ records", r.stdout)
 
 
+@pytest.mark.parametrize("command", [["emulator"], ["emulator", "demo"]])
+@pytest.mark.parametrize("flag", ["--collector", "--center"])
+def test_an_address_in_use_is_one_line_naming_it_and_what_to_do(tmp_path, command, flag):
+    # `make run` with its ports taken used to end in a 30-line traceback (or, for the
+    # center, a RuntimeError after 10 s).
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    address = "127.0.0.1:%d" % taken.getsockname()[1]
+    try:
+        args = {"--collector": "127.0.0.1:0", "--center": "127.0.0.1:0", flag: address}
+        r = subprocess.run(
+            [sys.executable, "-m"] + command + ["--seconds", "5", "--dir", str(tmp_path)]
+            + [x for kv in args.items() for x in kv],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )
+    finally:
+        taken.close()
+    assert r.returncode == 2, r.stdout + r.stderr
+    what = flag[2:]
+    assert r.stderr.splitlines() == [
+        "emulator: %s (the %s) is in use, by another emulator or `make run`? Stop it, or give "
+        "%s HOST:PORT (port 0: any free one; make run ARGS=\"%s 127.0.0.1:0\")"
+        % (address, what, flag, flag)], r.stderr
+    assert "gateway" not in r.stdout  # nothing started after it
+
+
 def test_the_example_configurations_are_valid():
     # config/pc.json runs a gateway on a PC; config/site.json is what flash.py provision
     # takes (it adds device_id, key_file and data_dir).
