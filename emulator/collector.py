@@ -92,6 +92,7 @@ class CollectorEmulator:
         self.restarts = 0
         self.busy_replies = 0
         self.requests = 0
+        self.polled_mass_kg = None  # the true mass at the first and the last fast-block poll
         self._block_off = belt.block_seq
         self._pulse_off = 0  # the counter is the belt's until the first restart
         self._t_start = belt.t
@@ -283,6 +284,10 @@ class CollectorEmulator:
                 registers[0] = (1 if self.coils[0] else 0) | (2 if self.coils[1] else 0)
             return None
         if fc == 4:
+            if start == 0:  # a fast-block poll
+                m = self.belt.true_mass_kg
+                first = m if self.polled_mass_kg is None else self.polled_mass_kg[0]
+                self.polled_mass_kg = (first, m)
             # Measurements change with each block; the collector's own state at once.
             self._fast[16] = self._status()
             self._fast[21] = self.config_counter

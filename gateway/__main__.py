@@ -96,7 +96,10 @@ def main(argv):
         gw.monitor = Monitor(gw, sys.stdout, screen=opts["screen"])
     if opts["stats"]:
         gw.loop.add(_HeapStats(sys.stdout), _STATS_MS, 950)
-    return gw.run(opts["seconds"])
+    status = gw.run(opts["seconds"])
+    if gw.monitor is not None:
+        gw.monitor.closing()
+    return status
 
 
 class _HeapStats:

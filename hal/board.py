@@ -37,7 +37,8 @@ def _display(screen):
         return None
     from hal.display import TerminalDisplay
 
-    return TerminalDisplay()
+    # Below the panel: the figures and a legend (gateway/panel/monitor.py), 6 rows.
+    return TerminalDisplay(style="fit", spare_rows=6)
 
 
 def open_uart(url, baud):

@@ -251,6 +251,80 @@ def test_an_address_in_use_is_one_line_naming_it_and_what_to_do(tmp_path, comman
     assert "gateway" not in r.stdout  # nothing started after it
 
 
+def _in_a_terminal(cmd, cols, rows, timeout_s=120):
+    """Run cmd on a pty of cols x rows; everything it wrote, and its exit status."""
+    import fcntl
+    import select
+    import struct
+    import termios
+    import time
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    p = subprocess.Popen(cmd, cwd=ROOT, stdin=slave, stdout=slave, stderr=slave, env=env,
+                         start_new_session=True)
+    os.close(slave)
+    out = b""
+    end = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < end:
+            if not select.select([master], [], [], 0.2)[0]:
+                if p.poll() is not None:
+                    break
+                continue
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # the other side closed
+                break
+            if not data:
+                break
+            out += data
+    finally:
+        if p.poll() is None:
+            p.kill()
+        os.close(master)
+    return out.decode("utf-8", "replace").replace("\r\n", "\n"), p.wait()
+
+
+def test_make_run_fits_an_80x24_terminal_and_explains_its_figures(tmp_path):
+    out, rc = _in_a_terminal(
+        [sys.executable, "-m", "emulator", "demo", "--seconds", "8", "--dir", str(tmp_path),
+         "--collector", "127.0.0.1:0", "--center", "127.0.0.1:0"], 80, 24)
+    assert rc == 0, out[-3000:]
+    frames = out.split("\x1b[H\x1b[J")[1:]
+    assert len(frames) >= 5, out[-3000:]
+    last, _, closing = frames[-1].partition("\ngateway: total ")
+    for frame in frames[:-1] + [last]:
+        lines = frame.rstrip("\n").split("\n")
+        # 23 lines and the cursor on the 24th: nothing scrolls off the top.
+        assert len(lines) <= 23 and max(len(ln) for ln in lines) <= 80, frame
+    legend = "\n".join(last.split("\n")[-3:])
+    assert "bottom line collector link" in legend and "A = active alarms" in legend \
+        and "page n/6" in legend, legend
+    closing = "gateway: total " + closing
+    assert max(len(ln) for ln in closing.splitlines()) <= 80, closing
+    assert re.search(r"^gateway: total [0-9.]+ t at stop, and [0-9.]+ t still in the drop-out "
+                     r"window$", closing, re.M), closing
+    assert re.search(r"^center: production [0-9.]+ t \(closed production intervals only",
+                     closing, re.M), closing
+    assert re.search(r"^emulator: true mass [0-9.]+ t over the gateway's polls \([0-9.]+ t in "
+                     r"all\)$", closing, re.M), closing
+    assert "why they differ:" in closing
+
+
+def test_the_panel_takes_the_style_that_fits_the_terminal(monkeypatch):
+    from hal.display import TerminalDisplay
+
+    for cols, rows, style, size in ((80, 24, "braille", (64, 16)), (140, 45, "half", (128, 32)),
+                                    (140, 30, "braille", (64, 16))):
+        monkeypatch.setenv("COLUMNS", str(cols))
+        monkeypatch.setenv("LINES", str(rows))
+        d = TerminalDisplay(style="fit", spare_rows=6)
+        lines = d.lines()
+        assert d.style == style and (len(lines[0]), len(lines)) == size, (cols, rows)
+
+
 def test_the_example_configurations_are_valid():
     # config/pc.json runs a gateway on a PC; config/site.json is what flash.py provision
     # takes (it adds device_id, key_file and data_dir).
