@@ -28,11 +28,11 @@ def _display(screen):
     # --screen (the LCD job's code is loaded only where there is a display).
     if MICROPYTHON:
         try:
-            import machine  # noqa: F401  (a board: no panel configured on this variant)
+            from machine import I2C  # noqa: F401  (a board: no panel configured on this variant)
 
             return None
         except ImportError:
-            pass
+            pass  # the unix port: its machine module has no I2C
     if not screen:
         return None
     from hal.display import TerminalDisplay

@@ -287,13 +287,17 @@ def _in_a_terminal(cmd, cols, rows, timeout_s=120):
     return out.decode("utf-8", "replace").replace("\r\n", "\n"), p.wait()
 
 
-def test_make_run_fits_an_80x24_terminal_and_explains_its_figures(tmp_path):
+@pytest.mark.parametrize("interp", sorted(INTERPRETERS))
+def test_make_run_fits_an_80x24_terminal_and_explains_its_figures(tmp_path, interp):
     out, rc = _in_a_terminal(
         [sys.executable, "-m", "emulator", "demo", "--seconds", "8", "--dir", str(tmp_path),
-         "--collector", "127.0.0.1:0", "--center", "127.0.0.1:0"], 80, 24)
+         "--collector", "127.0.0.1:0", "--center", "127.0.0.1:0"]
+        + (["--micropython"] if interp == "micropython" else []), 80, 24)
     assert rc == 0, out[-3000:]
     frames = out.split("\x1b[H\x1b[J")[1:]
     assert len(frames) >= 5, out[-3000:]
+    # The panel: its 16 rows of braille dots on top of every frame.
+    assert all(len(f.split("\n")) >= 16 and f[0] >= "\u2800" for f in frames), frames[-1]
     last, _, closing = frames[-1].partition("\ngateway: total ")
     for frame in frames[:-1] + [last]:
         lines = frame.rstrip("\n").split("\n")
