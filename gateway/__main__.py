@@ -75,7 +75,6 @@ def main(argv):
         return 2
     from gateway.app import Gateway
     from hal import board
-    from hal.uart import UartError
 
     gc.collect()  # the imports' garbage gone before the config is read: less fragmentation
     try:
@@ -83,11 +82,7 @@ def main(argv):
     except ConfigError as e:
         print("config error: %s" % e)
         return 2
-    try:
-        hw = board.build(cfg, screen=opts["screen"])
-    except UartError as e:  # a port this machine cannot have, named by its key
-        print("config error: %s" % e)
-        return 2
+    hw = board.build(cfg, screen=opts["screen"])
     gw = Gateway(cfg, key, hw)
     cfg = key = None  # the gateway keeps what it needs: the file's dict need not stay
     if opts["monitor"] or opts["screen"]:

@@ -8,6 +8,7 @@ import os
 from gateway.errors import ConfigError
 from hal.compat import const
 from hal.fs import Flash
+from hal.uart import UartError, _split_socket_url
 
 REQUIRED = object()
 
@@ -387,6 +388,22 @@ def load(path):
     except ValueError as e:
         raise ConfigError("%s is not valid JSON (%s)" % (path, e))
     flat = validate(obj)
+    # The ports this machine can have: a UART only on a board; a serial server by host:port.
+    for key in ("collector.port", "cli.port"):
+        url = flat[key] or ""
+        if url.startswith("uart:"):
+            try:
+                from machine import UART  # noqa: F401  (the unix port's machine has none)
+            except ImportError:
+                raise ConfigError("%s: %s needs a board; here give a serial device or "
+                                  "socket://host:port" % (key, url))
+            if not url[5:].isdigit():
+                raise ConfigError("%s: %s is not uart:N (N the UART's number)" % (key, url))
+        elif url.startswith("socket://"):
+            try:
+                _split_socket_url(url)
+            except UartError as e:
+                raise ConfigError("%s: %s" % (key, e))
     # The gateway makes data_dir at start; a file in its way, or a parent it cannot
     # write, is said here in one line rather than found at the first write.
     root = flat["data_dir"]

@@ -22,26 +22,26 @@ def _failed(s, e):
     # The same failure again in a row is counted, not printed: a job failing every 10 ms
     # would bury the console (and the loop's time) in tracebacks. The count is said when
     # the failure ends or changes, and at 10, 100, 1000... while it goes on.
-    if s.failure is not None and s.failure[0] is e.__class__ and s.failure[1] == e.args:
-        s.in_row += 1
-        n = s.in_row
-        while n % 10 == 0:
-            n //= 10
-        if n == 1:
-            print("job %s: that failure %d times in a row so far" % (s.job.name, s.in_row))
-        return
-    _said_count(s)
-    s.failure = (e.__class__, e.args)
-    s.in_row = 1
-    print("job %s failed:" % s.job.name)
-    print_exception(e)
+    what = (e.__class__, e.args)
+    if what != s.failure:
+        _said_count(s, "")
+        s.failure = what
+        print("job %s failed:" % s.job.name)
+        print_exception(e)
+    s.in_row += 1
+    n = s.in_row
+    while n % 10 == 0:
+        n //= 10
+    if n == 1:
+        _said_count(s, " so far")
 
 
-def _said_count(s):
+def _said_count(s, still):
     if s.in_row > 1:
-        print("job %s: that failure %d times in a row" % (s.job.name, s.in_row))
-    s.failure = None
-    s.in_row = 0
+        print("job %s: that failure %d times in a row%s" % (s.job.name, s.in_row, still))
+    if not still:
+        s.failure = None
+        s.in_row = 0
 
 
 class Loop:
@@ -78,7 +78,7 @@ class Loop:
             s.job.run(now)
             s.last_ok = now
             if s.failure is not None:
-                _said_count(s)
+                _said_count(s, "")
         except Exception as e:  # a job's bug must not stop the others; it is counted
             s.errors += 1
             _failed(s, e)

@@ -4,7 +4,7 @@ from hal.clock import Clock
 from hal.compat import MICROPYTHON, const
 from hal.fs import Flash
 from hal.net import TcpConnector
-from hal.uart import UartError, _split_socket_url
+from hal.uart import _split_socket_url
 from hal.watchdog import Watchdog
 
 _WATCHDOG_MS = const(8000)
@@ -43,18 +43,11 @@ def _display(screen):
 
 def open_uart(url, baud):
     """The serial port at url (hal/uart.py has the interface). "uart:N" is machine.UART(N),
-    on a board only. Otherwise CPython takes any pyserial URL (/dev/ttyUSB0, a pty path,
-    socket://host:port); the unix port a tty path (driven through termios) or socket://
-    (a TCP serial server). Only the variant in use is imported: on a board without
-    frozen modules, code costs RAM. UartError for a URL this machine cannot have."""
+    on a board (gateway.config.load refuses it elsewhere). Otherwise CPython takes any
+    pyserial URL (/dev/ttyUSB0, a pty path, socket://host:port); the unix port a tty path
+    (driven through termios) or socket:// (a TCP serial server). Only the variant in use
+    is imported: on a board without frozen modules, code costs RAM."""
     if url.startswith("uart:"):
-        try:
-            from machine import UART  # noqa: F401  (the unix port's machine has none)
-        except ImportError:
-            raise UartError("%s needs a board; here give a serial device or socket://host:port"
-                            % url)
-        if not url[5:].isdigit():
-            raise UartError("%s: want uart:N, N the UART's number" % url)
         from hal.uart_machine import MachineUart
 
         return MachineUart(int(url[5:]), baud)
@@ -69,30 +62,24 @@ def open_uart(url, baud):
     return TtyUart(url, baud)
 
 
-def _port(cfg, key, baud):
-    url = cfg[key]
+def _port(url, baud):
     if not url:
         return None
     if url == "console":
         from hal.console import Console
 
         return Console()
-    try:
-        return open_uart(url, baud)
-    except UartError as e:
-        raise UartError("%s: %s" % (key, e))
+    return open_uart(url, baud)
 
 
 def build(cfg, screen=False):
-    """Every hardware object, from the configuration. UartError naming the key for a port
-    this machine cannot have (the entry point says it as a configuration error)."""
     flash = Flash(cfg["data_dir"])
     return Hardware(
         clock=Clock(),
         flash=flash,
-        collector_uart=_port(cfg, "collector.port", cfg["collector.baud"]),
+        collector_uart=_port(cfg["collector.port"], cfg["collector.baud"]),
         center_connect=TcpConnector(cfg["center.host"], cfg["center.port"]),
-        cli_uart=_port(cfg, "cli.port", 115200),
+        cli_uart=_port(cfg["cli.port"], 115200),
         watchdog=Watchdog(_WATCHDOG_MS, flash),
         display=_display(screen),
     )

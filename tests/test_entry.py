@@ -116,6 +116,11 @@ def test_a_uart_port_off_a_board_is_one_line_and_exit_2(tmp_path, interp):
             "config error: %s: %s needs a board; here give a serial device or "
             "socket://host:port" % (key, port)], r.stdout[-2000:]
         assert not r.stderr, r.stderr[-2000:]
+    r = _run(INTERPRETERS[interp], "run", "--config",
+             _cfg(tmp_path, collector={"port": "socket://127.0.0.1"}), "--seconds", "2")
+    assert r.returncode == 2 and r.stdout.splitlines() == [
+        "config error: collector.port: bad socket URL 'socket://127.0.0.1', want "
+        "socket://host:port"], r.stdout[-2000:] + r.stderr[-2000:]
 
 
 _FLAKY_JOB = """
