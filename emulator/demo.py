@@ -2,6 +2,7 @@
 # gateway process showing what it sees. Everything it writes goes under .run/.
 import argparse
 import binascii
+import errno
 import json
 import os
 import shutil
@@ -34,6 +35,20 @@ def _hostport(text):
     return host or "127.0.0.1", int(port)
 
 
+class SiteError(Exception):
+    """The site cannot start (an address in use): one line for the operator."""
+
+
+def _cannot_listen(what, flag, address, e):
+    if e.errno == errno.EADDRINUSE:
+        return SiteError(
+            "%s (%s) is in use, by another emulator or `make run`? Stop it, or give %s "
+            "HOST:PORT (port 0: any free one; make run ARGS=\"%s 127.0.0.1:0\")"
+            % (address, what, flag, flag))
+    return SiteError("cannot listen on %s (%s): %s; give %s HOST:PORT"
+                     % (address, what, os.strerror(e.errno) if e.errno else e, flag))
+
+
 class Site:
     """The collector and the center, in this process (background threads)."""
 
@@ -51,26 +66,49 @@ class Site:
         self.collector_url = None
 
     def start(self):
-        if self.args.pty:
-            self.collector_url = self.collector.start_pty()
-        else:
-            self.collector_url = "socket://%s:%d" % self.collector.start_tcp(
-                *_hostport(self.args.collector))
-        self.center.start_thread()
+        """SiteError, everything stopped, if an address cannot be had."""
+        try:
+            if self.args.pty:
+                self.collector_url = self.collector.start_pty()
+            else:
+                try:
+                    self.collector_url = "socket://%s:%d" % self.collector.start_tcp(
+                        *_hostport(self.args.collector))
+                except OSError as e:
+                    raise _cannot_listen("the collector", "--collector", self.args.collector, e)
+            try:
+                self.center.start_thread()
+            except OSError as e:
+                raise _cannot_listen("the center", "--center", self.args.center, e)
+        except SiteError:
+            self.collector.stop()
+            raise
 
     def wait(self, seconds):
         end = None if seconds is None else time.monotonic() + seconds
         while end is None or time.monotonic() < end:
             time.sleep(0.2)
 
-    def stop(self):
+    def stop(self, explain=False):
+        """Stop both and say what they saw: the center's records and production, the true
+        mass (all of it, and between the first and the last poll); explain: why the
+        figures differ from the gateway's total."""
         self.collector.stop()
         for dev, st in sorted(self.center.summary().items()):
-            print("center: device %d: %d records, next seq %d, gaps %s, duplicates ignored %d, "
-                  "production %.3f t" % (dev, st["records"], st["next"], st["gaps"] or "none",
-                                         st["duplicates"], st["prod_mass_kg"] / 1000), flush=True)
-        print("emulator: true mass that crossed the frame %.3f t" % (
-            self.collector.true_mass_kg / 1000), flush=True)
+            print("center: device %d: %d records, next seq %d, gaps %s, duplicates ignored %d"
+                  % (dev, st["records"], st["next"], st["gaps"] or "none", st["duplicates"]),
+                  flush=True)
+            print("center: production %.3f t (closed production intervals only: not the open "
+                  "one)" % (st["prod_mass_kg"] / 1000), flush=True)
+        polled = self.collector.polled_mass_kg
+        whole = self.collector.true_mass_kg / 1000
+        if polled is None:
+            print("emulator: true mass %.3f t crossed the weigh frame" % whole, flush=True)
+        else:
+            print("emulator: true mass %.3f t over the gateway's polls (%.3f t in all)"
+                  % ((polled[1] - polled[0]) / 1000, whole), flush=True)
+        if explain:
+            print(_WHY_THEY_DIFFER, flush=True)
         self.center.stop()
 
 
@@ -114,7 +152,11 @@ def main(argv):
             if os.path.exists(os.path.join(args.dir, name)):
                 os.remove(os.path.join(args.dir, name))
     site = Site(args)
-    site.start()
+    try:
+        site.start()
+    except SiteError as e:
+        print("emulator: %s" % e, file=sys.stderr)
+        return 2
     cfg = provision(site)
     _commission(site, cfg)
     exe = [os.path.join(os.path.dirname(sys.executable), "micropython")] if args.micropython \
@@ -125,13 +167,27 @@ def main(argv):
         cmd += ["--seconds", str(args.seconds)]
     print("collector %s, center %s:%d, gateway: %s" % (
         site.collector_url, site.center.host, site.center.port, " ".join(cmd[1:])), flush=True)
-    gw = subprocess.Popen(cmd, cwd=ROOT)
+    # The terminal's size for the panel's layout: a MicroPython gateway cannot ask for it.
+    cols, rows = shutil.get_terminal_size()
+    env = dict(os.environ, COLUMNS=str(cols), LINES=str(rows))
+    gw = subprocess.Popen(cmd, cwd=ROOT, env=env)
     try:
         rc = gw.wait()
     except KeyboardInterrupt:
         rc = gw.wait()  # it got the same Ctrl-C and stops cleanly
-    site.stop()
+    site.stop(explain=True)
     return rc
+
+
+_WHY_THEY_DIFFER = (
+    "why they differ: the gateway counts a stretch of belt once the belt has moved\n"
+    "  half the drop-out window past it (scale.dropout_window_m, at most 3 s), so at\n"
+    "  stop its total lags the true mass over its polls by what was still in that\n"
+    "  window; beyond that, a calibrated scale reads within a few hundredths of a\n"
+    "  percent over whole belt revolutions (docs/measurement.md), less closely over\n"
+    "  part of one. The center has only production intervals that closed\n"
+    "  (production.interval_s, 60 s) and reached it, so it lags by up to an interval.\n"
+    "  The true mass in all also counts what crossed while no gateway polled.")
 
 
 def _commission(site, cfg_path):

@@ -100,7 +100,7 @@ class Gateway:
             clock,
             self.emit,
             identity,
-            link=self.collector.link.counters,
+            link=self.collector.link_counters,
             store=self.log.stats,
             uplink=self.uplink.stats,
             loop=self.loop,

@@ -3,9 +3,12 @@
 # key and the problem; the entry point turns that into exit status 2.
 # Loaded on demand (gateway/ondemand.py): at start-up and for a change of parameters.
 import json
+import os
 
 from gateway.errors import ConfigError
 from hal.compat import const
+from hal.fs import Flash
+from hal.uart import UartError, _split_socket_url
 
 REQUIRED = object()
 
@@ -297,14 +300,123 @@ def read_key(path):
         raise ConfigError("key_file: %s is not hex" % path)
 
 
+def _json_error(text):
+    """Where text leaves JSON's grammar: (offset, what was wanted), or None. MicroPython's
+    json.loads passes over a stray, doubled or missing ',' or ':' and takes numbers such
+    as 01 or 1. that CPython refuses: held to the standard here, both read a file alike.
+    Bytes and their codes rather than one-character strings: each of those would be
+    another name interned for good on a heap that has none to spare (docs/memory.md)."""
+    import re
+
+    b = text.encode()
+    stack = []
+    want = 0  # 0 a value, 1 a value or ], 2 a key, 3 a key or }, 4 a colon, 5 after a value
+    i = 0
+    n = len(b)
+    while True:
+        while i < n and b[i] in (32, 9, 13, 10):
+            i += 1
+        if i == n:
+            return None if want == 5 and not stack else (i, "more: the file ends early")
+        c = b[i]
+        i += 1
+        if want == 5:
+            if not stack:
+                return i - 1, "the end of the file after the object"
+            if c == 44:  # ,
+                want = 2 if stack[-1] == 123 else 0
+            elif c == stack[-1] + 2:  # } after {, ] after [
+                stack.pop()
+            else:
+                return i - 1, "',' or the closing bracket"
+        elif want == 4:
+            if c != 58:
+                return i - 1, "':' after the key"
+            want = 0
+        elif (want == 1 and c == 93) or (want == 3 and c == 125):
+            stack.pop()
+            want = 5
+        elif c == 34:  # a string
+            while i < n and b[i] != 34:
+                if b[i] < 32:
+                    return i, "no control character in a string"
+                if b[i] == 92:  # backslash: one of its escapes
+                    i += 1
+                    if i == n or b[i] not in b'"\\/bfnrtu' or (
+                        b[i] == 117
+                        and not re.match(b"[0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]",
+                                         b[i + 1 : i + 5])
+                    ):
+                        return i, "a valid escape after a backslash"
+                i += 1
+            if i == n:
+                return n, "the closing quote of a string"
+            i += 1
+            want = 4 if want >= 2 else 5
+        elif want >= 2:
+            return i - 1, "a key in double quotes"
+        elif c == 123 or c == 91:  # { [
+            stack.append(c)
+            want = 3 if c == 123 else 1
+        else:
+            i -= 1
+            m = re.match(b"-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?", b[i : i + 40])
+            if m:
+                i += len(m.group(0))
+            elif b[i : i + 4] in (b"true", b"null"):
+                i += 4
+            elif b[i : i + 5] == b"false":
+                i += 5
+            else:
+                return i, "a value (a number, string, true, false, null, object or list)"
+            want = 5
+
+
 def load(path):
     try:
         with open(path) as f:
             text = f.read()
     except OSError as e:
         raise ConfigError("cannot read config file %s (%s)" % (path, e))
+    bad = _json_error(text)
+    if bad:
+        i = bad[0]
+        raise ConfigError("%s is not valid JSON (line %d, column %d: want %s)" % (
+            path, text.count("\n", 0, i) + 1, i - text.rfind("\n", 0, i), bad[1]))
     try:
         obj = json.loads(text)
     except ValueError as e:
         raise ConfigError("%s is not valid JSON (%s)" % (path, e))
-    return validate(obj)
+    flat = validate(obj)
+    # The ports this machine can have: a UART only on a board; a serial server by host:port.
+    for key in ("collector.port", "cli.port"):
+        url = flat[key] or ""
+        if url.startswith("uart:"):
+            try:
+                from machine import UART  # noqa: F401  (the unix port's machine has none)
+            except ImportError:
+                raise ConfigError("%s: %s needs a board; here give a serial device or "
+                                  "socket://host:port" % (key, url))
+            if not url[5:].isdigit():
+                raise ConfigError("%s: %s is not uart:N (N the UART's number)" % (key, url))
+        elif url.startswith("socket://"):
+            try:
+                _split_socket_url(url)
+            except UartError as e:
+                raise ConfigError("%s: %s" % (key, e))
+    # The gateway makes data_dir at start; a file in its way, or a parent it cannot
+    # write, is said here in one line rather than found at the first write.
+    root = flat["data_dir"]
+    Flash.makedirs(root)
+    try:
+        if not os.stat(root)[0] & 0x4000:
+            raise ConfigError("data_dir: %s is a file, not a directory" % root)
+    except OSError:
+        try:
+            os.mkdir(root)
+        except OSError as e:
+            # In words on both interpreters (MicroPython names few errno codes).
+            why = {13: "permission denied", 20: "a part of its path is a file",
+                   28: "no space left", 30: "read-only file system"}.get(e.args[0], e)
+            raise ConfigError("data_dir: cannot create %s (%s)" % (root, why))
+    return flat

@@ -39,9 +39,9 @@ class Control:
             if period in prod:
                 totals[period] = {"mass_kg": prod[period]["mass_kg"],
                                   "conv_kg": prod[period].get("conv_kg")}
-        link = gw.collector.counters()
+        link = gw.collector.link_counters()
         up = gw.uplink.stats()
-        return {
+        out = {
             "time": int(gw.clock.time()),
             "rate_tph": sc["rate_tph"],
             "speed_mps": sc["speed_mps"],
@@ -58,6 +58,15 @@ class Control:
             "alarms": [a["code"] for a in gw.alarms.active()],
             "diag": gw.diag.report()["summary"],
         }
+        # A port that would not open: why (the OS's words) and how often (hal/uart.py).
+        if link.get("port_failures"):
+            out["link"]["port_error"] = link["port_error"] or "none now"
+            out["link"]["port_failures"] = link["port_failures"]
+        cli = gw.hw.cli_uart
+        if getattr(cli, "open_failures", 0):
+            out["cli_port"] = {"error": cli.open_error or "none now",
+                               "failures": cli.open_failures}
+        return out
 
     def load_pct(self):
         """The load on the belt now, in % of the design load."""

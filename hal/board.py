@@ -4,7 +4,7 @@ from hal.clock import Clock
 from hal.compat import MICROPYTHON, const
 from hal.fs import Flash
 from hal.net import TcpConnector
-from hal.uart import open_uart
+from hal.uart import _split_socket_url
 from hal.watchdog import Watchdog
 
 _WATCHDOG_MS = const(8000)
@@ -28,37 +28,58 @@ def _display(screen):
     # --screen (the LCD job's code is loaded only where there is a display).
     if MICROPYTHON:
         try:
-            import machine  # noqa: F401  (a board: no panel configured on this variant)
+            from machine import I2C  # noqa: F401  (a board: no panel configured on this variant)
 
             return None
         except ImportError:
-            pass
+            pass  # the unix port: its machine module has no I2C
     if not screen:
         return None
     from hal.display import TerminalDisplay
 
-    return TerminalDisplay()
+    # Below the panel: the figures and a legend (gateway/panel/monitor.py), 6 rows.
+    return TerminalDisplay(style="fit", spare_rows=6)
 
 
-def _cli_stream(port):
-    if not port:
+def open_uart(url, baud):
+    """The serial port at url (hal/uart.py has the interface). "uart:N" is machine.UART(N),
+    on a board (gateway.config.load refuses it elsewhere). Otherwise CPython takes any
+    pyserial URL (/dev/ttyUSB0, a pty path, socket://host:port); the unix port a tty path
+    (driven through termios) or socket:// (a TCP serial server). Only the variant in use
+    is imported: on a board without frozen modules, code costs RAM."""
+    if url.startswith("uart:"):
+        from hal.uart_machine import MachineUart
+
+        return MachineUart(int(url[5:]), baud)
+    if not MICROPYTHON:
+        from hal.uart_pyserial import PySerialUart
+
+        return PySerialUart(url, baud)
+    from hal.uart_polled import SocketUart, TtyUart
+
+    if url.startswith("socket://"):
+        return SocketUart(*_split_socket_url(url))
+    return TtyUart(url, baud)
+
+
+def _port(url, baud):
+    if not url:
         return None
-    if port == "console":
+    if url == "console":
         from hal.console import Console
 
         return Console()
-    return open_uart(port, 115200)
+    return open_uart(url, baud)
 
 
 def build(cfg, screen=False):
     flash = Flash(cfg["data_dir"])
-    cli = cfg["cli.port"]
     return Hardware(
         clock=Clock(),
         flash=flash,
-        collector_uart=open_uart(cfg["collector.port"], cfg["collector.baud"]),
+        collector_uart=_port(cfg["collector.port"], cfg["collector.baud"]),
         center_connect=TcpConnector(cfg["center.host"], cfg["center.port"]),
-        cli_uart=_cli_stream(cli),
+        cli_uart=_port(cfg["cli.port"], 115200),
         watchdog=Watchdog(_WATCHDOG_MS, flash),
         display=_display(screen),
     )

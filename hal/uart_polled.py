@@ -4,7 +4,7 @@
 import select
 
 from hal.compat import const
-from hal.uart import CONNECT_MS, DISCARD_READS, UartError
+from hal.uart import CONNECT_MS, DISCARD_READS, UartError, refused
 
 _VTIME = const(5)  # indices into termios' control characters
 _VMIN = const(6)
@@ -15,10 +15,17 @@ class PolledStream:
     what is there; after an error, close and open again on the next call."""
 
     _poll = None
+    open_error = None
+    open_failures = 0
 
     def _ready_stream(self):
         if self._poll is None:
-            self._open()
+            try:
+                self._open()
+            except UartError as e:
+                refused(self, e)
+                raise
+            self.open_error = None
         return self._poll
 
     def _fail(self, e):

@@ -1,10 +1,14 @@
 # The serial port on CPython: any pyserial URL (hal/uart.py has the interface).
+import os
 import select
 
-from hal.uart import CONNECT_MS, DISCARD_READS, UartError
+from hal.uart import CONNECT_MS, DISCARD_READS, UartError, refused
 
 
 class PySerialUart:
+    open_error = None
+    open_failures = 0
+
     def __init__(self, url, baud):
         import serial
 
@@ -27,7 +31,15 @@ class PySerialUart:
                     self._url, baudrate=self._baud, timeout=0, write_timeout=1
                 )
             except (serial.SerialException, ValueError, OSError) as e:
-                raise UartError("cannot open %s: %s" % (self._url, e))
+                # The OS's reason in its words, not pyserial's sentence around it.
+                why = os.strerror(e.errno) if getattr(e, "errno", None) else str(e)
+                cut = why.rfind(self._url + ": ")
+                if cut >= 0:
+                    why = why[cut + len(self._url) + 2 :]
+                e = UartError("cannot open %s: %s" % (self._url, why))
+                refused(self, e)
+                raise e
+            self.open_error = None
         return self._s
 
     def _fail(self, e):

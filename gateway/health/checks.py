@@ -320,7 +320,8 @@ class Link:
         s = self.source()
         self.stat = s
         lost = s["state"] == "lost"
-        a.set("collector_link_lost", lost, "%d failures in a row" % s["consecutive_failures"])
+        a.set("collector_link_lost", lost,
+              s.get("port_error") or "%d failures in a row" % s["consecutive_failures"])
         now = (s["requests"], s["timeouts"] + s["crc_errors"], s["responses"], s["latency_ms_sum"])
         win = self.win
         for k in range(4):

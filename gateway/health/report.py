@@ -99,12 +99,16 @@ def _figures(by_name, identity, name):
     if s is None:
         return None
     if name == "link":
-        return {
+        figs = {
             "state": s["state"],
             "err_pct": c.err_pm / 10,
             "lat_ms": c.lat_ms,
             "lat_max": s["latency_ms_max"],
         }
+        if s.get("port_failures"):  # the port would not open (hal/uart.py): why, how often
+            figs["port_error"] = s["port_error"] or "none now"
+            figs["port_failures"] = s["port_failures"]
+        return figs
     if name == "storage":
         return {
             "free_kib": s["free_bytes"] // 1024,

@@ -32,9 +32,29 @@ class Monitor:
         )
 
     def run(self, now_ms):
-        text = self.line()
-        if self.screen:
-            panel = self.gw.hw.display
-            lines = panel.lines() if panel is not None and hasattr(panel, "lines") else []
-            text = _HOME_CLEAR + "\n".join(lines) + "\n" + text
-        self.out.write(text + "\n")
+        self.out.write((self._screen() if self.screen else self.line()) + "\n")
+
+    def _screen(self):
+        # The panel and below it six rows of at most 80 columns (hal/board.py leaves room
+        # for them): with the braille panel, the whole fits an 80x24 terminal.
+        st = ondemand.call("gateway.control", "report", self.gw)
+        panel = self.gw.hw.display
+        lines = panel.lines() if panel is not None and hasattr(panel, "lines") else []
+        up = st["uplink"]
+        lines.append("")
+        lines.append("rate %.1f t/h   speed %.2f m/s   belt %s   total %.3f t" % (
+            st["rate_tph"], st["speed_mps"], st["run_state"], st["total_kg"] / 1000))
+        lines.append("collector link %s   center %s, %d records to send" % (
+            st["link"]["state"], up["state"], up["backlog"]))
+        lines.append(("alarms: %s" % (", ".join(st["alarms"]) or "none"))[:80])
+        lines.append("panel: top line belt RUN/STOP and local time; bottom line collector link")
+        lines.append("(OK, DEGRAD = degraded, LOST), A = active alarms, page n/6 (every 3 s)")
+        return _HOME_CLEAR + "\n".join(lines)
+
+    def closing(self):
+        """The last word when the gateway stops: its totalizer, and what still waited for
+        the drop-out gate (docs/measurement.md), which `make run` compares with the
+        center's figure and the emulator's true mass."""
+        sc = self.gw.measurement.scale
+        self.out.write("gateway: total %.3f t at stop, and %.3f t still in the drop-out window\n"
+                       % (sc.total_kg() / 1000, sc.pending_g() / 1e6))

@@ -1,5 +1,5 @@
 # The gateway app on fakes: what its own jobs do, whatever the ticks counter reads.
-from gateway import config
+from gateway import config, ondemand
 from gateway.app import Gateway
 from gateway.store.slots import Slots
 from hal.board import Hardware
@@ -82,3 +82,40 @@ def test_a_collector_restart_is_recorded_under_its_alarm_s_code():
         gw.log.close()
         rmtree(d)
 
+
+def test_a_port_that_will_not_open_is_named_with_its_reason_and_counted():
+    # It used to show only "link lost" and timeouts=0: the port and the OS's reason
+    # appeared nowhere.
+    from hal.board import open_uart
+
+    d = tmpdir("ports")
+    clock = VirtualClock()
+    cfg = config.validate({
+        "device_id": 7, "key_file": "-", "data_dir": d,
+        "collector": {"port": d + "/ttyUSB9"},
+        "center": {"host": "127.0.0.1", "port": 1},
+    })
+    hw = Hardware(clock, Flash(d), open_uart(d + "/ttyUSB9", 9600), _no_center,
+                  cli_uart=open_uart(d + "/ttyCLI", 115200))
+    gw = Gateway(cfg, _KEY, hw)
+    try:
+        gw.start()
+        end = clock.ticks_add(clock.ticks_ms(), 20000)
+        while clock.ticks_diff(end, clock.ticks_ms()) > 0:
+            clock.sleep_ms(gw.loop.step())
+        st = ondemand.call("gateway.control", "report", gw)
+        link = st["link"]
+        assert link["state"] == "lost"
+        assert link["port_error"].startswith("cannot open %s/ttyUSB9: " % d), link
+        assert len(link["port_error"]) > len("cannot open %s/ttyUSB9: " % d)  # the reason
+        assert link["port_failures"] >= 5, link
+        assert st["cli_port"]["error"].startswith("cannot open %s/ttyCLI: " % d), st
+        assert st["cli_port"]["failures"] >= 5, st
+        figs = [c for c in gw.diag.report()["checks"] if c["name"] == "link"][0]["figures"]
+        assert figs["port_error"] == link["port_error"] and figs["port_failures"] >= 5, figs
+        lost = [a for a in gw.alarms.active() if a["code"] == "collector_link_lost"]
+        assert lost and lost[0]["detail"] == link["port_error"], gw.alarms.active()
+    finally:
+        gw.uplink.stop()
+        gw.log.close()
+        rmtree(d)

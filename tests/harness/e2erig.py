@@ -273,10 +273,9 @@ class Rig:
     def start_gateway(self):
         """The gateway in this process, on a thread of its own, on the real clock."""
         from gateway.app import Gateway
-        from hal.board import Hardware
+        from hal.board import Hardware, open_uart
         from hal.clock import Clock
         from hal.net import TcpConnector
-        from hal.uart import open_uart
 
         cfg = config.validate(self.config())
         hw = Hardware(
