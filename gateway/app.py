@@ -201,7 +201,7 @@ class Gateway:
     def _link_stats(self):
         # The link's own counters, one dict made whole (the driver's adds ten entries
         # to it, growing it): the diagnosis asks every second.
-        return self.collector.link.counters()
+        return self.collector.link_counters()
 
     def _production_t(self):
         # Two figures, every second: not the whole status() (a dozen dicts each time).
