@@ -22,6 +22,7 @@ from hal.compat import const
 # by the function of that name in gateway/control.py.
 CENTER_OPS = ("status", "get_params", "set_params", "time_sync", "set_output", "ack_alarm")
 _CHECKPOINT_BUFFER = const(2048)
+_CHECKPOINT_PER_TERMINAL = const(160)  # its registers and reported energy in the checkpoint
 _TAIL_RECORDS = const(64)  # records read back at start-up to reconcile the checkpoint with the log
 _TAIL_CHUNK = const(8)
 # While a RECORDS frame is read, encoded and sealed, each record takes about 1.5 KB of heap
@@ -47,9 +48,11 @@ class Gateway:
         self._param_slots = Slots(flash, "params")
         # The checkpoint keeps a buffer for its JSON (~1.3 KB), made now while the heap is
         # whole: gateway/store/slots.py.
-        self._ckpt_slots = Slots(flash, "checkpoint", buffer_bytes=_CHECKPOINT_BUFFER)
         self.params = self._params_in_force(cfg)
         p = self.params
+        n_meters = len(p["meters.terminals"]) if p["meters.port"] else 0
+        self._ckpt_slots = Slots(flash, "checkpoint", buffer_bytes=_CHECKPOINT_BUFFER
+                                 + n_meters * _CHECKPOINT_PER_TERMINAL)
         self.alarms = Alarms(clock, self.emit, set_do1=self._set_do1, params=p)
         self.log = RecordLog(flash, budget_bytes=p["store.budget_mib"] << 20, alarm=self.alarms.set)
         self.collector = Collector(
@@ -64,6 +67,10 @@ class Gateway:
             capture_s=p["collector.capture_s"],
         )
         self.measurement = Measurement(p, clock, self.emit, self.alarms.set)
+        # The power side, only with terminals configured (docs/power.md).
+        self.meters = self.power = None
+        if n_meters:
+            self._build_power(hw, p)
         self.identity = Identity(self.alarms, Slots(flash, "identity"), clock, self.device_id, self.emit)
         handlers = {}
         for op in CENTER_OPS:
@@ -118,6 +125,16 @@ class Gateway:
         self._was_online = False
         self.last_capture = None
 
+    def _build_power(self, hw, p):
+        from drivers.meters import Meters
+        from gateway.power.energy import Power
+
+        self.meters = Meters(hw.meter_uart, self.clock, p["meters.terminals"],
+                             baud=p["meters.baud"])
+        self.power = Power(self.meters, self.emit, self.alarms.set,
+                           self.measurement.running.state, p)
+        self.measurement.production.power = self.power
+
     # --- parameters ------------------------------------------------------------------
 
     # The schema (gateway.config) is loaded only for these calls: ondemand.call.
@@ -160,6 +177,8 @@ class Gateway:
         self.measurement.apply_params(p)
         self.alarms.apply(p)
         self.diag.apply(p)
+        if self.power:
+            self.power.apply(p)
         if self.lcd:
             self.lcd.apply(p)
         if self.cli:
@@ -233,7 +252,17 @@ class Gateway:
             "link": self.collector.link.state,
             "center": up["state"],
             "backlog": up["backlog"],
+            "power": self._power_figures() if self.power else None,
         }
+
+    def _power_figures(self):
+        pw = self.power
+        last = pw.last or {}
+        up = 0
+        for t in pw.terms:
+            up += t.link.state != "lost"
+        return {"kw": pw.kw_now(pw.belt) if pw.belt else None,
+                "kwh_per_t": last.get("kwh_per_t"), "up": up, "n": len(pw.terms)}
 
     def status(self):
         """The state at a glance (gateway.control.report, loaded for the call only)."""
@@ -293,6 +322,7 @@ class Gateway:
             "diag": self.diag.snapshot(),
             "uplink": self.uplink.snapshot(),
             "cli": self.cli.snapshot() if self.cli else {},
+            "power": self.power.snapshot() if self.power else None,
         }
 
     def checkpoint(self):
@@ -321,10 +351,12 @@ class Gateway:
         self.diag.restore(ck["diag"])
         if self.cli and "cli" in ck:
             self.cli.restore(ck["cli"])
+        if self.power and ck.get("power"):
+            self.power.restore(ck["power"])
         return True
 
     def _log_tail(self):
-        """The prod and total records among the newest _TAIL_RECORDS, oldest first: the
+        """The prod, total and power records among the newest _TAIL_RECORDS, oldest first: the
         only ones reconciling needs, read a few at a time so that a small heap never
         holds the whole tail."""
         log = self.log
@@ -335,7 +367,7 @@ class Gateway:
             if not recs:
                 break
             for r in recs:
-                if r.get("type") in ("prod", "total"):
+                if r.get("type") in ("prod", "total", "power"):
                     out.append(r)
             seq = recs[-1]["seq"] + 1
         return out
@@ -373,7 +405,11 @@ class Gateway:
         report = self.log.open()
         restored = self._restore()
         if restored:
-            self.measurement.reconcile(self._log_tail())
+            tail = self._log_tail()
+            self.measurement.reconcile(tail)
+            if self.power:
+                self.power.adopt(tail)
+            tail = None
         self.emit(
             "event",
             {
@@ -406,6 +442,12 @@ class Gateway:
         loop.add(self.diag, 1000, 600)
         loop.add(_Job("checkpoint", self._checkpoint_job), 200, 50)
         loop.add(_Job("flush", self._flush_job), 2000, 150)
+        if self.meters:
+            # Its own job: each run takes what the meter bus has and returns, so the
+            # collector's poll never waits for a 2400-baud reply.
+            self.meters.start()
+            loop.add(self.meters, 20, 11)
+            loop.add(self.power, 1000, 700)
         if self.lcd:
             self.lcd.start()
             loop.add(self.lcd, 500, 250)
