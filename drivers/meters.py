@@ -185,10 +185,12 @@ class Meters:
             except dlt.DltError as e:
                 self._failed(now_ms, isinstance(e, (dlt.ResponseTimeout, dlt.PortError)))
                 return
-            self._answered(now_ms)
             if self._item < 0:
+                # Whoever answers the wildcard is not the terminal we asked for.
+                self._round_bus += bus.elapsed_ms
                 self._identified(bus.address)
             else:
+                self._answered(now_ms)
                 self._take(self._t, self._item, bus.value, now_ms)
             self._next(now_ms)
             return
@@ -251,6 +253,14 @@ class Meters:
 
     def _start_next(self, now_ms):
         c = self._clock
+        n = len(self.terminals)
+        t = self.terminals[0]
+        if n == 1 and t.link.consecutive_failures > self.retries and t.link.ready(now_ms) and \
+                c.ticks_diff(now_ms, self._ident_at) >= 0:
+            # A lone terminal that does not answer to its address: who is there?
+            self._ident_at = c.ticks_add(now_ms, _IDENT_MS)
+            self._start(t, -1)
+            return
         b = self.belt
         if b is not None and b.link.ready(now_ms):
             if not self._fast_step and c.ticks_diff(now_ms, self._fast_due) >= 0:
@@ -258,17 +268,11 @@ class Meters:
             if self._fast_step:
                 self._start(b, P if self._fast_step == 1 else E)
                 return
-        n = len(self.terminals)
         for _ in range(n):
             t = self.terminals[self._rr]
             self._rr = (self._rr + 1) % n
             if not t.link.ready(now_ms):
                 continue
-            if t.link.state == "lost" and n == 1 and c.ticks_diff(now_ms, self._ident_at) >= 0:
-                # A lone terminal that does not answer to its address: who is there?
-                self._ident_at = c.ticks_add(now_ms, _IDENT_MS)
-                self._start(t, -1)
-                return
             k = self._slow_item(t)
             if k >= 0:
                 self._start(t, k)

@@ -221,6 +221,8 @@ class Master:
         self.wake = wake
         self._tx = bytearray(_TX_CAP)
         self._txmv = memoryview(self._tx)
+        self._read_len = wake + _FRAME_MIN + 4
+        self._tx_read = self._txmv[: self._read_len]  # every read request: no slice per read
         self.rx = bytearray(_RX_CAP)
         self._rxmv = memoryview(self.rx)
         self._chunk = bytearray(_READ_MAX)  # read into this, copied by index: no slice per poll
@@ -277,7 +279,9 @@ class Master:
         """Ask the terminal at addr (6 bytes) for item di, a value_len-byte BCD value."""
         if not 1 <= value_len <= MAX_DATA - 4:
             raise ValueError("value length %d" % value_len)
-        self._addr[:] = addr
+        a = self._addr
+        for k in range(6):
+            a[k] = addr[k]
         self._wild = False
         self._di = di
         self._len = value_len
@@ -301,7 +305,7 @@ class Master:
     def _write(self, n):
         try:
             self._flush()
-            self._uart.write(self._txmv[:n])
+            self._uart.write(self._tx_read if n == self._read_len else self._txmv[:n])
         except OSError as e:  # UartError and anything the port raises
             self.uart_errors += 1
             raise PortError("port: %s" % e)
