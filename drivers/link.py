@@ -62,9 +62,3 @@ class LinkHealth:
                 wait = self.backoff_max_ms
             c = self._clock
             self._resume_at = c.ticks_add(c.ticks_ms(), wait)
-
-    def forget(self):
-        """A new device at this place (replaced): nothing heard from it yet."""
-        self.consecutive_failures = self._silent = self._hist = 0
-        self._answered = False
-        self._resume_at = None

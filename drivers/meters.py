@@ -3,8 +3,10 @@
 # transaction in flight, or starts the next one, and returns at once: at 2400 baud a read
 # takes a quarter of a second, and the collector's poll must not wait for it.
 # The schedule keeps the belt drive's power and energy fresh (every FAST_MS) and reads
-# everything else round-robin. Readings go to on_reading(terminal, item, value, ticks);
-# energy registers are kept continuous here (roll-over, a cleared or replaced terminal are
+# everything else round-robin. Each terminal keeps its latest values and, until its user
+# takes them (gateway/power/), the readings' sums, counts and maxima per item and the energy
+# its power readings integrate to, all in fixed arrays: a reading allocates nothing.
+# Energy registers are kept continuous here (roll-over, a cleared or replaced terminal are
 # events through on_event, never consumption).
 from array import array
 
@@ -52,9 +54,9 @@ ITEMS = (
     (0x00010400, 4, False),
 )
 ROLES = ("belt_drive", "mine_total", "underground", "other")
-_REG_BITS = const((1 << E) | (1 << EQ) | (0xF << T1))
+REG_BITS = const((1 << E) | (1 << EQ) | (0xF << T1))
 # The registers kept continuous: E, EQ, T1..T4 (index into Terminal.cum).
-_REGS = (E, EQ, T1, T1 + 1, T1 + 2, T1 + 3)
+REG_ITEMS = (E, EQ, T1, T1 + 1, T1 + 2, T1 + 3)
 REG_E = const(0)
 REG_EQ = const(1)
 REG_T1 = const(2)
@@ -63,6 +65,8 @@ _ROLL_NEAR = const(1000000)  # a drop from within 10 000 kWh of the top to below
 _MAX_SEC_W = const(20000)  # no secondary circuit draws more (3 x 480 V x 6 A with margin)
 FAST_MS = const(2000)  # the belt drive's power and energy, at most this old plus one read
 _IDENT_MS = const(60000)  # a lone terminal that does not answer: who is on the bus, this often
+_ACC_PER_FINE = const(7200000)  # integration: 0.1 Wh = 360 J = 7.2e6 of (0.05 W x ms)
+_GAP_MS = const(120000)  # power readings further apart than this are not integrated
 
 
 class Terminal:
@@ -81,19 +85,20 @@ class Terminal:
         self.read_at = array("i", bytes(4 * N_ITEMS))  # ticks of the last good read
         self.have = 0  # bit per item: read at least once
         self.absent = 0  # bit per item: the terminal said it has no such item
-        self.cum = array("i", bytes(4 * len(_REGS)))  # continuous registers, 0.01 units
+        self.cum = array("i", bytes(4 * len(REG_ITEMS)))  # continuous registers, 0.01 units
         self.unbounded = 0  # bit per item: restored, its next delta has no time bound
         self.next_item = 0  # round-robin position
-
-    def snapshot(self):
-        return [list(self.cum), [self.values[k] for k in _REGS], self.have & _REG_BITS]
-
-    def restore(self, s):
-        for k in range(len(_REGS)):
-            self.cum[k] = s[0][k]
-            self.values[_REGS[k]] = s[1][k]
-        self.have |= s[2] & _REG_BITS
-        self.unbounded |= s[2] & _REG_BITS
+        # Since the user last took them: readings per item, their sum and maximum.
+        self.n = array("i", bytes(4 * N_ITEMS))
+        self.sums = array("i", bytes(4 * N_ITEMS))
+        self.maxes = array("i", bytes(4 * N_ITEMS))
+        # The power readings integrated (trapezoids, forward power only), in 0.1 Wh:
+        # since taken, and since the last energy reading.
+        self.fine = 0
+        self.fine_since_e = 0
+        self._acc = 0
+        self._p_last = -1  # -1: no power reading to start a trapezoid from
+        self._t_last = 0
 
 
 class Meters:
@@ -108,7 +113,6 @@ class Meters:
         for t in self.terminals:
             if t.role == "belt_drive":
                 self.belt = t
-        self.on_reading = None  # (terminal, item, value, ticks_ms)
         self.on_event = None  # (code, terminal, detail dict)
         self._t = None  # the transaction in flight: terminal, item (-1: its address)
         self._item = 0
@@ -138,33 +142,10 @@ class Meters:
         self._round_t0 = now
         self._round_left = self._round_items()
 
-    def counters(self):
-        c = self.bus.counters()
-        c["reads"] = self.reads
-        c["failures"] = self.failures
-        c["rounds"] = self.rounds
-        c["round_ms"] = self.round_ms
-        c["round_bus_ms"] = self.round_bus_ms
-        c["fast_late"] = self.fast_late
-        return c
-
-    def states(self):
-        return [(t.address, t.link.state) for t in self.terminals]
-
     def fresh(self, t, item, now_ms, max_ms):
         """Whether item of terminal t was read within max_ms."""
         return bool(t.have >> item & 1) and \
             self._clock.ticks_diff(now_ms, t.read_at[item]) <= max_ms
-
-    def time_sync(self, ss, mm, hh, day, month, yy):
-        """Broadcast the time to every terminal (their tariff periods follow their clocks)."""
-        if self.bus.busy:
-            return False
-        try:
-            self.bus.time_sync(ss, mm, hh, day, month, yy)
-        except dlt.DltError:
-            return False
-        return True
 
     # --- the job
 
@@ -307,18 +288,39 @@ class Meters:
             late = self._clock.ticks_diff(now_ms, t.read_at[item])
             if late > FAST_MS + 2 * self.bus.request_ms(4) + 1000:
                 self.fast_late += 1
-        if (1 << item) & _REG_BITS:
+        if (1 << item) & REG_BITS:
             self._register(t, item, t.values[item], value, not t.have >> item & 1, now_ms)
+            if item == E:
+                t.fine_since_e = 0
+        elif item == P:
+            self._integrate(t, value, now_ms)
         t.values[item] = value
         t.read_at[item] = now_ms
         t.have |= 1 << item
-        if self.on_reading is not None:
-            self.on_reading(t, item, value, now_ms)
+        v = value if value >= 0 or item == P else -value  # |PF|, |I|: sums of magnitudes
+        if not t.n[item] or v > t.maxes[item]:
+            t.maxes[item] = v
+        t.n[item] += 1
+        t.sums[item] += v
+
+    def _integrate(self, t, p, now_ms):
+        if p < 0:
+            p = 0  # forward energy only, as the register counts it
+        if t._p_last >= 0:
+            dt = self._clock.ticks_diff(now_ms, t._t_last)
+            if 0 < dt <= _GAP_MS:
+                acc = t._acc + (t._p_last + p) * dt
+                d = acc // _ACC_PER_FINE
+                t._acc = acc - d * _ACC_PER_FINE
+                t.fine += d
+                t.fine_since_e += d
+        t._p_last = p
+        t._t_last = now_ms
 
     def _register(self, t, item, old, new, first, now_ms):
         """Keep the register continuous: roll-over and a cleared or replaced terminal
         are events, not consumption."""
-        k = _REGS.index(item)
+        k = REG_ITEMS.index(item)
         if first:
             return  # the base: no delta yet
         d = new - old

@@ -70,7 +70,9 @@ class Gateway:
         # The power side, only with terminals configured (docs/power.md).
         self.meters = self.power = None
         if n_meters:
-            self._build_power(hw, p)
+            from gateway.power.energy import build
+
+            build(self, hw, p)
         self.identity = Identity(self.alarms, Slots(flash, "identity"), clock, self.device_id, self.emit)
         handlers = {}
         for op in CENTER_OPS:
@@ -124,16 +126,6 @@ class Gateway:
         self.checkpoint_errors = 0
         self._was_online = False
         self.last_capture = None
-
-    def _build_power(self, hw, p):
-        from drivers.meters import Meters
-        from gateway.power.energy import Power
-
-        self.meters = Meters(hw.meter_uart, self.clock, p["meters.terminals"],
-                             baud=p["meters.baud"])
-        self.power = Power(self.meters, self.emit, self.alarms.set,
-                           self.measurement.running.state, p)
-        self.measurement.production.power = self.power
 
     # --- parameters ------------------------------------------------------------------
 
@@ -241,7 +233,7 @@ class Gateway:
         up = self.uplink.stats()
         run = self._running_figures()
         s = self.collector.sample
-        return {
+        out = {
             "rate_tph": sc.rate_shown_tph(),
             "total_t": sc.total_g / 1e6,
             "day_t": self._production_t()["day_t"],
@@ -252,17 +244,10 @@ class Gateway:
             "link": self.collector.link.state,
             "center": up["state"],
             "backlog": up["backlog"],
-            "power": self._power_figures() if self.power else None,
         }
-
-    def _power_figures(self):
-        pw = self.power
-        last = pw.last or {}
-        up = 0
-        for t in pw.terms:
-            up += t.link.state != "lost"
-        return {"kw": pw.kw_now(pw.belt) if pw.belt else None,
-                "kwh_per_t": last.get("kwh_per_t"), "up": up, "n": len(pw.terms)}
+        if self.power:
+            out["power"] = self.power.figures()
+        return out
 
     def status(self):
         """The state at a glance (gateway.control.report, loaded for the call only)."""
@@ -314,7 +299,7 @@ class Gateway:
         self._ckpt_due_ms = self.clock.ticks_ms()
 
     def snapshot(self):
-        return {
+        snap = {
             "v": 1,
             "clock_offset_s": getattr(self.clock, "offset_s", 0.0),
             "measurement": self.measurement.snapshot(),
@@ -322,8 +307,10 @@ class Gateway:
             "diag": self.diag.snapshot(),
             "uplink": self.uplink.snapshot(),
             "cli": self.cli.snapshot() if self.cli else {},
-            "power": self.power.snapshot() if self.power else None,
         }
+        if self.power:
+            snap["power"] = self.power.snapshot()
+        return snap
 
     def checkpoint(self):
         """Save the snapshot. A failure (the flash, or no room in the heap for the JSON)
@@ -442,12 +429,8 @@ class Gateway:
         loop.add(self.diag, 1000, 600)
         loop.add(_Job("checkpoint", self._checkpoint_job), 200, 50)
         loop.add(_Job("flush", self._flush_job), 2000, 150)
-        if self.meters:
-            # Its own job: each run takes what the meter bus has and returns, so the
-            # collector's poll never waits for a 2400-baud reply.
-            self.meters.start()
-            loop.add(self.meters, 20, 11)
-            loop.add(self.power, 1000, 700)
+        if self.power:
+            self.power.start(loop)
         if self.lcd:
             self.lcd.start()
             loop.add(self.lcd, 500, 250)

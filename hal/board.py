@@ -62,12 +62,6 @@ def build(cfg, screen=False):
         cli_uart=_cli_stream(cli),
         watchdog=Watchdog(_WATCHDOG_MS, flash),
         display=_display(screen),
-        meter_uart=_meter_uart(cfg),
+        meter_uart=open_uart(cfg["meters.port"], cfg["meters.baud"], cfg["meters.parity"])
+        if cfg["meters.port"] and cfg["meters.terminals"] else None,
     )
-
-
-def _meter_uart(cfg):
-    port = cfg.get("meters.port")
-    if not port or not cfg.get("meters.terminals"):
-        return None
-    return open_uart(port, cfg["meters.baud"], cfg["meters.parity"])

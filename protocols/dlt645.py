@@ -25,8 +25,8 @@ _HEADER = const(10)  # 68 A0..A5 68 C L
 _FRAME_MIN = const(12)  # header, CS, 16
 _WAKE_BYTES = const(4)
 _TX_CAP = const(32)  # the longest request the gateway sends: 4 + 12 + 6
-_RX_CAP = const(448)  # two of the longest frames: garbage can never grow it further
-_READ_MAX = const(128)  # bytes taken per poll(): a babbling line costs a bounded time a run
+_RX_CAP = const(320)  # the longest frame and more: garbage can never grow it further
+_READ_MAX = const(64)  # bytes taken per poll(): a babbling line costs a bounded time a run
 _TURNAROUND_MAX_MS = const(500)  # the datasheet's longest answer delay and byte gap
 _HARD_MS = const(3000)  # no transaction longer than this, however the bytes trickle in
 CHAR_BITS = const(11)  # 8E1
@@ -256,19 +256,6 @@ class Master:
         self.uart_errors = 0
         self.stale_bytes = 0
 
-    def counters(self):
-        return {
-            "requests": self.requests,
-            "replies": self.replies,
-            "timeouts": self.timeouts,
-            "checksum_errors": self.checksum_errors,
-            "frame_errors": self.frame_errors,
-            "wrong_address": self.wrong_address,
-            "abnormal": self.abnormal,
-            "uart_errors": self.uart_errors,
-            "stale_bytes": self.stale_bytes,
-        }
-
     def request_ms(self, value_len):
         """Wire time of one read of a value_len-byte item: request and reply, no turnaround."""
         return frame_time_ms(2 * (self.wake + _FRAME_MIN) + 8 + value_len, self.baud)
@@ -296,11 +283,6 @@ class Master:
         self._len = 6
         n = build(self._tx, WILDCARD, FN_READ_ADDRESS, b"", self.wake)
         self._send(FN_READ_ADDRESS, n, n + 6)
-
-    def time_sync(self, ss, mm, hh, day, month, yy):
-        """Broadcast the time (no reply)."""
-        n = build_time_sync(self._tx, ss, mm, hh, day, month, yy, self.wake)
-        self._write(n)
 
     def _write(self, n):
         try:

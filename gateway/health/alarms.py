@@ -67,22 +67,14 @@ TABLE = {
     "retention_overrun": ("comm", "F", EVENT, 0, _HOLD_MS, "storage"),
     # raised by the uplink
     "upload_gap": ("comm", "F", EVENT, 0, _HOLD_MS, "uplink"),
-    # raised by the power side (gateway/power/energy.py)
-    "meter_link_lost": ("fault", "F", COND_DETAIL, 10000, 30000, "power"),
-    "meter_replaced": ("tamper", "W", EVENT, 0, _HOLD_MS, "power"),
-    "voltage_deviation": ("power", "W", COND_DETAIL, 60000, 60000, "power"),
-    "phase_loss": ("power", "F", COND_DETAIL, 5000, 10000, "power"),
-    "power_factor_low": ("power", "W", COND, 300000, 300000, "power"),
-    "voltage_thd_high": ("power", "W", COND, 60000, 60000, "power"),
-    "frequency_out_of_range": ("power", "W", COND, 10000, 10000, "power"),
-    "drive_power_belt_stopped": ("tamper", "F", COND, 30000, 30000, "power"),
-    "belt_running_no_drive_power": ("tamper", "F", COND, 30000, 30000, "power"),
 }
 for _i in range(1, 5):
     TABLE["cell%d_fault" % _i] = ("fault", "F", COND, 1000, 30000, "cells")
     TABLE["cell%d_stuck" % _i] = ("fault", "F", COND, 0, 0, "cells")  # 30 s windows
     TABLE["cell%d_range" % _i] = ("fault", "F", COND, 2000, 10000, "cells")
     TABLE["cell%d_drift" % _i] = ("fault", "W", COND, 0, 0, "cells")
+
+
 
 
 class AlarmError(ValueError):

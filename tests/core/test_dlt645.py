@@ -87,7 +87,7 @@ def test_read_on_a_bus_at_2400():
     # 4 FE + 16 request bytes, 2 FE + 20 reply bytes at 2400 (4.6 ms each) + 60 ms turnaround
     assert 240 <= r.m.elapsed_ms <= 260
     assert r.m.request_ms(4) == 202  # wire time without the turnaround (4 FE each way)
-    assert r.m.counters()["replies"] == 3 and r.m.counters()["timeouts"] == 0
+    assert r.m.replies == 3 and r.m.timeouts == 0
 
 
 def test_read_address_with_the_wildcard():
@@ -102,7 +102,7 @@ def test_abnormal_replies_are_typed():
     r = _Rig(Bus([t]))
     e = raises(dlt.NoSuchItem, r.read, _A, _P, 3, True)
     assert e.code == 2 and isinstance(e, dlt.AbnormalReply)
-    assert r.m.counters()["abnormal"] == 1
+    assert r.m.abnormal == 1
     assert type(dlt.abnormal(0x11, 1)) is dlt.AbnormalReply
     assert isinstance(dlt.abnormal(0x11, 4), dlt.Unauthorised)
 
@@ -169,7 +169,7 @@ def test_port_error():
     r = _Rig(_fixed([]))
     r.line.broken = True
     raises(dlt.PortError, r.read, _A, _E, 4)
-    assert r.m.counters()["uart_errors"] == 1 and not r.m.busy
+    assert r.m.uart_errors == 1 and not r.m.busy
 
 
 def test_garbage_flood_is_bounded():

@@ -76,15 +76,3 @@ def test_absent_port_backs_off():
     clock.advance_ms(5000)
     _attempt(m, link)
     assert link.state == "degraded" and link.consecutive_failures == 0
-
-
-def test_forget_starts_over():
-    clock = VirtualClock()
-    link = LinkHealth(clock, retries=0)
-    link.answered()
-    link.failed(True)
-    assert not link.ready(clock.ticks_ms())
-    link.forget()
-    assert link.ready(clock.ticks_ms()) and link.state == "lost"
-    link.answered()
-    assert link.state == "ok"
