@@ -35,9 +35,11 @@ def _role(pw, t):
 def close_interval(pw, t0, t1, mass_g):
     if t1 > pw.closed_t1:
         for t in pw.terms:
+            if pw.done_t1[t.index] >= t1:
+                continue  # its record was written when this close ran out of memory before
             fine, rec = _close(pw, t, t0, t1)
             pw.emit("power", rec)
-            _to_periods(pw, t, fine)
+            _commit(pw, t, fine, t1)
             if t is pw.belt:
                 pw.last = {"t0": t0, "t1": t1, "kwh": rec["kwh"], "kw_mean": rec["kw_mean"],
                            "n": rec["n"], "state": rec["state"], "adj_kwh": rec["adj_kwh"]}
@@ -57,28 +59,40 @@ def _to_periods(pw, t, fine):
             pw.periods.setdefault(kind, [0, 0])[r] += fine
 
 
+def _commit(pw, t, fine, t1):
+    # Once its record is in the log: the energy reported, the sums started afresh.
+    i = t.index
+    pw.rep[i] = pw._rep_new
+    if t.have >> mt.EQ & 1:
+        pw.eq0[i] = t.cum[1]
+    _to_periods(pw, t, fine)
+    for k in range(mt.N_ITEMS):
+        t.n[k] = t.sums[k] = t.maxes[k] = 0
+    t.fine = 0
+    pw.done_t1[i] = t1
+
+
 def _close(pw, t, t0, t1):
+    """(energy in 0.1 Wh, the record) of terminal t's interval; changes nothing."""
     i = t.index
     ratio = t.ct * t.pt
     fine = integrated = t.fine
-    have_e = t.have >> mt.E & 1
-    if have_e and pw.rep[i] < 0:
-        pw.rep[i] = t.cum[0] * _FINE_PER_REG - fine  # the base: the register now
-    if have_e:
+    rep = pw.rep[i]
+    if t.have >> mt.E & 1:
         lo = t.cum[0] * _FINE_PER_REG
+        if rep < 0:
+            rep = lo - fine  # the base: the register now
         hi = lo + _FINE_PER_REG + t.fine_since_e
-        cand = pw.rep[i] + fine
+        cand = rep + fine
         if cand < lo:
             fine += lo - cand
         elif cand > hi:
-            fine = hi - pw.rep[i] if hi > pw.rep[i] else 0
-        pw.rep[i] += fine
+            fine = hi - rep if hi > rep else 0
+        rep += fine
+    pw._rep_new = rep
     kvarh = None
-    if t.have >> mt.EQ & 1:
-        eq = t.cum[1]
-        if pw.eq0[i] >= 0:
-            kvarh = round((eq - pw.eq0[i]) * ratio / 100, 3)
-        pw.eq0[i] = eq
+    if t.have >> mt.EQ & 1 and pw.eq0[i] >= 0:
+        kvarh = round((t.cum[1] - pw.eq0[i]) * ratio / 100, 3)
     n = t.n[mt.P]
     thd_v = max(t.maxes[mt.THDU + k] if t.n[mt.THDU + k] else 0 for k in range(3))
     thd_i = max(t.maxes[mt.THDI + k] if t.n[mt.THDI + k] else 0 for k in range(3))
@@ -101,9 +115,6 @@ def _close(pw, t, t0, t1):
         "n": n,
         "state": t.link.state,
     }
-    for k in range(mt.N_ITEMS):
-        t.n[k] = t.sums[k] = t.maxes[k] = 0
-    t.fine = 0
     return fine, rec
 
 
@@ -164,6 +175,8 @@ def restore(pw, d):
     pw.periods = {k: list(v) for k, v in d.get("per", {}).items()}
     pw.tariff0 = list(d.get("tar", pw.tariff0))
     pw.closed_t1 = d.get("t1", 0)
+    for t in pw.terms:
+        pw.done_t1[t.index] = pw.closed_t1
 
 
 def adopt(pw, tail):
@@ -188,6 +201,7 @@ def adopt(pw, tail):
                        "n": r["n"], "state": r["state"], "adj_kwh": r["adj_kwh"]}
         if r["t1"] > newest:
             newest = r["t1"]
+        pw.done_t1[t.index] = r["t1"]
     pw.closed_t1 = newest
 
 
