@@ -1,1 +1,2 @@
-# The power side: the terminals' readings into records, energy per tonne, power alarms (docs/power.md).
+# The power side: the terminals' readings into records, energy per tonne, power alarms
+# (docs/power.md).
