@@ -5,6 +5,7 @@
 import struct
 from array import array
 
+from drivers.link import LinkHealth
 from hal.compat import const
 from protocols import modbus_rtu as rtu
 
@@ -112,8 +113,8 @@ class Collector:
         self._clock = clock
         self.address = address
         self._uart = uart
-        self._m = rtu.Master(uart, clock, baud, timeout_ms, retries)
-        self.link = self._m
+        self._m = rtu.Master(uart, clock, baud, timeout_ms)
+        self.link = LinkHealth(clock, retries)
         self.period_ms = max(1, int(1000 / poll_hz + 0.5))
         self._identity_ms = identity_s * 1000
         self._capture_ms = capture_s * 1000
@@ -179,7 +180,7 @@ class Collector:
 
     @property
     def online(self):
-        return self._m.state != "lost"
+        return self.link.state != "lost"
 
     def bus_load_pct(self):
         """Share of the bus the fast poll alone takes at this baud and poll rate."""
@@ -193,9 +194,11 @@ class Collector:
         self._write_pending[do - 1] = True
 
     def link_counters(self):
-        """The link's counters and state; a port that would not open adds why (the OS's
-        words) and how often (hal/uart.py), only then."""
+        """The bus's counters and the link's state; a port that would not open adds why
+        (the OS's words) and how often (hal/uart.py), only then."""
         c = self._m.counters()
+        c["state"] = self.link.state
+        c["consecutive_failures"] = self.link.consecutive_failures
         u = self._uart
         if getattr(u, "open_failures", 0):
             c["port_error"] = u.open_error
@@ -224,7 +227,8 @@ class Collector:
     def run(self, now_ms):
         if self._next_poll is None:
             self.start()
-        if not self._m.ready(now_ms):
+        link = self.link
+        if not link.ready(now_ms):
             return
         task = self._pick(now_ms)
         if not task:
@@ -242,6 +246,7 @@ class Collector:
         try:
             self._do(task)
         except rtu.DeviceBusy:
+            link.answered()
             self._busy += 1
             if self._busy > _BUSY_TRIES:
                 self._give_up(task, now_ms)
@@ -250,13 +255,16 @@ class Collector:
             return
         except rtu.ModbusException:
             # The collector refuses the request itself: asking again gives the same answer.
+            link.answered()
             self._give_up(task, now_ms)
             return
-        except rtu.ModbusError:
+        except rtu.ModbusError as e:
+            link.failed(isinstance(e, (rtu.ResponseTimeout, rtu.PortError)))
             self._fails += 1
-            if self._fails > self._m.retries:
+            if self._fails > link.retries:
                 self._give_up(task, now_ms)
             return
+        link.answered()
         self._task = 0
         if task == _T_POLL:
             self._poll_done(now_ms)

@@ -23,6 +23,7 @@ from hal.compat import const, mem_free
 # by gateway.control.command.
 CENTER_OPS = ("status", "get_params", "set_params", "time_sync", "set_output", "ack_alarm")
 _CHECKPOINT_BUFFER = const(2048)
+_CHECKPOINT_PER_TERMINAL = const(160)  # its registers and reported energy in the checkpoint
 _TAIL_RECORDS = const(64)  # records read back at start-up to reconcile the checkpoint with the log
 _TAIL_CHUNK = const(8)
 # While a RECORDS frame is read, encoded and sealed, each record takes about 1.5 KB of heap
@@ -48,9 +49,11 @@ class Gateway:
         self._param_slots = Slots(flash, "params")
         # The checkpoint keeps a buffer for its JSON (~1.3 KB), made now while the heap is
         # whole: gateway/store/slots.py.
-        self._ckpt_slots = Slots(flash, "checkpoint", buffer_bytes=_CHECKPOINT_BUFFER)
         self.params = self._params_in_force(cfg)
         p = self.params
+        n_meters = len(p["meters.terminals"]) if p["meters.port"] else 0
+        self._ckpt_slots = Slots(flash, "checkpoint", buffer_bytes=_CHECKPOINT_BUFFER
+                                 + n_meters * _CHECKPOINT_PER_TERMINAL)
         self.alarms = Alarms(clock, self.emit, set_do1=self._set_do1, params=p)
         self.log = RecordLog(
             flash, budget_bytes=p["store.budget_mib"] << 20, alarm=self.alarms.set
@@ -67,6 +70,12 @@ class Gateway:
             capture_s=p["collector.capture_s"],
         )
         self.measurement = Measurement(p, clock, self.emit, self.alarms.set)
+        # The power side, only with terminals configured (docs/power.md).
+        self.meters = self.power = None
+        if n_meters:
+            from gateway.power.energy import build
+
+            build(self, hw, p)
         handlers = {}
         for op in CENTER_OPS:
             handlers[op] = self._center_command(op)
@@ -147,6 +156,8 @@ class Gateway:
         self.measurement.apply_params(params)
         self.alarms.apply_params(params)
         self.diag.apply_params(params)
+        if self.power:
+            self.power.apply_params(params)
         if self.lcd:
             self.lcd.apply_params(params)
         if self.cli:
@@ -204,7 +215,7 @@ class Gateway:
         up = self.uplink.stats()
         run = self._running_figures()
         s = self.collector.sample
-        return {
+        out = {
             "rate_tph": sc.rate_shown_tph(),
             "total_t": sc.total_g / 1e6,
             "day_t": self._production_t()["day_t"],
@@ -216,6 +227,9 @@ class Gateway:
             "center": up["state"],
             "backlog": up["backlog"],
         }
+        if self.power:
+            out["power"] = self.power.figures()
+        return out
 
     # --- center commands ---------------------------------------------------------------
 
@@ -243,7 +257,7 @@ class Gateway:
         self.checkpoint_soon()
 
     def snapshot(self):
-        return {
+        snap = {
             "v": 1,
             "clock_offset_s": getattr(self.clock, "offset_s", 0.0),
             "measurement": self.measurement.snapshot(),
@@ -252,6 +266,9 @@ class Gateway:
             "uplink": self.uplink.snapshot(),
             "cli": self.cli.snapshot() if self.cli else {},
         }
+        if self.power:
+            snap["power"] = self.power.snapshot()
+        return snap
 
     def checkpoint(self):
         """Save the snapshot. A failure (the flash, or no room in the heap for the JSON)
@@ -279,10 +296,12 @@ class Gateway:
         self.diag.restore(ck["diag"])
         if self.cli and "cli" in ck:
             self.cli.restore(ck["cli"])
+        if self.power and ck.get("power"):
+            self.power.restore(ck["power"])
         return True
 
     def _log_tail(self):
-        """The prod and total records among the newest _TAIL_RECORDS, oldest first: the
+        """The prod, total and power records among the newest _TAIL_RECORDS, oldest first: the
         only ones reconciling needs, read a few at a time so that a small heap never
         holds the whole tail."""
         log = self.log
@@ -293,7 +312,7 @@ class Gateway:
             if not recs:
                 break
             for r in recs:
-                if r.get("type") in ("prod", "total"):
+                if r.get("type") in ("prod", "total", "power"):
                     out.append(r)
             seq = recs[-1]["seq"] + 1
         return out
@@ -331,7 +350,11 @@ class Gateway:
         report = self.log.open()
         restored = self._restore()
         if restored:
-            self.measurement.reconcile(self._log_tail())
+            tail = self._log_tail()
+            self.measurement.reconcile(tail)
+            if self.power:
+                self.power.adopt(tail)
+            tail = None
         self.emit(
             "event",
             {
@@ -363,6 +386,8 @@ class Gateway:
         loop.add(self.diag, 1000, 600)
         loop.add(_Job("checkpoint", self._checkpoint_job), 200, 50)
         loop.add(_Job("flush", self._flush_job), 2000, 150)
+        if self.power:
+            self.power.start(loop)
         if self.lcd:
             self.lcd.start()
             loop.add(self.lcd, 500, 250)

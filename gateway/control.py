@@ -58,6 +58,8 @@ class Control:
             "alarms": [a["code"] for a in gw.alarms.active()],
             "diag": gw.diag.report()["summary"],
         }
+        if gw.power:
+            out["power"] = self._power(prod)
         # A port that would not open: why (the OS's words) and how often (hal/uart.py).
         if link.get("port_failures"):
             out["link"]["port_error"] = link["port_error"] or "none now"
@@ -66,6 +68,15 @@ class Control:
         if getattr(cli, "open_failures", 0):
             out["cli_port"] = {"error": cli.open_error or "none now",
                                "failures": cli.open_failures}
+        return out
+
+    def _power(self, prod):
+        # The terminals, and the belt drive's kWh per tonne over the last interval and the
+        # open day (docs/power.md).
+        out = self._gw.power.status()
+        day_kwh = out.pop("day_kwh", None)
+        day_kg = prod["day"]["mass_kg"] if "day" in prod else 0
+        out["day_kwh_per_t"] = round(day_kwh * 1000 / day_kg, 3) if day_kwh and day_kg else None
         return out
 
     def load_pct(self):

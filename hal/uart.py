@@ -6,6 +6,7 @@
 #   close()
 #   open_error, open_failures    why the port last would not open (None once it is open),
 #                                and how many times it would not (diag and status show them)
+# Parity: "N" (8N1, the collector) or "E" / "O" (8E1 / 8O1, the power terminals).
 # The variants (hal/uart_pyserial.py on CPython; hal/uart_machine.py on a board,
 # hal/uart_polled.py on the unix port) share this module's error and limits; which one a
 # URL gets is decided in hal/board.py (open_uart): they import this module, never the

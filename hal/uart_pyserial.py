@@ -9,12 +9,13 @@ class PySerialUart:
     open_error = None
     open_failures = 0
 
-    def __init__(self, url, baud):
+    def __init__(self, url, baud, parity="N"):
         import serial
 
         self._serial = serial
         self._url = url
         self._baud = baud
+        self._parity = parity  # pyserial's PARITY_NONE / EVEN / ODD are "N" / "E" / "O"
         self._s = None
 
     def _port(self):
@@ -28,7 +29,8 @@ class PySerialUart:
                 protocol_socket.POLL_TIMEOUT = CONNECT_MS / 1000
             try:
                 self._s = serial.serial_for_url(
-                    self._url, baudrate=self._baud, timeout=0, write_timeout=1
+                    self._url, baudrate=self._baud, parity=self._parity, timeout=0,
+                    write_timeout=1,
                 )
             except (serial.SerialException, ValueError, OSError) as e:
                 # The OS's reason in its words, not pyserial's sentence around it.

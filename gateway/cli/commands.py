@@ -79,6 +79,8 @@ class Commands:
         if isinstance(diag, dict) and diag.get("result"):
             lines.append("self-test  %s (diag shows why)" % diag["result"]
                          if diag["result"] != "pass" else "self-test  pass")
+        if s.get("power"):  # power terminals (docs/power.md)
+            lines.extend(_power_lines(s["power"]))
         self.cli.say_lines(lines)
 
     def do_show(self, args):
@@ -300,3 +302,13 @@ class Commands:
         cal = Calibration(self.cli, args["kind"], args["args"], args.get("belt_length_m"))
         cal.start()
         self.cli.calibration = cal
+
+
+def _power_lines(pw):
+    last = pw.get("last") or {}
+    out = ["energy     %s kWh/t last interval, %s kWh/t today" % (
+        fmt_number(last.get("kwh_per_t"), "%.3f"), fmt_number(pw.get("day_kwh_per_t"), "%.3f"))]
+    for t in pw["terminals"]:
+        out.append("meter      %s %s %s, %s kW" % (t["address"], t["role"], t["state"],
+                                                  fmt_number(t["kw"], "%.1f")))
+    return out

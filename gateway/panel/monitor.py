@@ -16,6 +16,9 @@ class Monitor:
 
     def line(self):
         st = ondemand.call("gateway.control", "report", self.gw)
+        return self._main(st) + self.power_line(st)
+
+    def _main(self, st):
         return (
             "rate %7.1f t/h  speed %4.2f m/s  total %10.3f t  %-8s link %-8s center %-7s "
             "backlog %d  alarms %s"
@@ -30,6 +33,15 @@ class Monitor:
                 ",".join(st["alarms"]) or "-",
             )
         )
+
+    def power_line(self, st):
+        pw = st.get("power")
+        if not pw:
+            return ""
+        last = pw.get("last") or {}
+        terms = " ".join("%s %s %s kW" % (t["role"], t["state"], t["kw"]) for t in pw["terminals"])
+        return "\npower: %s  kWh/t %s (interval), %s (day)  bus round %.1f s" % (
+            terms, last.get("kwh_per_t"), pw.get("day_kwh_per_t"), pw["bus"]["round_ms"] / 1000)
 
     def run(self, now_ms):
         self.out.write((self._screen() if self.screen else self.line()) + "\n")
@@ -47,6 +59,9 @@ class Monitor:
         lines.append("collector link %s   center %s, %d records to send" % (
             st["link"]["state"], up["state"], up["backlog"]))
         lines.append(("alarms: %s" % (", ".join(st["alarms"]) or "none"))[:80])
+        power = self.power_line(st)
+        if power:
+            lines.append(power.strip()[:80])
         lines.append("panel: top line belt RUN/STOP and local time; bottom line collector link")
         lines.append("(OK, DEGRAD = degraded, LOST), A = active alarms, page n/6 (every 3 s)")
         return _HOME_CLEAR + "\n".join(lines)

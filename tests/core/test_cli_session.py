@@ -108,9 +108,23 @@ def test_reading_is_open():
     out = t.cmd("show totals")
     assert "shift      20.000 t" in out
     assert "collector   pass" in t.cmd("diag")
+    assert "kWh/t" not in t.cmd("status")  # no power terminals
     assert "no active alarms" in t.cmd("alarms")
     assert "coef 0.95, effective since 2026-01-01 08:00:00 +08:00" in t.cmd("coef")
     assert "2026-01-01 08:00:0" in t.cmd("time")
+
+
+def test_status_shows_the_power_terminals():
+    t = Term()
+    st = t.control.status()
+    st["power"] = {"last": {"kwh_per_t": 0.1234}, "day_kwh_per_t": 0.1,
+                   "terminals": [{"address": "000000000012", "role": "belt_drive",
+                                  "state": "ok", "kw": 101.25}]}
+    t.control.status = lambda: st
+    out = t.cmd("status")
+    assert "energy     0.123 kWh/t last interval, 0.100 kWh/t today" in out
+    assert "meter      000000000012 belt_drive ok, 101.2 kW" in out or \
+        "meter      000000000012 belt_drive ok, 101.3 kW" in out
 
 
 def test_changes_need_login():

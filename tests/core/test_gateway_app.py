@@ -119,3 +119,55 @@ def test_a_port_that_will_not_open_is_named_with_its_reason_and_counted():
         gw.uplink.stop()
         gw.log.close()
         rmtree(d)
+
+
+def test_power_terminals_wired_in():
+    # With meters configured: the bus job, power records beside the prod records, the
+    # belt drive's kWh in them, the power side in the status and the checkpoint, and its
+    # registers back after a restart. (Without: tests above, nothing of it loaded.)
+    from tests.core.fakemeter import Bus, Terminal
+
+    d = tmpdir("app")
+    clock = VirtualClock()
+    terms = [{"address": "000000000012", "role": "belt_drive", "ct_ratio": 60},
+             {"address": "000000000034", "role": "mine_total"}]
+    cfg = config.validate({
+        "device_id": 7, "key_file": "-", "data_dir": d,
+        "collector": {"port": "-"},
+        "center": {"host": "127.0.0.1", "port": 1},
+        "production": {"interval_s": 10},
+        "meters": {"port": "-", "terminals": terms},
+    })
+    fakes = [Terminal("000000000012", {0x02030000: 15000, 0x00010000: 1000}),
+             Terminal("000000000034", {0x00010000: 5000})]
+    meter_line = FakeLine(clock, Bus(fakes))
+    try:
+        hw = Hardware(clock, Flash(d), FakeLine(clock, lambda req: []), _no_center,
+                      meter_uart=meter_line)
+        gw = Gateway(cfg, _KEY, hw)
+        gw.start()
+        end = clock.ticks_add(clock.ticks_ms(), 35000)
+        while clock.ticks_diff(end, clock.ticks_ms()) > 0:
+            clock.sleep_ms(max(1, gw.loop.step()))
+        recs = gw.log.read(1, 256)
+        power = [r for r in recs if r["type"] == "power"]
+        prods = [r for r in recs if r["type"] == "prod"]
+        assert {r["address"] for r in power} == {"000000000012", "000000000034"}
+        assert prods and "kwh_per_t" in prods[-1] and prods[-1]["kwh"] is not None
+        st = ondemand.call("gateway.control", "report", gw)["power"]
+        assert [t["state"] for t in st["terminals"]] == ["ok", "ok"]
+        assert st["terminals"][0]["kw"] == 90.0  # 1.5 kW x CT 60
+        gw.checkpoint()
+        cum = gw.meters.terminals[0].cum[0]
+        gw.uplink.stop()
+        gw.log.close()
+        hw2 = Hardware(clock, Flash(d), FakeLine(clock, lambda req: []), _no_center,
+                       meter_uart=meter_line)
+        gw2 = Gateway(cfg, _KEY, hw2)
+        gw2.start()
+        assert gw2.meters.terminals[0].cum[0] == cum
+        assert gw2.power.closed_t1 == gw.power.closed_t1
+        gw2.uplink.stop()
+        gw2.log.close()
+    finally:
+        rmtree(d)
