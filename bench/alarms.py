@@ -54,7 +54,7 @@ d = Diagnostics(a, p, c, emit, ident, link=lambda: link,
     uplink=lambda: {"state": "up", "connected": True, "acked": 1, "backlog": 0},
     loop=Loop(), production=lambda: {"day_t": 1.0, "month_t": 2.0},
     running=lambda: {"running": True, "load_pct": 50.0})
-a.start(); ident.start(); d.start()
+a.start(); d.start()
 s = S()
 s.ticks_ms = 0; s.block_seq = 0; s.cells = [1000, 2000, 3000, 4000]; s.pulses = 0
 s.freq_centihz = 25000; s.vib_rms_01mv = 180; s.di = 1; s.status = 0; s.supply_mv = 12000

@@ -9,7 +9,7 @@ import time, json, micropython
 from gateway.cli import auth
 from gateway.cli.session import Cli
 from hal.clock import VirtualClock
-from tests.core.fakegw import FakeGateway
+from tests.core.fakecontrol import FakeControl
 from tests.core.test_cli_session import FakeStream
 
 res = {}
@@ -26,9 +26,9 @@ while not check.step(256):
     pass
 res["login_us"] = time.ticks_diff(time.ticks_us(), t0) + res["slice_us"]
 
-gw = FakeGateway(clock)
+control = FakeControl(clock)
 s = FakeStream()
-cli = Cli(gw, s, auth.Auth(accounts, clock), clock)
+cli = Cli(control, s, auth.Auth(accounts, clock), clock)
 cli.start()
 for _ in range(20):
     cli.run(clock.ticks_ms())
@@ -55,7 +55,7 @@ s.inq = g
 worst = 0
 runs = 0
 t_all = time.ticks_us()
-while s.inq or cli._out:
+while s.inq or cli.term.unsent_bytes():
     t0 = time.ticks_us()
     cli.run(clock.ticks_ms())
     d = time.ticks_diff(time.ticks_us(), t0)

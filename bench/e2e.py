@@ -1,4 +1,4 @@
-# The whole gateway end to end (tests/e2e.py): the smallest MicroPython heap at which a run
+# The whole gateway end to end (tests/harness/e2e.py): the smallest MicroPython heap at which a run
 # through power cuts passes, the live heap, and the CPU share of the gateway process at the
 # default 10 Hz poll on both interpreters.
 #
@@ -15,7 +15,7 @@ import os
 import shlex
 import tempfile
 
-from tests import e2e
+from tests.harness import e2e
 
 _LO_K = 128  # the aim
 _HI_K = 384

@@ -8,7 +8,7 @@ import os
 import subprocess
 import tempfile
 
-from tests import memsite
+from tests.harness import memsite
 
 _RUN_S = 60
 _STEP_K = 16

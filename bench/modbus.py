@@ -20,7 +20,7 @@ import time
 from drivers.collector import Collector
 from hal.clock import VirtualClock
 from protocols import modbus_rtu as rtu
-from protocols import modbus_slave
+from tests.core import modbus_slave
 
 class Line:
     def __init__(self):

@@ -26,7 +26,7 @@ from hal.net import TcpConnector
 from gateway.loop import Loop
 from gateway.center.uplink import Uplink
 from gateway.store.recordlog import RecordLog
-from hal.faultfs import FaultFlash
+from tests.core.faultfs import FaultFlash
 from tests.core.uplink_fakes import fill_prod
 try:
     ticks_us, ticks_diff = time.ticks_us, time.ticks_diff

@@ -5,11 +5,26 @@
 import struct
 from array import array
 
+from drivers.link import LinkHealth
 from hal.compat import const
 from protocols import modbus_rtu as rtu
 
 _FAST_REGS = const(25)
-_FAST_FMT = const(">IiiiiIIHHHHhIHHHH")
+# The fast block's fields by byte offset in its data (big-endian; u32 unless said).
+_F_SEQ = const(0)
+_F_CELLS = const(4)  # 4 x i32
+_F_PULSES = const(20)
+_F_FREQ = const(24)
+_F_VIB = const(28)  # u16 from here on, but the temperature and the uptime
+_F_DI = const(30)
+_F_STATUS = const(32)
+_F_SUPPLY = const(34)
+_F_TEMP = const(36)  # i16
+_F_UPTIME = const(38)  # u32
+_F_CONFIG = const(42)
+_F_WAVE_SEQ = const(44)
+_F_WAVE_LEN = const(46)
+_F_WAVE_RATE = const(48)
 _REG_WAVE = const(100)
 _WAVE_LEN = const(256)
 _REG_IDENT = const(1000)
@@ -39,6 +54,24 @@ _T_IDENT = const(5)
 _T_SENSORS = const(6)
 _T_COILS = const(7)
 _T_CHUNK = const(8)  # + chunk index
+
+
+# Fields read straight from the response by index: struct.unpack_from would make a tuple
+# per poll, and the 10 Hz bus step allocates nothing (tests/core/test_collector_driver.py).
+def _u16(b, i):
+    return b[i] << 8 | b[i + 1]
+
+
+def _i16(b, i):
+    return ((b[i] ^ 0x80) - 0x80) << 8 | b[i + 1]
+
+
+def _u32(b, i):
+    return (b[i] << 8 | b[i + 1]) << 16 | b[i + 2] << 8 | b[i + 3]
+
+
+def _i32(b, i):
+    return ((b[i] ^ 0x80) - 0x80) << 24 | b[i + 1] << 16 | b[i + 2] << 8 | b[i + 3]
 
 
 class Sample:
@@ -79,8 +112,9 @@ class Collector:
     ):
         self._clock = clock
         self.address = address
-        self._m = rtu.Master(uart, clock, baud, timeout_ms, retries)
-        self.link = self._m
+        self._uart = uart
+        self._m = rtu.Master(uart, clock, baud, timeout_ms)
+        self.link = LinkHealth(clock, retries)
         self.period_ms = max(1, int(1000 / poll_hz + 0.5))
         self._identity_ms = identity_s * 1000
         self._capture_ms = capture_s * 1000
@@ -146,7 +180,7 @@ class Collector:
 
     @property
     def online(self):
-        return self._m.state != "lost"
+        return self.link.state != "lost"
 
     def bus_load_pct(self):
         """Share of the bus the fast poll alone takes at this baud and poll rate."""
@@ -164,8 +198,20 @@ class Collector:
         if not self._ident_step:
             self._ident_at = self._clock.ticks_ms()
 
-    def counters(self):
+    def link_counters(self):
+        """The bus's counters and the link's state; a port that would not open adds why
+        (the OS's words) and how often (hal/uart.py), only then."""
         c = self._m.counters()
+        c["state"] = self.link.state
+        c["consecutive_failures"] = self.link.consecutive_failures
+        u = self._uart
+        if getattr(u, "open_failures", 0):
+            c["port_error"] = u.open_error
+            c["port_failures"] = u.open_failures
+        return c
+
+    def counters(self):
+        c = self.link_counters()
         c["polls"] = self.polls
         c["samples"] = self.samples
         c["repeats"] = self.repeats
@@ -186,7 +232,8 @@ class Collector:
     def run(self, now_ms):
         if self._next_poll is None:
             self.start()
-        if not self._m.ready(now_ms):
+        link = self.link
+        if not link.ready(now_ms):
             return
         task = self._pick(now_ms)
         if not task:
@@ -204,6 +251,7 @@ class Collector:
         try:
             self._do(task)
         except rtu.DeviceBusy:
+            link.answered()
             self._busy += 1
             if self._busy > _BUSY_TRIES:
                 self._give_up(task, now_ms)
@@ -212,13 +260,16 @@ class Collector:
             return
         except rtu.ModbusException:
             # The collector refuses the request itself: asking again gives the same answer.
+            link.answered()
             self._give_up(task, now_ms)
             return
-        except rtu.ModbusError:
+        except rtu.ModbusError as e:
+            link.failed(isinstance(e, (rtu.ResponseTimeout, rtu.PortError)))
             self._fails += 1
-            if self._fails > self._m.retries:
+            if self._fails > link.retries:
                 self._give_up(task, now_ms)
             return
+        link.answered()
         self._task = 0
         if task == _T_POLL:
             self._poll_done(now_ms)
@@ -318,8 +369,7 @@ class Collector:
         a = self.address
         rx = m.rx
         if task == _T_POLL:
-            off = m.read(a, rtu.READ_INPUT, 0, _FAST_REGS)
-            self._take_sample(struct.unpack_from(_FAST_FMT, rx, off))
+            self._take_sample(rx, m.read(a, rtu.READ_INPUT, 0, _FAST_REGS))
         elif task == _T_ACK:
             m.write_register(a, _REG_RESTART_ACK, _RESTART_ACK)
             self._ack_pending = False
@@ -336,7 +386,7 @@ class Collector:
             off = m.read(a, rtu.READ_INPUT, _REG_WAVE + first, n)
             w = self.wave
             for i in range(n):
-                w[first + i] = struct.unpack_from(">h", rx, off + 2 * i)[0]
+                w[first + i] = _i16(rx, off + 2 * i)
             self._cap_step = k + 2
             self._bg_since = None
         elif task == _T_IDENT:
@@ -363,16 +413,18 @@ class Collector:
             if self.on_identity is not None:
                 self.on_identity(self.identity)
 
-    def _take_sample(self, v):
+    def _take_sample(self, b, o):
+        """The fast block whose data starts at b[o]."""
         s = self.sample
-        seq = v[0]
-        status = v[9]
+        seq = _u32(b, o + _F_SEQ)
+        status = _u16(b, o + _F_STATUS)
+        uptime = _u32(b, o + _F_UPTIME)
         if self._have_sample:
             d = (seq - s.block_seq) & 0xFFFFFFFF
             if d == 0:
                 self.repeats += 1
                 return
-            if d >= 0x80000000 and not status & _STATUS_RESTARTED and v[12] >= s.uptime_s:
+            if d >= 0x80000000 and not status & _STATUS_RESTARTED and uptime >= s.uptime_s:
                 # Older than what we have, and no restart: a late answer. Believe it only
                 # if it keeps coming (someone else acknowledged a restart).
                 if self._stale_run < _STALE_LIMIT:
@@ -384,22 +436,20 @@ class Collector:
         s.ticks_ms = self._clock.ticks_ms()
         s.block_seq = seq
         cells = s.cells
-        cells[0] = v[1]
-        cells[1] = v[2]
-        cells[2] = v[3]
-        cells[3] = v[4]
-        s.pulses = v[5]
-        s.freq_centihz = v[6]
-        s.vib_rms_01mv = v[7]
-        s.di = v[8]
+        for k in range(4):
+            cells[k] = _i32(b, o + _F_CELLS + 4 * k)
+        s.pulses = _u32(b, o + _F_PULSES)
+        s.freq_centihz = _u32(b, o + _F_FREQ)
+        s.vib_rms_01mv = _u16(b, o + _F_VIB)
+        s.di = _u16(b, o + _F_DI)
         s.status = status
-        s.supply_mv = v[10]
-        s.temp_01c = v[11]
-        s.uptime_s = v[12]
-        s.config_counter = v[13]
-        s.wave_seq = v[14]
-        s.wave_len = v[15]
-        s.wave_rate = v[16]
+        s.supply_mv = _u16(b, o + _F_SUPPLY)
+        s.temp_01c = _i16(b, o + _F_TEMP)
+        s.uptime_s = uptime
+        s.config_counter = _u16(b, o + _F_CONFIG)
+        s.wave_seq = _u16(b, o + _F_WAVE_SEQ)
+        s.wave_len = _u16(b, o + _F_WAVE_LEN)
+        s.wave_rate = _u16(b, o + _F_WAVE_RATE)
         self.samples += 1
         if status & _STATUS_RESTARTED:
             if not self._restart_seen:

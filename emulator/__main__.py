@@ -23,7 +23,11 @@ def main(argv):
     demo.add_site_args(p)
     args = p.parse_args(argv)
     site = demo.Site(args)
-    site.start()
+    try:
+        site.start()
+    except demo.SiteError as e:
+        print("emulator: %s" % e, file=sys.stderr)
+        return 2
     print("collector: %s\ncenter: %s:%d (keys in %s)" % (
         site.collector_url, site.center.host, site.center.port, site.keys_dir), flush=True)
     try:

@@ -43,7 +43,8 @@ def steady(tph=800.0, mps=2.5):
 def surges(tph=800.0, mps=2.5):
     # Feed swings between 20 % and 150 % of nominal with sharp surges.
     def feed(t):
-        base = 0.85 + 0.35 * math.sin(2 * math.pi * t / 97.0) + 0.15 * math.sin(2 * math.pi * t / 13.0)
+        base = (0.85 + 0.35 * math.sin(2 * math.pi * t / 97.0)
+                + 0.15 * math.sin(2 * math.pi * t / 13.0))
         surge = 0.6 if (t % 61.0) < 6.0 else 0.0
         return tph * max(0.2, base + surge)
 
@@ -56,7 +57,9 @@ def empty_runs(tph=800.0, mps=2.5):
 
 def start_stop(tph=800.0, mps=2.5):
     # Loaded running, feed stops, belt runs empty, stops, restarts empty, feed resumes.
-    return Profile([(150, tph, mps), (60, 0.0, mps), (40, 0.0, 0.0), (40, 0.0, mps), (150, tph, mps)])
+    return Profile(
+        [(150, tph, mps), (60, 0.0, mps), (40, 0.0, 0.0), (40, 0.0, mps), (150, tph, mps)]
+    )
 
 
 def speed_ramps(tph=800.0):

@@ -128,13 +128,20 @@ class Center:
     def start_thread(self):
         """Serve in a background thread; returns once listening (self.port is set)."""
         ready = threading.Event()
+        failed = []
 
         async def main():
             self._loop = asyncio.get_running_loop()
             self._stopped = asyncio.Event()
             self._open_db()
-            await self._listen()
-            ready.set()
+            try:
+                await self._listen()
+            except OSError as e:  # the address in use, say: the caller says so
+                failed.append(e)
+                self._db.close()
+                return
+            finally:
+                ready.set()
             await self._stopped.wait()
             await self._shutdown()
 
@@ -142,6 +149,10 @@ class Center:
         self._thread.start()
         if not ready.wait(10):
             raise RuntimeError("center did not start")
+        if failed:
+            self._thread.join(10)
+            self._thread = None
+            raise failed[0]
         return self
 
     def stop(self):
@@ -620,8 +631,10 @@ def main(argv=None):
     except KeyboardInterrupt:
         pass
     except OSError as e:
-        print("center: %s" % e, file=sys.stderr)
-        return 1
+        print("center: cannot listen on %s:%d: %s (give another --listen HOST:PORT)"
+              % (a.listen[0], a.listen[1], os.strerror(e.errno) if e.errno else e),
+              file=sys.stderr)
+        return 2
     return 0
 
 

@@ -15,11 +15,13 @@
 #     emu.stop()
 import asyncio
 import math
+import os
 import socket
+import sys
 import threading
 import time
 
-from emulator.belt import WRAP, Belt, PROFILES
+from emulator.belt import PROFILES, WRAP, Belt
 from emulator.faultline import FaultLine, Faults
 
 _FAST_REGS = 25
@@ -90,6 +92,7 @@ class CollectorEmulator:
         self.restarts = 0
         self.busy_replies = 0
         self.requests = 0
+        self.polled_mass_kg = None  # the true mass at the first and the last fast-block poll
         self._block_off = belt.block_seq
         self._pulse_off = 0  # the counter is the belt's until the first restart
         self._t_start = belt.t
@@ -281,6 +284,10 @@ class CollectorEmulator:
                 registers[0] = (1 if self.coils[0] else 0) | (2 if self.coils[1] else 0)
             return None
         if fc == 4:
+            if start == 0:  # a fast-block poll
+                m = self.belt.true_mass_kg
+                first = m if self.polled_mass_kg is None else self.polled_mass_kg[0]
+                self.polled_mass_kg = (first, m)
             # Measurements change with each block; the collector's own state at once.
             self._fast[16] = self._status()
             self._fast[21] = self.config_counter
@@ -501,7 +508,14 @@ def main(argv=None):
         print("pty:", emu.start_pty(), flush=True)
     if args.tcp:
         host, _, port = args.tcp.rpartition(":")
-        print("tcp: %s:%d" % emu.start_tcp(host or "127.0.0.1", int(port)), flush=True)
+        try:
+            print("tcp: %s:%d" % emu.start_tcp(host or "127.0.0.1", int(port)), flush=True)
+        except OSError as e:
+            emu.stop()
+            print("collector: cannot listen on %s: %s (give another --tcp HOST:PORT, "
+                  "port 0: any free one)" % (args.tcp, os.strerror(e.errno) if e.errno else e),
+                  file=sys.stderr)
+            return 2
     start = time.monotonic()
     try:
         while args.seconds is None or time.monotonic() - start < args.seconds:

@@ -2,6 +2,7 @@
 # gateway process showing what it sees. Everything it writes goes under .run/.
 import argparse
 import binascii
+import errno
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import time
 from emulator.belt import PROFILES, Belt
 from emulator.center import Center
 from emulator.collector import CollectorEmulator, Faults
+from emulator.meters import SITE_TERMINALS, site_bus
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEVICE_ID = 1001
@@ -23,6 +25,8 @@ def add_site_args(p):
                    help="RTU over TCP listen address (port 0: any)")
     p.add_argument("--pty", action="store_true", help="serve the collector on a pty instead")
     p.add_argument("--center", default="127.0.0.1:7700", metavar="HOST:PORT")
+    p.add_argument("--meters", default="127.0.0.1:5021", metavar="HOST:PORT",
+                   help="the power terminals' bus (DL/T 645 over TCP); 'none' for none")
     p.add_argument("--profile", default="surges", choices=sorted(PROFILES))
     p.add_argument("--speed", type=float, default=1.0, help="belt seconds per real second")
     p.add_argument("--seed", type=int, default=1)
@@ -32,6 +36,20 @@ def add_site_args(p):
 def _hostport(text):
     host, _, port = text.rpartition(":")
     return host or "127.0.0.1", int(port)
+
+
+class SiteError(Exception):
+    """The site cannot start (an address in use): one line for the operator."""
+
+
+def _cannot_listen(what, flag, address, e):
+    if e.errno == errno.EADDRINUSE:
+        return SiteError(
+            "%s (%s) is in use, by another emulator or `make run`? Stop it, or give %s "
+            "HOST:PORT (port 0: any free one; make run ARGS=\"%s 127.0.0.1:0\")"
+            % (address, what, flag, flag))
+    return SiteError("cannot listen on %s (%s): %s; give %s HOST:PORT"
+                     % (address, what, os.strerror(e.errno) if e.errno else e, flag))
 
 
 class Site:
@@ -49,28 +67,62 @@ class Site:
         self.center = Center(os.path.join(self.dir, "center.db"), self.keys_dir, host, port,
                              verbose=False)
         self.collector_url = None
+        self.meters = None if getattr(args, "meters", "none") == "none" else site_bus(self.belt)
+        self.meters_url = None
 
     def start(self):
-        if self.args.pty:
-            self.collector_url = self.collector.start_pty()
-        else:
-            self.collector_url = "socket://%s:%d" % self.collector.start_tcp(
-                *_hostport(self.args.collector))
-        self.center.start_thread()
+        """SiteError, everything stopped, if an address cannot be had."""
+        try:
+            if self.args.pty:
+                self.collector_url = self.collector.start_pty()
+            else:
+                try:
+                    self.collector_url = "socket://%s:%d" % self.collector.start_tcp(
+                        *_hostport(self.args.collector))
+                except OSError as e:
+                    raise _cannot_listen("the collector", "--collector", self.args.collector, e)
+            try:
+                self.center.start_thread()
+            except OSError as e:
+                raise _cannot_listen("the center", "--center", self.args.center, e)
+            if self.meters is not None:
+                try:
+                    self.meters_url = "socket://%s:%d" % self.meters.start_tcp(
+                        *_hostport(self.args.meters))
+                except OSError as e:
+                    raise _cannot_listen("the power terminals", "--meters", self.args.meters, e)
+        except SiteError:
+            self.collector.stop()
+            self.center.stop()
+            raise
 
     def wait(self, seconds):
         end = None if seconds is None else time.monotonic() + seconds
         while end is None or time.monotonic() < end:
             time.sleep(0.2)
 
-    def stop(self):
+    def stop(self, explain=False):
+        """Stop both and say what they saw: the center's records and production, the true
+        mass (all of it, and between the first and the last poll); explain: why the
+        figures differ from the gateway's total."""
+        if self.meters is not None:
+            self.meters.stop()
         self.collector.stop()
         for dev, st in sorted(self.center.summary().items()):
-            print("center: device %d: %d records, next seq %d, gaps %s, duplicates ignored %d, "
-                  "production %.3f t" % (dev, st["records"], st["next"], st["gaps"] or "none",
-                                         st["duplicates"], st["prod_mass_kg"] / 1000), flush=True)
-        print("emulator: true mass that crossed the frame %.3f t" % (
-            self.collector.true_mass_kg / 1000), flush=True)
+            print("center: device %d: %d records, next seq %d, gaps %s, duplicates ignored %d"
+                  % (dev, st["records"], st["next"], st["gaps"] or "none", st["duplicates"]),
+                  flush=True)
+            print("center: production %.3f t (closed production intervals only: not the open "
+                  "one)" % (st["prod_mass_kg"] / 1000), flush=True)
+        polled = self.collector.polled_mass_kg
+        whole = self.collector.true_mass_kg / 1000
+        if polled is None:
+            print("emulator: true mass %.3f t crossed the weigh frame" % whole, flush=True)
+        else:
+            print("emulator: true mass %.3f t over the gateway's polls (%.3f t in all)"
+                  % ((polled[1] - polled[0]) / 1000, whole), flush=True)
+        if explain:
+            print(_WHY_THEY_DIFFER, flush=True)
         self.center.stop()
 
 
@@ -92,6 +144,8 @@ def provision(site, device_id=DEVICE_ID):
         "center": {"host": site.center.host, "port": site.center.port},
         "scale": {},
     }
+    if site.meters_url:
+        cfg["meters"] = {"port": site.meters_url, "terminals": SITE_TERMINALS}
     path = os.path.join(site.dir, "config.json")
     with open(path, "w") as f:
         json.dump(cfg, f, indent=1)
@@ -114,7 +168,11 @@ def main(argv):
             if os.path.exists(os.path.join(args.dir, name)):
                 os.remove(os.path.join(args.dir, name))
     site = Site(args)
-    site.start()
+    try:
+        site.start()
+    except SiteError as e:
+        print("emulator: %s" % e, file=sys.stderr)
+        return 2
     cfg = provision(site)
     _commission(site, cfg)
     exe = [os.path.join(os.path.dirname(sys.executable), "micropython")] if args.micropython \
@@ -125,13 +183,27 @@ def main(argv):
         cmd += ["--seconds", str(args.seconds)]
     print("collector %s, center %s:%d, gateway: %s" % (
         site.collector_url, site.center.host, site.center.port, " ".join(cmd[1:])), flush=True)
-    gw = subprocess.Popen(cmd, cwd=ROOT)
+    # The terminal's size for the panel's layout: a MicroPython gateway cannot ask for it.
+    cols, rows = shutil.get_terminal_size()
+    env = dict(os.environ, COLUMNS=str(cols), LINES=str(rows))
+    gw = subprocess.Popen(cmd, cwd=ROOT, env=env)
     try:
         rc = gw.wait()
     except KeyboardInterrupt:
         rc = gw.wait()  # it got the same Ctrl-C and stops cleanly
-    site.stop()
+    site.stop(explain=True)
     return rc
+
+
+_WHY_THEY_DIFFER = (
+    "why they differ: the gateway counts a stretch of belt once the belt has moved\n"
+    "  half the drop-out window past it (scale.dropout_window_m, at most 3 s), so at\n"
+    "  stop its total lags the true mass over its polls by what was still in that\n"
+    "  window; beyond that, a calibrated scale reads within a few hundredths of a\n"
+    "  percent over whole belt revolutions (docs/measurement.md), less closely over\n"
+    "  part of one. The center has only production intervals that closed\n"
+    "  (production.interval_s, 60 s) and reached it, so it lags by up to an interval.\n"
+    "  The true mass in all also counts what crossed while no gateway polled.")
 
 
 def _commission(site, cfg_path):

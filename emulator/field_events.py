@@ -453,7 +453,8 @@ def wrong_ppm(base, factor=3.0, mps=3.5):
     ratio = meter.counted_kg() / meter.true_kg()
     jumps = len(_events(rig, "pulse_jump", n_rec)) + len(
         _events(rig, "counter_discontinuity", n_rec))
-    alarm = any(c == "speed_limit" and on and "pulses_per_m" in d for c, on, d in rig.alarms[n_al:])
+    alarm = any(c == "speed_limit" and on and "pulses_per_m" in d
+                for c, on, d in rig.alarms[n_al:])
     try:
         _speed_by_marks(rig, 2)
         fixed = True
@@ -556,8 +557,9 @@ SCENARIOS = (
 def table(rows):
     out = ["| # | field event | expected | result | |", "|---|---|---|---|---|"]
     for r in rows:
+        ok = "ok" if r["ok"] else "FAIL"
         out.append("| %s | %s | %s | %s | %s |"
-                   % (r["row"], r["event"], r["expected"], r["result"], "ok" if r["ok"] else "FAIL"))
+                   % (r["row"], r["event"], r["expected"], r["result"], ok))
     return "\n".join(out)
 
 

@@ -65,6 +65,9 @@ def _configuration(path):
 
 
 def main(argv):
+    if "--help" in argv or "-h" in argv:
+        print(_USAGE)
+        return 0
     try:
         opts = parse_args(argv)
     except UsageError as e:
@@ -88,7 +91,10 @@ def main(argv):
         gw.monitor = Monitor(gw, sys.stdout, screen=opts["screen"])
     if opts["stats"]:
         gw.loop.add(_HeapStats(sys.stdout), _STATS_MS, 950)
-    return gw.run(opts["seconds"])
+    status = gw.run(opts["seconds"])
+    if gw.monitor is not None:
+        gw.monitor.closing()
+    return status
 
 
 class _HeapStats:

@@ -1,27 +1,29 @@
 # The gateway: builds every job from the configuration and the hardware it is handed,
-# restores what survived the last power cut, and runs the one loop.
-# It also owns the parameters in force (validate as a whole, persist, apply, record)
-# and offers the facade the CLI and the center's commands use.
+# restores what survived the last power cut, and runs the one loop. It holds the
+# parameters in force, persists a new set and applies it to every job (commit_params),
+# and checkpoints. What technicians and the center do with it goes through
+# gateway/control.py, loaded on demand.
 import gc
 
+from drivers.collector import Collector
 from gateway import FIRMWARE_VERSION, ondemand
-from gateway.health.alarms import Alarms
-from gateway.cli.port import CliPort
 from gateway.center.commands import Commands
+from gateway.center.uplink import Uplink
+from gateway.cli.port import CliPort
+from gateway.health.alarms import Alarms
 from gateway.health.diag import Diagnostics
 from gateway.health.identity import Identity
 from gateway.loop import Loop
 from gateway.measure.measurement import Measurement
 from gateway.store.recordlog import RecordLog
 from gateway.store.slots import Slots
-from gateway.center.uplink import Uplink
-from drivers.collector import Collector
-from hal.compat import const
+from hal.compat import const, mem_free
 
 # The commands the center may send (../shared/specs/center-station.md), each carried out
-# by the function of that name in gateway/control.py.
+# by gateway.control.command.
 CENTER_OPS = ("status", "get_params", "set_params", "time_sync", "set_output", "ack_alarm")
 _CHECKPOINT_BUFFER = const(2048)
+_CHECKPOINT_PER_TERMINAL = const(160)  # its registers and reported energy in the checkpoint
 _TAIL_RECORDS = const(64)  # records read back at start-up to reconcile the checkpoint with the log
 _TAIL_CHUNK = const(8)
 # While a RECORDS frame is read, encoded and sealed, each record takes about 1.5 KB of heap
@@ -31,10 +33,10 @@ _HEAP_PER_RECORD = const(1536)
 
 
 def _upload_batch():
-    if not hasattr(gc, "mem_free"):
+    free = mem_free()
+    if free is None:
         return 256  # CPython: no heap to fit
-    gc.collect()
-    return max(8, min(256, gc.mem_free() // 4 // _HEAP_PER_RECORD))
+    return max(8, min(256, free // 4 // _HEAP_PER_RECORD))
 
 
 class Gateway:
@@ -47,11 +49,15 @@ class Gateway:
         self._param_slots = Slots(flash, "params")
         # The checkpoint keeps a buffer for its JSON (~1.3 KB), made now while the heap is
         # whole: gateway/store/slots.py.
-        self._ckpt_slots = Slots(flash, "checkpoint", buffer_bytes=_CHECKPOINT_BUFFER)
         self.params = self._params_in_force(cfg)
         p = self.params
+        n_meters = len(p["meters.terminals"]) if p["meters.port"] else 0
+        self._ckpt_slots = Slots(flash, "checkpoint", buffer_bytes=_CHECKPOINT_BUFFER
+                                 + n_meters * _CHECKPOINT_PER_TERMINAL)
         self.alarms = Alarms(clock, self.emit, set_do1=self._set_do1, params=p)
-        self.log = RecordLog(flash, budget_bytes=p["store.budget_mib"] << 20, alarm=self.alarms.set)
+        self.log = RecordLog(
+            flash, budget_bytes=p["store.budget_mib"] << 20, alarm=self.alarms.set
+        )
         self.collector = Collector(
             hw.collector_uart,
             clock,
@@ -64,11 +70,18 @@ class Gateway:
             capture_s=p["collector.capture_s"],
         )
         self.measurement = Measurement(p, clock, self.emit, self.alarms.set)
-        self.identity = Identity(self.alarms, Slots(flash, "identity"), clock, self.device_id, self.emit)
+        # The power side, only with terminals configured (docs/power.md).
+        self.meters = self.power = None
+        if n_meters:
+            from gateway.power.energy import build
+
+            build(self, hw, p)
         handlers = {}
         for op in CENTER_OPS:
             handlers[op] = self._center_command(op)
-        self.commands = Commands(Slots(flash, "commands"), handlers, clock, ready=self._command_ready)
+        self.commands = Commands(
+            Slots(flash, "commands"), handlers, clock, ready=self._command_ready
+        )
         self.uplink = Uplink(
             hw.center_connect,
             self.device_id,
@@ -86,13 +99,17 @@ class Gateway:
             batch=_upload_batch(),
         )
         self.loop = Loop(clock, watchdog=hw.watchdog, slack_ms=self.collector.max_run_ms)
+        # The diagnosis owns the identity: it feeds it, starts it and keeps its state.
+        identity = Identity(
+            self.alarms, Slots(flash, "identity"), clock, self.device_id, self.emit
+        )
         self.diag = Diagnostics(
             self.alarms,
             p,
             clock,
             self.emit,
-            self.identity,
-            link=self._link_stats,
+            identity,
+            link=self.collector.link_counters,
             store=self.log.stats,
             uplink=self.uplink.stats,
             loop=self.loop,
@@ -107,7 +124,7 @@ class Gateway:
             self.lcd = Lcd(hw.display, clock, self._lcd_values, self.alarms, p)
         self.cli = None
         if hw.cli_uart is not None:
-            self.cli = CliPort(hw.cli_uart, clock, self.device_id, self._load_cli)
+            self.cli = CliPort(hw.cli_uart, clock, self.device_id, self._load_cli, flash)
         c = self.collector
         self.measurement.verify_identity = c.read_identity
         c.on_sample = self._on_sample
@@ -126,51 +143,42 @@ class Gateway:
     def _params_in_force(self, cfg):
         """The configuration file's values, overridden by the run-time set persisted on
         flash (what technicians and the center changed since commissioning)."""
-        stored = self._param_slots.load()
-        if stored and stored.get("params"):
-            return ondemand.call("gateway.config", "in_force", cfg, stored)
-        # Never changed: the file's, and no calibration yet (no schema to load at start).
-        params = dict(cfg)
-        params["scale.cal_count"] = 0
-        params["scale.zero_ref_counts"] = None
+        stored = self._param_slots.load() or {}
+        if stored.get("params"):
+            params = ondemand.call("gateway.config", "in_force", cfg, stored["params"])
+        else:
+            params = dict(cfg)  # never changed: no schema to load at start
+        # Kept with them, never settable: the calibration counter and the verified zero
+        # (gateway/control.py).
+        params["scale.cal_count"] = stored.get("cal_count", 0)
+        params["scale.zero_ref_counts"] = stored.get("zero_ref_counts")
         return params
 
-    def params_public(self):
-        """Every key in force, secrets left out (the key file's path is not secret, the
-        key is never in here)."""
-        return dict(self.params)
-
-    def set_params(self, changes, who):
-        """Validate the whole set, persist it, apply it, record it. Returns
-        {key: [old, new]} for the keys that changed; raises ConfigError (nothing applied)."""
-        sc = self.measurement.scale
-        verified, sc.verified_zero = sc.verified_zero, None  # a zero calibration's
-        changed, new, record = ondemand.call(
-            "gateway.config", "check_change", self.params, changes, who, int(self.clock.time()),
-            verified)
-        if not changed:
-            return changed
+    def commit_params(self, params, run_time, who):
+        """Persist a checked parameter set (gateway.control.Control.set_params checks it;
+        run_time: the run-time keys as persisted) and apply it to every job."""
         # Persisted before anything uses it: a cut here leaves the old set or the new one.
-        self._param_slots.save(record)
-        self.params = new
-        self._apply_params()
-        self.emit("event", {"code": "param_changed", "detail": {"by": who, "changes": changed}})
-        self.alarms.raise_event("param_changed", "%s: %s" % (who, ", ".join(sorted(changed))))
-        return changed
-
-    def _apply_params(self):
-        p = self.params
-        self.measurement.apply_params(p)
-        self.alarms.apply(p)
-        self.diag.apply(p)
+        self._param_slots.save({
+            "params": run_time,
+            "by": who,
+            "t": int(self.clock.time()),
+            "cal_count": params["scale.cal_count"],
+            "zero_ref_counts": params["scale.zero_ref_counts"],
+        })
+        self.params = params
+        self.measurement.apply_params(params)
+        self.alarms.apply_params(params)
+        self.diag.apply_params(params)
+        if self.power:
+            self.power.apply_params(params)
         if self.lcd:
-            self.lcd.apply(p)
+            self.lcd.apply_params(params)
         if self.cli:
-            self.cli.apply_params(p)
+            self.cli.apply_params(params)
 
     def _load_cli(self):
         # Imported only when a technician types (gateway/cli/port.py unloads it again).
-        from gateway.cli.facade import build_cli
+        from gateway.cli.session import build_cli
 
         return build_cli(self)
 
@@ -185,7 +193,6 @@ class Gateway:
     def _on_sample(self, s):
         self.measurement.on_sample(s)
         self.diag.on_sample(s)
-        self.identity.on_config_counter(s.config_counter)
 
     def _on_capture(self, wave, rate_hz):
         self.last_capture = self.measurement.on_capture(wave, rate_hz)
@@ -193,21 +200,17 @@ class Gateway:
     def _on_identity(self, ident):
         self.diag.on_identity(ident)
         # Mass of a restarted or jumping collector counts once its serial is ours.
-        reg = self.identity.registered()
+        reg = self.diag.identity.registered()
         self.measurement.identity_checked(reg is None or ident.get("serial") == reg["serials"][0])
 
     def _on_collector_restart(self, uptime_s):
-        self.emit("event", {"code": "collector_restart", "detail": {"uptime_s": uptime_s}})
+        # The alarm's code (collector_restarted), so that the log reads as one story.
+        self.emit("event", {"code": "collector_restarted", "detail": {"uptime_s": uptime_s}})
 
     def _set_do1(self, on):
         self.collector.write_output(1, on)
 
     # --- figures for diagnostics, LCD, status ------------------------------------------
-
-    def _link_stats(self):
-        # The link's own counters, one dict made whole (the driver's adds ten entries
-        # to it, growing it): the diagnosis asks every second.
-        return self.collector.link.counters()
 
     def _production_t(self):
         # Two figures, every second: not the whole status() (a dozen dicts each time).
@@ -229,7 +232,7 @@ class Gateway:
         up = self.uplink.stats()
         run = self._running_figures()
         s = self.collector.sample
-        return {
+        out = {
             "rate_tph": sc.rate_shown_tph(),
             "total_t": sc.total_g / 1e6,
             "day_t": self._production_t()["day_t"],
@@ -241,10 +244,9 @@ class Gateway:
             "center": up["state"],
             "backlog": up["backlog"],
         }
-
-    def status(self):
-        """The state at a glance (gateway.control.report, loaded for the call only)."""
-        return ondemand.call("gateway.control", "report", self)
+        if self.power:
+            out["power"] = self.power.figures()
+        return out
 
     # --- center commands ---------------------------------------------------------------
 
@@ -253,46 +255,26 @@ class Gateway:
         (commands are rare; its code costs heap only while one runs)."""
 
         def handle(args):
-            return ondemand.call("gateway.control", op, self, args)
+            return ondemand.call("gateway.control", "command", self, op, args)
 
         return handle
 
     def _command_ready(self, op):
         return op != "set_output" or self.collector.online
 
-    # --- facade for the CLI and the commands --------------------------------------------
-
-    def time(self):
-        return self.clock.time()
-
-    def set_time(self, t, who):
-        step = self.clock.set_time(t)
-        self.emit("event", {"code": "time_set", "detail": {"by": who, "step_s": round(step, 3)}})
-        self.diag.clock_set(step)
-        self._ckpt_due_ms = self.clock.ticks_ms()  # keep the new offset across a restart
-        return round(step, 3)
-
-    def ack_alarm(self, code, who):
-        """Clear a one-shot alarm now (condition alarms clear only with their condition).
-        Returns whether it was active; AlarmError for an unknown or condition code."""
-        if not self.alarms.ack(code):
-            return False
-        self.emit("event", {"code": "alarm_ack", "detail": {"by": who, "alarm": code}})
-        return True
-
-    def set_output(self, do, on, who):
-        self.collector.write_output(do, on)
-        self.emit("event", {"code": "output_set", "detail": {"by": who, "do": do, "on": on}})
-
     # --- persistence -------------------------------------------------------------------
+
+    def checkpoint_soon(self):
+        """Checkpoint at the checkpoint job's next run (a stepped clock, a breakpoint)."""
+        self._ckpt_due_ms = self.clock.ticks_ms()
 
     def _on_breakpoint(self, next_seq):
         # The center holds everything below next_seq: checkpoint at once, so retention
         # after a restart knows what it may reclaim.
-        self._ckpt_due_ms = self.clock.ticks_ms()
+        self.checkpoint_soon()
 
     def snapshot(self):
-        return {
+        snap = {
             "v": 1,
             "clock_offset_s": getattr(self.clock, "offset_s", 0.0),
             "measurement": self.measurement.snapshot(),
@@ -301,6 +283,9 @@ class Gateway:
             "uplink": self.uplink.snapshot(),
             "cli": self.cli.snapshot() if self.cli else {},
         }
+        if self.power:
+            snap["power"] = self.power.snapshot()
+        return snap
 
     def checkpoint(self):
         """Save the snapshot. A failure (the flash, or no room in the heap for the JSON)
@@ -328,10 +313,12 @@ class Gateway:
         self.diag.restore(ck["diag"])
         if self.cli and "cli" in ck:
             self.cli.restore(ck["cli"])
+        if self.power and ck.get("power"):
+            self.power.restore(ck["power"])
         return True
 
     def _log_tail(self):
-        """The prod and total records among the newest _TAIL_RECORDS, oldest first: the
+        """The prod, total and power records among the newest _TAIL_RECORDS, oldest first: the
         only ones reconciling needs, read a few at a time so that a small heap never
         holds the whole tail."""
         log = self.log
@@ -342,7 +329,7 @@ class Gateway:
             if not recs:
                 break
             for r in recs:
-                if r.get("type") in ("prod", "total"):
+                if r.get("type") in ("prod", "total", "power"):
                     out.append(r)
             seq = recs[-1]["seq"] + 1
         return out
@@ -380,7 +367,11 @@ class Gateway:
         report = self.log.open()
         restored = self._restore()
         if restored:
-            self.measurement.reconcile(self._log_tail())
+            tail = self._log_tail()
+            self.measurement.reconcile(tail)
+            if self.power:
+                self.power.adopt(tail)
+            tail = None
         self.emit(
             "event",
             {
@@ -395,7 +386,6 @@ class Gateway:
             },
         )
         self.alarms.start()
-        self.identity.start()
         self.diag.start()
         self.measurement.start()
         self.commands.start()
@@ -413,6 +403,8 @@ class Gateway:
         loop.add(self.diag, 1000, 600)
         loop.add(_Job("checkpoint", self._checkpoint_job), 200, 50)
         loop.add(_Job("flush", self._flush_job), 2000, 150)
+        if self.power:
+            self.power.start(loop)
         if self.lcd:
             self.lcd.start()
             loop.add(self.lcd, 500, 250)

@@ -3,9 +3,12 @@
 # key and the problem; the entry point turns that into exit status 2.
 # Loaded on demand (gateway/ondemand.py): at start-up and for a change of parameters.
 import json
+import os
 
 from gateway.errors import ConfigError
 from hal.compat import const
+from hal.fs import Flash
+from hal.uart import UartError, _split_socket_url
 
 REQUIRED = object()
 
@@ -20,7 +23,8 @@ _ONE_OF = const(5)  # one of the values in lo
 _SHIFTS = const(6)  # 1 to 4 shift start times "HH:MM", ascending
 _LIN = const(7)  # up to 5 linearization points [load_pct, correction_pct]
 _CLASSES = const(8)  # a list of alarm classes
-_LIMITS = const(9)  # 6 limits, % of design (0: off): rate min, max, load min, max, speed min, max
+_TERMINALS = const(9)  # up to 16 power terminals {address, role, ct_ratio, pt_ratio, nominal_v}
+_LIMITS = const(10)  # 6 limits, % of design (0: off): rate min, max, load min, max, speed min, max
 
 # (dotted key, kind, lo, hi, default, settable at run time by set / set_params)
 SCHEMA = (
@@ -92,6 +96,16 @@ SCHEMA = (
     ("alarms.cell_stuck_counts", _INT, 0, 10000, 2, True),
     ("alarms.cell_drift_counts", _INT, 100, 10000000, 5000, True),
     ("alarms.vib_floor_mv", _NUM, 0.0, 100.0, 2.0, True),
+    # the power terminals on the second RS485 port (docs/power.md); no port: none
+    ("meters.port", _OPT_STR, None, None, None, False),
+    ("meters.baud", _ONE_OF, (1200, 2400, 4800, 9600), None, 2400, False),
+    ("meters.parity", _ONE_OF, ("E", "N", "O"), None, "E", False),
+    ("meters.terminals", _TERMINALS, None, None, [], False),
+    ("alarms.voltage_dev_pct", _NUM, 1.0, 50.0, 7.0, True),
+    ("alarms.pf_min", _NUM, 0.1, 1.0, 0.85, True),
+    ("alarms.thd_v_max_pct", _NUM, 0.5, 50.0, 5.0, True),
+    ("alarms.freq_dev_hz", _NUM, 0.05, 5.0, 0.5, True),
+    ("alarms.drive_run_kw", _NUM, 0.0, 100000.0, 5.0, True),
     # --- limit alarms of rate, load and speed (docs/alarms.md)
     ("alarms.limits_pct", _LIMITS, None, None, [35.0, 98.0, 0.0, 120.0, 50.0, 120.0], True),
     # ---
@@ -129,6 +143,8 @@ def _check(kind, lo, hi, v):
         return _shifts(v)
     if kind == _LIN:
         return _linearization(v)
+    if kind == _TERMINALS:
+        return _terminals(v)
     if kind == _LIMITS:
         if not isinstance(v, list) or len(v) != 6:
             raise ConfigError("must be 6 limits, %% of design: [rate min, rate max, load min, "
@@ -171,6 +187,44 @@ def _linearization(v):
             raise ConfigError("points must be in ascending load_pct")
         last = load
         out.append([load, corr])
+    return out
+
+
+_ROLES = ("belt_drive", "mine_total", "underground", "other")
+
+
+def _terminals(v):
+    # [{address: 12 digits, role, ct_ratio, pt_ratio, nominal_v}], at most 16, addresses
+    # distinct, at most one belt_drive and one mine_total.
+    if not isinstance(v, list) or len(v) > 16:
+        raise ConfigError("must be a list of at most 16 terminals")
+    out = []
+    seen = []
+    for t in v:
+        if not isinstance(t, dict):
+            raise ConfigError("each terminal must be an object {address, role, ...}")
+        for k in t:
+            if k not in ("address", "role", "ct_ratio", "pt_ratio", "nominal_v"):
+                raise ConfigError("terminal: unknown key %s" % json.dumps(k))
+        a = t.get("address")
+        if not isinstance(a, str) or len(a) != 12 or not a.isdigit():
+            raise ConfigError("terminal address must be 12 decimal digits, got %s"
+                              % json.dumps(a))
+        role = t.get("role")
+        if role not in _ROLES:
+            raise ConfigError("terminal %s: role must be one of %s" % (a, ", ".join(_ROLES)))
+        if a in seen:
+            raise ConfigError("terminal %s is listed twice" % a)
+        if role in ("belt_drive", "mine_total") and role in [x["role"] for x in out]:
+            raise ConfigError("more than one %s terminal" % role)
+        seen.append(a)
+        out.append({
+            "address": a,
+            "role": role,
+            "ct_ratio": _check(_NUM, 1.0, 100000.0, t.get("ct_ratio", 1.0)),
+            "pt_ratio": _check(_NUM, 1.0, 10000.0, t.get("pt_ratio", 1.0)),
+            "nominal_v": _check(_NUM, 50.0, 500.0, t.get("nominal_v", 220.0)),
+        })
     return out
 
 
@@ -270,7 +324,7 @@ def settable_keys():
     return [row[0] for row in SCHEMA if row[5]]
 
 
-def _in_force(flat, stored):
+def in_force(flat, stored):
     """The configuration file's flat values overridden by the run-time set stored on
     flash; a key this firmware no longer knows (or refuses) keeps the file's value."""
     out = dict(flat)
@@ -282,7 +336,7 @@ def _in_force(flat, stored):
     return out
 
 
-def _check_change(params, changes):
+def check_change(params, changes):
     """For a change of the parameters in force: (the changes checked as a whole, flat;
     the run-time set to persist: every settable key of params, updated by them)."""
     flat = check_params(changes)
@@ -291,60 +345,6 @@ def _check_change(params, changes):
         if settable(key):
             run_time[key] = flat[key] if key in flat else value
     return flat, run_time
-
-
-# The calibration parameters: every applied change of any of them counts in
-# scale.cal_count (HB44's calibration event counter), which never resets. It and
-# scale.zero_ref_counts, the zero of the last verified zero calibration, are kept in the
-# parameter slot next to the run-time set, shown with the parameters, never settable.
-_CAL_KEYS = (
-    "scale.zero_counts",
-    "scale.span_kg_per_count",
-    "scale.pulses_per_m",
-    "scale.material_factor",
-    "scale.linearization",
-    "scale.weigh_length_m",
-)
-
-
-def in_force(flat, record):
-    """The parameters in force from the configuration file's and the parameter slot's
-    record (None if never written)."""
-    record = record or {}
-    params = _in_force(flat, record["params"]) if record.get("params") else dict(flat)
-    params["scale.cal_count"] = int(record.get("cal_count", 0))
-    params["scale.zero_ref_counts"] = record.get("zero_ref_counts")
-    return params
-
-
-def check_change(params, changes, who, t, verified_zero=None):
-    """A change of the parameters in force, checked as a whole: (changed {key: [old,
-    new]}, the new parameters, the slot record to persist); ({}, None, None) when nothing
-    changes. verified_zero: the zero a verified zero calibration gave, which becomes the
-    reference if it is the one applied."""
-    flat, run_time = _check_change(params, changes)
-    changed = {}
-    cal = False
-    for key, value in flat.items():
-        if params[key] != value:
-            changed[key] = [params[key], value]
-            cal = cal or key in _CAL_KEYS
-    if not changed:
-        return changed, None, None
-    new = dict(params)
-    new.update(flat)
-    if cal:
-        new["scale.cal_count"] = new.get("scale.cal_count", 0) + 1
-    if verified_zero is not None and new["scale.zero_counts"] == verified_zero:
-        new["scale.zero_ref_counts"] = verified_zero
-    record = {
-        "params": run_time,
-        "by": who,
-        "t": t,
-        "cal_count": new.get("scale.cal_count", 0),
-        "zero_ref_counts": new.get("scale.zero_ref_counts"),
-    }
-    return changed, new, record
 
 
 def read_key(path):
@@ -364,14 +364,123 @@ def read_key(path):
         raise ConfigError("key_file: %s is not hex" % path)
 
 
+def _json_error(text):
+    """Where text leaves JSON's grammar: (offset, what was wanted), or None. MicroPython's
+    json.loads passes over a stray, doubled or missing ',' or ':' and takes numbers such
+    as 01 or 1. that CPython refuses: held to the standard here, both read a file alike.
+    Bytes and their codes rather than one-character strings: each of those would be
+    another name interned for good on a heap that has none to spare (docs/memory.md)."""
+    import re
+
+    b = text.encode()
+    stack = []
+    want = 0  # 0 a value, 1 a value or ], 2 a key, 3 a key or }, 4 a colon, 5 after a value
+    i = 0
+    n = len(b)
+    while True:
+        while i < n and b[i] in (32, 9, 13, 10):
+            i += 1
+        if i == n:
+            return None if want == 5 and not stack else (i, "more: the file ends early")
+        c = b[i]
+        i += 1
+        if want == 5:
+            if not stack:
+                return i - 1, "the end of the file after the object"
+            if c == 44:  # ,
+                want = 2 if stack[-1] == 123 else 0
+            elif c == stack[-1] + 2:  # } after {, ] after [
+                stack.pop()
+            else:
+                return i - 1, "',' or the closing bracket"
+        elif want == 4:
+            if c != 58:
+                return i - 1, "':' after the key"
+            want = 0
+        elif (want == 1 and c == 93) or (want == 3 and c == 125):
+            stack.pop()
+            want = 5
+        elif c == 34:  # a string
+            while i < n and b[i] != 34:
+                if b[i] < 32:
+                    return i, "no control character in a string"
+                if b[i] == 92:  # backslash: one of its escapes
+                    i += 1
+                    if i == n or b[i] not in b'"\\/bfnrtu' or (
+                        b[i] == 117
+                        and not re.match(b"[0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]",
+                                         b[i + 1 : i + 5])
+                    ):
+                        return i, "a valid escape after a backslash"
+                i += 1
+            if i == n:
+                return n, "the closing quote of a string"
+            i += 1
+            want = 4 if want >= 2 else 5
+        elif want >= 2:
+            return i - 1, "a key in double quotes"
+        elif c == 123 or c == 91:  # { [
+            stack.append(c)
+            want = 3 if c == 123 else 1
+        else:
+            i -= 1
+            m = re.match(b"-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?", b[i : i + 40])
+            if m:
+                i += len(m.group(0))
+            elif b[i : i + 4] in (b"true", b"null"):
+                i += 4
+            elif b[i : i + 5] == b"false":
+                i += 5
+            else:
+                return i, "a value (a number, string, true, false, null, object or list)"
+            want = 5
+
+
 def load(path):
     try:
         with open(path) as f:
             text = f.read()
     except OSError as e:
         raise ConfigError("cannot read config file %s (%s)" % (path, e))
+    bad = _json_error(text)
+    if bad:
+        i = bad[0]
+        raise ConfigError("%s is not valid JSON (line %d, column %d: want %s)" % (
+            path, text.count("\n", 0, i) + 1, i - text.rfind("\n", 0, i), bad[1]))
     try:
         obj = json.loads(text)
     except ValueError as e:
         raise ConfigError("%s is not valid JSON (%s)" % (path, e))
-    return validate(obj)
+    flat = validate(obj)
+    # The ports this machine can have: a UART only on a board; a serial server by host:port.
+    for key in ("collector.port", "cli.port", "meters.port"):
+        url = flat[key] or ""
+        if url.startswith("uart:"):
+            try:
+                from machine import UART  # noqa: F401  (the unix port's machine has none)
+            except ImportError:
+                raise ConfigError("%s: %s needs a board; here give a serial device or "
+                                  "socket://host:port" % (key, url))
+            if not url[5:].isdigit():
+                raise ConfigError("%s: %s is not uart:N (N the UART's number)" % (key, url))
+        elif url.startswith("socket://"):
+            try:
+                _split_socket_url(url)
+            except UartError as e:
+                raise ConfigError("%s: %s" % (key, e))
+    # The gateway makes data_dir at start; a file in its way, or a parent it cannot
+    # write, is said here in one line rather than found at the first write.
+    root = flat["data_dir"]
+    Flash.makedirs(root)
+    try:
+        if not os.stat(root)[0] & 0x4000:
+            raise ConfigError("data_dir: %s is a file, not a directory" % root)
+    except OSError:
+        try:
+            os.mkdir(root)
+        except OSError as e:
+            # In words on both interpreters (MicroPython names few errno codes).
+            why = {13: "permission denied", 20: "a part of its path is a file",
+                   28: "no space left", 30: "read-only file system"}.get(e.args[0], e)
+            raise ConfigError("data_dir: cannot create %s (%s)" % (root, why))
+    return flat

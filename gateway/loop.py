@@ -14,6 +14,34 @@ class _Slot:
         self.last_ok = due
         self.errors = 0
         self.overruns = 0
+        self.failure = None  # (class, args) of the failure the job is in now, or None
+        self.in_row = 0  # how many runs in a row it has failed that way
+
+
+def _failed(s, e):
+    # The same failure again in a row is counted, not printed: a job failing every 10 ms
+    # would bury the console (and the loop's time) in tracebacks. The count is said when
+    # the failure ends or changes, and at 10, 100, 1000... while it goes on.
+    what = (e.__class__, e.args)
+    if what != s.failure:
+        _said_count(s, "")
+        s.failure = what
+        print("job %s failed:" % s.job.name)
+        print_exception(e)
+    s.in_row += 1
+    n = s.in_row
+    while n % 10 == 0:
+        n //= 10
+    if n == 1:
+        _said_count(s, " so far")
+
+
+def _said_count(s, still):
+    if s.in_row > 1:
+        print("job %s: that failure %d times in a row%s" % (s.job.name, s.in_row, still))
+    if not still:
+        s.failure = None
+        s.in_row = 0
 
 
 class Loop:
@@ -49,10 +77,11 @@ class Loop:
         try:
             s.job.run(now)
             s.last_ok = now
+            if s.failure is not None:
+                _said_count(s, "")
         except Exception as e:  # a job's bug must not stop the others; it is counted
             s.errors += 1
-            print("job %s failed:" % s.job.name)
-            print_exception(e)
+            _failed(s, e)
         if late >= s.period_ms + self.slack_ms:
             s.overruns += 1
         s.due = c.ticks_add(s.due, s.period_ms)

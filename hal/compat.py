@@ -1,5 +1,6 @@
 # Interpreter differences, in one place: MicroPython's built-ins, or their stand-ins from
 # hal/pc.py on CPython.
+import gc
 import sys
 import time
 
@@ -16,7 +17,18 @@ if MICROPYTHON:
     def print_exception(exc, file=sys.stderr):
         sys.print_exception(exc, file)
 
+    def mem_free():
+        """Free heap bytes after a collection (None on CPython: no heap of ours to fit)."""
+        gc.collect()
+        return gc.mem_free()
+
 else:
     from hal.pc import (  # noqa: F401
-        const, print_exception, sleep_ms, ticks_add, ticks_diff, ticks_ms,
+        const,
+        mem_free,
+        print_exception,
+        sleep_ms,
+        ticks_add,
+        ticks_diff,
+        ticks_ms,
     )

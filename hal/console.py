@@ -2,7 +2,8 @@
 # serve the terminal the gateway runs in (cli.port "console"), on CPython and on the unix
 # port alike. Reads never wait longer than asked (select.poll). On a terminal, line
 # editing and echo are switched off (the CLI does both) and restored by close(); Ctrl-C
-# still stops the process.
+# still stops the process. Not a terminal (a pipe, /dev/null when started as a service):
+# nothing to switch, lines are read as they come, and end of input only ends the CLI.
 import select
 import sys
 
@@ -25,10 +26,12 @@ class Console:
         self._poll.register(sys.stdin if MICROPYTHON else 0, select.POLLIN)
         try:
             import termios
-
+        except ImportError:
+            return
+        try:
             attr = termios.tcgetattr(0)
-        except (ImportError, OSError):
-            return  # not a terminal (a pipe, a file): nothing to set
+        except (OSError, getattr(termios, "error", OSError)):  # CPython's is no OSError
+            return  # not a terminal (a pipe, /dev/null at a service start): lines as they come
         self._saved = [list(a) if isinstance(a, list) else a for a in attr]
         attr[0] &= ~_ICRNL
         attr[3] &= ~(_ICANON | _ECHO)

@@ -119,13 +119,35 @@ class Display(_Base):
         super().__init__(self.buf, width, height, MONO_VLSB)
 
 
+def terminal_size():
+    """(columns, rows) of the terminal: $COLUMNS and $LINES where set (how the demo tells a
+    MicroPython gateway, which cannot ask), else the OS's answer on CPython; (80, 24) when
+    nobody knows (a pipe)."""
+    import os
+
+    try:
+        return int(os.getenv("COLUMNS")), int(os.getenv("LINES"))
+    except (TypeError, ValueError):
+        pass
+    try:
+        return tuple(os.get_terminal_size(1))
+    except (AttributeError, OSError):
+        return 80, 24
+
+
 class TerminalDisplay(Display):
     """The panel drawn with text characters. style "half": one character per 1x2
-    pixels (128x32 characters); "braille": one per 2x4 pixels (64x16)."""
+    pixels (128x32 characters); "braille": one per 2x4 pixels (64x16), for a terminal
+    as small as 80x24; "fit": half if the terminal has room for it and spare_rows more
+    rows below it, else braille."""
 
-    def __init__(self, out=None, style="half", width=WIDTH, height=HEIGHT):
+    def __init__(self, out=None, style="half", width=WIDTH, height=HEIGHT, spare_rows=0):
+        if style == "fit":
+            cols, rows = terminal_size()
+            roomy = cols >= width + 2 and rows > height // 2 + spare_rows
+            style = "half" if roomy else "braille"
         if style not in ("half", "braille"):
-            raise ValueError("style must be 'half' or 'braille'")
+            raise ValueError("style must be 'half', 'braille' or 'fit'")
         super().__init__(width, height)
         self._out = out
         self.style = style

@@ -37,6 +37,10 @@ def sleep_ms(ms):
         time.sleep(ms / 1000)
 
 
+def mem_free():
+    return None  # CPython: the footprint is the process's, not a heap of ours
+
+
 def print_exception(exc, file=sys.stderr):
     traceback.print_exception(type(exc), exc, exc.__traceback__, file=file)
 

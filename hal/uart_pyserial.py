@@ -1,16 +1,21 @@
 # The serial port on CPython: any pyserial URL (hal/uart.py has the interface).
+import os
 import select
 
-from hal.uart import CONNECT_MS, DISCARD_READS, UartError
+from hal.uart import CONNECT_MS, DISCARD_READS, UartError, refused
 
 
 class PySerialUart:
-    def __init__(self, url, baud):
+    open_error = None
+    open_failures = 0
+
+    def __init__(self, url, baud, parity="N"):
         import serial
 
         self._serial = serial
         self._url = url
         self._baud = baud
+        self._parity = parity  # pyserial's PARITY_NONE / EVEN / ODD are "N" / "E" / "O"
         self._s = None
 
     def _port(self):
@@ -24,10 +29,19 @@ class PySerialUart:
                 protocol_socket.POLL_TIMEOUT = CONNECT_MS / 1000
             try:
                 self._s = serial.serial_for_url(
-                    self._url, baudrate=self._baud, timeout=0, write_timeout=1
+                    self._url, baudrate=self._baud, parity=self._parity, timeout=0,
+                    write_timeout=1,
                 )
             except (serial.SerialException, ValueError, OSError) as e:
-                raise UartError("cannot open %s: %s" % (self._url, e))
+                # The OS's reason in its words, not pyserial's sentence around it.
+                why = os.strerror(e.errno) if getattr(e, "errno", None) else str(e)
+                cut = why.rfind(self._url + ": ")
+                if cut >= 0:
+                    why = why[cut + len(self._url) + 2 :]
+                e = UartError("cannot open %s: %s" % (self._url, why))
+                refused(self, e)
+                raise e
+            self.open_error = None
         return self._s
 
     def _fail(self, e):

@@ -7,7 +7,6 @@ import sys
 
 from hal.compat import const, sleep_ms, ticks_diff, ticks_ms
 
-
 _MARKER = const("watchdog.reset")
 
 

@@ -6,10 +6,10 @@ import pytest
 
 @pytest.fixture(scope="session")
 def scenarios(request, tmp_path_factory):
-    """The end-to-end campaign (tests/e2erig.py): the rigs of every collected module that
+    """The end-to-end campaign (tests/harness/e2erig.py): the rigs of every collected module that
     has E2E_RIGS, played all at once, so that the slowest scenario sets the wall time.
     E2E_ONLY=name,name limits it to those rigs."""
-    from tests.e2erig import campaign
+    from tests.harness.e2erig import campaign
 
     rigs = {}
     modules = {getattr(item, "module", None) for item in request.session.items}
@@ -21,18 +21,19 @@ def scenarios(request, tmp_path_factory):
     yield from campaign(rigs, tmp_path_factory.mktemp("scenarios"))
 
 
-def pytest_collection_finish(session):
-    """The power-cut runs of tests/test_e2e.py start as soon as they are collected, in the
-    background: minutes of real time, little CPU."""
-    if session.config.option.collectonly:
+@pytest.fixture(scope="session", autouse=True)
+def e2e_background(request):
+    """The power-cut runs of tests/test_e2e.py, started with the session's first test when
+    they are among the tests to run, in the background: minutes of real time, little CPU,
+    while the other tests run. Their files stay when a test failed."""
+    session = request.session
+    if not any(item.nodeid.startswith("tests/test_e2e.py::") for item in session.items):
+        yield None
         return
-    if any(item.nodeid.startswith("tests/test_e2e.py::") for item in session.items):
-        from tests.test_e2e import Background
+    from tests.test_e2e import Background
 
-        session.config.e2e_background = Background()
-
-
-def pytest_sessionfinish(session):
-    bg = getattr(session.config, "e2e_background", None)
-    if bg is not None:
+    bg = Background()
+    try:
+        yield bg
+    finally:
         bg.stop(keep=session.testsfailed > 0)

@@ -182,7 +182,6 @@ class Scenario:
         self.loop.add(_IdentityRead(self), self.p["collector.identity_s"] * 1000, 500)
         self.loop.add(self.hog, 1000, 70)
         self.alarms.start()
-        self.identity.start()
         self.diag.start()
 
     def emit(self, rtype, fields):
@@ -255,7 +254,7 @@ def _nothing(sc):
 def _set_param(key, value):
     def apply(sc):
         sc.p[key] = value
-        sc.diag.apply(sc.p)
+        sc.diag.apply_params(sc.p)
 
     return apply
 

@@ -1,9 +1,10 @@
-# The whole app (gateway.app.Gateway) on stand-in hardware (tests/appstandin.py).
+# The whole app (gateway.app.Gateway) on stand-in hardware (tests/harness/appstandin.py).
 # What the center's status and time_sync get from the wiring. The emulator-backed
 # end-to-end tests are tests/test_e2e_*.py (they run the app under MicroPython too).
 # CPython only: importing the whole app early in tests/mprun.py's single MicroPython heap
 # left too little contiguous room for test_center_link's 256 KiB frame.
-from tests.appstandin import standin_gateway
+from gateway import ondemand
+from tests.harness.appstandin import standin_gateway
 
 
 def _gateway():
@@ -13,9 +14,14 @@ def _gateway():
     return gw
 
 
+def _time_sync(gw, t):
+    res = gw.commands.submit({"id": 100, "op": "time_sync", "args": {"time": int(t)}})
+    assert res["ok"], res
+
+
 def test_status_carries_the_diagnostics_summary():
     gw = _gateway()
-    s = gw.status()
+    s = ondemand.call("gateway.control", "report", gw)
     assert s["link"]["state"] == "lost" and s["uplink"]["state"] in ("backoff", "connecting")
     assert "collector_link_lost" in s["alarms"]
     assert s["diag"]["result"] == "fail"
@@ -25,7 +31,7 @@ def test_status_carries_the_diagnostics_summary():
 
 def test_a_time_set_is_clock_stepped_at_once():
     gw = _gateway()
-    gw.set_time(gw.time() + 3600, "center")
+    _time_sync(gw, gw.clock.time() + 3600)
     # Before any check run: a restart now would not lose it.
     assert gw.alarms.is_active("clock_stepped")
     gw.loop.run(2000)
@@ -35,7 +41,7 @@ def test_a_time_set_is_clock_stepped_at_once():
 
 def test_a_one_shot_alarm_is_acknowledged_by_the_center_and_recorded():
     gw = _gateway()
-    gw.set_time(gw.time() + 60, "center")
+    _time_sync(gw, gw.clock.time() + 60)
     assert gw.alarms.is_active("clock_stepped")
     res = gw.commands.submit({"id": 1, "op": "ack_alarm", "args": {"code": "clock_stepped"}})
     assert res["ok"] and res["result"] == {"code": "clock_stepped", "acknowledged": True}

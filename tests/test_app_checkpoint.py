@@ -1,9 +1,9 @@
 # The app's checkpoint when it cannot be saved (the flash fails, or the heap has no room
 # for the JSON): counted, alarmed (checkpoint_failed), tried again at the next period
 # rather than at every run of the job, and the alarm clears with the next good save.
-# The whole app on stand-in hardware (tests/appstandin.py). CPython only (the whole app
+# The whole app on stand-in hardware (tests/harness/appstandin.py). CPython only (the whole app
 # early in tests/mprun.py's one MicroPython heap leaves the other tests too little room).
-from tests.appstandin import standin_gateway
+from tests.harness.appstandin import standin_gateway
 
 
 def _gateway():

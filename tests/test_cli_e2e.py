@@ -13,8 +13,10 @@ import pytest
 
 from gateway.cli import auth
 from tests.core.util import holds_secret
-from tests.e2esite import SPEED, Site
-from tests.ptyterm import PtyTerm
+from tests.harness.e2esite import SPEED, Site
+from tests.harness.ptyterm import PtyTerm
+
+pytestmark = pytest.mark.e2e
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEVICE_ID = 4711
@@ -80,32 +82,41 @@ def _wait(cond, timeout_s):
 
 def test_zero_calibrations_and_a_material_test_on_the_real_gateway(rig):
     t = rig
-    t.line("status", KEY_S)
-    t.expect(r"running  yes", 20)
+    for _ in range(20):  # the belt is seen running a few seconds after start
+        t.line("status", KEY_S)
+        m = t.expect(r"belt       (\w+)")
+        if m.group(1) == "running":
+            break
+        time.sleep(1)
+    assert m.group(1) == "running"
     t.line("set scale.zero_counts 5", KEY_S)
     t.expect(r"needs a technician login")
     _login(t)
 
-    # The first zero moves it by the frame's dead load: beyond the limit, refused.
+    # The first zero moves it by the frame's dead load, which reads as load on the belt:
+    # said at once; then beyond the limit, refused.
     t.line("cal zero 3", KEY_S)
     t.expect(r"zero calibration running")
+    t.expect(r"load on the belt: [0-9.]+ % of design; zero needs the belt running empty")
+    t.expect(r"cancel it\? \(yes/no\) $")
+    t.line("no", KEY_S)
     t.expect(r"\r\[#*\.*\] \d\.\d\d/3 rev")
-    t.expect(r"outside the limit: zero change [0-9.]+ % of design load, limit 2\.000 %"
-             r"\r\napply\? \(yes/no/force\) $", 60)
+    t.expect(r"zero moved \+[0-9.]+ % of design load \(limit 2 %\)\r\n", 60)
+    t.expect(r"outside the limit of 2 %: .*\r\napply\? \(yes/no/force\) $")
     t.line("yes", KEY_S)
     t.expect(r"refused: zero change .* beyond the limit.*\r\ntype force to apply it anyway, or no"
              r"\r\napply\? \(yes/no/force\) $")
     t.line("force", KEY_S)
-    m = t.expect(r"applied scale\.zero_counts: 0 -> (\d+)\r\ngw:1001> $")
+    m = t.expect(r"applied: zero 0 -> (\d+) counts \(\+\d+\)\r\ngw:1001> $")
     zero = int(m.group(1))
     assert zero > 1000
 
     # A second zero, within the limit: shown against the value in force, applied on yes.
     t.line("cal zero 3", KEY_S)
-    m = t.expect(r"scale\.zero_counts: %d -> (\d+)  \(([-+]\d+)\)" % zero, 60)
+    m = t.expect(r"  zero %d -> (\d+) counts \(([-+]\d+)\)" % zero, 60)
     t.expect(r"confirm\? \(yes/no\) $")
     t.line("yes", KEY_S)
-    t.expect(r"applied scale\.zero_counts: %d -> %s" % (zero, m.group(1)))
+    t.expect(r"applied: zero %d -> %s counts" % (zero, m.group(1)))
 
     # A material test: a batch over the belt, then its weighed mass.
     t.line("cal material", KEY_S)
@@ -120,17 +131,20 @@ def test_zero_calibrations_and_a_material_test_on_the_real_gateway(rig):
                  t.site.belt.material_on_frame_kg() == 0, 30)
     batch_t = (t.site.collector.true_mass_kg - true0) / 1000
     t.line("%.3f" % (batch_t * 1.03), KEY_S)  # the weighbridge says 3 % more
-    m = t.expect(r"scale\.material_factor: 1 -> ([0-9.]+)  \(([-+][0-9.]+) %\)", 30)
+    t.expect(r"the scale read [-+][0-9.]+ % against the weighbridge\r\n", 30)
+    m = t.expect(r"material factor 1 -> ([0-9.]+) \(([-+][0-9.]+) %\)")
     factor = float(m.group(1))
     assert 0.8 < factor < 1.3
     t.expect(r"confirm\? \(yes/no\) $")
     t.line("yes", KEY_S)
-    t.expect(r"applied scale\.material_factor: 1 -> ")
+    t.expect(r"applied: material factor 1 -> ")
 
     t.line("show calibration", KEY_S)
     t.expect(r"scale\.material_factor = %s" % m.group(1)[:6])
     t.line("log 10", KEY_S)
-    t.expect(r"event .*\"code\": \"param_changed\".*tech:1001")
+    t.expect(r"tech:1001  material test applied: the scale read [-+][0-9.]+ % against the "
+             r"weighbridge")
+    t.expect(r"tech:1001  set scale\.material_factor 1 -> ")
     t.line("logout", KEY_S)
     t.expect(r"logged out\r\ngw> $")
 
@@ -157,15 +171,16 @@ def test_lockout_and_reading_on_the_real_gateway(rig):
     t.expect("PIN: ")
     t.send("0000\rstatus\r")
     t.expect(r"wrong id or PIN; login locked for 300 s\r\ngw> status\r\n", 10)
-    t.expect(r"running  ")
+    t.expect(r"belt       ")
     t.line("login 1001", KEY_S)
     t.expect(r"error: login locked for \d+ s after 5 failures")
-    for cmd, pattern in (("show identity", r"device_id  4711"),
+    for cmd, pattern in (("show identity", r"device id         4711"),
                          ("show params cli.", r"  cli\.port = "),
                          ("alarms", r"gw> $"),
-                         ("diag", r"summary: "),
+                         ("diag", r"overall     "),
                          ("coef", r"coef 1, effective since"),
-                         ("records seq 1..3", r"#1 \d{4}-\d\d-\d\d .* event .*gateway_start"),
+                         ("records seq 1..3", r"#1 \d{4}-\d\d-\d\d [0-9:]+ \+08:00  gateway "
+                                              r"started, firmware"),
                          ("time", r"\(unix \d+, UTC\+8\.0 h\)")):
         t.line(cmd, KEY_S)
         t.expect(pattern, 10)

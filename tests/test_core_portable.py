@@ -36,9 +36,9 @@ def test_every_core_module_imports_on_micropython():
     mods = [p[:-3].replace("/", ".").replace(".__init__", "") for p in core_modules()]
     # hal.pc is CPython's stand-in for MicroPython's built-ins: never imported there.
     mods = [m for m in mods if not m.endswith("__main__") and m != "hal.pc"]
-    script = "import sys\nsys.path.insert(0, '.')\nfor m in %r:\n    __import__(m)\nprint('ok', len(%r))\n" % (
-        mods,
-        mods,
+    script = (
+        "import sys\nsys.path.insert(0, '.')\nfor m in %r:\n    __import__(m)\n"
+        "print('ok', len(%r))\n" % (mods, mods)
     )
     r = subprocess.run(
         [os.path.join(BIN, "micropython"), "-c", script], cwd=ROOT, capture_output=True, text=True

@@ -1,5 +1,5 @@
 # The whole gateway end to end, as processes killed with SIGKILL at random moments and
-# restarted, against the emulated collector and center in real time (tests/e2e.py,
+# restarted, against the emulated collector and center in real time (tests/harness/e2e.py,
 # docs/e2e.md): MicroPython with a capped heap from a virtual board of .mpy files, CPython,
 # MicroPython with the collector on a real pty, and CPython cut many more times (issue 5:
 # no stored record lost, at most a checkpoint period of mass per cut). They run side by
@@ -13,7 +13,9 @@ import traceback
 
 import pytest
 
-from tests import e2e
+from tests.harness import e2e
+
+pytestmark = pytest.mark.e2e
 
 _KILLS = 7  # at random moments: 5 while running, 2 early in a start-up
 _EARLY = 2
@@ -21,9 +23,9 @@ _WAIT_S = 600
 
 
 class Background:
-    """The site's run on a thread of its own. tests/conftest.py starts it as soon as
-    these tests are collected: the run is minutes of real time and little CPU, so the
-    other tests run meanwhile."""
+    """The site's run on a thread of its own. tests/conftest.py starts it with the
+    session: the run is minutes of real time and little CPU, so the other tests run
+    meanwhile."""
 
     def __init__(self):
         self.tmp = tempfile.mkdtemp(prefix="pytest-e2e-")
@@ -60,10 +62,8 @@ class Background:
 
 
 @pytest.fixture(scope="module")
-def site(request):
-    bg = getattr(request.config, "e2e_background", None)
-    if bg is None:
-        bg = request.config.e2e_background = Background()
+def site(e2e_background):
+    bg = e2e_background  # started with the session (tests/conftest.py)
     try:
         print(json.dumps(bg.wait()))
         yield bg.site

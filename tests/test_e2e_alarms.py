@@ -21,8 +21,10 @@ import time
 
 import pytest
 
-from gateway.health.alarms import DO1_CLASSES, TABLE
-from tests.e2erig import MICROPYTHON, others, wait_until
+from gateway.health.alarms import DO1_CLASSES, spec
+from tests.harness.e2erig import MICROPYTHON, others, wait_until
+
+pytestmark = pytest.mark.e2e
 
 _MISMATCH = {"scale.run_mismatch_s": 2}  # DI1 vs pulses: 2 s, not 10
 _UPLOAD = {"alarms.upload_down_s": 60}  # the least allowed (default 1800)
@@ -358,14 +360,14 @@ def test_scenario_end_to_end(scenarios, rid):
     # Not before the documented delays (docs/alarms.md): the cause was made at the start.
     # (A loaded test machine delays answers now and then, so a degraded link may have
     # been half-way to its raise delay already.)
-    spec = TABLE[code]
+    _, _, _, raise_ms, clear_ms, _ = spec(code)
     if row["kind"] == "cond" and code != "collector_link_degraded":
-        assert row["raised_after"] >= spec[3] / 1000 - 0.3, row
-        assert row["cleared_after"] >= spec[4] / 1000 - 0.3, row
+        assert row["raised_after"] >= raise_ms / 1000 - 0.3, row
+        assert row["cleared_after"] >= clear_ms / 1000 - 0.3, row
     if code == "device_swap":
         assert row["raised_after"] < 10 + 2, "not within one identity read (10 s)"
     # DO1 follows the classes: on while this alarm is active if its class drives it.
-    drives = row.get("do1_expected", TABLE[code][0] in DO1_CLASSES)
+    drives = row.get("do1_expected", spec(code)[0] in DO1_CLASSES)
     assert row["do1_raised"] is drives, "DO1 while %s is active" % code
     if row["kind"] == "once" and run.rig.exe:
         return  # under MicroPython the 10-minute hold is not waited for
@@ -444,10 +446,9 @@ class _Idle:
 def test_a_healthy_9600_baud_line_is_not_a_loop_overrun():
     # Ten polls a second are kept, nothing is overloaded; three overruns in a minute would
     # raise loop_overrun (docs/alarms.md).
+    from drivers.collector import Collector
     from gateway.loop import Loop
     from hal.clock import VirtualClock
-
-    from drivers.collector import Collector
 
     clock = VirtualClock()
     # As the app builds it: lateness within the collector's longest bus transaction is the

@@ -1,8 +1,8 @@
-# The end-to-end harness's judgement (tests/e2e.py) on made-up runs: it must catch every
+# The end-to-end harness's judgement (tests/harness/e2e.py) on made-up runs: it must catch every
 # way the center can disagree with the flash or with the truth, and accept a run that is right.
 import pytest
 
-from tests import e2e
+from tests.harness import e2e
 
 _T0 = 1800000000.0
 _RATE = 200.0  # kg/s crossing the frame in the made-up runs

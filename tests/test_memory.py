@@ -7,7 +7,9 @@ import os
 
 import pytest
 
-from tests import memsite
+from tests.harness import memsite
+
+pytestmark = pytest.mark.e2e
 
 HEAP_K = 352  # what runs with a margin of ~50 KB at the session's peak (docs/memory.md)
 RUN_S = 60
@@ -31,7 +33,8 @@ def test_the_flashed_gateway_runs_in_a_capped_heap_with_a_technician_session(ima
     assert fig["reports"] >= RUN_S // 5 - 2, tail
     assert fig["live_max"] < (HEAP_K - 32) * 1024, fig  # the session's peak, with a margin
     # The session ended 30 s before the last probe: the CLI's modules were forgotten.
-    assert "gateway.cli.session" not in fig["modules"] and "gateway.cli.port" in fig["modules"], fig
+    assert "gateway.cli.session" not in fig["modules"], fig
+    assert "gateway.cli.port" in fig["modules"], fig
     assert "gateway.config" not in fig["modules"], fig
 
 

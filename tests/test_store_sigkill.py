@@ -13,8 +13,10 @@ import time
 import pytest
 
 from hal.fs import Flash
-from tests import store_worker
 from tests.core import storework as w
+from tests.harness import store_worker
+
+pytestmark = pytest.mark.realtime
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
@@ -60,7 +62,7 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(interp, tmp_path):
     said = 0
     for i in range(KILLS):
         cmd = [exe] + (["-u"] if interp == "python" else [])
-        cmd += ["tests/store_worker.py", d, str(acks.center_next)]
+        cmd += ["tests/harness/store_worker.py", d, str(acks.center_next)]
         said += _kill_at_random(cmd, acks, rng)
         try:
             w.verify(

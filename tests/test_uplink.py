@@ -1,6 +1,7 @@
 # The uplink, the commands and the center emulator, against each other over loopback TCP.
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -10,13 +11,13 @@ import pytest
 
 from emulator.center import Center
 from gateway.center.commands import Commands
+from gateway.center.uplink import Uplink
 from gateway.loop import Loop
 from gateway.store.recordlog import RecordLog
-from gateway.center.uplink import Uplink
 from hal.clock import Clock, VirtualClock
-from hal.faultfs import FaultFlash
 from hal.net import NetError, TcpConnector
 from protocols import center_link as cl
+from tests.core.faultfs import FaultFlash
 from tests.core.uplink_fakes import FakeApp, MemLog, MemSlots, fill_prod
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -511,7 +512,7 @@ def test_center_drops_bad_frames_and_applies_nothing(center, kind):
     elif kind == "oversized":
         g.sock.sendall(cl.pack_header(cl.RECORDS, DEV, 2, 262160))
     elif kind == "garbage":
-        g.sock.sendall(os.urandom(300))
+        g.sock.sendall(random.Random(300).randbytes(300))
     elif kind == "gapped":
         g.sock.sendall(g.records(3, 5))
     elif kind == "not_contiguous":
@@ -673,7 +674,7 @@ from gateway.center.uplink import Uplink
 from gateway.center.commands import Commands
 from tests.core.uplink_fakes import MemSlots, FakeApp, fill_prod
 from gateway.store.recordlog import RecordLog
-from hal.faultfs import FaultFlash
+from tests.core.faultfs import FaultFlash
 clock = Clock()
 log = RecordLog(FaultFlash())
 log.open()

@@ -14,6 +14,7 @@
 # gateway/center/intake.py, loaded for each command only (gateway/ondemand.py): commands
 # are rare, and where bytecode lives in RAM that code then costs heap only while it runs.
 from gateway import ondemand
+from gateway.errors import UserError
 from hal.compat import const
 
 # A waiting command is retried only once ready(op) says it can be applied; without that
@@ -23,7 +24,7 @@ _RETRY_FIRST_MS = const(1000)
 _RETRY_MAX_MS = const(60000)
 
 
-class CommandError(Exception):
+class CommandError(UserError):
     """An invalid command (unknown op, bad arguments): nothing was changed."""
 
 

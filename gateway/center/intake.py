@@ -5,7 +5,8 @@
 # as its own methods would; the state's format is in gateway/center/commands.py.
 import json
 
-from gateway.center.commands import Busy, CommandError, _valid_id
+from gateway.center.commands import Busy, _valid_id
+from gateway.errors import UserError
 from hal.compat import const
 
 _KEEP_RESULTS = const(16)  # recent commands keep their full RESULT for repeats
@@ -150,7 +151,7 @@ def _apply(cmds, e):
         if marked or was != "pending":
             _save(cmds)
         return None
-    except CommandError as err:
+    except UserError as err:  # CommandError, or a ConfigError, AlarmError... of the op
         res = _error(e["id"], str(err))
     except Exception as err:  # a handler bug must still get an answer and be kept
         res = _error(e["id"], "failed: %s" % err)

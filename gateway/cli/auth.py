@@ -12,10 +12,11 @@
 import json
 from binascii import hexlify, unhexlify
 
+from gateway.cli.port import ACCOUNTS_FILE
+from gateway.errors import UserError
 from hal import crypto
 from hal.compat import const
 
-ACCOUNTS_FILE = "accounts.json"
 MAX_FAILURES = const(5)
 LOCKOUT_S = const(300)
 DEFAULT_ITERATIONS = const(4096)
@@ -26,7 +27,7 @@ _ID_CHARS = const("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345678
 _DUMMY_SALT = bytes(_SALT_LEN)
 
 
-class AuthError(Exception):
+class AuthError(UserError):
     pass
 
 

@@ -1,27 +1,25 @@
-# The technician's port, watched by a small resident job. The CLI itself (gateway.cli.session,
-# cliparse, clifacade, auth: ~55 KB of heap on the unix port, where bytecode lives in
-# RAM) is loaded when the first byte arrives and unloaded once nobody is logged in,
-# nothing is under way and the terminal has been quiet for _UNLOAD_MS. What was typed
-# reaches the CLI unchanged; the terminal cannot tell it was away.
-import gc
-
+# The technician's port, watched by a small resident job. The CLI itself (gateway.cli's
+# session, terminal, commands, syntax, auth and gateway.control: ~55 KB of heap on the
+# unix port, where bytecode lives in RAM) is loaded when the first byte arrives and
+# unloaded once nobody is logged in, nothing is under way and the terminal has been
+# quiet for _UNLOAD_MS. What was typed reaches the CLI unchanged; the terminal cannot
+# tell it was away. It also says at start-up when there are no technician accounts.
 from gateway import FIRMWARE_VERSION, ondemand
-from hal.compat import const
+from hal.compat import const, mem_free
 
 _UNLOAD_MS = const(30000)
 _RETRY_MS = const(1000)  # pause after a stream error
 _READ_CHUNK = const(64)
 _CLI_HEAP = const(72 * 1024)
+ACCOUNTS_FILE = "accounts.json"  # in the data directory; flash.py writes it
 _NO_MEMORY = const(b"\r\nerror: out of memory, the CLI is not loaded; try again\r\ngw> ")
 
 
 def _room():
     """Whether the heap has room for the CLI (~55 KB where its bytecode loads into RAM,
     with a margin for the gateway's own bursts); always on CPython."""
-    if not hasattr(gc, "mem_free"):
-        return True
-    gc.collect()
-    return gc.mem_free() >= _CLI_HEAP
+    free = mem_free()
+    return free is None or free >= _CLI_HEAP
 
 
 def banner(device_id):
@@ -33,8 +31,9 @@ class CliPort:
     """A loop job on the CLI stream. make_cli() returns a gateway.cli.session.Cli on that stream
     (not started); it is called when input arrives and dropped when the CLI is at rest."""
 
-    def __init__(self, stream, clock, device_id, make_cli, name="cli"):
+    def __init__(self, stream, clock, device_id, make_cli, flash=None, name="cli"):
         self.stream = stream
+        self.flash = flash  # where the technician accounts are (None: not checked)
         self.clock = clock
         self.device_id = device_id
         self.name = name
@@ -49,6 +48,9 @@ class CliPort:
         self._retry_at = None
 
     def start(self):
+        if self.flash is not None and not self.flash.exists(ACCOUNTS_FILE):
+            print("cli: no technician accounts on this device (%s in the data directory, "
+                  "written by flash.py): reading is open, nobody can log in" % ACCOUNTS_FILE)
         try:
             self.stream.write(("%s\r\ngw> " % banner(self.device_id)).encode())
         except OSError:  # no terminal yet: the banner is lost, the port is not
@@ -74,16 +76,16 @@ class CliPort:
             if cli.at_rest(now_ms, _UNLOAD_MS):
                 self._unload(now_ms)
             return
-        c = self.clock
+        clock = self.clock
         if self._retry_at is not None:
-            if c.ticks_diff(now_ms, self._retry_at) < 0:
+            if clock.ticks_diff(now_ms, self._retry_at) < 0:
                 return
             self._retry_at = None
         try:
             n = self.stream.readinto(self._rx, 0)
         except OSError:  # UartError: the terminal went away; try again later
             self.errors += 1
-            self._retry_at = c.ticks_add(now_ms, _RETRY_MS)
+            self._retry_at = clock.ticks_add(now_ms, _RETRY_MS)
             return
         if n:
             self._load(bytes(self._rx[:n]), now_ms)

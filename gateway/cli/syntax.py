@@ -6,8 +6,9 @@ import json
 
 # The schema (gateway.config) is loaded only to check a set: ondemand.call.
 from gateway import ondemand
+from gateway.calendar import civil_from_days, days_from_civil
 from gateway.cli.auth import AuthError, check_tech_id
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, UserError
 from hal.compat import const
 
 MAX_LINE = 200
@@ -26,8 +27,8 @@ COMMANDS = (
      "raw/gross coal coefficient and its history; set it (login)"),
     ("alarms", "alarms | alarms ack CODE", "active alarms; acknowledge a one-shot alarm (login)"),
     ("diag", "diag", "self-diagnosis report"),
-    ("log", "log [N]", "calibration and maintenance log, last N events (default 20)"),
-    ("records", "records | records seq A[..B] | records time T0..T1",
+    ("log", "log [N] [--raw]", "calibration and maintenance log, last N events (default 20)"),
+    ("records", "records [--raw] | records seq A[..B] [--raw] | records time T0..T1 [--raw]",
      "stored records (default: the last 5 minutes)"),
     ("time", "time | time set TIME", "show the clock; set it (login)"),
     ("output", "output 1|2 on|off", "drive a collector switch output (login)"),
@@ -57,6 +58,19 @@ CALIBRATIONS = (
      "a span's test weights or chain are off the frame: the totalizer counts again"),
 )
 
+_HELP_CAL = (
+    "  Commissioning order: speed, then zero until two in a row agree, span, zero again",
+    "  with the weights off, then a material test against the weighbridge",
+    "  (docs/technician.md). Each shows its result and applies it on yes; cancel or",
+    "  Ctrl-C stops it and changes nothing. show calibration shows the values in force.",
+)
+_HELP_SET = (
+    "  KEY: a parameter's full name as show params lists it (show params scale. lists",
+    "  those of the scale; * marks the ones settable at run time). VALUE: a number, true",
+    "  or false, a word, or a [list]. The set is checked whole, shown old -> new and",
+    "  applied on yes.",
+)
+
 TIME_FORMS = "YYYY-MM-DD[THH:MM[:SS]] (local; Z or +HH:MM for another zone) or unix seconds"
 
 _USAGE = {}
@@ -70,7 +84,7 @@ _USAGE["alarms ack"] = "alarms ack CODE"
 _USAGE["coef set"] = "coef set VALUE [at TIME], TIME as " + TIME_FORMS
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     def __init__(self, reason, usage_of=None):
         super().__init__(reason)
         self.reason = reason
@@ -102,7 +116,12 @@ def help_text(name=None):
                 for _, _, cu, cs in CALIBRATIONS:
                     lines.append("  %s" % cu)
                     lines.append("      %s" % cs)
-            elif n in ("time", "records", "coef"):
+                lines.extend(_HELP_CAL)
+            elif n == "set":
+                lines.extend(_HELP_SET)
+            elif n in ("log", "records"):
+                lines.append("  one line per record in local time; --raw shows each as stored")
+            if n in ("time", "records", "coef"):
                 lines.append("  TIME: " + TIME_FORMS)
             return lines
     raise UsageError("no command %s" % _short(name), "help")
@@ -111,6 +130,36 @@ def help_text(name=None):
 def _short(s):
     s = repr(s)
     return s if len(s) <= 24 else s[:20] + "...'"
+
+
+# -- values as shown ---------------------------------------------------------------------
+
+
+def fmt(v):
+    """A parameter's or a figure's value, in the form `set` takes."""
+    if isinstance(v, float):
+        return "%.7g" % v
+    if isinstance(v, (list, dict, bool)) or v is None:
+        return json.dumps(v)
+    return str(v)
+
+
+def fmt_number(v, form):
+    """v % form, or ? when v is not a number."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return form % v
+    return "?"
+
+
+def fmt_t(kg):
+    """A mass in kg as t."""
+    if isinstance(kg, (int, float)) and not isinstance(kg, bool):
+        return "%.3f t" % (kg / 1000)
+    return "?"
+
+
+def clip(text, n):
+    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 # -- tokens ----------------------------------------------------------------------------
@@ -177,30 +226,6 @@ def _num(text, what, lo, hi, usage_of):
 def number(text, what, lo, hi):
     """A number lo..hi from text, or UsageError naming what was wanted."""
     return _num(text, what, lo, hi, None)
-
-
-def days_from_civil(y, m, d):
-    """Days since 1970-01-01 of a proleptic Gregorian date."""
-    if m <= 2:
-        y -= 1
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
-
-
-def civil_from_days(z):
-    z += 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = mp + 3 if mp < 10 else mp - 9
-    y = yoe + era * 400 + (1 if m <= 2 else 0)
-    return y, m, d
 
 
 _MONTH_DAYS = const((31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31))
@@ -281,10 +306,10 @@ def format_time(t, utc_offset_min):
 
 
 def _range(text, usage_of):
-    a, sep, b = text.partition("..")
-    if not a:
+    lo, sep, hi = text.partition("..")
+    if not lo:
         raise UsageError("give a range FROM..TO", usage_of)
-    return a, (b if sep and b else None)
+    return lo, (hi if sep and hi else None)
 
 
 # -- commands --------------------------------------------------------------------------
@@ -435,30 +460,45 @@ def _coef(a, tz):
     return "coef.set", {"value": value, "effective_t": effective}
 
 
+def _raw(a):
+    """a without a trailing --raw, and whether it was there."""
+    if a and a[-1] == "--raw":
+        return a[:-1], True
+    return a, False
+
+
 def _log(a, tz):
+    a, raw = _raw(a)
     if len(a) > 1:
         raise UsageError("too many arguments", "log")
-    return "log", {"n": _int(a[0], "N", 1, MAX_LOG, "log") if a else 20}
+    return "log", {"n": _int(a[0], "N", 1, MAX_LOG, "log") if a else 20, "raw": raw}
 
 
 def _records(a, tz):
+    a, raw = _raw(a)
+    args = _records_range(a, tz)
+    args["raw"] = raw
+    return "records", args
+
+
+def _records_range(a, tz):
     u = "records"
     if not a:
-        return "records", {"mode": "recent"}
+        return {"mode": "recent"}
     if len(a) != 2 or a[0] not in ("seq", "time"):
         raise UsageError("records by seq or by time", u)
     lo, hi = _range(a[1], u)
     if a[0] == "seq":
         first = _int(lo, "A", 1, 0xFFFFFFFF, u)
         last = _int(hi, "B", first, 0xFFFFFFFF, u) if hi else None
-        return "records", {"mode": "seq", "from": first, "to": last}
+        return {"mode": "seq", "from": first, "to": last}
     if hi is None:
         raise UsageError("give a time range T0..T1", u)
     t0 = parse_time(lo, tz, u)
     t1 = parse_time(hi, tz, u)
     if t1 <= t0:
         raise UsageError("T1 must come after T0", u)
-    return "records", {"mode": "time", "t0": t0, "t1": t1}
+    return {"mode": "time", "t0": t0, "t1": t1}
 
 
 def _time(a, tz):

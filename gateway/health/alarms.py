@@ -5,6 +5,7 @@
 # the configured classes is active. One-shot alarms (raise_event) have no lasting
 # condition: they stay active for their hold time, then clear themselves.
 # Every code, its class and exact condition: docs/alarms.md.
+from gateway.errors import UserError
 from hal.compat import const
 
 # Kinds of code.
@@ -16,73 +17,110 @@ COND_DETAIL = const(2)  # a condition whose changed detail is recorded again whi
 CLASSES = ("fault", "power", "process", "production", "tamper", "comm", "system")
 DO1_CLASSES = ("fault", "power", "process", "production")
 
-_HOLD_MS = const(600000)  # one-shot alarms stay visible 10 minutes
+_HOLD_S = const(600)  # one-shot alarms stay visible 10 minutes
 
-# code -> (class, level "F" fail / "W" warn, kind, raise_ms, clear_ms, check)
-# For EVENT codes clear_ms is the hold. `check` names the self-diagnosis check the code
-# belongs to (gateway/health/diag.py).
+# The self-diagnosis checks a code belongs to (the report's, gateway/health/report.py).
+CHECKS = (
+    "link",
+    "collector",
+    "cells",
+    "speed",
+    "vibration",
+    "power",
+    "storage",
+    "clock",
+    "uplink",
+    "gateway",
+    "production",
+    "identity",
+)
+
+
+# A code's row is one small int (tuples would hold ~8 KB of heap where code lives in RAM):
+# the bits of each field start at these, the delays in s take 10 bits, the check 4.
+_CLASS_AT = const(27)
+_FAIL_AT = const(26)
+_KIND_AT = const(24)
+_RAISE_AT = const(14)
+_CLEAR_AT = const(4)
+
+
+def packed_row(cls, level, kind, raise_s, clear_s, check):
+    """One code's row (spec(code) unpacks it)."""
+    return (
+        CLASSES.index(cls) << _CLASS_AT
+        | (1 if level == "F" else 0) << _FAIL_AT
+        | kind << _KIND_AT
+        | raise_s << _RAISE_AT
+        | clear_s << _CLEAR_AT
+        | CHECKS.index(check)
+    )
+
+
+# code -> packed_row(class, level "F" fail / "W" warn, kind, raise delay s, clear delay s, check)
+# For EVENT codes the clear delay is the hold.
 TABLE = {
     # collector and its link
-    "collector_link_lost": ("fault", "F", COND, 3000, 10000, "link"),
-    "collector_link_degraded": ("comm", "W", COND, 10000, 60000, "link"),
-    "collector_restarted": ("system", "W", EVENT, 0, _HOLD_MS, "collector"),
-    "collector_adc_fault": ("fault", "F", COND, 1000, 30000, "collector"),
-    "collector_temp": ("fault", "W", COND, 10000, 30000, "collector"),
+    "collector_link_lost": packed_row("fault", "F", COND, 3, 10, "link"),
+    "collector_link_degraded": packed_row("comm", "W", COND, 10, 60, "link"),
+    "collector_restarted": packed_row("system", "W", EVENT, 0, _HOLD_S, "collector"),
+    "collector_adc_fault": packed_row("fault", "F", COND, 1, 30, "collector"),
+    "collector_temp": packed_row("fault", "W", COND, 10, 30, "collector"),
     # sensors
-    "speed_sensor_fault": ("fault", "F", COND, 2000, 30000, "speed"),
-    "vibration_sensor_fault": ("fault", "F", COND, 5000, 30000, "vibration"),
+    "speed_sensor_fault": packed_row("fault", "F", COND, 2, 30, "speed"),
+    "vibration_sensor_fault": packed_row("fault", "F", COND, 5, 30, "vibration"),
     # power
-    "mains_lost": ("power", "W", COND, 1000, 5000, "power"),
-    "supply_low": ("power", "W", COND, 5000, 10000, "power"),
+    "mains_lost": packed_row("power", "W", COND, 1, 5, "power"),
+    "supply_low": packed_row("power", "W", COND, 5, 10, "power"),
     # the gateway itself
-    "flash_low": ("system", "W", COND, 10000, 60000, "storage"),
-    "clock_not_set": ("system", "F", COND, 0, 0, "clock"),
-    "clock_stepped": ("tamper", "W", EVENT, 0, _HOLD_MS, "clock"),
-    "clock_backwards": ("tamper", "F", COND, 0, 0, "clock"),
-    "upload_down": ("comm", "F", COND, 0, 30000, "uplink"),
-    "upload_backlog": ("comm", "W", COND, 60000, 60000, "uplink"),
-    "loop_overrun": ("system", "W", COND, 0, 0, "gateway"),
-    "job_failed": ("system", "W", EVENT, 0, _HOLD_MS, "gateway"),
-    "memory_low": ("system", "W", COND, 10000, 60000, "gateway"),
-    "watchdog_reset": ("system", "F", EVENT, 0, _HOLD_MS, "gateway"),
-    "overproduction_day": ("production", "W", COND, 0, 0, "production"),
-    "overproduction_month": ("production", "W", COND, 0, 0, "production"),
+    "flash_low": packed_row("system", "W", COND, 10, 60, "storage"),
+    "clock_not_set": packed_row("system", "F", COND, 0, 0, "clock"),
+    "clock_stepped": packed_row("tamper", "W", EVENT, 0, _HOLD_S, "clock"),
+    "clock_backwards": packed_row("tamper", "F", COND, 0, 0, "clock"),
+    "upload_down": packed_row("comm", "F", COND, 0, 30, "uplink"),
+    "upload_backlog": packed_row("comm", "W", COND, 60, 60, "uplink"),
+    "loop_overrun": packed_row("system", "W", COND, 0, 0, "gateway"),
+    "job_failed": packed_row("system", "W", EVENT, 0, _HOLD_S, "gateway"),
+    "memory_low": packed_row("system", "W", COND, 10, 60, "gateway"),
+    "watchdog_reset": packed_row("system", "F", EVENT, 0, _HOLD_S, "gateway"),
+    "overproduction_day": packed_row("production", "W", COND, 0, 0, "production"),
+    "overproduction_month": packed_row("production", "W", COND, 0, 0, "production"),
     # identity and settings
-    "device_swap": ("tamper", "F", COND_DETAIL, 0, 0, "identity"),
-    "collector_config_changed": ("tamper", "W", EVENT, 0, _HOLD_MS, "identity"),
-    "collector_fw_changed": ("tamper", "W", EVENT, 0, _HOLD_MS, "identity"),
-    "param_changed": ("tamper", "W", EVENT, 0, _HOLD_MS, "identity"),
+    "device_swap": packed_row("tamper", "F", COND_DETAIL, 0, 0, "identity"),
+    "collector_config_changed": packed_row("tamper", "W", EVENT, 0, _HOLD_S, "identity"),
+    "collector_fw_changed": packed_row("tamper", "W", EVENT, 0, _HOLD_S, "identity"),
+    "param_changed": packed_row("tamper", "W", EVENT, 0, _HOLD_S, "identity"),
     # raised by measurement
-    "belt_slip": ("process", "F", COND, 3000, 10000, "speed"),
-    "open_stop_sensor": ("process", "W", COND, 5000, 10000, "speed"),
-    "vibration_zone_c": ("process", "W", COND, 10000, 30000, "vibration"),
-    "vibration_zone_d": ("process", "F", COND, 5000, 30000, "vibration"),
-    "autozero_limit": ("process", "W", COND, 0, 0, "cells"),
+    "belt_slip": packed_row("process", "F", COND, 3, 10, "speed"),
+    "open_stop_sensor": packed_row("process", "W", COND, 5, 10, "speed"),
+    "vibration_zone_c": packed_row("process", "W", COND, 10, 30, "vibration"),
+    "vibration_zone_d": packed_row("process", "F", COND, 5, 30, "vibration"),
+    "autozero_limit": packed_row("process", "W", COND, 0, 0, "cells"),
     # --- the figure through field events (measurement)
-    "collector_counters_inconsistent": ("fault", "F", COND, 0, 0, "collector"),
-    "zero_drift_suspected": ("process", "W", COND, 0, 0, "cells"),
-    "rate_limit": ("process", "W", COND, 10000, 10000, "production"),
-    "load_limit": ("process", "W", COND, 10000, 10000, "production"),
-    "speed_limit": ("process", "W", COND, 10000, 10000, "speed"),
+    "collector_counters_inconsistent": packed_row("fault", "F", COND, 0, 0, "collector"),
+    "zero_drift_suspected": packed_row("process", "W", COND, 0, 0, "cells"),
+    "rate_limit": packed_row("process", "W", COND, 10, 10, "production"),
+    "load_limit": packed_row("process", "W", COND, 10, 10, "production"),
+    "speed_limit": packed_row("process", "W", COND, 10, 10, "speed"),
     # ---
     # raised by the store
-    "storage_full": ("system", "F", COND, 0, 60000, "storage"),
-    "storage_write_error": ("system", "F", EVENT, 0, _HOLD_MS, "storage"),
-    "storage_corrupt": ("system", "W", EVENT, 0, _HOLD_MS, "storage"),
+    "storage_full": packed_row("system", "F", COND, 0, 60, "storage"),
+    "storage_write_error": packed_row("system", "F", EVENT, 0, _HOLD_S, "storage"),
+    "storage_corrupt": packed_row("system", "W", EVENT, 0, _HOLD_S, "storage"),
     # raised by the app
-    "checkpoint_failed": ("system", "F", COND, 0, 0, "storage"),
-    "retention_overrun": ("comm", "F", EVENT, 0, _HOLD_MS, "storage"),
+    "checkpoint_failed": packed_row("system", "F", COND, 0, 0, "storage"),
+    "retention_overrun": packed_row("comm", "F", EVENT, 0, _HOLD_S, "storage"),
     # raised by the uplink
-    "upload_gap": ("comm", "F", EVENT, 0, _HOLD_MS, "uplink"),
+    "upload_gap": packed_row("comm", "F", EVENT, 0, _HOLD_S, "uplink"),
 }
 for _i in range(1, 5):
-    TABLE["cell%d_fault" % _i] = ("fault", "F", COND, 1000, 30000, "cells")
-    TABLE["cell%d_stuck" % _i] = ("fault", "F", COND, 0, 0, "cells")  # 30 s windows
-    TABLE["cell%d_range" % _i] = ("fault", "F", COND, 2000, 10000, "cells")
-    TABLE["cell%d_drift" % _i] = ("fault", "W", COND, 0, 0, "cells")
+    TABLE["cell%d_fault" % _i] = packed_row("fault", "F", COND, 1, 30, "cells")
+    TABLE["cell%d_stuck" % _i] = packed_row("fault", "F", COND, 0, 0, "cells")  # 30 s windows
+    TABLE["cell%d_range" % _i] = packed_row("fault", "F", COND, 2, 10, "cells")
+    TABLE["cell%d_drift" % _i] = packed_row("fault", "W", COND, 0, 0, "cells")
 
 
-class AlarmError(ValueError):
+class AlarmError(UserError):
     pass
 
 
@@ -101,11 +139,25 @@ def _new_state(now):
     return [False, now, False, 0, "", 0, now]
 
 
-def _spec(code):
-    spec = TABLE.get(code)
-    if spec is None:
+def _row_of(code):
+    row = TABLE.get(code)
+    if row is None:
         raise AlarmError("unknown alarm code %r" % (code,))
-    return spec
+    return row
+
+
+def spec(code):
+    """(class, level "F" / "W", kind, raise_ms, clear_ms, check) of a code (its TABLE row
+    unpacked); AlarmError for an unknown one."""
+    row = _row_of(code)
+    return (
+        CLASSES[row >> _CLASS_AT],
+        "F" if row >> _FAIL_AT & 1 else "W",
+        row >> _KIND_AT & 3,
+        (row >> _RAISE_AT & 1023) * 1000,
+        (row >> _CLEAR_AT & 1023) * 1000,
+        CHECKS[row & 15],
+    )
 
 
 class Alarms:
@@ -120,9 +172,9 @@ class Alarms:
         self._started = False
         self.do1_classes = DO1_CLASSES
         if params:
-            self.apply(params)
+            self.apply_params(params)
 
-    def apply(self, params):
+    def apply_params(self, params):
         self.do1_classes = tuple(params.get("alarms.do1_classes", DO1_CLASSES))
         self._drive_do1(False)
 
@@ -139,8 +191,9 @@ class Alarms:
     def set(self, code, active, detail=""):
         """Report the raw condition of `code` now. One-shot codes: True is an
         occurrence (raise_event), False is ignored."""
-        spec = _spec(code)
-        if spec[2] == EVENT:
+        row = _row_of(code)
+        kind = row >> _KIND_AT & 3
+        if kind == EVENT:
             if active:
                 self.raise_event(code, detail)
             return
@@ -154,17 +207,16 @@ class Alarms:
             st[_RAW_TICKS] = now
         if active and st[_ACTIVE] and detail != st[_DETAIL]:
             st[_DETAIL] = detail
-            if spec[2] == COND_DETAIL:
+            if kind == COND_DETAIL:
                 self._record(code, "raise", detail)
         elif active:
             st[_DETAIL] = detail
-        self._settle(code, st, spec, now)
+        self._settle(code, st, row, now)
 
     def raise_event(self, code, detail=""):
         """One occurrence of a one-shot alarm: raised now, cleared after its hold.
         A repeat during the hold is counted and extends the hold; it writes no record."""
-        spec = _spec(code)
-        if spec[2] != EVENT:
+        if _row_of(code) >> _KIND_AT & 3 != EVENT:
             raise AlarmError("%s is a condition alarm: use set()" % code)
         now = self.clock.ticks_ms()
         st = self._states.get(code)
@@ -181,8 +233,7 @@ class Alarms:
     def ack(self, code):
         """A technician acknowledges a one-shot alarm: it clears now. Returns whether it
         was active. Condition alarms clear only with their condition."""
-        spec = _spec(code)
-        if spec[2] != EVENT:
+        if _row_of(code) >> _KIND_AT & 3 != EVENT:
             raise AlarmError("%s clears with its condition, not by acknowledgement" % code)
         st = self._states.get(code)
         if st is None or not st[_ACTIVE]:
@@ -207,7 +258,7 @@ class Alarms:
             if st[_ACTIVE]:
                 out.append(
                     {"code": code, "since": st[_SINCE], "detail": st[_DETAIL],
-                     "class": TABLE[code][0]}
+                     "class": CLASSES[TABLE[code] >> _CLASS_AT]}
                 )
         # Ties by name: MicroPython's sort is not stable.
         out.sort(key=lambda a: (a["since"], a["code"]))
@@ -249,27 +300,27 @@ class Alarms:
                 continue
             if not (isinstance(v, list) and len(v) == 3 and isinstance(v[0], (int, float))):
                 continue
-            spec = TABLE[code]
+            row = TABLE[code]
             st = self._states[code] = _new_state(now)
             st[_ACTIVE] = st[_RAW] = True
             st[_SINCE] = int(v[0])
             st[_DETAIL] = v[1] if isinstance(v[1], str) else ""
             st[_COUNT] = v[2] if isinstance(v[2], int) else 1
-            if spec[2] == EVENT:
+            if row >> _KIND_AT & 3 == EVENT:
                 # The hold goes on from where it was (wall time; ticks restarted).
-                age_ms = min(max(0, wall - st[_SINCE]) * 1000, spec[4])
+                age_ms = min(max(0, wall - st[_SINCE]), row >> _CLEAR_AT & 1023) * 1000
                 st[_HOLD_TICKS] = self.clock.ticks_add(now, -age_ms)
 
     # --- internals
-    def _settle(self, code, st, spec, now):
-        kind = spec[2]
-        if kind == EVENT:
-            if st[_ACTIVE] and self.clock.ticks_diff(now, st[_HOLD_TICKS]) >= spec[4]:
+    def _settle(self, code, st, row, now):
+        if row >> _KIND_AT & 3 == EVENT:
+            hold_ms = (row >> _CLEAR_AT & 1023) * 1000
+            if st[_ACTIVE] and self.clock.ticks_diff(now, st[_HOLD_TICKS]) >= hold_ms:
                 self._change(code, st, False, "x%d" % st[_COUNT] if st[_COUNT] > 1 else "")
             return
         if st[_RAW] == st[_ACTIVE]:
             return
-        delay = spec[3] if st[_RAW] else spec[4]
+        delay = (row >> (_RAISE_AT if st[_RAW] else _CLEAR_AT) & 1023) * 1000
         if self.clock.ticks_diff(now, st[_RAW_TICKS]) >= delay:
             self._change(code, st, st[_RAW])
 
@@ -292,7 +343,7 @@ class Alarms:
         on = False
         classes = self.do1_classes
         for code, st in self._states.items():
-            if st[_ACTIVE] and TABLE[code][0] in classes:
+            if st[_ACTIVE] and CLASSES[TABLE[code] >> _CLASS_AT] in classes:
                 on = True
                 break
         if force or on != self._do1:

@@ -7,10 +7,12 @@
 # (its own settings, changed at its keypad or over Modbus) raises
 # `collector_config_changed`.
 
+from gateway.errors import UserError
+
 UNITS = ("collector", "cell1", "cell2", "cell3", "cell4", "speed", "vibration", "open_stop")
 
 
-class IdentityError(ValueError):
+class IdentityError(UserError):
     pass
 
 

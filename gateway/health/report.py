@@ -1,23 +1,10 @@
 # The self-diagnosis report (Diagnostics.report): every check with pass/warn/fail and its
 # figures. Asked for rarely (the diag record every 10 minutes, status, the CLI), so it is
-# loaded for each call only (gateway/ondemand.py); it reads the Diagnostics' own state.
-from gateway.health.alarms import TABLE
+# loaded for each call only (gateway/ondemand.py); it reads the figures each check of
+# gateway/health/checks.py documents.
+from gateway.health.alarms import CHECKS, spec
 from hal.compat import const
 
-CHECKS = (
-    "link",
-    "collector",
-    "cells",
-    "speed",
-    "vibration",
-    "power",
-    "storage",
-    "clock",
-    "uplink",
-    "gateway",
-    "production",
-    "identity",
-)
 _SAMPLE_CHECKS = const(("collector", "cells", "speed", "vibration", "power"))
 _DI_RUN = const(1)
 _DI_BATTERY = const(2)
@@ -28,19 +15,24 @@ def report(diag, compact):
     record's form: the names of passing checks, figures only where not passing."""
     worst = {}
     for al in diag.alarms.active():
-        spec = TABLE[al["code"]]
-        level = "fail" if spec[1] == "F" else "warn"
-        if worst.get(spec[5]) != "fail":
-            worst[spec[5]] = level
+        _, lv, _, _, _, check = spec(al["code"])
+        level = "fail" if lv == "F" else "warn"
+        if worst.get(check) != "fail":
+            worst[check] = level
+    by_name = {}
+    for check in diag.checks:
+        by_name[check.name] = check
     checks = []
     summary = "pass"
     for name in CHECKS:
-        figs = _figures(diag, name)
+        figs = _figures(by_name, diag.identity, name)
         if figs is None:
             continue
+        if name == "identity":
+            figs["cal_count"] = diag.p.get("scale.cal_count", 0)  # never reset
         result = worst.get(name, "pass")
-        if result == "pass" and name in _SAMPLE_CHECKS and not diag._have_samples:
-            result = "warn"
+        if result == "pass" and "samples" in figs:
+            result = "warn"  # no sample judged yet
         if result == "fail" or (result == "warn" and summary == "pass"):
             summary = result
         checks.append((name, result, figs))
@@ -60,76 +52,76 @@ def report(diag, compact):
             out.setdefault(r, {})[n] = f
     return out
 
-def _figures(diag, name):
+
+def _figures(by_name, identity, name):
+    """The figures of report check `name` from the figures of the diagnosis' checks
+    (gateway/health/checks.py), or None where the source is not wired or has not
+    answered yet."""
     if name in _SAMPLE_CHECKS:
-        if not diag._have_samples:
+        s = by_name["cells" if name == "cells" else "samples"]
+        if not s.judged:
             return {"samples": 0}
         if name == "collector":
             return {
-                "supply_mv": diag._mv,
-                "temp_c": diag._temp / 10,
-                "uptime_s": diag._uptime,
-                "restarts": diag._restarts,
+                "supply_mv": s.mv,
+                "temp_c": s.temp / 10,
+                "uptime_s": s.uptime,
+                "restarts": s.restarts,
             }
         if name == "cells":
-            figs = {"mean": list(diag._cmean), "span": list(diag._span)}
-            if diag._dev is not None:
-                figs["drift"] = list(diag._dev)
+            figs = {"mean": list(s.mean), "span": list(s.span)}
+            if s.dev is not None:
+                figs["drift"] = list(s.dev)
             return figs
         if name == "speed":
-            return {"freq_hz": diag._freq / 100, "running": diag._di & _DI_RUN}
+            return {"freq_hz": s.freq / 100, "running": s.di & _DI_RUN}
         if name == "vibration":
-            return {"rms_mv": diag._vib / 10}
-        return {"battery": (diag._di & _DI_BATTERY) >> 1, "supply_mv": diag._mv}
+            return {"rms_mv": s.vib / 10}
+        return {"battery": (s.di & _DI_BATTERY) >> 1, "supply_mv": s.mv}
+    if name == "gateway":
+        figs = {}
+        loop = by_name.get("loop")
+        if loop is not None:
+            figs["max_late_ms"] = loop.source.max_late_ms
+            figs["overruns"] = loop.overruns
+            stalled = loop.source.stalled(by_name["clock"].source.ticks_ms())
+            if stalled:
+                figs["stalled"] = ",".join(stalled)
+        mem = by_name.get("memory")
+        if mem is not None and mem.free is not None:
+            figs["mem_kib"] = mem.free // 1024
+        return figs
+    if name == "identity":
+        return None if identity is None else identity.report()
+    if name == "clock":
+        c = by_name["clock"]
+        return {"t": c.wall, "last_step_s": c.step}
+    c = by_name.get("store" if name == "storage" else name)
+    s = None if c is None else c.stat
+    if s is None:
+        return None
     if name == "link":
-        s = diag._lstat
-        if s is None:
-            return None
-        return {
+        figs = {
             "state": s["state"],
-            "err_pct": diag._err_pm / 10,
-            "lat_ms": diag._lat_ms,
+            "err_pct": c.err_pm / 10,
+            "lat_ms": c.lat_ms,
             "lat_max": s["latency_ms_max"],
         }
+        if s.get("port_failures"):  # the port would not open (hal/uart.py): why, how often
+            figs["port_error"] = s["port_error"] or "none now"
+            figs["port_failures"] = s["port_failures"]
+        return figs
     if name == "storage":
-        s = diag._sstat
-        if s is None:
-            return None
         return {
             "free_kib": s["free_bytes"] // 1024,
             "write_errors": s["write_errors"],
             "corrupt": s["corrupt_found"],
             "pending": s["pending"],
         }
-    if name == "clock":
-        return {"t": diag._last_wall, "last_step_s": diag._last_step}
     if name == "uplink":
-        s = diag._ustat
-        if s is None:
-            return None
         return {
             "connected": bool(s["connected"]),
             "backlog": s["backlog"],
-            "down_s": max(diag._down_ms, diag._noack_ms) // 1000,
+            "down_s": max(c.down_ms, c.noack_ms) // 1000,
         }
-    if name == "gateway":
-        if diag._loop is None:
-            figs = {}
-        else:
-            figs = {"max_late_ms": diag._loop.max_late_ms, "overruns": diag._ovr_seen}
-            stalled = diag._loop.stalled(diag.clock.ticks_ms())
-            if stalled:
-                figs["stalled"] = ",".join(stalled)
-        if diag._mem is not None:
-            figs["mem_kib"] = diag._mem // 1024
-        return figs
-    if name == "production":
-        s = diag._pstat
-        if s is None:
-            return None
-        return {"day_t": s["day_t"], "month_t": s["month_t"]}
-    if diag.identity is None:
-        return None
-    figs = diag.identity.report()
-    figs["cal_count"] = diag.p.get("scale.cal_count", 0)  # calibration changes, never reset
-    return figs
+    return {"day_t": s["day_t"], "month_t": s["month_t"]}

@@ -1,1 +1,2 @@
-# The measurement: scale, auto-zero, running, vibration, production, calibration (docs/measurement.md).
+# The measurement: scale, auto-zero, running, vibration, production, calibration
+# (docs/measurement.md).

@@ -4,8 +4,8 @@
 # persists and applies it). What each procedure does: docs/measurement.md.
 # Loaded on demand: Measurement.calibrator() imports it, and forgets it when idle.
 from gateway import ondemand
-from gateway.measure.apply import rev_pulses
 from gateway.errors import CalibrationError, ConfigError
+from gateway.measure.apply import rev_pulses
 from hal.compat import const
 
 IDLE = "idle"

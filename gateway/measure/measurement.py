@@ -8,13 +8,12 @@
 # m.apply_params(flat) after every accepted parameter change; m.snapshot()/m.restore()
 # with the checkpoint (and a checkpoint soon after m.checkpoint_due() turns True).
 from gateway import ondemand
-from hal.compat import const
 from gateway.measure.autozero import AutoZero
 from gateway.measure.production import Production
 from gateway.measure.running import Running
 from gateway.measure.scale import Scale
 from gateway.measure.vibration import Vibration
-
+from hal.compat import const
 
 _H_COUNTERS = const(2)  # Scale.hold's bit: the collector's counters disagree
 _GAP_N = const(5)  # Scale.gap's: blocks of a gap the poll just taken followed

@@ -7,25 +7,13 @@
 # Everything is an integer: grams, and converted grams x 1e6 (coefficient in ppm).
 # The production day starts at the first shift; months, quarters and years follow it.
 from gateway import ondemand
+from gateway.calendar import civil_from_days
 from hal.compat import const
 
 _BLOCK_HZ = const(10)
 _STEP_S = const(2)  # a wall-clock jump larger than this against the ticks is a clock step
 _HISTORY_MAX = const(32)
 _KINDS = const(("shift", "day", "month", "quarter", "year"))
-
-
-def civil_from_days(days):
-    """(year, month, day) of a day number since 1970-01-01 (proleptic Gregorian)."""
-    z = days + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = mp + 3 if mp < 10 else mp - 9
-    return yoe + era * 400 + (1 if m <= 2 else 0), m, d
 
 
 def period_keys(t, utc_offset_min, shift_min):
@@ -79,6 +67,9 @@ class Production:
         self._pu = 0
         self._px = [0, 0, 0]  # estimated grams, unweighed blocks, calibrating pulses
         self.checkpoint_due = False
+        # The power side (gateway/power/energy.py), when there are terminals: its fields
+        # (the belt drive's kWh and kWh/t) go into prod and total records.
+        self.power = None
 
     def apply_params(self, flat):
         ondemand.call("gateway.measure.apply", "production", self, flat)
@@ -179,7 +170,7 @@ class Production:
         # Mass bridged over an outage came in over the outage's run time, which can be
         # longer than a partial interval: the mean rate is over the longer of the two.
         rate = g * 3.6 / 1000 / max(dur, run_s)
-        rec = {
+        fields = {
             "t0": t0,
             "t1": t1,
             "mass_kg": _kg(g),
@@ -195,12 +186,16 @@ class Production:
         }
         est, unn, cal = iv["x"]
         if est:
-            rec["est_kg"] = _kg(est)
+            fields["est_kg"] = _kg(est)
         if unn:
-            rec["unweighed_s"] = unn / _BLOCK_HZ
+            fields["unweighed_s"] = unn / _BLOCK_HZ
         if cal:
-            rec["calibrating_m"] = round(cal / ppm, 1)
-        self.emit("prod", rec)
+            fields["calibrating_m"] = round(cal / ppm, 1)
+        if self.power is not None:
+            extra = self.power.close_interval(t0, t1, g)
+            if extra:
+                fields.update(extra)
+        self.emit("prod", fields)
         self.iv = None
         self.checkpoint_due = True
 
@@ -219,17 +214,19 @@ class Production:
     def _close_period(self, kind, per):
         conv_g = _conv_g(per[3])
         self.last[kind] = [per[1], per[2], conv_g]
-        self.emit(
-            "total",
-            {
-                "period": kind,
-                "key": per[1],
-                "mass_kg": _kg(per[2]),
-                "mass_g": per[2],
-                "conv_kg": _kg(conv_g),
-                "conv_g": conv_g,
-            },
-        )
+        fields = {
+            "period": kind,
+            "key": per[1],
+            "mass_kg": _kg(per[2]),
+            "mass_g": per[2],
+            "conv_kg": _kg(conv_g),
+            "conv_g": conv_g,
+        }
+        if self.power is not None:
+            extra = self.power.close_period(kind, per[2])
+            if extra:
+                fields.update(extra)
+        self.emit("total", fields)
         self.checkpoint_due = True
 
     # --- the conversion coefficient

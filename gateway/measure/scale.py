@@ -129,7 +129,9 @@ class Scale:
         self.speed_lost = False
         self._ls = [0, 0, 0, 0, 0, 0, 0, 0]
         self.on_frame = False  # the load on the frame (not travel-weighted) reaches the drop-out
-        self.entry_sink = None  # called (cp, dp, empty, bad) for each poll the gate decides
+        # Called (cp, d, cpw, dw, bad) for each poll the gate decides: its counts x pulses
+        # and pulses, the same summed over the window centred on it, whether it was bad.
+        self.entry_sink = None
         self._have = False
         self._seq = 0
         self._pulses = 0

@@ -1,5 +1,6 @@
 # --monitor: what the gateway sees, once a second on the console. Plain lines for a log
 # or a pipe; with screen=True the LCD panel and the figures are redrawn in place.
+from gateway import ondemand
 from hal.compat import const
 
 _HOME_CLEAR = const("\x1b[H\x1b[J")
@@ -14,7 +15,10 @@ class Monitor:
         self.screen = screen
 
     def line(self):
-        st = self.gw.status()
+        st = ondemand.call("gateway.control", "report", self.gw)
+        return self._main(st) + self.power_line(st)
+
+    def _main(self, st):
         return (
             "rate %7.1f t/h  speed %4.2f m/s  total %10.3f t  %-8s link %-8s center %-7s "
             "backlog %d  alarms %s"
@@ -30,10 +34,42 @@ class Monitor:
             )
         )
 
+    def power_line(self, st):
+        pw = st.get("power")
+        if not pw:
+            return ""
+        last = pw.get("last") or {}
+        terms = " ".join("%s %s %s kW" % (t["role"], t["state"], t["kw"]) for t in pw["terminals"])
+        return "\npower: %s  kWh/t %s (interval), %s (day)  bus round %.1f s" % (
+            terms, last.get("kwh_per_t"), pw.get("day_kwh_per_t"), pw["bus"]["round_ms"] / 1000)
+
     def run(self, now_ms):
-        text = self.line()
-        if self.screen:
-            panel = self.gw.hw.display
-            lines = panel.lines() if panel is not None and hasattr(panel, "lines") else []
-            text = _HOME_CLEAR + "\n".join(lines) + "\n" + text
-        self.out.write(text + "\n")
+        self.out.write((self._screen() if self.screen else self.line()) + "\n")
+
+    def _screen(self):
+        # The panel and below it six rows of at most 80 columns (hal/board.py leaves room
+        # for them): with the braille panel, the whole fits an 80x24 terminal.
+        st = ondemand.call("gateway.control", "report", self.gw)
+        panel = self.gw.hw.display
+        lines = panel.lines() if panel is not None and hasattr(panel, "lines") else []
+        up = st["uplink"]
+        lines.append("")
+        lines.append("rate %.1f t/h   speed %.2f m/s   belt %s   total %.3f t" % (
+            st["rate_tph"], st["speed_mps"], st["run_state"], st["total_kg"] / 1000))
+        lines.append("collector link %s   center %s, %d records to send" % (
+            st["link"]["state"], up["state"], up["backlog"]))
+        lines.append(("alarms: %s" % (", ".join(st["alarms"]) or "none"))[:80])
+        power = self.power_line(st)
+        if power:
+            lines.append(power.strip()[:80])
+        lines.append("panel: top line belt RUN/STOP and local time; bottom line collector link")
+        lines.append("(OK, DEGRAD = degraded, LOST), A = active alarms, page n/6 (every 3 s)")
+        return _HOME_CLEAR + "\n".join(lines)
+
+    def closing(self):
+        """The last word when the gateway stops: its totalizer, and what still waited for
+        the drop-out gate (docs/measurement.md), which `make run` compares with the
+        center's figure and the emulator's true mass."""
+        sc = self.gw.measurement.scale
+        self.out.write("gateway: total %.3f t at stop, and %.3f t still in the drop-out window\n"
+                       % (sc.total_kg() / 1000, sc.pending_g() / 1e6))

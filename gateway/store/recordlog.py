@@ -30,12 +30,12 @@ SEG_HDR = const(28)
 _NO_PREV = const(0xFFFFFFFF)
 _CHUNK = const(4096)
 _READ_PER_RECORD = const(256)  # bytes read per record asked for (a prod record is ~40)
-_TMP = "r.tmp"  # not a const(): gateway/store/recovery.py imports it
+TMP_NAME = "r.tmp"  # a segment being born; not a const(): gateway/store/recovery.py imports it
 ENOSPC = const(28)  # not in MicroPython's errno module
 _SEEN_MAX = const(64)
 
 
-def _name(first):
+def segment_name(first):
     return "r%010d.seg" % first
 
 
@@ -44,7 +44,7 @@ def _seg_header(first, t, prev_len):
     return h + struct.pack("<I", crc32(h))
 
 
-def _parse_header(h):
+def parse_header(h):
     """(first_seq, prev_len or None, first_t) of a header, or None if it is not intact."""
     if len(h) < SEG_HDR or struct.unpack_from("<I", h, 24)[0] != crc32(h[:24]):
         return None
@@ -60,7 +60,7 @@ def frame(payload):
     return bytes((_MAGIC,)) + ln + struct.pack("<I", crc32(payload, crc32(ln))) + payload
 
 
-def _frames(f, start, end, bad, chunk=_CHUNK):
+def frames(f, start, end, bad, chunk=_CHUNK):
     """Yield (offset, payload) for every intact frame in bytes [start, end) of file f,
     reading `chunk` bytes at a time (more for a larger frame). Every stretch that is not
     an intact frame is appended to `bad` as (offset, length), and scanning resumes at the
@@ -104,7 +104,7 @@ def _frames(f, start, end, bad, chunk=_CHUNK):
         bad.append((bad_at, end - bad_at))
 
 
-def _between(prev, nxt):
+def between(prev, nxt):
     """Which seqs a damaged stretch may have held, as far as its neighbours tell."""
     if prev is None and nxt is None:
         return "records"
@@ -117,7 +117,7 @@ def _between(prev, nxt):
     return "seq %d..%d" % (prev + 1, nxt - 1)
 
 
-def _seq_of(payload):
+def seq_of(payload):
     return struct.unpack_from("<I", payload, 0)[0]
 
 
@@ -170,7 +170,28 @@ class RecordLog:
         self.close()
         self._reset()
         # Once per start: gateway/store/recovery.py, loaded for it only.
-        self.report = ondemand.call("gateway.store.recovery", "recover", self)
+        found = ondemand.call("gateway.store.recovery", "recover", self._flash)
+        self._segs = found["segs"]
+        self._sizes = found["sizes"]
+        self._used = found["used"]
+        self._meta = found["meta"]
+        self._tail_len = found["tail_len"]
+        self._next = found["next"]
+        self._roll = found["roll"]
+        self.durable = self._next - 1
+        self.report = {
+            "segments": len(self._segs),
+            "head": self.head,
+            "oldest": self.oldest,
+            "records": self.head - self.oldest + 1,
+            "tail_records": found["tail_records"],
+            "torn_bytes": found["torn_bytes"],
+            "corrupt_skipped": len(found["corrupt"]),
+        }
+        # Told only once the log is whole again: the alarm engine writes its record
+        # into this log at once.
+        for first, off, ln, what in found["corrupt"]:
+            self._corrupt(first, off, ln, what)
         return self.report
 
     # --- properties -------------------------------------------------------------
@@ -239,7 +260,7 @@ class RecordLog:
         else:
             first = self._segs[-1]
             if self._f is None:
-                self._f = self._flash.open(_name(first), "ab")
+                self._f = self._flash.open(segment_name(first), "ab")
             n = self._f.write(fr)
             if n is not None and n != len(fr):
                 raise OSError(5, "short write")
@@ -256,16 +277,16 @@ class RecordLog:
         prev_len = self._tail_len if self._segs else _NO_PREV
         hdr = _seg_header(seq, t, prev_len)
         try:
-            f = fl.open(_TMP, "wb")
+            f = fl.open(TMP_NAME, "wb")
             try:
                 f.write(hdr + fr)
                 fl.sync(f)
             finally:
                 f.close()
-            fl.rename(_TMP, _name(seq))
+            fl.rename(TMP_NAME, segment_name(seq))
         except OSError:
             try:
-                fl.remove(_TMP)  # give back the space a half-written segment holds
+                fl.remove(TMP_NAME)  # give back the space a half-written segment holds
             except OSError:
                 pass
             raise
@@ -290,7 +311,7 @@ class RecordLog:
     def _drop_oldest(self):
         first = self._segs[0]
         last = self._segs[1] - 1
-        self._flash.remove(_name(first))
+        self._flash.remove(segment_name(first))
         if last >= self._acked:
             lo = first if first > self._acked else self._acked
             self._raise(
@@ -391,7 +412,8 @@ class RecordLog:
         self.corrupt_found += 1
         self._raise(
             "storage_corrupt",
-            "%s: %d bytes at offset %d of %s unreadable, skipped" % (what, ln, off, _name(first)),
+            "%s: %d bytes at offset %d of %s unreadable, skipped"
+            % (what, ln, off, segment_name(first)),
         )
 
     # --- reading ----------------------------------------------------------------
@@ -409,12 +431,12 @@ class RecordLog:
         m = self._meta.get(first)
         if m is None:
             h = b""
-            f = self._flash.open(_name(first), "rb")
+            f = self._flash.open(segment_name(first), "rb")
             try:
                 h = f.read(SEG_HDR)
             finally:
                 f.close()
-            hdr = _parse_header(h)
+            hdr = parse_header(h)
             if hdr is None or hdr[0] != first:
                 self._corrupt(first, 0, SEG_HDR, "segment header")
                 m = (None, None)
@@ -446,12 +468,12 @@ class RecordLog:
         bad = []
         nb = 0
         prev = None
-        f = self._flash.open(_name(first), "rb")
+        f = self._flash.open(segment_name(first), "rb")
         try:
-            for off, payload in _frames(f, start, self._valid_len(i), bad, chunk):
-                seq = _seq_of(payload)
+            for off, payload in frames(f, start, self._valid_len(i), bad, chunk):
+                seq = seq_of(payload)
                 while nb < len(bad):
-                    self._corrupt(first, bad[nb][0], bad[nb][1], _between(prev, seq))
+                    self._corrupt(first, bad[nb][0], bad[nb][1], between(prev, seq))
                     nb += 1
                 prev = seq
                 if seq < from_seq or (keep is not None and not keep(payload)):
@@ -465,7 +487,7 @@ class RecordLog:
                     self._cursor = (seq + 1, first, off + _FRAME_HDR + len(payload))
                     return False
             while nb < len(bad):
-                self._corrupt(first, bad[nb][0], bad[nb][1], _between(prev, None))
+                self._corrupt(first, bad[nb][0], bad[nb][1], between(prev, None))
                 nb += 1
         finally:
             f.close()

@@ -1,16 +1,16 @@
 # The record log's start-up half (gateway/store/recordlog.py, whose format and helpers it
 # uses): find the segments, recover the newest one after any stop, clean or not. Loaded
 # by RecordLog.open() once per start and forgotten after (gateway/ondemand.py): where
-# bytecode lives in RAM this code then costs heap only while it runs. It fills the log's
-# own state, as one of its methods would.
+# bytecode lives in RAM this code then costs heap only while it runs. It only reads the
+# flash (and removes a segment that was never born); open() takes over what it found.
 from gateway.store.recordlog import (
     SEG_HDR,
-    _TMP,
-    _between,
-    _frames,
-    _name,
-    _parse_header,
-    _seq_of,
+    TMP_NAME,
+    between,
+    frames,
+    parse_header,
+    segment_name,
+    seq_of,
 )
 from hal.compat import const
 
@@ -26,14 +26,17 @@ def _seg_first(name):
     return 0
 
 
-def recover(log):
-    """Take stock of a freshly reset log's flash; returns the report RecordLog.open()
-    keeps."""
-    fl = log._flash
-    names = fl.listdir()
-    if _TMP in names:
+def recover(flash):
+    """Take stock of the log's flash. Returns what RecordLog.open() takes over:
+    segs: first seq of each segment, ascending; sizes: first seq -> bytes on flash;
+    used: their sum; meta: first seq -> (prev_len, first_t) of the newest segment's
+    intact header; tail_len: valid bytes of the newest segment; next: the next seq;
+    roll: whether the next write starts a new segment; corrupt: [(first seq, offset,
+    length, what)] of each damaged stretch; tail_records, torn_bytes: for the report."""
+    names = flash.listdir()
+    if TMP_NAME in names:
         try:
-            fl.remove(_TMP)  # a segment that was never born
+            flash.remove(TMP_NAME)  # a segment that was never born
         except OSError:
             pass  # harmless: the next new segment overwrites it
     segs = []
@@ -42,49 +45,48 @@ def recover(log):
         if first:
             segs.append(first)
     segs.sort()
+    sizes = {}
+    used = 0
     for first in segs:
-        size = max(0, fl.size(_name(first)))
-        log._sizes[first] = size
-        log._used += size
-    log._segs = segs
-    torn = 0
-    corrupt0 = 0
-    tail_records = 0
-    if segs:
-        tail_records, torn = _recover_tail(log)
-        corrupt0 = log.corrupt_found
-    log.durable = log._next - 1
-    return {
-        "segments": len(segs),
-        "head": log.head,
-        "oldest": log.oldest,
-        "records": log.head - log.oldest + 1,
-        "tail_records": tail_records,
-        "torn_bytes": torn,
-        "corrupt_skipped": corrupt0,
+        size = max(0, flash.size(segment_name(first)))
+        sizes[first] = size
+        used += size
+    found = {
+        "segs": segs,
+        "sizes": sizes,
+        "used": used,
+        "meta": {},
+        "tail_len": 0,
+        "next": 1,
+        "roll": True,
+        "corrupt": [],
+        "tail_records": 0,
+        "torn_bytes": 0,
     }
+    if segs:
+        _recover_tail(flash, segs[-1], sizes[segs[-1]], found)
+    return found
 
 
-def _recover_tail(log):
-    first = log._segs[-1]
-    size = log._sizes[first]
-    f = log._flash.open(_name(first), "rb")
+def _recover_tail(flash, first, size, found):
+    corrupt = found["corrupt"]
+    f = flash.open(segment_name(first), "rb")
     try:
-        hdr = _parse_header(f.read(SEG_HDR))
+        hdr = parse_header(f.read(SEG_HDR))
         bad_header = hdr is None or hdr[0] != first
         if bad_header:
-            log._corrupt(first, 0, SEG_HDR, "segment header")
+            corrupt.append((first, 0, SEG_HDR, "segment header"))
         else:
-            log._meta[first] = (hdr[1], hdr[2])
+            found["meta"][first] = (hdr[1], hdr[2])
         last = first - 1
         good_end = min(size, SEG_HDR)
         count = 0
         bad = []
         nb = 0
-        for off, payload in _frames(f, SEG_HDR, size, bad):
-            seq = _seq_of(payload)
+        for off, payload in frames(f, SEG_HDR, size, bad):
+            seq = seq_of(payload)
             while nb < len(bad):
-                log._corrupt(first, bad[nb][0], bad[nb][1], _between(last, seq))
+                corrupt.append((first, bad[nb][0], bad[nb][1], between(last, seq)))
                 nb += 1
             last = seq
             good_end = off + _FRAME_HDR + len(payload)
@@ -94,13 +96,14 @@ def _recover_tail(log):
         # then that seq is spent and never given to another record.
         if nb < len(bad) and _complete_frame_of(f, bad[nb][0], size, last + 1):
             last += 1
-            log._corrupt(first, bad[nb][0], bad[nb][1], "seq %d" % last)
+            corrupt.append((first, bad[nb][0], bad[nb][1], "seq %d" % last))
     finally:
         f.close()
-    log._tail_len = good_end
-    log._next = last + 1
-    log._roll = bad_header or size > good_end
-    return count, size - good_end
+    found["tail_len"] = good_end
+    found["next"] = last + 1
+    found["roll"] = bad_header or size > good_end
+    found["tail_records"] = count
+    found["torn_bytes"] = size - good_end
 
 
 def _complete_frame_of(f, off, size, seq):
@@ -109,4 +112,4 @@ def _complete_frame_of(f, off, size, seq):
     if len(h) < _FRAME_HDR + 4 or h[0] != _MAGIC:
         return False
     n = h[1] | h[2] << 8
-    return off + _FRAME_HDR + n <= size and _seq_of(h[_FRAME_HDR:]) == seq
+    return off + _FRAME_HDR + n <= size and seq_of(h[_FRAME_HDR:]) == seq

@@ -1,32 +1,11 @@
 # A hal.uart double on a VirtualClock, for the Modbus master's and the collector driver's
 # tests: a slave function answers each request with (delay_ms, bytes) pieces that arrive at
-# those virtual times. A small xorshift generator gives the same cases on both interpreters.
+# those virtual times.
 import struct
 
 from protocols import modbus_rtu as rtu
-from protocols import modbus_slave
-
-
-class Rng:
-    def __init__(self, seed):
-        self.s = (seed * 2654435761 + 12345) & 0xFFFFFFFF or 1
-
-    def next(self):
-        s = self.s
-        s ^= (s << 13) & 0xFFFFFFFF
-        s ^= s >> 17
-        s ^= (s << 5) & 0xFFFFFFFF
-        self.s = s
-        return s
-
-    def below(self, n):
-        return self.next() % n
-
-    def chance(self, percent):
-        return self.below(100) < percent
-
-    def bytes(self, n):
-        return bytes(self.below(256) for _ in range(n))
+from tests.core import modbus_slave
+from tests.core.util import Rng  # noqa: F401  (the driver's tests take it from here)
 
 
 class FakeLine:

@@ -27,8 +27,8 @@ class _Rig:
 
 
 def test_table_is_well_formed():
-    for code, spec in al.TABLE.items():
-        cls, level, kind, raise_ms, clear_ms, check = spec
+    for code in al.TABLE:
+        cls, level, kind, raise_ms, clear_ms, check = al.spec(code)
         assert cls in al.CLASSES, code
         assert level in ("F", "W"), code
         assert kind in (al.COND, al.EVENT, al.COND_DETAIL), code
@@ -171,7 +171,7 @@ def test_do1_follows_alarms_of_the_configured_classes():
     a.set("mains_lost", False)
     r.after(5000)
     assert r.do1 == [False, True, False]
-    a.apply({"alarms.do1_classes": ["tamper"]})
+    a.apply_params({"alarms.do1_classes": ["tamper"]})
     assert r.do1 == [False, True, False, True]  # param_changed is still active
     a.refresh_do1()
     assert r.do1[-1] is True and len(r.do1) == 5

@@ -1,3 +1,4 @@
+from gateway import calendar
 from gateway.cli import syntax as cliparse
 from gateway.cli.syntax import UsageError
 from gateway.measure.calibration import KINDS
@@ -107,16 +108,22 @@ def test_cal_errors_name_the_reason_and_the_form():
 
 
 def test_records_log_output_login():
-    assert parse("records") == ("records", {"mode": "recent"})
-    assert parse("records seq 10..20") == ("records", {"mode": "seq", "from": 10, "to": 20})
-    assert parse("records seq 10") == ("records", {"mode": "seq", "from": 10, "to": None})
+    assert parse("records") == ("records", {"mode": "recent", "raw": False})
+    assert parse("records seq 10..20") == ("records", {"mode": "seq", "from": 10, "to": 20,
+                                                       "raw": False})
+    assert parse("records seq 10") == ("records", {"mode": "seq", "from": 10, "to": None,
+                                                   "raw": False})
+    assert parse("records seq 10 --raw")[1]["raw"] is True
+    assert parse("records --raw") == ("records", {"mode": "recent", "raw": True})
     assert "B must be 10.." in _err("records seq 10..5")
     name, args = parse("records time 2026-01-01..2026-01-02T08:00")
-    assert args == {"mode": "time", "t0": 1767196800, "t1": 1767312000}
+    assert args == {"mode": "time", "t0": 1767196800, "t1": 1767312000, "raw": False}
     assert "T1 must come after T0" in _err("records time 2026-01-02..2026-01-01")
     assert "give a time range" in _err("records time 2026-01-01")
-    assert parse("log") == ("log", {"n": 20})
-    assert parse("log 5") == ("log", {"n": 5})
+    assert parse("log") == ("log", {"n": 20, "raw": False})
+    assert parse("log 5") == ("log", {"n": 5, "raw": False})
+    assert parse("log 5 --raw") == ("log", {"n": 5, "raw": True})
+    assert parse("log --raw") == ("log", {"n": 20, "raw": True})
     assert "N must be 1..200" in _err("log 500")
     assert parse("output 2 on") == ("output", {"do": 2, "on": True})
     assert "usage: output 1|2 on|off" in _err("output 3 on")
@@ -147,11 +154,11 @@ def test_coef_and_time_set():
 
 def test_calendar_round_trip():
     for days in (-1, 0, 59, 365, 10957, 11016, 20454, 20513, 47482):
-        y, m, d = cliparse.civil_from_days(days)
-        assert cliparse.days_from_civil(y, m, d) == days
-    assert cliparse.civil_from_days(0) == (1970, 1, 1)
-    assert cliparse.civil_from_days(11016) == (2000, 2, 29)
-    assert cliparse.days_from_civil(2026, 1, 1) == 20454
+        y, m, d = calendar.civil_from_days(days)
+        assert calendar.days_from_civil(y, m, d) == days
+    assert calendar.civil_from_days(0) == (1970, 1, 1)
+    assert calendar.civil_from_days(11016) == (2000, 2, 29)
+    assert calendar.days_from_civil(2026, 1, 1) == 20454
     assert cliparse.format_time(1767225600, 480) == "2026-01-01 08:00:00 +08:00"
     assert cliparse.format_time(1767225600, -90) == "2025-12-31 22:30:00 -01:30"
     assert cliparse.format_time(951782400, 0) == "2000-02-29 00:00:00 +00:00"

@@ -8,23 +8,24 @@ from gateway.cli import auth
 from gateway.cli.port import CliPort
 from gateway.loop import Loop
 from hal.clock import VirtualClock
-from tests.core.fakegw import FakeGateway
+from tests.core.fakecontrol import FakeControl
 from tests.core.test_cli_session import PIN, FakeStream, _accounts
 from tests.core.util import SkipTest
 
-_CLI_MODULES = ("gateway.cli.session", "gateway.cli.syntax", "gateway.cli.facade")
+_CLI_MODULES = ("gateway.cli.session", "gateway.cli.syntax", "gateway.cli.terminal",
+                "gateway.cli.commands", "gateway.control")
 
 
 class Port:
     def __init__(self, state=None):
         self.clock = VirtualClock()
-        self.gw = FakeGateway(self.clock)
+        self.control = FakeControl(self.clock)
         self.stream = FakeStream()
         self.port = CliPort(self.stream, self.clock, 4242, self._make)
         if state is not None:
             self.port.restore(state)
         self.loop = Loop(self.clock)
-        self.loop.add(self.gw, 100)
+        self.loop.add(self.control, 100)
         self.loop.add(self.port, 20)
         self.port.start()
         self.seen = 0
@@ -32,7 +33,7 @@ class Port:
     def _make(self):
         from gateway.cli.session import Cli
 
-        return Cli(self.gw, self.stream, auth.Auth(_accounts(), self.clock), self.clock)
+        return Cli(self.control, self.stream, auth.Auth(_accounts(), self.clock), self.clock)
 
     def read(self):
         text = bytes(self.stream.out[self.seen:]).decode()
@@ -100,7 +101,7 @@ def test_a_session_keeps_the_cli_until_logout_and_quiet():
         assert "logged out" in t.cmd("logout")
         t.loop.run(31 * 1000)
         assert t.port.cli is None and not _cli_loaded()
-        assert [e["detail"]["who"] for e in t.gw.events("logout")] == ["tech:1001"]
+        assert [e["detail"]["who"] for e in t.control.events("logout")] == ["tech:1001"]
 
 
 def test_failures_and_lockout_survive_unloading():
@@ -182,3 +183,28 @@ def test_a_quiet_port_does_not_allocate():
     finally:
         unlock()
     assert t.port.cli is None
+
+
+class _Flash:
+    def __init__(self, names):
+        self.names = names
+
+    def exists(self, name):
+        return name in self.names
+
+
+def test_start_up_says_once_that_there_are_no_technician_accounts():
+    from gateway.cli import port as cliport
+
+    said = []
+    cliport.print = said.append  # the module's print, for this test
+    try:
+        clock = VirtualClock()
+        for names in (("accounts.json",), ()):
+            CliPort(FakeStream(), clock, 4242, None, _Flash(names)).start()
+    finally:
+        del cliport.print
+    assert len(said) == 1, said
+    assert said[0].startswith("cli: no technician accounts on this device (accounts.json")
+    assert "nobody can log in" in said[0]
+

@@ -3,9 +3,11 @@
 # Runs under pytest and on MicroPython.
 from drivers.collector import Collector
 from hal.clock import VirtualClock
+from hal.compat import MICROPYTHON
 from protocols import modbus_rtu as rtu
-from protocols import modbus_slave
+from tests.core import modbus_slave
 from tests.core.fakeline import FakeLine, RegisterSlave, Rng
+from tests.core.util import SkipTest
 
 
 class Rig:
@@ -148,7 +150,7 @@ def test_busy_capture_is_retried_after_20_ms():
     r.spin(2000)
     assert len(times) == 3 and all(b - a >= 20 for a, b in zip(times, times[1:]))
     assert len(r.captures) > n and _capture_ok(r.captures[-1][0])
-    assert r.coll.link.counters()["busy"] == 3
+    assert r.coll.counters()["busy"] == 3
 
 
 def test_capture_is_reread_when_wave_seq_changes():
@@ -304,7 +306,81 @@ def test_fuzz_driver_never_raises_never_lies_and_recovers():
         while r.n_samples == n:
             r.spin(5)
         assert r.coll.polls - polls <= 3, burst
-    assert r.n_samples > 700 and r.coll.link.requests > 2500
+    assert r.n_samples > 700 and r.coll.counters()["requests"] > 2500
     assert r.captures
     c = r.coll.counters()
     assert c["crc_errors"] and c["wrong_address"] and c["timeouts"] and c["busy"]
+
+
+class _Replaying:
+    """The fake line until `frame` is set; then every request is answered with that
+    frame, copied byte by byte: nothing allocated on the line's side."""
+
+    def __init__(self, line):
+        self.line = line
+        self.frame = None
+        self.pos = 0
+
+    def write(self, data):
+        if self.frame is None:
+            return self.line.write(data)
+        self.pos = 0
+        return len(data)
+
+    def readinto(self, buf, timeout_ms):
+        f = self.frame
+        if f is None:
+            return self.line.readinto(buf, timeout_ms)
+        n = 0
+        while self.pos < len(f) and n < len(buf):
+            buf[n] = f[self.pos]
+            n += 1
+            self.pos += 1
+        return n
+
+    def discard_input(self):
+        return 0 if self.frame is not None else self.line.discard_input()
+
+
+def test_one_poll_step_does_not_allocate():
+    # The 10 Hz bus step, from run() to the Sample handed on: any allocation under
+    # heap_lock raises MemoryError. The measurement's side is proven in test_measurement.py
+    # and the diagnosis' in test_diag.py.
+    if not MICROPYTHON:
+        raise SkipTest("heap_lock is MicroPython's")
+    import micropython
+
+    clock = VirtualClock()
+    slave = RegisterSlave(clock=clock)
+    line = _Replaying(FakeLine(clock, slave))
+    coll = Collector(line, clock, baud=115200, identity_s=3600, capture_s=3600)
+    got = [0]
+
+    def on_sample(s):
+        got[0] += 1
+
+    coll.on_sample = on_sample
+    end = clock.ticks_add(clock.ticks_ms(), 5000)  # identity and the first capture done
+    while clock.ticks_diff(end, clock.ticks_ms()) > 0:
+        coll.run(clock.ticks_ms())
+        clock.advance_ms(5)
+    req = bytearray(8)
+    rtu.build_read(req, 1, rtu.READ_INPUT, 0, 25)
+    for locked in (False, True):
+        line.frame = None
+        polls = coll.polls
+        while coll.polls == polls:  # a poll on the fake line: the next is a period away
+            clock.advance_ms(5)
+            coll.run(clock.ticks_ms())
+        clock.advance_ms(coll.period_ms)  # that one is due now, with a new block
+        line.frame = b"".join(chunk for _, chunk in slave(bytes(req)))
+        before = got[0]
+        now = clock.ticks_ms()
+        if locked:
+            micropython.heap_lock()
+        try:
+            coll.run(now)
+        finally:
+            if locked:
+                micropython.heap_unlock()
+        assert got[0] == before + 1

@@ -196,7 +196,7 @@ def test_command_not_run_when_its_state_cannot_be_saved():
 
 def test_state_fits_a_real_slot_with_large_results():
     from gateway.store.slots import Slots
-    from hal.faultfs import FaultFlash
+    from tests.core.faultfs import FaultFlash
 
     flash = FaultFlash()
     clock = VirtualClock()

@@ -1,3 +1,5 @@
+import os
+
 from gateway import config
 from tests.core.util import raises
 
@@ -75,3 +77,68 @@ def test_linearization_and_shifts_checked():
 
 def test_nest():
     assert config.nest({"a.b": 1, "a.c": 2, "d": 3}) == {"a": {"b": 1, "c": 2}, "d": 3}
+
+
+def _load_text(text, data_dir=None):
+    import json
+
+    from tests.core.util import rmtree, tmpdir
+
+    d = tmpdir("cfg")
+    try:
+        path = d + "/c.json"
+        with open(path, "w") as f:
+            f.write(text.replace("DATA", json.dumps(data_dir or d + "/data")))
+        return config.load(path)
+    finally:
+        rmtree(d)
+
+
+_GOOD = ('{"device_id": 7, "key_file": "/k", "data_dir": DATA,\n'
+         ' "collector": {"port": "socket://127.0.0.1:5020", "baud": 9600},\n'
+         ' "center": {"host": "127.0.0.1", "port": 7000},\n'
+         ' "scale": {"linearization": [[20, 0.5], [80.0, -3e-1]]}, "cli": {"port": null}}')
+
+
+def test_bad_json_is_refused_alike_on_both_interpreters():
+    # MicroPython's json.loads takes every one of these (a trailing, doubled or missing
+    # comma, a missing colon, numbers with a leading zero or a bare point) as something.
+    for text, line, column in (
+        ('{"device_id": 2002,}', 1, 20),
+        ('{"device_id": 7,, "key_file": "/k"}', 1, 17),
+        ('{"device_id": 7 "key_file": "/k"}', 1, 17),
+        ('{"device_id" 7}', 1, 14),
+        ('{\n "device_id": 07}', 2, 16),
+        ('{"device_id": 7.}', 1, 16),
+        ('{"collector": {"port": "x", }}', 1, 29),
+        ('{"scale": {"linearization": [[20, 0.5],]}}', 1, 40),
+        ('{"key_file": "\\q"}', 1, 16),
+        ('{"device_id": 7}}', 1, 17),
+        ('{"device_id": 7', 1, 16),
+    ):
+        e = raises(config.ConfigError, _load_text, text)
+        want = "is not valid JSON (line %d, column %d:" % (line, column)
+        assert want in str(e), (text, str(e))
+
+
+def test_good_json_with_every_kind_of_value_loads():
+    flat = _load_text(_GOOD)
+    assert flat["scale.linearization"] == [[20.0, 0.5], [80.0, -0.3]]
+    assert flat["cli.port"] is None and flat["collector.baud"] == 9600
+
+
+def test_data_dir_that_is_a_file_or_cannot_be_made_is_a_config_error():
+    from tests.core.util import rmtree, tmpdir
+
+    d = tmpdir("dd")
+    try:
+        with open(d + "/afile", "w") as f:
+            f.write("x")
+        e = raises(config.ConfigError, _load_text, _GOOD, d + "/afile")
+        assert str(e).startswith("data_dir: %s/afile is a file" % d), str(e)
+        e = raises(config.ConfigError, _load_text, _GOOD, d + "/afile/data")
+        assert str(e).startswith("data_dir: cannot create %s/afile/data (" % d), str(e)
+        assert _load_text(_GOOD, d + "/new/data")["data_dir"] == d + "/new/data"
+        assert os.stat(d + "/new/data")[0] & 0x4000
+    finally:
+        rmtree(d)

@@ -8,6 +8,7 @@ from gateway.health.diag import Diagnostics
 from gateway.health.identity import Identity
 from hal.clock import VirtualClock
 from hal.compat import MICROPYTHON
+from tests.core.util import SkipTest
 
 _CFG = {
     "device_id": 77,
@@ -187,7 +188,8 @@ def test_no_false_restart_after_our_own_restart():
     r = Rig()
     r.s.status = 0x100  # never acknowledged
     r.tick(2)
-    assert r.diag._restarts == 1  # first sample ever with bit 8: a restart
+    # The first sample ever with bit 8: a restart.
+    assert r.diag.report()["checks"][0]["figures"]["restarts"] == 1
     snap = json.loads(json.dumps(r.diag.snapshot()))
     r2 = Rig()
     r2.diag.restore(snap)
@@ -647,9 +649,40 @@ def test_snapshot_restore_round_trip():
     r2.diag.restore({"base": [1, 2], "uptime": "x"})
 
 
+# A checkpoint's diag part as the firmware before the checks were split wrote it (the
+# slot on flash may come from a deployed unit): 45 s of an empty running belt, the
+# center unreachable, collector uptime 145 s, config_counter 5.
+_OLD_SNAPSHOT = (
+    '{"base": [10003, 11002, 12003, 13002], "down_ms": 45000, "hwm": 1767225645, '
+    '"identity": {"cc": 5}, "uptime": 145}'
+)
+
+
+def test_a_snapshot_of_the_old_firmware_restores():
+    old = json.loads(_OLD_SNAPSHOT)
+    load = {"running": True, "load_pct": 0.0}
+    up = {"state": "connecting", "connected": False, "acked": 1, "backlog": 0}
+    r = Rig(params(upload_down_s=60), running=lambda: load, uplink=lambda: up)
+    r.diag.identity = Identity(r.alarms, _MemSlots(), r.clock, 77)
+    r.diag.restore(old)
+    assert r.diag.snapshot() == old
+    r.clock.set_time(1767225645 - 100)  # behind the restored latest time
+    r.s.uptime_s = 140  # below the restored uptime: the collector restarted meanwhile
+    r.s.config_counter = 6  # changed meanwhile
+    r.base[2] += 9000  # against the restored baseline
+    r.tick(16)  # 45 s down before, 16 s now: past upload_down_s
+    assert r.active("clock_backwards")
+    assert r.states("collector_restarted") == ["raise"]
+    assert r.states("collector_config_changed") == ["raise"]
+    assert r.active("upload_down")
+    assert not r.active("cell3_drift")
+    r.tick(15)
+    assert r.active("cell3_drift")
+
+
 def test_on_sample_does_not_allocate():
     if not MICROPYTHON:
-        return
+        raise SkipTest("heap_lock is MicroPython's")
     import micropython
 
     r = Rig()

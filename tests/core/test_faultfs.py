@@ -1,6 +1,6 @@
 # The fault-injecting flash keeps its promises: what is synced survives, what is not may
 # not, a cut tears the write it interrupts, and the dead device stays dead.
-from hal.faultfs import EIO, ENOSPC, FaultFlash, PowerCut
+from tests.core.faultfs import EIO, ENOSPC, FaultFlash, PowerCut
 from tests.core.util import raises
 
 

@@ -1,5 +1,5 @@
 # The gateway app on fakes: what its own jobs do, whatever the ticks counter reads.
-from gateway import config
+from gateway import config, ondemand
 from gateway.app import Gateway
 from gateway.store.slots import Slots
 from hal.board import Hardware
@@ -74,19 +74,22 @@ def test_no_moment_between_a_prod_record_and_its_checkpoint():
 
 
 def test_calibration_counter_and_verified_zero_survive_restarts_and_never_reset():
+    from gateway.control import Control
+
     gw, d = _gateway()
     try:
+        ctl = Control(gw)
         assert gw.params["scale.cal_count"] == 0
         assert gw.params["scale.zero_ref_counts"] is None
-        gw.set_params({"scale.zero_counts": 1000}, "T1")
-        gw.set_params({"scale.damping_s": 5.0}, "T1")  # not a calibration parameter
+        ctl.set_params({"scale.zero_counts": 1000}, "T1")
+        ctl.set_params({"scale.damping_s": 5.0}, "T1")  # not a calibration parameter
         # A zero calibration a technician forced: its zero becomes the verified one.
         gw.measurement.scale.verified_zero = 2000
-        gw.set_params({"scale.zero_counts": 2000}, "T1")
+        ctl.set_params({"scale.zero_counts": 2000}, "T1")
         assert gw.params["scale.cal_count"] == 2
         assert gw.measurement.flat["scale.zero_ref_counts"] == 2000
         try:
-            gw.set_params({"scale.cal_count": 0}, "T1")
+            ctl.set_params({"scale.cal_count": 0}, "T1")
         except ValueError:
             pass
         else:
@@ -97,5 +100,95 @@ def test_calibration_counter_and_verified_zero_survive_restarts_and_never_reset(
         assert again.params["scale.zero_ref_counts"] == 2000
         assert again.measurement.flat["scale.zero_ref_counts"] == 2000
         again.log.close()
+    finally:
+        rmtree(d)
+
+
+def test_a_port_that_will_not_open_is_named_with_its_reason_and_counted():
+    # It used to show only "link lost" and timeouts=0: the port and the OS's reason
+    # appeared nowhere.
+    from hal.board import open_uart
+
+    d = tmpdir("ports")
+    clock = VirtualClock()
+    cfg = config.validate({
+        "device_id": 7, "key_file": "-", "data_dir": d,
+        "collector": {"port": d + "/ttyUSB9"},
+        "center": {"host": "127.0.0.1", "port": 1},
+    })
+    hw = Hardware(clock, Flash(d), open_uart(d + "/ttyUSB9", 9600), _no_center,
+                  cli_uart=open_uart(d + "/ttyCLI", 115200))
+    gw = Gateway(cfg, _KEY, hw)
+    try:
+        gw.start()
+        end = clock.ticks_add(clock.ticks_ms(), 20000)
+        while clock.ticks_diff(end, clock.ticks_ms()) > 0:
+            clock.sleep_ms(gw.loop.step())
+        st = ondemand.call("gateway.control", "report", gw)
+        link = st["link"]
+        assert link["state"] == "lost"
+        assert link["port_error"].startswith("cannot open %s/ttyUSB9: " % d), link
+        assert len(link["port_error"]) > len("cannot open %s/ttyUSB9: " % d)  # the reason
+        assert link["port_failures"] >= 5, link
+        assert st["cli_port"]["error"].startswith("cannot open %s/ttyCLI: " % d), st
+        assert st["cli_port"]["failures"] >= 5, st
+        figs = [c for c in gw.diag.report()["checks"] if c["name"] == "link"][0]["figures"]
+        assert figs["port_error"] == link["port_error"] and figs["port_failures"] >= 5, figs
+        lost = [a for a in gw.alarms.active() if a["code"] == "collector_link_lost"]
+        assert lost and lost[0]["detail"] == link["port_error"], gw.alarms.active()
+    finally:
+        gw.uplink.stop()
+        gw.log.close()
+        rmtree(d)
+
+
+def test_power_terminals_wired_in():
+    # With meters configured: the bus job, power records beside the prod records, the
+    # belt drive's kWh in them, the power side in the status and the checkpoint, and its
+    # registers back after a restart. (Without: tests above, nothing of it loaded.)
+    from tests.core.fakemeter import Bus, Terminal
+
+    d = tmpdir("app")
+    clock = VirtualClock()
+    terms = [{"address": "000000000012", "role": "belt_drive", "ct_ratio": 60},
+             {"address": "000000000034", "role": "mine_total"}]
+    cfg = config.validate({
+        "device_id": 7, "key_file": "-", "data_dir": d,
+        "collector": {"port": "-"},
+        "center": {"host": "127.0.0.1", "port": 1},
+        "production": {"interval_s": 10},
+        "meters": {"port": "-", "terminals": terms},
+    })
+    fakes = [Terminal("000000000012", {0x02030000: 15000, 0x00010000: 1000}),
+             Terminal("000000000034", {0x00010000: 5000})]
+    meter_line = FakeLine(clock, Bus(fakes))
+    try:
+        hw = Hardware(clock, Flash(d), FakeLine(clock, lambda req: []), _no_center,
+                      meter_uart=meter_line)
+        gw = Gateway(cfg, _KEY, hw)
+        gw.start()
+        end = clock.ticks_add(clock.ticks_ms(), 35000)
+        while clock.ticks_diff(end, clock.ticks_ms()) > 0:
+            clock.sleep_ms(max(1, gw.loop.step()))
+        recs = gw.log.read(1, 256)
+        power = [r for r in recs if r["type"] == "power"]
+        prods = [r for r in recs if r["type"] == "prod"]
+        assert {r["address"] for r in power} == {"000000000012", "000000000034"}
+        assert prods and "kwh_per_t" in prods[-1] and prods[-1]["kwh"] is not None
+        st = ondemand.call("gateway.control", "report", gw)["power"]
+        assert [t["state"] for t in st["terminals"]] == ["ok", "ok"]
+        assert st["terminals"][0]["kw"] == 90.0  # 1.5 kW x CT 60
+        gw.checkpoint()
+        cum = gw.meters.terminals[0].cum[0]
+        gw.uplink.stop()
+        gw.log.close()
+        hw2 = Hardware(clock, Flash(d), FakeLine(clock, lambda req: []), _no_center,
+                       meter_uart=meter_line)
+        gw2 = Gateway(cfg, _KEY, hw2)
+        gw2.start()
+        assert gw2.meters.terminals[0].cum[0] == cum
+        assert gw2.power.closed_t1 == gw.power.closed_t1
+        gw2.uplink.stop()
+        gw2.log.close()
     finally:
         rmtree(d)

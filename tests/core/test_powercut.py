@@ -2,8 +2,8 @@
 # through a scripted workload, littlefs-style: after each restart every record that was
 # acknowledged as written is there and intact, seq has no gap or repeat, and each slot
 # holds the old or the new state, never a mix. Then the store goes on from there.
-from hal.faultfs import FaultFlash, PowerCut
 from tests.core import storework as w
+from tests.core.faultfs import FaultFlash, PowerCut
 
 _UNTIL = 40  # records; with 512-byte segments and a 2 KiB budget, retention runs too
 _VARIANTS = (("synced", 0.5), ("written", 0.0), ("written", 0.5), ("written", 1.0))

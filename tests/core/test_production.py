@@ -2,7 +2,8 @@
 # conversion coefficient and its history, clock steps, restarts.
 import json
 
-from gateway.measure.production import Production, civil_from_days, period_keys
+from gateway.calendar import civil_from_days
+from gateway.measure.production import Production, period_keys
 from hal.clock import VirtualClock
 from tests.core.synth import params
 

@@ -1,7 +1,7 @@
 # The record log: seq, reads, start-up recovery, damage, retention, full and failing flash.
 from gateway.store.recordlog import SEG_HDR, RecordError, RecordLog
-from hal.faultfs import EIO, ENOSPC, FaultFlash
 from hal.fs import Flash
+from tests.core.faultfs import EIO, ENOSPC, FaultFlash
 from tests.core.storework import expected, make_record, same
 from tests.core.util import raises, rmtree, tmpdir
 
@@ -183,6 +183,32 @@ def test_damage_in_the_newest_segment_is_found_at_start_up():
     _fill(log, 2)
     seqs = [r["seq"] for r in log.read(1, 20)]
     assert len(seqs) == 9 and seqs[-3:] == [8, 9, 10]
+
+
+def test_damage_found_at_start_up_is_told_once_the_log_is_whole():
+    # The app's alarm engine writes the storage_corrupt record into this same log as
+    # soon as it is told. Told in the middle of recovery, that record took seq 1 and a
+    # new segment r0000000001.seg over the first one: records 1..18 gone.
+    ff = FaultFlash()
+    log = _open(ff)
+    _fill(log, 30)
+    log.close()
+    assert len(_segments(ff)) == 2
+    ff.flip(_segments(ff)[-1], SEG_HDR + 20, 0)  # the newest segment's first record
+    told = []
+
+    def alarm(code, active, detail):
+        told.append(code)
+        log.append("alarm", 1767225600, {"code": code, "state": "raise", "detail": detail})
+
+    log = RecordLog(ff, alarm=alarm, segment_bytes=1024, budget_bytes=64 << 10)
+    report = log.open()
+    assert told == ["storage_corrupt"]
+    assert report["head"] == 30 and report["corrupt_skipped"] == 1
+    assert log.head == 31
+    seqs = [r["seq"] for r in log.read(1, 100)]
+    assert seqs == [s for s in range(1, 32) if s != 19], seqs
+    assert log.read(31, 1)[0]["type"] == "alarm"
 
 
 def test_damaged_last_record_keeps_its_seq_spent():

@@ -1,7 +1,7 @@
 # Two-slot state files: the old copy or the new one after any cut, never a mix.
 from gateway.store.slots import SlotError, Slots
-from hal.faultfs import EIO, FaultFlash, PowerCut
 from hal.fs import Flash
+from tests.core.faultfs import EIO, FaultFlash, PowerCut
 from tests.core.util import raises, rmtree, tmpdir
 
 

@@ -1,7 +1,6 @@
 # Helpers shared by the core tests, usable under pytest and under tests/mprun.py.
 import os
 
-
 try:
     import pytest
 
@@ -10,6 +9,30 @@ except ImportError:
 
     class SkipTest(Exception):
         pass
+
+
+class Rng:
+    """A small xorshift generator: the same values from a seed on both interpreters."""
+
+    def __init__(self, seed):
+        self.s = (seed * 2654435761 + 12345) & 0xFFFFFFFF or 1
+
+    def next(self):
+        s = self.s
+        s ^= (s << 13) & 0xFFFFFFFF
+        s ^= s >> 17
+        s ^= (s << 5) & 0xFFFFFFFF
+        self.s = s
+        return s
+
+    def below(self, n):
+        return self.next() % n
+
+    def chance(self, percent):
+        return self.below(100) < percent
+
+    def bytes(self, n):
+        return bytes(self.below(256) for _ in range(n))
 
 
 def raises(exc_type, fn, *args, **kwargs):

@@ -1,11 +1,11 @@
 # The store workload as a process that a test kills with SIGKILL at random moments:
-#   python -u tests/store_worker.py DIR CENTER_NEXT     (or micropython)
+#   python -u tests/harness/store_worker.py DIR CENTER_NEXT     (or micropython)
 # It reports every step on stdout as it happens (tests/core/storework.py: run) and never
 # stops by itself.
 import sys
 
 _HERE = __file__.rpartition("/")[0] or "."
-sys.path.insert(0, _HERE + "/..")
+sys.path.insert(0, _HERE + "/../..")
 
 from hal.fs import Flash  # noqa: E402
 from tests.core import storework as w  # noqa: E402

@@ -1,10 +1,11 @@
-# A stand-in for the CLI facade of gateway.app.Gateway (the methods the CLI calls, with
-# the agreed semantics) and for the calibration procedures (in their own words), for the
-# CLI tests on both interpreters. It is also a 10 Hz loop
+# A stand-in for gateway.control.Control (the methods the CLI calls, with the agreed
+# semantics) and for the calibration procedures (in their own words), for the CLI tests
+# on both interpreters. It is also a 10 Hz loop
 # job that turns the belt, so calibrations progress in belt revolutions as time passes,
 # and that records how late each of its polls ran.
 from gateway import config
 from gateway.errors import CalibrationError, ConfigError
+from gateway.health.alarms import spec
 from gateway.measure.calibration import KINDS
 
 _BASE = {
@@ -28,8 +29,8 @@ class FakeCalibrator:
     zero and span end after their revolutions, speed after its marks, a material or
     linearization test one progress() after finish(weighbridge_kg)."""
 
-    def __init__(self, gw):
-        self.gw = gw
+    def __init__(self, control):
+        self.control = control
         self.kind = None
         self.state = "idle"
         self.marks = 0
@@ -40,29 +41,29 @@ class FakeCalibrator:
             raise CalibrationError("a %s calibration is running; abort it first" % self.kind)
         if kind not in KINDS:
             raise CalibrationError("unknown calibration %r" % kind)
-        if not self.gw.running:
+        if not self.control.running:
             raise CalibrationError("the belt must be running")
         self.kind = kind
         self.revolutions = revolutions
         self.distance_m = distance_m
-        self.start_revs = self.gw.revs
+        self.start_revs = self.control.revs
         if kind.startswith("span"):
-            self.gw.test_load = True  # until the technician declares it removed
+            self.control.test_load = True  # until the technician declares it removed
         self.state = "running"
         self.marks = 0
         self.result = None
         self.error = None
         self.changes = None
         if kind in ("material", "linearization"):
-            self.gw.material_measured_t = 0.0
+            self.control.material_measured_t = 0.0
         return self.progress()
 
     def progress(self):
         if self.state == "idle":
             return {"state": "idle"}
-        done = self.gw.revs - self.start_revs
+        done = self.control.revs - self.start_revs
         if self.state == "running" and self.kind in _ENDS_ITSELF and (
-                done >= self.revolutions or not self.gw.running):
+                done >= self.revolutions or not self.control.running):
             self._result()
         elif self.state == "draining":
             self._result()
@@ -75,7 +76,7 @@ class FakeCalibrator:
         if self.kind == "speed":
             p["marks"] = self.marks
         if self.kind in ("material", "linearization"):
-            p["measured_kg"] = self.gw.material_measured_t * 1000
+            p["measured_kg"] = self.control.material_measured_t * 1000
             p["min_revolutions"] = 3
             p["min_kg"] = 1000.0
         if self.state == "done":
@@ -97,52 +98,69 @@ class FakeCalibrator:
             raise CalibrationError("%s calibration ends by itself" % self.kind)
         self.weighbridge_kg = weighbridge_kg
         if self.state == "running":
-            self.measured_kg = self.gw.material_measured_t * 1000
+            self.measured_kg = self.control.material_measured_t * 1000
         self.state = "draining"
 
     def end(self):
         if self.kind not in ("material", "linearization") or self.state != "running":
             raise CalibrationError("no material test is running")
-        self.measured_kg = self.gw.material_measured_t * 1000
+        self.measured_kg = self.control.material_measured_t * 1000
         self.state = "ended"
 
     def abort(self):
         self.state = "idle"
 
     def weights_removed(self, technician):
-        gw = self.gw
-        if not gw.test_load:
+        control = self.control
+        if not control.test_load:
             raise CalibrationError("no test load is declared on the frame")
-        if gw.frame_loaded:
+        if control.frame_loaded:
             raise CalibrationError("the frame still reads 40.0 % of design load: remove the "
                                    "test load first")
-        gw.test_load = False
-        gw.emit("event", {"code": "cal_test_load_removed", "detail": {"technician": technician}})
+        control.test_load = False
+        control.emit("event", {"code": "cal_test_load_removed",
+                               "detail": {"technician": technician}})
 
     def _result(self):
-        gw = self.gw
-        if not gw.running:
+        """The real procedures' result fields, from the fake belt."""
+        control = self.control
+        if not control.running:
             self.state = "failed"
             self.error = "belt stopped"
             return
-        p = gw._params
+        p = control._params
         res = {}
         if self.kind == "zero":
-            key, new = "scale.zero_counts", gw.zero_true
+            key, new = "scale.zero_counts", control.zero_true
             res["change_pct"] = (new - p[key]) * 100.0 / _DESIGN_COUNTS
             res["limit_pct"] = ZERO_LIMIT_PCT
+            res["revolutions"] = self.revolutions
         elif self.kind in ("span_weight", "span_chain"):
             key = "scale.span_kg_per_count"
             new = p[key] * 1.01
+            res["change_pct"] = 1.0
+            res["test"] = "weights 55 kg" if self.kind == "span_weight" else "chain 30 kg/m"
+            res["net_counts"] = 50000.0
+            res["revolutions"] = self.revolutions
         elif self.kind == "speed":
             key = "scale.pulses_per_m"
             new = p[key] * 0.99
-        elif self.kind == "material":
-            key = "scale.material_factor"
-            new = p[key] * self.weighbridge_kg / self.measured_kg
+            res["change_pct"] = -1.0
+            res["metres"] = self.distance_m or self.revolutions * p["scale.belt_length_m"]
+            res["pulses"] = int(res["metres"] * new)
         else:
-            key = "scale.linearization"
-            new = [[80.0, (self.weighbridge_kg / self.measured_kg - 1) * 100]]
+            res["weighbridge_kg"] = self.weighbridge_kg
+            res["measured_kg"] = self.measured_kg
+            res["load_pct"] = 80.0
+            ratio = self.weighbridge_kg / self.measured_kg
+            if self.kind == "material":
+                key = "scale.material_factor"
+                new = p[key] * ratio
+                res["error_pct"] = (1 / ratio - 1) * 100.0
+            else:
+                key = "scale.linearization"
+                new = [[80.0, (ratio - 1) * 100]]
+                res["correction_pct"] = (ratio - 1) * 100
         res["old"] = {key: p[key]}
         res["new"] = {key: new}
         self.result = res
@@ -152,10 +170,12 @@ class FakeCalibrator:
         if self.state != "done":
             raise CalibrationError("no finished calibration to confirm")
         res = self.result
-        detail = {"kind": self.kind, "technician": technician}
+        detail = dict(res)
+        detail["kind"] = self.kind
+        detail["technician"] = technician
         if "limit_pct" in res and abs(res["change_pct"]) > res["limit_pct"]:
             if not (force and technician):
-                self.gw.emit("event", {"code": "cal_refused", "detail": detail})
+                self.control.emit("event", {"code": "cal_refused", "detail": detail})
                 raise CalibrationError(
                     "zero change %.3f %% of design load is beyond the limit of %.3f %%; only "
                     "a logged-in technician can force it" % (res["change_pct"], res["limit_pct"]))
@@ -164,12 +184,12 @@ class FakeCalibrator:
             changes = config.check_params(res["new"])
         except ConfigError as e:
             raise CalibrationError("calibration result rejected: %s" % e)
-        self.gw.emit("event", {"code": "cal_" + self.kind, "detail": detail})
+        self.control.emit("event", {"code": "cal_" + self.kind, "detail": detail})
         self.state = "idle"
         return changes
 
 
-class FakeGateway:
+class FakeControl:
     name = "measure"
 
     def __init__(self, clock, speed_mps=25.0):
@@ -181,6 +201,7 @@ class FakeGateway:
         self.running = True
         self.revs = 0.0
         self.zero_true = 1100
+        self.load_pct_now = 0.5
         self.material_measured_t = 0.0
         self.test_load = False  # a span's test load declared on the frame
         self.frame_loaded = False  # the frame reads above the drop-out
@@ -207,7 +228,7 @@ class FakeGateway:
         self._last_poll = now_ms
         self.polls += 1
 
-    # facade
+    # Control
     def params(self):
         return dict(self._params)
 
@@ -227,27 +248,48 @@ class FakeGateway:
         return done
 
     def status(self):
-        return {"rate_tph": 812.25, "speed_mps": self.speed_mps, "load_kgpm": 90.0,
-                "running": self.running, "total_kg": 123456789,
-                "totals": {"interval": 1000, "shift": 20000, "day": 40000, "month": 900000,
-                           "year": 5000000},
-                "link": {"state": "online", "polls": self.polls, "errors": 0},
-                "uplink": {"state": "connected", "backlog": 0},
-                "alarms": sorted(self.alarms), "time": self.time(), "extra": {"x": 1}}
+        totals = {"interval": {"mass_kg": 1000, "conv_kg": None}}
+        for period, kg in (("shift", 20000), ("day", 40000), ("month", 900000),
+                           ("quarter", 2500000), ("year", 5000000)):
+            totals[period] = {"mass_kg": kg, "conv_kg": kg * self.coef_value}
+        return {"time": int(self.time()), "rate_tph": 812.25, "speed_mps": self.speed_mps,
+                "load_kgpm": 90.0, "running": self.running,
+                "run_state": "running" if self.running else "stopped",
+                "total_kg": 123456789, "totals": totals, "coef": self.coef_value,
+                "vibration": {}, "link": {"state": "online", "timeouts": 0, "crc_errors": 0},
+                "uplink": {"state": "online", "backlog": 0}, "alarms": sorted(self.alarms),
+                "diag": self.diag_report()["summary"]}
+
+    def load_pct(self):
+        return self.load_pct_now
 
     def identity(self):
         return {"device_id": self._params["device_id"],
-                "collector": {"serial": "SC-0001", "fw": "1.2"},
-                "sensors": [{"kind": "load_cell", "serial": "LC-%d" % i} for i in range(4)],
-                "registered": {}}
+                "collector": {"serial": 70001, "fw": 12, "vendor_id": 1, "model": 2},
+                "sensors": [11, 12, 13, 14, 21, 31, 0],
+                "registered": {"by": "commissioning", "t": 1767225600, "swapped": 0}}
 
     def alarms_active(self):
         return [self.alarms[k] for k in sorted(self.alarms)]
 
     def diag_report(self):
-        return {"checks": [{"name": "collector_link", "result": "ok", "figures": {"loss_pct": 0}},
-                           {"name": "load_cells", "result": "ok", "figures": None}],
-                "summary": {"ok": 2, "warn": 0, "fail": 0}}
+        """The real report's form, each check's result from the active alarms (as
+        gateway/health/report.py does)."""
+        checks = []
+        summary = "pass"
+        for name, figs in (("link", {"requests": self.polls, "timeouts": 0}),
+                           ("collector", {"supply_mv": 24000, "temp_c": 31.5}),
+                           ("clock", {"offset_s": 0})):
+            result = "pass"
+            for code in self.alarms:
+                row = spec(code)
+                if row[5] == name:
+                    result = "fail" if row[1] == "F" or result == "fail" else "warn"
+            if result == "fail" or (result == "warn" and summary == "pass"):
+                summary = result
+            checks.append({"name": name, "result": result, "figures": figs})
+        return {"checks": checks,
+                "summary": {"result": summary, "alarms": len(self.alarms), "uptime_s": 3600}}
 
     def emit(self, rtype, fields):
         rec = {"seq": len(self.records_list) + 1, "t": int(self.time()), "type": rtype}
@@ -282,7 +324,7 @@ class FakeGateway:
 
     def set_coef(self, value, effective_t, who):
         if not 0.5 <= value <= 1.0:
-            raise ValueError("coef must be 0.5..1.0")
+            raise ConfigError("coef must be 0.5..1.0")
         self.coef_history.append([effective_t, value])
         self.coef_value, self.coef_since = value, effective_t
         self.emit("event", {"code": "coef_set", "detail": {"by": who, "value": value,

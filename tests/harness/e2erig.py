@@ -6,7 +6,7 @@
 #   rig = Rig(tmp_path, params={...}).start()      # gateway in-process; start(MICROPYTHON)
 #   rig.emu.faults.drop = 1.0                        # the collector stops answering
 #   t = rig.wait_alarm("collector_link_lost", "raise", since=t0)
-#   rig.call(lambda gw: gw.status())                 # in-process: on the loop's thread
+#   rig.call(lambda gw: gw.alarms.active())          # in-process: on the loop's thread
 #   rig.stop()
 #
 # Observation: the center's stored records (what the contract promises), the emulator's
@@ -29,10 +29,10 @@ from emulator.scale_runs import Manual
 from gateway import config
 from gateway.cli import auth
 from gateway.health import alarms
-from gateway.health.alarms import DO1_CLASSES, EVENT, TABLE
+from gateway.health.alarms import DO1_CLASSES, EVENT, spec
 from hal.fs import Flash
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MICROPYTHON = os.path.join(os.path.dirname(sys.executable), "micropython")
 PIN = "2468"
 TECH = "1001"
@@ -187,7 +187,7 @@ def _write(path, text):
 
 class Rig:
     """A site and one gateway. params: run-time and config keys (flat, dotted) given in
-    the configuration file; cli: a technician terminal on a pty (tests.ptyterm)."""
+    the configuration file; cli: a technician terminal on a pty (tests.harness.ptyterm)."""
 
     def __init__(self, tmp, device_id=4711, params=None, cli=False, pty=False, seed=2,
                  feed_tph=400.0, name="rig"):
@@ -245,7 +245,7 @@ class Rig:
         _write(os.path.join(self.data_dir, "accounts.json"), json.dumps(
             {"accounts": [auth.make_account(TECH, PIN, "Zhang", iterations=64)]}))
         if self.want_cli:
-            from tests.ptyterm import PtyTerm
+            from tests.harness.ptyterm import PtyTerm
 
             self.term, self.cli_path = PtyTerm.open()
 
@@ -273,10 +273,9 @@ class Rig:
     def start_gateway(self):
         """The gateway in this process, on a thread of its own, on the real clock."""
         from gateway.app import Gateway
-        from hal.board import Hardware
+        from hal.board import Hardware, open_uart
         from hal.clock import Clock
         from hal.net import TcpConnector
-        from hal.uart import open_uart
 
         cfg = config.validate(self.config())
         hw = Hardware(
@@ -468,7 +467,7 @@ class Rig:
 
         def look(gw):
             classes = gw.params["alarms.do1_classes"]
-            on = any(TABLE[a["code"]][0] in classes for a in gw.alarms.active())
+            on = any(spec(a["code"])[0] in classes for a in gw.alarms.active())
             return on, gw.collector.link.state != "lost"
 
         return self.call(look)
@@ -479,7 +478,7 @@ class Rig:
             classes = self.call(lambda gw: gw.params["alarms.do1_classes"])
         else:
             classes = self.params.get("alarms.do1_classes", DO1_CLASSES)
-        return any(TABLE[code][0] in classes for code in self.active())
+        return any(spec(code)[0] in classes for code in self.active())
 
     def wait_do1(self, on, timeout_s=3):
         wait_until(lambda: self.do1() == on, timeout_s,
@@ -642,9 +641,9 @@ class Run:
 def _age_holds(gw):
     # A state is a list indexed by gateway/health/alarms.py's consts (plain names on CPython).
     for code, st in gw.alarms._states.items():
-        spec = TABLE[code]
-        if spec[2] == EVENT and st[alarms._ACTIVE]:
-            st[alarms._HOLD_TICKS] = gw.clock.ticks_add(st[alarms._HOLD_TICKS], -spec[4])
+        _, _, kind, _, hold_ms, _ = spec(code)
+        if kind == EVENT and st[alarms._ACTIVE]:
+            st[alarms._HOLD_TICKS] = gw.clock.ticks_add(st[alarms._HOLD_TICKS], -hold_ms)
 
 
 _LOOP = ("loop_overrun",)  # see tests/test_e2e_alarms.py

