@@ -70,7 +70,12 @@ class Measurement:
             return
         gap = sc.gap[_GAP_N]
         if sc.restarted or sc.jumped or gap or self._seen[5] != bool(sc.hold & _H_COUNTERS):
-            ondemand.call("gateway.measure.incidents", "report", self, s)
+            try:
+                ondemand.call("gateway.measure.incidents", "report", self, s)
+            except MemoryError:
+                # No room for the records' code now: the figure is safe (the scale did
+                # its part), the events are lost, the counters' alarm is tried next poll.
+                pass
         self.restored = False
         if sc.verify_identity == 2:
             sc.verify_identity = 1
@@ -111,8 +116,8 @@ class Measurement:
         """The collector's serials were read: ok is whether the collector is the
         registered one. Held mass is counted (ok) or dropped as unweighed travel."""
         if ok and not self.scale.hold:
-            return  # the usual read: nothing held, nothing to load
-        ondemand.call("gateway.measure.resume", "identity_checked", self.scale, ok)
+            return  # the usual read: nothing held
+        self.scale.identity_checked(ok)
         self._produced(0, 0)
 
     def calibrator(self):

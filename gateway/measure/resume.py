@@ -1,13 +1,10 @@
-# The measurement's rare state changes, loaded for the call only (gateway/ondemand.py):
-# restoring the checkpoint and adopting the records written after it (start-up), and the
-# collector's serial read after a restart or a counter discontinuity (each identity read).
+# The measurement's start-up: restoring the checkpoint and adopting the records written
+# after it, loaded for the call only (gateway/ondemand.py).
 from hal.compat import const
 
 # Scale's private constants are const(): they leave no name to import, so their values are
 # repeated here. The bits of Scale.hold:
 _H_IDENTITY = const(1)
-_H_COUNTERS = const(2)
-_H_SWAP = const(4)
 # Scale._hd is [first held gate entry, held 2**-S g, held pulses, held estimate, polls
 # that agreed], in the order the snapshot's "hold" keeps after the reasons; Scale.gap[4]
 # the blocks to skip at the next poll; Scale._ls[:3] the speed-loss stretch.
@@ -92,58 +89,6 @@ def adopt_total(sc, total_g, n):
     sc.gap[4] = max(0, int(n))
 
 
-def identity_checked(sc, ok):
-    """The collector's serial was read: the registered one (ok), and what is held is
-    counted; another, and it is dropped as unweighed travel, as all its mass will be."""
-    if ok:
-        release(sc, _H_IDENTITY | _H_SWAP)
-    else:
-        if not sc.hold:
-            sc._hd[0] = sc._head
-        sc.hold = (sc.hold | _H_SWAP) & ~_H_IDENTITY
-        _discard(sc)
-
-
-def hold(sc, why):
-    """Decided mass is held from the next gate entry on, for reason `why`; a restart or a
-    discontinuity also asks for the collector's serials (when they can be read)."""
-    if not sc.hold:
-        sc._hd[0] = sc._head
-    sc.hold |= why
-    if sc.verify_identity:
-        sc.hold |= _H_IDENTITY
-        sc.verify_identity = 2  # Measurement asks the app to read the serials
-
-
-def discontinuity(sc):
-    if sc.hold & _H_COUNTERS:
-        _discard(sc)  # what came since the last one did not hold either
-    hold(sc, _H_COUNTERS)
-    sc._hd[4] = 0
-
-
-def release(sc, why):
-    """Reason `why` is gone; once none is left what is held is counted."""
-    sc.hold &= ~why
-    hd = sc._hd
-    if sc.hold or not hd[2] and not hd[1]:
-        return
-    g0 = sc.total_g
-    held = hd[1]
-    sc._commit(held)
-    if hd[3] and held > 0:
-        sc.est_g += (sc.total_g - g0) * hd[3] // held
-    hd[1] = hd[2] = hd[3] = 0
-
-
-def _discard(sc):
-    # Mass from a unit that is not ours (or from counters that did not hold): its travel
-    # is reported as unweighed, its mass never counted.
-    hd = sc._hd
-    sc.unweighed_p += hd[2]
-    hd[1] = hd[2] = hd[3] = 0
-
-
 def measurement(m, d):
     """Measurement.restore: every part from the checkpoint; the first poll then bridges
     the outage, bounded by the wall clock since the checkpoint, and nothing counts
@@ -163,7 +108,7 @@ def measurement(m, d):
     m.autozero.unchecked = None
     if m.verify_identity is not None:
         sc.verify_identity = 1
-        hold(sc, _H_IDENTITY)
+        sc._hold_on(_H_IDENTITY)
     m._produced(0, 0, False)
 
 

@@ -231,16 +231,19 @@ class Scale:
             # counters agree again (and the serials say it is still our collector).
             self.jumps += 1
             self.jumped = True
-            ondemand.call("gateway.measure.resume", "discontinuity", self)
+            if self.hold & _H_COUNTERS:
+                self._discard()  # what came since the last one did not hold either
+            self._hold_on(_H_COUNTERS)
+            hd[_HD_AGREE] = 0
             dp = 0
             ok = False
         else:
             if self.hold & _H_COUNTERS:
                 hd[_HD_AGREE] += 1
                 if hd[_HD_AGREE] >= _AGREE_POLLS:
-                    ondemand.call("gateway.measure.resume", "release", self, _H_COUNTERS)
+                    self._release(_H_COUNTERS)
             if self.restarted and self.verify_identity:
-                ondemand.call("gateway.measure.resume", "hold", self, _H_IDENTITY)
+                self._hold_on(_H_IDENTITY)
         if g[_GAP_SKIP]:
             # Travel since the checkpoint already inside an adopted prod record, less
             # what the gate had not decided yet when the record was closed.
@@ -350,6 +353,48 @@ class Scale:
         self._damp(n)
         self._push(inc, cp, dp, n, kind)
         return True
+
+    # --- holding mass back (rare, but on the way of a poll: resident)
+    def _hold_on(self, why):
+        """Decided mass is held from the next gate entry on; with serials to read, they
+        are asked for (a restart or a discontinuity may be another unit)."""
+        if not self.hold:
+            self._hd[_HD_FROM] = self._head
+        self.hold |= why
+        if self.verify_identity:
+            self.hold |= _H_IDENTITY
+            self.verify_identity = 2  # Measurement asks the app to read them
+
+    def _release(self, why):
+        """Reason `why` is gone; once none is left what is held is counted."""
+        self.hold &= ~why
+        hd = self._hd
+        if self.hold or not hd[_HD_P] and not hd[_HD_G]:
+            return
+        g0 = self.total_g
+        held = hd[_HD_G]
+        self._commit(held)
+        if hd[_HD_EST] and held > 0:
+            self.est_g += (self.total_g - g0) * hd[_HD_EST] // held
+        hd[_HD_G] = hd[_HD_P] = hd[_HD_EST] = 0
+
+    def _discard(self):
+        # Mass from a unit that is not ours (or from counters that did not hold): its
+        # travel is reported as unweighed, its mass never counted.
+        hd = self._hd
+        self.unweighed_p += hd[_HD_P]
+        hd[_HD_G] = hd[_HD_P] = hd[_HD_EST] = 0
+
+    def identity_checked(self, ok):
+        """The collector's serial was read: the registered one (ok), and what is held is
+        counted; another, and it is dropped as unweighed travel, as all its mass will be."""
+        if ok:
+            self._release(_H_IDENTITY | _H_SWAP)
+        else:
+            if not self.hold:
+                self._hd[_HD_FROM] = self._head
+            self.hold = (self.hold | _H_SWAP) & ~_H_IDENTITY
+            self._discard()
 
     def _baseline(self, s, net, ok):
         self._have = True

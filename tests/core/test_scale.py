@@ -1,6 +1,5 @@
 # The scale's arithmetic: totalizer by travel, wrap, gaps, restarts, drop-out, damping,
 # linearization, persistence. Synthetic belt: 0.01 g per count x pulse, design 100 000 counts.
-from gateway.measure import resume
 from gateway.measure.calibration import lin_correction_pct
 from gateway.measure.scale import Scale, u32_diff
 from tests.core.synth import U32, Belt, drain, params, run
@@ -377,7 +376,7 @@ def test_identity_holds_the_mass_of_a_restarted_unit_until_its_serial_is_read():
         run(sc, b, 200)
         assert sc.verify_identity == 2 and sc.hold
         held = sc.total_g
-        resume.identity_checked(sc, same)
+        sc.identity_checked(same)
         drain(sc, b)
         if same:
             assert sc.total_g == ref.total_g  # held, then counted: nothing lost
