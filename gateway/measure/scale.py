@@ -535,6 +535,15 @@ class Scale:
     def gate_decided(self, mark):
         return self._mid >= mark
 
+    def pending_g(self):
+        """Mass waiting for the gate's decision (for display; may not all be counted)."""
+        s = 0
+        i = self._mid
+        while i != self._head:
+            s += self._g_inc[i & _MASK]
+            i += 1
+        return s >> self.shift if s > 0 else 0
+
     # --- values for people (floats, computed when asked)
     def load_kgpm(self):
         return self.net / self.counts_per_kgpm
