@@ -47,8 +47,7 @@ class DriveBelt:
     belt_kg = 30000.0  # belt, idlers and pulleys, for acceleration
     accel_mps2 = 0.25
 
-    def __init__(self, rng):
-        self.rng = rng
+    def __init__(self):
         self.v = 0.0  # belt speed, m/s
         self.target_v = 0.0
         self.feed_tph = 0.0
@@ -100,34 +99,53 @@ class DriveBelt:
         return self.run_kw + mech / self.efficiency * (1 + self.copper * mech / 100)
 
 
+class _Gateway(CrossCheck):
+    """The gateway's CrossCheck, with the judged windows and the longest power-without-
+    output condition noted for the table."""
+
+    def __init__(self, emit, alarm):
+        CrossCheck.__init__(self, emit, alarm)
+        self.devs = []
+        self.longest_without_s = 0.0
+
+    def _verdict(self, dev, t, m, implied):
+        self.devs.append(dev)
+        CrossCheck._verdict(self, dev, t, m, implied)
+
+    def on_power(self, kw, speed_mps, rate_tph, dt_s):
+        CrossCheck.on_power(self, kw, speed_mps, rate_tph, dt_s)
+        self.longest_without_s = max(self.longest_without_s, self._without_s)
+
+
 class Site:
-    """A month of a mine's belt: shifts of feed at 20-110 % of design with speed changes,
-    empty running, stops (some with the belt loaded), the daily maintenance stop; the
-    gateway's CrossCheck fed every power reading and every production interval."""
+    """A month of a mine's belt: feed at 20-110 % of design in runs of 5-90 min with speed
+    changes, empty running, stops (some with the belt loaded), the daily maintenance stop;
+    the gateway's CrossCheck fed every power reading and every production interval."""
 
     def __init__(self, seed, flat=None):
         self.rng = random.Random(seed)
         self.flat = dict(FLAT, **(flat or {}))
-        self.belt = DriveBelt(self.rng)
+        self.belt = DriveBelt()
         self.t = 0
         self.alarms = []  # (t, active, detail)
         self.events = []
-        self.cc = self._gateway()
         self.meter_noise = 0.01
         self.scale_noise = 0.003
         self.friction_phase = self.rng.uniform(0, 2 * math.pi)
         self._plan_end = 0
         self._stop_until = 0
         self._calibrating_until = -1
+        self._cal_gain = 1.0
         self.restarts = 0
-        self.windows = []  # dev_pct of every judged window
-        self.max_dev = 0.0
-        self._iv = [0.0, 0.0, 0.0, 0.0, 0]  # run_s, dist_m, mass_kg, kwh, readings
-        self._rate_tph = 0.0
         self.run_total = 0  # seconds the belt ran
+        self.devs = []  # every judged window's scale against power, %, across restarts
+        self.longest_without_s = 0.0
+        self._iv = [0.0, 0.0, 0.0, 0.0, 0, 0]  # run_s, dist_m, mass_kg, kwh, readings, flags
+        self.cc = self._gateway()
 
     def _gateway(self):
-        cc = CrossCheck(self._emit, self._alarm)
+        cc = _Gateway(self._emit, self._alarm)
+        cc.devs = self.devs
         cc.apply_params(self.flat)
         return cc
 
@@ -140,13 +158,14 @@ class Site:
     def restart(self):
         """The gateway restarts: its state goes through the checkpoint's JSON."""
         snap = json.loads(json.dumps(self.cc.snapshot()))
+        self.longest_without_s = max(self.longest_without_s, self.cc.longest_without_s)
         self.cc = self._gateway()
         self.cc.restore(snap)
         self.restarts += 1
 
     def calibrate(self, minutes, gain_after):
-        """A technician's span calibration: the belt runs empty for `minutes`, then the
-        scale's error is what the calibration left."""
+        """A technician's span calibration: the belt runs empty for `minutes` with the
+        totalizer inhibited, then the scale's error is what the calibration left."""
         self._calibrating_until = self.t + minutes * 60
         self._cal_gain = gain_after
 
@@ -186,7 +205,8 @@ class Site:
         b = self.belt
         while self.t < end:
             self._plan()
-            b.friction_factor = 1 + 0.05 * math.sin(2 * math.pi * self.t / (30 * DAY_S) + self.friction_phase)
+            season = 2 * math.pi * self.t / (30 * DAY_S) + self.friction_phase
+            b.friction_factor = 1 + 0.05 * math.sin(season)
             calibrating = self.t < self._calibrating_until
             if calibrating:
                 b.feed_tph = 0.0
@@ -195,9 +215,11 @@ class Site:
                 b.scale_gain = self._cal_gain
                 self._calibrating_until = -1
             kw, v, kg = b.step()
+            if calibrating:
+                kg = 0.0
+                self._iv[5] = CALIBRATING
             kw *= 1 + self.rng.gauss(0, self.meter_noise)
             rate = kg / STEP_S * 3.6
-            self._rate_tph = rate
             self.t += STEP_S
             if b.v > 0:
                 self.run_total += STEP_S
@@ -208,20 +230,15 @@ class Site:
             iv[2] += kg
             iv[3] += kw * STEP_S / 3600
             iv[4] += 1
-            if not calibrating:
-                self.cc.on_power(kw, v, rate, STEP_S)
+            self.cc.on_power(kw, v, rate, STEP_S)
             if self.t % INTERVAL_S == 0:
-                self._interval(calibrating)
+                self._interval()
 
-    def _interval(self, calibrating):
-        run_s, dist, kg, kwh, n = self._iv
+    def _interval(self):
+        run_s, dist, kg, kwh, n, flags = self._iv
         kg *= 1 + self.rng.gauss(0, self.scale_noise)
-        before = self.cc.dev_pct, self.cc._wsum[0]
-        self.cc.on_interval(run_s, dist, kg, kwh, n, CALIBRATING if calibrating else 0)
-        if self.cc._wsum[0] < before[1] and self.cc.dev_pct is not before[0]:
-            self.windows.append(self.cc.dev_pct)
-            self.max_dev = max(self.max_dev, abs(self.cc.dev_pct))
-        self._iv = [0.0, 0.0, 0.0, 0.0, 0]
+        self.cc.on_interval(run_s, dist, kg, kwh, n, flags)
+        self._iv = [0.0, 0.0, 0.0, 0.0, 0, 0]
 
     def raised(self, since=0):
         """When the alarm was first raised at or after `since`, or None."""
@@ -276,7 +293,9 @@ def detect(site, tamper, seed, limit_s=DAY_S):
     site.run_s(rng.randrange(0, 6 * 3600 // STEP_S) * STEP_S)
     b = site.belt
     if tamper == "speed_sensor":
-        while not (b.v >= 2.0 and b.feed_tph >= 300 and b.carried_kg > 0.5 * b.feed_tph / 3.6 * b.carry_m / b.v):
+        # Loaded: at speed, fed, the carry at least half full.
+        while not (b.v >= 2.0 and b.feed_tph >= 300
+                   and b.carried_kg > 0.5 * b.feed_tph / 3.6 * b.carry_m / b.v):
             site.run_s(STEP_S)
     t0 = site.t
     if tamper.startswith("span_"):
@@ -292,18 +311,59 @@ def detect(site, tamper, seed, limit_s=DAY_S):
     return (None, None) if t is None else (t - t0, site.run_total - run0)
 
 
-if __name__ == "__main__":
-    import sys
-    import time
+def results(seeds=(1, 2, 3), injections=12):
+    """The campaign behind docs/crosscheck.md: 30 days of normal operation per seed, and
+    each tamper injected at `injections` random moments into each seed's third day."""
+    normal = []
+    for seed in seeds:
+        site, ready = campaign(seed)
+        normal.append(
+            {
+                "seed": seed,
+                "ready_h": ready / 3600,
+                "windows": len(site.devs),
+                "max_dev": max(abs(d) for d in site.devs),
+                "longest_without_s": max(site.longest_without_s, site.cc.longest_without_s),
+                "raised": sum(1 for a in site.alarms if a[1]),
+                "restarts": site.restarts,
+            }
+        )
+    detected = {k: [] for k in TAMPERS}
+    for seed in seeds:
+        site = warm(seed)
+        for tamper in TAMPERS:
+            for k in range(injections):
+                detected[tamper].append(detect(site, tamper, seed * 100 + k))
+    return normal, detected
 
-    t0 = time.time()
-    seed = int(sys.argv[1]) if len(sys.argv) > 1 else 1
-    site, ready = campaign(seed)
-    raised = [a for a in site.alarms if a[1]]
-    print("ready after %.1f h; %d raised %r; windows %d, max |dev| %.2f; %.1f s" % (
-        ready / 3600, len(raised), raised[:3], len(site.windows), site.max_dev, time.time() - t0))
-    w = warm(seed)
-    for tamper in TAMPERS:
-        for k in range(5):
-            print(tamper, k, detect(w, tamper, k))
-    print("%.1f s" % (time.time() - t0))
+
+def table(normal, detected):
+    """Markdown rows of docs/crosscheck.md."""
+    window_s = FLAT["crosscheck.window_min"] * 60
+    out = [
+        "| 30 days, seed | ready after | judged windows | largest \\|scale − power\\| "
+        "| longest power-without-output condition | restarts | alarms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for n in normal:
+        out.append(
+            "| %d | %.0f h | %d | %.1f %% | %.0f s | %d | %d |"
+            % (n["seed"], n["ready_h"], n["windows"], n["max_dev"], n["longest_without_s"],
+               n["restarts"], n["raised"])
+        )
+    out += ["", "| tamper | raised | slowest, running time | slowest, windows |",
+            "|---|---|---|---|"]
+    for tamper, runs in detected.items():
+        found = [r for r in runs if r[0] is not None]
+        slowest = max(r[1] for r in found) if found else 0
+        out.append(
+            "| %s | %d of %d | %s | %.2f |"
+            % (TAMPERS[tamper], len(found), len(runs),
+               "%d s" % slowest if slowest < 600 else "%.0f min" % (slowest / 60),
+               slowest / window_s)
+        )
+    return out
+
+
+if __name__ == "__main__":
+    print("\n".join(table(*results())))

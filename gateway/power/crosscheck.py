@@ -41,6 +41,7 @@ _N = const(11)
 _SUMS = const(12)
 
 _MEMORY = const(0.5)  # older windows fade with a time constant of learn_h/2 running hours
+_PENDING_WEIGHT = const(0.25)  # a window off by tol/2..tol teaches a quarter as much
 _RIDGE = const(1e-6)  # on the unit diagonal: splits running vs friction at one speed only
 _SPREAD_MIN_PCT = const(10.0)  # load spread (std of t/h, % of design) needed to be ready
 _SPEED_MARGIN = const(0.1)  # judged only within 2 std of the learned speed, + 10 %
@@ -62,19 +63,20 @@ _P_MISMATCH = const(4)
 _PAUSED = (None, "scale fault", "meter fault", "calibration", "mismatch")
 
 
-def _add(s, t, d, m, e):
-    s[_TT] += t * t
-    s[_TD] += t * d
-    s[_TM] += t * m
-    s[_DD] += d * d
-    s[_DM] += d * m
-    s[_MM] += m * m
-    s[_TE] += t * e
-    s[_DE] += d * e
-    s[_ME] += m * e
-    s[_EE] += e * e
-    s[_E] += e
-    s[_N] += 1
+def _add(s, k, t, d, m, e):
+    # One row of weight k.
+    s[_TT] += k * t * t
+    s[_TD] += k * t * d
+    s[_TM] += k * t * m
+    s[_DD] += k * d * d
+    s[_DM] += k * d * m
+    s[_MM] += k * m * m
+    s[_TE] += k * t * e
+    s[_DE] += k * d * e
+    s[_ME] += k * m * e
+    s[_EE] += k * e * e
+    s[_E] += k * e
+    s[_N] += k
 
 
 def solve(s):
@@ -202,19 +204,22 @@ class CrossCheck:
         self._carry0 = carry
         t, d, m, e = w[0], w[1], w[2] + lag, w[3]
         w[6] += lag
-        learn = not (self.win_bad or self.now_bad)
+        weight = 0.0 if self.win_bad or self.now_bad else 1.0
         if self.ready:
             implied = self.implied_t(t, d, e)
             dev = self._deviation(t, d, m, implied)
             if self.anchor and dev is not None and self._reanchor(dev):
-                learn = True
+                weight = 1.0
             elif self.anchor:
-                learn = False  # nothing learned between the material test and its window
+                weight = 0.0  # nothing learned between the material test and its window
             elif dev is not None:
                 self._verdict(dev, t, m, implied)
-                learn = learn and not self.win_bad
-        if learn and w[4] > 0:
-            self._merge()
+                if self.win_bad:
+                    weight = 0.0
+                elif abs(dev) > self.tol_pct / 2:
+                    weight *= _PENDING_WEIGHT
+        if weight > 0 and w[4] > 0:
+            self._merge(weight)
         for i in range(8):
             w[i] = 0.0
 
@@ -235,28 +240,30 @@ class CrossCheck:
         mag = abs(dev)
         if mag > self.tol_pct:
             self.win_bad = True
-            self._set(
-                "scale %s by %.1f %% against the drive's power over %d running min "
-                "(scale %.1f t, power implies %.1f t)"
-                % ("under-reads" if dev < 0 else "over-reads", mag, t * 60 + 0.5, m, implied)
-            )
+            if self._due():
+                self._set(
+                    "scale %s by %.1f %% against the drive's power over %d running min "
+                    "(scale %.1f t, power implies %.1f t)"
+                    % ("under-reads" if dev < 0 else "over-reads", mag, t * 60 + 0.5, m, implied)
+                )
         elif mag <= self.tol_pct / 2:
             self.win_bad = False
-            self._set("scale and drive power agree again (%.1f %%)" % dev)
+            if self._due():
+                self._set("scale and drive power agree again (%.1f %%)" % dev)
 
-    def _merge(self):
-        """The window's clean intervals into the model as one row, older rows forgotten
-        by e^(-t/(learn_h/2)) (a Padé ratio: no exp, the same on every interpreter). A whole
-        window, not each interval: what an interval's energy carries was weighed over
-        the belt's transit, partly in the interval before."""
+    def _merge(self, weight):
+        """The window's clean intervals into the model as one row of `weight`, older rows
+        forgotten by e^(-weight*t/(learn_h/2)) (a Padé ratio: no exp, the same on every
+        interpreter). A whole window, not each interval: what an interval's energy
+        carries was weighed over the belt's transit, partly in the interval before."""
         w = self._wsum
         t = w[4]
-        x = min(t / (self.learn_h * _MEMORY), 1.0) / 2
+        x = min(weight * t / (self.learn_h * _MEMORY), 1.0) / 2
         f = (1 - x) / (1 + x)
         s = self.learn
         for i in range(_SUMS):
             s[i] *= f
-        _add(s, t, w[5], w[6], w[7])
+        _add(s, weight, t, w[5], w[6], w[7])
         self.hours += t
         coef = solve(s)
         if coef is None or coef[2] <= 0:
@@ -291,17 +298,19 @@ class CrossCheck:
             self._agree_s = 0.0
             if self._without_s >= _HOLD_S and not self.now_bad:
                 self.now_bad = True
-                self._set(
-                    "power without output: the belt drive draws %.0f kW, %.0f t/h by the "
-                    "model, while the scale weighs %.0f t/h (material bypassing the "
-                    "frame, cells or speed sensor disconnected)" % (kw, implied, rate_tph)
-                )
+                if self._due():
+                    self._set(
+                        "power without output: the belt drive draws %.0f kW, %.0f t/h by "
+                        "the model, while the scale weighs %.0f t/h (material bypassing "
+                        "the frame, cells or speed sensor disconnected)" % (kw, implied, rate_tph)
+                    )
         else:
             self._without_s = 0.0
             self._agree_s += dt_s
             if self._agree_s >= _HOLD_S and self.now_bad:
                 self.now_bad = False
-                self._set("the scale weighs what the drive's power implies again")
+                if self._due():
+                    self._set("the scale weighs what the drive's power implies again")
 
     def _carry(self, t, dx_m):
         # What the scale weighed, in bins of belt travel over the last carry length.
@@ -329,13 +338,15 @@ class CrossCheck:
             out += self._ring[(i - k) % _BINS] * (_BINS - k - 0.5)
         return out / _BINS
 
+    def _due(self):
+        # One alarm, two rules: reported when it changes, and once after a restart (the
+        # detail is formatted only then).
+        return (self.win_bad or self.now_bad) != self._reported or self._report
+
     def _set(self, detail):
-        # One alarm, two rules: report when it changes, or after a restart.
-        active = self.win_bad or self.now_bad
-        if active != self._reported or self._report:
-            self._reported = active
-            self._report = False
-            self.alarm(ALARM, active, detail)
+        self._reported = self.win_bad or self.now_bad
+        self._report = False
+        self.alarm(ALARM, self._reported, detail)
 
     # --- the technician
     def reanchor(self, who=None):
@@ -352,7 +363,8 @@ class CrossCheck:
             self.learn[i] = 0.0
         self.hours = 0.0
         self.coef = None
-        self.emit("event", {"code": "crosscheck_reanchored", "detail": {"by": who, "restart": True}})
+        detail = {"by": who, "restart": True}
+        self.emit("event", {"code": "crosscheck_reanchored", "detail": detail})
 
     def _reanchor(self, dev):
         self.anchor = False
@@ -372,7 +384,8 @@ class CrossCheck:
         self.coef = (self.coef[0], self.coef[1], self.coef[2] / r)
         if self.win_bad:
             self.win_bad = False
-            self._set("re-anchored by a material test")
+            if self._due():
+                self._set("re-anchored by a material test")
         self.emit("event", {"code": "crosscheck_reanchored", "detail": detail})
         return True
 

@@ -89,7 +89,7 @@ def _sums(rows):
     for t, d, m in rows:
         r.cc._wsum = [t, d, m, energy(t * 3600, d * 1000, m * 1000), t, d, m,
                       energy(t * 3600, d * 1000, m * 1000)]
-        r.cc._merge()
+        r.cc._merge(1.0)
     return r.cc.learn
 
 
@@ -171,6 +171,21 @@ def test_within_tolerance_raises_nothing_and_is_learned():
     for i in range(6):
         r.window(LOADS[i])
     assert r.alarms == [] and r.cc.hours > hours
+
+
+def test_window_off_by_more_than_half_the_tolerance_teaches_a_quarter():
+    # A tamper's first, partly affected window must not pull the model after it; a
+    # lasting shift inside the tolerance is still learned, slowly.
+    t, d, mass = 1 / 6, 1.5, 100.0  # a window at 60 % and 2.5 m/s
+    e = energy(600, 1500, mass * 1000)
+    absorbed = []
+    for gain in (1.03, 1.06):
+        r = Rig().learned()
+        before = r.cc.implied_t(t, d, e)
+        r.window(0.6, gain=gain)
+        assert r.alarms == []
+        absorbed.append((r.cc.implied_t(t, d, e) - before) / before / (gain - 1))
+    assert 0.05 < absorbed[0] and 0.2 * absorbed[0] < absorbed[1] < 0.3 * absorbed[0]
 
 
 def test_hysteresis_clears_only_within_half_the_tolerance():
