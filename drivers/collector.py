@@ -5,6 +5,7 @@
 import struct
 from array import array
 
+from drivers.link import LinkHealth
 from hal.compat import const
 from protocols import modbus_rtu as rtu
 
@@ -79,8 +80,8 @@ class Collector:
     ):
         self._clock = clock
         self.address = address
-        self._m = rtu.Master(uart, clock, baud, timeout_ms, retries)
-        self.link = self._m
+        self._m = rtu.Master(uart, clock, baud, timeout_ms)
+        self.link = LinkHealth(clock, retries)
         self.period_ms = max(1, int(1000 / poll_hz + 0.5))
         self._identity_ms = identity_s * 1000
         self._capture_ms = capture_s * 1000
@@ -146,7 +147,7 @@ class Collector:
 
     @property
     def online(self):
-        return self._m.state != "lost"
+        return self.link.state != "lost"
 
     def bus_load_pct(self):
         """Share of the bus the fast poll alone takes at this baud and poll rate."""
@@ -159,8 +160,15 @@ class Collector:
         self._want[do - 1] = bool(on)
         self._write_pending[do - 1] = True
 
-    def counters(self):
+    def link_counters(self):
+        """The bus's counters and the link's state."""
         c = self._m.counters()
+        c["state"] = self.link.state
+        c["consecutive_failures"] = self.link.consecutive_failures
+        return c
+
+    def counters(self):
+        c = self.link_counters()
         c["polls"] = self.polls
         c["samples"] = self.samples
         c["repeats"] = self.repeats
@@ -181,7 +189,8 @@ class Collector:
     def run(self, now_ms):
         if self._next_poll is None:
             self.start()
-        if not self._m.ready(now_ms):
+        link = self.link
+        if not link.ready(now_ms):
             return
         task = self._pick(now_ms)
         if not task:
@@ -199,6 +208,7 @@ class Collector:
         try:
             self._do(task)
         except rtu.DeviceBusy:
+            link.answered()
             self._busy += 1
             if self._busy > _BUSY_TRIES:
                 self._give_up(task, now_ms)
@@ -207,13 +217,16 @@ class Collector:
             return
         except rtu.ModbusException:
             # The collector refuses the request itself: asking again gives the same answer.
+            link.answered()
             self._give_up(task, now_ms)
             return
-        except rtu.ModbusError:
+        except rtu.ModbusError as e:
+            link.failed(isinstance(e, (rtu.ResponseTimeout, rtu.PortError)))
             self._fails += 1
-            if self._fails > self._m.retries:
+            if self._fails > link.retries:
                 self._give_up(task, now_ms)
             return
+        link.answered()
         self._task = 0
         if task == _T_POLL:
             self._poll_done(now_ms)

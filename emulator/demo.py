@@ -12,6 +12,7 @@ import time
 from emulator.belt import PROFILES, Belt
 from emulator.center import Center
 from emulator.collector import CollectorEmulator, Faults
+from emulator.meters import SITE_TERMINALS, site_bus
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEVICE_ID = 1001
@@ -23,6 +24,8 @@ def add_site_args(p):
                    help="RTU over TCP listen address (port 0: any)")
     p.add_argument("--pty", action="store_true", help="serve the collector on a pty instead")
     p.add_argument("--center", default="127.0.0.1:7700", metavar="HOST:PORT")
+    p.add_argument("--meters", default="127.0.0.1:5021", metavar="HOST:PORT",
+                   help="the power terminals' bus (DL/T 645 over TCP); 'none' for none")
     p.add_argument("--profile", default="surges", choices=sorted(PROFILES))
     p.add_argument("--speed", type=float, default=1.0, help="belt seconds per real second")
     p.add_argument("--seed", type=int, default=1)
@@ -49,6 +52,8 @@ class Site:
         self.center = Center(os.path.join(self.dir, "center.db"), self.keys_dir, host, port,
                              verbose=False)
         self.collector_url = None
+        self.meters = None if getattr(args, "meters", "none") == "none" else site_bus(self.belt)
+        self.meters_url = None
 
     def start(self):
         if self.args.pty:
@@ -57,6 +62,9 @@ class Site:
             self.collector_url = "socket://%s:%d" % self.collector.start_tcp(
                 *_hostport(self.args.collector))
         self.center.start_thread()
+        if self.meters is not None:
+            self.meters_url = "socket://%s:%d" % self.meters.start_tcp(
+                *_hostport(self.args.meters))
 
     def wait(self, seconds):
         end = None if seconds is None else time.monotonic() + seconds
@@ -64,6 +72,8 @@ class Site:
             time.sleep(0.2)
 
     def stop(self):
+        if self.meters is not None:
+            self.meters.stop()
         self.collector.stop()
         for dev, st in sorted(self.center.summary().items()):
             print("center: device %d: %d records, next seq %d, gaps %s, duplicates ignored %d, "
@@ -92,6 +102,8 @@ def provision(site, device_id=DEVICE_ID):
         "center": {"host": site.center.host, "port": site.center.port},
         "scale": {},
     }
+    if site.meters_url:
+        cfg["meters"] = {"port": site.meters_url, "terminals": SITE_TERMINALS}
     path = os.path.join(site.dir, "config.json")
     with open(path, "w") as f:
         json.dump(cfg, f, indent=1)

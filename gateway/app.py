@@ -22,6 +22,7 @@ from hal.compat import const
 # by the function of that name in gateway/control.py.
 CENTER_OPS = ("status", "get_params", "set_params", "time_sync", "set_output", "ack_alarm")
 _CHECKPOINT_BUFFER = const(2048)
+_CHECKPOINT_PER_TERMINAL = const(160)  # its registers and reported energy in the checkpoint
 _TAIL_RECORDS = const(64)  # records read back at start-up to reconcile the checkpoint with the log
 _TAIL_CHUNK = const(8)
 # While a RECORDS frame is read, encoded and sealed, each record takes about 1.5 KB of heap
@@ -47,9 +48,11 @@ class Gateway:
         self._param_slots = Slots(flash, "params")
         # The checkpoint keeps a buffer for its JSON (~1.3 KB), made now while the heap is
         # whole: gateway/store/slots.py.
-        self._ckpt_slots = Slots(flash, "checkpoint", buffer_bytes=_CHECKPOINT_BUFFER)
         self.params = self._params_in_force(cfg)
         p = self.params
+        n_meters = len(p["meters.terminals"]) if p["meters.port"] else 0
+        self._ckpt_slots = Slots(flash, "checkpoint", buffer_bytes=_CHECKPOINT_BUFFER
+                                 + n_meters * _CHECKPOINT_PER_TERMINAL)
         self.alarms = Alarms(clock, self.emit, set_do1=self._set_do1, params=p)
         self.log = RecordLog(flash, budget_bytes=p["store.budget_mib"] << 20, alarm=self.alarms.set)
         self.collector = Collector(
@@ -64,6 +67,12 @@ class Gateway:
             capture_s=p["collector.capture_s"],
         )
         self.measurement = Measurement(p, clock, self.emit, self.alarms.set)
+        # The power side, only with terminals configured (docs/power.md).
+        self.meters = self.power = None
+        if n_meters:
+            from gateway.power.energy import build
+
+            build(self, hw, p)
         self.identity = Identity(self.alarms, Slots(flash, "identity"), clock, self.device_id, self.emit)
         handlers = {}
         for op in CENTER_OPS:
@@ -160,6 +169,8 @@ class Gateway:
         self.measurement.apply_params(p)
         self.alarms.apply(p)
         self.diag.apply(p)
+        if self.power:
+            self.power.apply(p)
         if self.lcd:
             self.lcd.apply(p)
         if self.cli:
@@ -201,7 +212,7 @@ class Gateway:
     def _link_stats(self):
         # The link's own counters, one dict made whole (the driver's adds ten entries
         # to it, growing it): the diagnosis asks every second.
-        return self.collector.link.counters()
+        return self.collector.link_counters()
 
     def _production_t(self):
         # Two figures, every second: not the whole status() (a dozen dicts each time).
@@ -222,7 +233,7 @@ class Gateway:
         up = self.uplink.stats()
         run = self._running_figures()
         s = self.collector.sample
-        return {
+        out = {
             "rate_tph": sc.rate_shown_tph(),
             "total_t": sc.total_g / 1e6,
             "day_t": self._production_t()["day_t"],
@@ -234,6 +245,9 @@ class Gateway:
             "center": up["state"],
             "backlog": up["backlog"],
         }
+        if self.power:
+            out["power"] = self.power.figures()
+        return out
 
     def status(self):
         """The state at a glance (gateway.control.report, loaded for the call only)."""
@@ -285,7 +299,7 @@ class Gateway:
         self._ckpt_due_ms = self.clock.ticks_ms()
 
     def snapshot(self):
-        return {
+        snap = {
             "v": 1,
             "clock_offset_s": getattr(self.clock, "offset_s", 0.0),
             "measurement": self.measurement.snapshot(),
@@ -294,6 +308,9 @@ class Gateway:
             "uplink": self.uplink.snapshot(),
             "cli": self.cli.snapshot() if self.cli else {},
         }
+        if self.power:
+            snap["power"] = self.power.snapshot()
+        return snap
 
     def checkpoint(self):
         """Save the snapshot. A failure (the flash, or no room in the heap for the JSON)
@@ -321,10 +338,12 @@ class Gateway:
         self.diag.restore(ck["diag"])
         if self.cli and "cli" in ck:
             self.cli.restore(ck["cli"])
+        if self.power and ck.get("power"):
+            self.power.restore(ck["power"])
         return True
 
     def _log_tail(self):
-        """The prod and total records among the newest _TAIL_RECORDS, oldest first: the
+        """The prod, total and power records among the newest _TAIL_RECORDS, oldest first: the
         only ones reconciling needs, read a few at a time so that a small heap never
         holds the whole tail."""
         log = self.log
@@ -335,7 +354,7 @@ class Gateway:
             if not recs:
                 break
             for r in recs:
-                if r.get("type") in ("prod", "total"):
+                if r.get("type") in ("prod", "total", "power"):
                     out.append(r)
             seq = recs[-1]["seq"] + 1
         return out
@@ -373,7 +392,11 @@ class Gateway:
         report = self.log.open()
         restored = self._restore()
         if restored:
-            self.measurement.reconcile(self._log_tail())
+            tail = self._log_tail()
+            self.measurement.reconcile(tail)
+            if self.power:
+                self.power.adopt(tail)
+            tail = None
         self.emit(
             "event",
             {
@@ -406,6 +429,8 @@ class Gateway:
         loop.add(self.diag, 1000, 600)
         loop.add(_Job("checkpoint", self._checkpoint_job), 200, 50)
         loop.add(_Job("flush", self._flush_job), 2000, 150)
+        if self.power:
+            self.power.start(loop)
         if self.lcd:
             self.lcd.start()
             loop.add(self.lcd, 500, 250)

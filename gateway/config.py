@@ -20,6 +20,7 @@ _ONE_OF = const(5)  # one of the values in lo
 _SHIFTS = const(6)  # 1 to 4 shift start times "HH:MM", ascending
 _LIN = const(7)  # up to 5 linearization points [load_pct, correction_pct]
 _CLASSES = const(8)  # a list of alarm classes
+_TERMINALS = const(9)  # up to 16 power terminals {address, role, ct_ratio, pt_ratio, nominal_v}
 
 # (dotted key, kind, lo, hi, default, settable at run time by set / set_params)
 SCHEMA = (
@@ -87,6 +88,16 @@ SCHEMA = (
     ("alarms.cell_stuck_counts", _INT, 0, 10000, 2, True),
     ("alarms.cell_drift_counts", _INT, 100, 10000000, 5000, True),
     ("alarms.vib_floor_mv", _NUM, 0.0, 100.0, 2.0, True),
+    # the power terminals on the second RS485 port (docs/power.md); no port: none
+    ("meters.port", _OPT_STR, None, None, None, False),
+    ("meters.baud", _ONE_OF, (1200, 2400, 4800, 9600), None, 2400, False),
+    ("meters.parity", _ONE_OF, ("E", "N", "O"), None, "E", False),
+    ("meters.terminals", _TERMINALS, None, None, [], False),
+    ("alarms.voltage_dev_pct", _NUM, 1.0, 50.0, 7.0, True),
+    ("alarms.pf_min", _NUM, 0.1, 1.0, 0.85, True),
+    ("alarms.thd_v_max_pct", _NUM, 0.5, 50.0, 5.0, True),
+    ("alarms.freq_dev_hz", _NUM, 0.05, 5.0, 0.5, True),
+    ("alarms.drive_run_kw", _NUM, 0.0, 100000.0, 5.0, True),
     ("cli.port", _OPT_STR, None, None, None, False),
     ("cli.idle_logout_s", _INT, 30, 86400, 600, True),
 )
@@ -121,6 +132,8 @@ def _check(kind, lo, hi, v):
         return _shifts(v)
     if kind == _LIN:
         return _linearization(v)
+    if kind == _TERMINALS:
+        return _terminals(v)
     return _alarm_classes(v)
 
 
@@ -158,6 +171,44 @@ def _linearization(v):
             raise ConfigError("points must be in ascending load_pct")
         last = load
         out.append([load, corr])
+    return out
+
+
+_ROLES = ("belt_drive", "mine_total", "underground", "other")
+
+
+def _terminals(v):
+    # [{address: 12 digits, role, ct_ratio, pt_ratio, nominal_v}], at most 16, addresses
+    # distinct, at most one belt_drive and one mine_total.
+    if not isinstance(v, list) or len(v) > 16:
+        raise ConfigError("must be a list of at most 16 terminals")
+    out = []
+    seen = []
+    for t in v:
+        if not isinstance(t, dict):
+            raise ConfigError("each terminal must be an object {address, role, ...}")
+        for k in t:
+            if k not in ("address", "role", "ct_ratio", "pt_ratio", "nominal_v"):
+                raise ConfigError("terminal: unknown key %s" % json.dumps(k))
+        a = t.get("address")
+        if not isinstance(a, str) or len(a) != 12 or not a.isdigit():
+            raise ConfigError("terminal address must be 12 decimal digits, got %s"
+                              % json.dumps(a))
+        role = t.get("role")
+        if role not in _ROLES:
+            raise ConfigError("terminal %s: role must be one of %s" % (a, ", ".join(_ROLES)))
+        if a in seen:
+            raise ConfigError("terminal %s is listed twice" % a)
+        if role in ("belt_drive", "mine_total") and role in [x["role"] for x in out]:
+            raise ConfigError("more than one %s terminal" % role)
+        seen.append(a)
+        out.append({
+            "address": a,
+            "role": role,
+            "ct_ratio": _check(_NUM, 1.0, 100000.0, t.get("ct_ratio", 1.0)),
+            "pt_ratio": _check(_NUM, 1.0, 10000.0, t.get("pt_ratio", 1.0)),
+            "nominal_v": _check(_NUM, 50.0, 500.0, t.get("nominal_v", 220.0)),
+        })
     return out
 
 

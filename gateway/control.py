@@ -37,7 +37,18 @@ def report(gw):
         "uplink": {"state": up["state"], "backlog": up["backlog"]},
         "alarms": [a["code"] for a in gw.alarms.active()],
         "diag": gw.diag.report()["summary"],
+        "power": _power(gw, prod) if gw.power else None,
     }
+
+
+def _power(gw, prod):
+    # The terminals, and the belt drive's kWh per tonne over the last interval and the
+    # open day (docs/power.md).
+    out = gw.power.status()
+    day_kwh = out.pop("day_kwh", None)
+    day_kg = prod["day"]["mass_kg"] if "day" in prod else 0
+    out["day_kwh_per_t"] = round(day_kwh * 1000 / day_kg, 3) if day_kwh and day_kg else None
+    return out
 
 
 # --- the commands, one function per op (gateway.app's CENTER_OPS): op(gw, args) -> result;

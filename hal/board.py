@@ -12,7 +12,7 @@ _WATCHDOG_MS = const(8000)
 
 class Hardware:
     def __init__(self, clock, flash, collector_uart, center_connect, cli_uart=None,
-                 watchdog=None, display=None):
+                 watchdog=None, display=None, meter_uart=None):
         self.clock = clock
         self.flash = flash
         self.collector_uart = collector_uart
@@ -20,6 +20,7 @@ class Hardware:
         self.cli_uart = cli_uart
         self.watchdog = watchdog
         self.display = display
+        self.meter_uart = meter_uart  # the power terminals' RS485 (8E1), or None
 
 
 def _display(screen):
@@ -61,4 +62,6 @@ def build(cfg, screen=False):
         cli_uart=_cli_stream(cli),
         watchdog=Watchdog(_WATCHDOG_MS, flash),
         display=_display(screen),
+        meter_uart=open_uart(cfg["meters.port"], cfg["meters.baud"], cfg["meters.parity"])
+        if cfg["meters.port"] and cfg["meters.terminals"] else None,
     )

@@ -4,6 +4,7 @@
 #                                what has arrived (at most len(buf)); 0 on timeout
 #   discard_input()              drop stale bytes; returns how many (at least 1 if any)
 #   close()
+# Parity: "N" (8N1, the collector) or "E" / "O" (8E1 / 8O1, the power terminals).
 # URLs: CPython takes any pyserial URL (/dev/ttyUSB0, a pty path, socket://host:port):
 # hal/uart_pyserial.py. MicroPython: "uart:N" is machine.UART(N) on a board
 # (hal/uart_machine.py); on the unix port "socket://h:p" is a TCP serial server and a path
@@ -32,17 +33,19 @@ def _split_socket_url(url):
     return host, int(port)
 
 
-def open_uart(url, baud):
+def open_uart(url, baud, parity="N"):
+    if parity not in ("N", "E", "O"):
+        raise UartError("parity %r, want N, E or O" % (parity,))
     if not MICROPYTHON:
         from hal.uart_pyserial import PySerialUart
 
-        return PySerialUart(url, baud)
+        return PySerialUart(url, baud, parity)
     if url.startswith("uart:"):
         from hal.uart_machine import MachineUart
 
-        return MachineUart(int(url[5:]), baud)
+        return MachineUart(int(url[5:]), baud, parity)
     from hal.uart_polled import SocketUart, TtyUart
 
     if url.startswith("socket://"):
-        return SocketUart(*_split_socket_url(url))
-    return TtyUart(url, baud)
+        return SocketUart(*_split_socket_url(url))  # the serial server sets the line
+    return TtyUart(url, baud, parity)

@@ -5,10 +5,14 @@ from hal.uart import UartError
 from hal.uart_polled import PolledStream
 
 
+_PARITY = {"N": None, "E": 0, "O": 1}  # machine.UART's parity argument
+
+
 class MachineUart(PolledStream):
-    def __init__(self, uart_id, baud):
+    def __init__(self, uart_id, baud, parity="N"):
         self._id = uart_id
         self._baud = baud
+        self._parity = _PARITY[parity]
         self._name = "uart:%d" % uart_id
         self._obj = None
 
@@ -16,7 +20,8 @@ class MachineUart(PolledStream):
         import machine
 
         try:
-            u = machine.UART(self._id, baudrate=self._baud, bits=8, parity=None, stop=1, timeout=0)
+            u = machine.UART(self._id, baudrate=self._baud, bits=8, parity=self._parity, stop=1,
+                             timeout=0)
         except (OSError, ValueError) as e:
             raise UartError("cannot open %s: %s" % (self._name, e))
         poll = select.poll()

@@ -8,6 +8,10 @@ from hal.uart import CONNECT_MS, DISCARD_READS, UartError
 
 _VTIME = const(5)  # indices into termios' control characters
 _VMIN = const(6)
+# Linux's c_cflag parity bits and the speeds the unix port's termios does not name.
+_PARENB = const(0o400)
+_PARODD = const(0o1000)
+_SPEEDS = {1200: 0o11, 2400: 0o13, 4800: 0o14}
 
 
 class PolledStream:
@@ -85,9 +89,10 @@ class PolledStream:
 
 
 class TtyUart(PolledStream):
-    def __init__(self, path, baud):
+    def __init__(self, path, baud, parity="N"):
         self._name = path
         self._baud = baud
+        self._parity = parity
         self._obj = None
 
     def _open(self):
@@ -101,9 +106,13 @@ class TtyUart(PolledStream):
             fd = f.fileno()
             termios.setraw(fd)
             attr = termios.tcgetattr(fd)
-            speed = getattr(termios, "B%d" % self._baud, None)
-            if speed is not None:  # the unix port's termios lacks 19200 and 38400
+            speed = getattr(termios, "B%d" % self._baud, None) or _SPEEDS.get(self._baud)
+            if speed is not None:
                 attr[4] = attr[5] = speed
+            cflag = attr[2] & ~(_PARENB | _PARODD)
+            if self._parity != "N":
+                cflag |= _PARENB | (_PARODD if self._parity == "O" else 0)
+            attr[2] = cflag
             # VMIN=0, VTIME=0: a read returns what is buffered instead of waiting for a count.
             attr[6][_VMIN] = 0
             attr[6][_VTIME] = 0

@@ -5,12 +5,13 @@ from hal.uart import CONNECT_MS, DISCARD_READS, UartError
 
 
 class PySerialUart:
-    def __init__(self, url, baud):
+    def __init__(self, url, baud, parity="N"):
         import serial
 
         self._serial = serial
         self._url = url
         self._baud = baud
+        self._parity = parity  # pyserial's PARITY_NONE / EVEN / ODD are "N" / "E" / "O"
         self._s = None
 
     def _port(self):
@@ -24,7 +25,8 @@ class PySerialUart:
                 protocol_socket.POLL_TIMEOUT = CONNECT_MS / 1000
             try:
                 self._s = serial.serial_for_url(
-                    self._url, baudrate=self._baud, timeout=0, write_timeout=1
+                    self._url, baudrate=self._baud, parity=self._parity, timeout=0,
+                    write_timeout=1,
                 )
             except (serial.SerialException, ValueError, OSError) as e:
                 raise UartError("cannot open %s: %s" % (self._url, e))

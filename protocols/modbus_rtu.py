@@ -2,8 +2,8 @@
 # responses as typed errors) and a master that runs one transaction at a time on a hal.uart
 # port: stale bytes out, request in, the response found by its expected length and CRC even
 # among garbage, checked against the request, all before a deadline. The master raises on
-# every failure and counts it; the driver decides what to retry. It also keeps the link's
-# health (ok / degraded / lost) and backs off from a slave that stays silent.
+# every failure and counts it; the driver decides what to retry and keeps the link's health
+# (drivers/link.py).
 import struct
 from array import array
 
@@ -29,8 +29,6 @@ _EXC_DEVICE_FAILURE = const(4)
 _EXC_BUSY = const(6)
 
 _RX_CAP = const(512)  # two maximum frames: garbage can never grow it further
-_HIST_BITS = const(16)
-_DEGRADED_FAILS = const(2)  # failed attempts among the last _HIST_BITS that make the link degraded
 
 
 class ModbusError(Exception):
@@ -231,32 +229,18 @@ def response_length(fc, count):
 
 
 class Master:
-    """One transaction at a time on a hal.uart port, with link health and back-off.
+    """One transaction at a time on a hal.uart port.
 
     Every request method sends, waits for the response until its deadline
     (request and response frame time at `baud` plus `timeout_ms`), and returns the offset of
-    the response's data in `rx` (valid until the next request), or raises a ModbusError.
-    A slave that stays silent for more than `retries` + 1 attempts is asked again only after
-    an exponential back-off (`backoff_ms` doubling up to `backoff_max_ms`); `ready(now)`
-    says whether that wait is over. The first valid answer clears it."""
+    the response's data in `rx` (valid until the next request), or raises a ModbusError
+    (ResponseTimeout and PortError: nothing was heard)."""
 
-    def __init__(
-        self,
-        uart,
-        clock,
-        baud=9600,
-        timeout_ms=100,
-        retries=2,
-        backoff_ms=200,
-        backoff_max_ms=2000,
-    ):
+    def __init__(self, uart, clock, baud=9600, timeout_ms=100):
         self._uart = uart
         self._clock = clock
         self.baud = baud
         self.timeout_ms = timeout_ms
-        self.retries = retries
-        self.backoff_ms = backoff_ms
-        self.backoff_max_ms = backoff_max_ms
         self._char_us = char_us(baud)
         self._gap_ms = (silence_us(baud) + 999) // 1000
         self.flush_max_ms = 5 * self._gap_ms  # _flush: one silence, then up to 4 more
@@ -273,12 +257,6 @@ class Master:
         self._bad_crc = 0
         self._bad_addr = 0
         self._scan_from = 0
-        # Link health
-        self._fails = 0  # consecutive failed attempts
-        self._silent = 0  # consecutive attempts that heard nothing at all
-        self._hist = 0  # 1 bits: failed attempts, newest in bit 0
-        self._answered = False
-        self._resume_at = None
         self._quiet_at = None  # no request before this tick: the inter-frame silence
         self.requests = 0
         self.responses = 0
@@ -295,32 +273,8 @@ class Master:
         self.latency_ms_max = 0
         self.latency_ms = 0
 
-    # --- link health
-
-    @property
-    def state(self):
-        if self._fails > self.retries or not self._answered:
-            return "lost"
-        h = self._hist
-        n = 0
-        while h:
-            n += h & 1
-            h >>= 1
-        if self._fails or n >= _DEGRADED_FAILS:
-            return "degraded"
-        return "ok"
-
-    @property
-    def consecutive_failures(self):
-        return self._fails
-
-    def ready(self, now_ms):
-        """False while backing off from a silent slave."""
-        return self._resume_at is None or self._clock.ticks_diff(now_ms, self._resume_at) >= 0
-
     def counters(self):
         return {
-            "state": self.state,
             "requests": self.requests,
             "responses": self.responses,
             "timeouts": self.timeouts,
@@ -334,25 +288,7 @@ class Master:
             "latency_ms_avg": self._lat_sum // self._lat_n if self._lat_n else 0,
             "latency_ms_sum": self._lat_sum,  # over `responses`: a caller's window of it
             "latency_ms_max": self.latency_ms_max,
-            "consecutive_failures": self._fails,
         }
-
-    def _outcome(self, ok, silent=False):
-        self._hist = ((self._hist << 1) | (0 if ok else 1)) & ((1 << _HIST_BITS) - 1)
-        if ok:
-            self._fails = 0
-            self._silent = 0
-            self._answered = True
-            self._resume_at = None
-            return
-        self._fails += 1
-        self._silent = self._silent + 1 if silent else 0
-        over = self._silent - self.retries - 1
-        if over >= 0:
-            wait = self.backoff_ms << over if over < 16 else self.backoff_max_ms
-            if wait > self.backoff_max_ms:
-                wait = self.backoff_max_ms
-            self._resume_at = self._clock.ticks_add(self._clock.ticks_ms(), wait)
 
     # --- requests
 
@@ -385,7 +321,6 @@ class Master:
             self._uart.write(self._tx8 if req_len == 8 else self._txmv[:req_len])
         except OSError as e:  # UartError and anything the port raises
             self.uart_errors += 1
-            self._outcome(False, True)
             raise PortError("port: %s" % e)
         sent = c.ticks_ms()
         wire_ms = ((req_len + resp_len) * self._char_us + 999) // 1000
@@ -394,11 +329,7 @@ class Master:
             start = self._receive(deadline)
         except OSError as e:
             self.uart_errors += 1
-            self._outcome(False, True)
             raise PortError("port: %s" % e)
-        except ModbusError:
-            self._outcome(False, self._heard == 0)
-            raise
         now = c.ticks_ms()
         self._quiet_at = c.ticks_add(now, self._gap_ms)
         lat = c.ticks_diff(now, sent)
@@ -408,7 +339,6 @@ class Master:
         if lat > self.latency_ms_max:
             self.latency_ms_max = lat
         self.responses += 1
-        self._outcome(True)
         return self._check(start)
 
     def _flush(self):

@@ -6,6 +6,7 @@ import os
 from emulator.belt import Belt
 from emulator.center import Center
 from emulator.collector import CollectorEmulator
+from emulator.meters import SITE_TERMINALS, site_bus
 from emulator.scale_runs import Manual
 
 SPEED = 20.0  # belt seconds per real second
@@ -25,11 +26,13 @@ class Site:
         self.feed = Manual(0.0, 2.5)
         self.belt = Belt(seed=seed, profile=self.feed)
         self.collector = CollectorEmulator(self.belt, speed=speed, seed=seed)
+        self.meters = site_bus(self.belt)  # two power terminals on the second RS485 port
         self.center = Center(os.path.join(self.tmp, "center.db"), self.keys, "127.0.0.1", 0)
 
     def start(self):
         host, port = self.collector.start_tcp("127.0.0.1", 0)
         self.collector_url = "socket://%s:%d" % (host, port)
+        self.meters_url = "socket://%s:%d" % self.meters.start_tcp("127.0.0.1", 0)
         self.center.start_thread()
 
     def config(self, device_id, cli_port, data_dir, key_file, scale=None):
@@ -41,9 +44,11 @@ class Site:
             "center": {"host": self.center.host, "port": self.center.port},
             "scale": SCALE if scale is None else scale,
             "cli": {"port": cli_port, "idle_logout_s": 600},
+            "meters": {"port": self.meters_url, "terminals": SITE_TERMINALS},
         }
 
     def stop(self):
+        self.meters.stop()
         self.collector.stop()
         self.center.stop()
 

@@ -81,13 +81,14 @@ def build_image(out):
     return out
 
 
-def start_site(tmp, speed=2.0, seed=3):
-    """The emulated collector (surging feed) and center in this process."""
+def start_site(tmp, speed=2.0, seed=3, meters=False):
+    """The emulated collector (surging feed) and center in this process; with meters, the
+    two power terminals too (provision() then configures them)."""
     from emulator import demo
 
     args = SimpleNamespace(dir=tmp, collector="127.0.0.1:0", pty=False,
                            center="127.0.0.1:0", profile="surges", speed=speed, seed=seed,
-                           seconds=None)
+                           seconds=None, meters="127.0.0.1:0" if meters else "none")
     site = demo.Site(args)
     site.start()
     return site
@@ -103,6 +104,10 @@ def provision(site, image, tmp, cli_port, extra=None):
         "production": {"interval_s": 10},
         "cli": {"port": cli_port, "idle_logout_s": 600},
     }
+    if getattr(site, "meters_url", None):
+        from emulator.meters import SITE_TERMINALS
+
+        cfg["meters"] = {"port": site.meters_url, "terminals": SITE_TERMINALS}
     for key, value in (extra or {}).items():
         section, _, name = key.partition(".")
         cfg.setdefault(section, {})[name] = value
@@ -179,7 +184,7 @@ def session(term):
     return True
 
 
-def run(tmp, image, heap, seconds, with_session=True, session_at=None, cuts=()):
+def run(tmp, image, heap, seconds, with_session=True, session_at=None, cuts=(), meters=False):
     """One run: the site, a provisioned device, the gateway for `seconds` under `heap`
     (with a technician session halfway, or at session_at s). cuts: seconds after the
     first start at which the gateway is killed (SIGKILL, a power cut) and started again
@@ -187,7 +192,7 @@ def run(tmp, image, heap, seconds, with_session=True, session_at=None, cuts=()):
     probe's figures and what the center received."""
     from tests.ptyterm import PtyTerm
 
-    site = start_site(tmp)
+    site = start_site(tmp, meters=meters)
     term, path = PtyTerm.open()
     p = None
     res = SimpleNamespace(out="", ok=False, records=0, prod=0, last_t=None, session=None,
@@ -235,6 +240,8 @@ def run(tmp, image, heap, seconds, with_session=True, session_at=None, cuts=()):
         if p is not None:
             p.kill()
             res.out += p.communicate(timeout=30)[0]
+        if site.meters is not None:
+            site.meters.stop()
         site.collector.stop()
         site.center.stop()
         term.close()
@@ -248,10 +255,11 @@ if __name__ == "__main__":
     heap = sys.argv[1] if len(sys.argv) > 1 else None
     seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 40
     with_session = sys.argv[3:4] != ["nocli"]
-    cuts = [float(t) for t in sys.argv[4].split(",")] if sys.argv[4:5] else ()
+    cuts = [float(t) for t in sys.argv[4].split(",") if t] if sys.argv[4:5] else ()
+    meters = "meters" in sys.argv[5:6]
     image = build_image(os.path.join(tempfile.gettempdir(), "gw-mem-image"))
     with tempfile.TemporaryDirectory() as tmp:
-        r = run(tmp, image, heap, seconds, with_session, cuts=cuts)
+        r = run(tmp, image, heap, seconds, with_session, cuts=cuts, meters=meters)
     print(r.out[-3000:])
     print("SCREEN", r.screen[-600:].replace("\r", ""))
     print("ok", r.ok, "rc", r.rc, "records", r.records, "prod", r.prod, "session", r.session,

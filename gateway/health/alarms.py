@@ -75,6 +75,8 @@ for _i in range(1, 5):
     TABLE["cell%d_drift" % _i] = ("fault", "W", COND, 0, 0, "cells")
 
 
+
+
 class AlarmError(ValueError):
     pass
 

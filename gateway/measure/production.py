@@ -81,6 +81,9 @@ class Production:
         self._pr = 0
         self._pu = 0
         self.checkpoint_due = False
+        # The power side (gateway/power/energy.py), when there are terminals: its fields
+        # (the belt drive's kWh and kWh/t) go into prod and total records.
+        self.power = None
 
     def apply_params(self, flat):
         self.interval_s = int(flat["production.interval_s"])
@@ -172,23 +175,25 @@ class Production:
         dur = t1 - t0
         g = iv["g"]
         conv_g = _conv_g(iv["conv"])
-        self.emit(
-            "prod",
-            {
-                "t0": t0,
-                "t1": t1,
-                "mass_kg": _kg(g),
-                "total_kg": _kg(total_g),
-                "rate_tph": round(g * 3.6 / 1000 / dur, 3),
-                "speed_mps": round(iv["p"] / ppm / dur, 3),
-                "run_s": iv["run"] / _BLOCK_HZ,
-                "mass_g": g,
-                "total_g": total_g,
-                "conv_kg": _kg(conv_g),
-                "coef": self.coef_ppm / 1e6,
-                "unweighed_m": round(iv["unw"] / ppm, 1),
-            },
-        )
+        fields = {
+            "t0": t0,
+            "t1": t1,
+            "mass_kg": _kg(g),
+            "total_kg": _kg(total_g),
+            "rate_tph": round(g * 3.6 / 1000 / dur, 3),
+            "speed_mps": round(iv["p"] / ppm / dur, 3),
+            "run_s": iv["run"] / _BLOCK_HZ,
+            "mass_g": g,
+            "total_g": total_g,
+            "conv_kg": _kg(conv_g),
+            "coef": self.coef_ppm / 1e6,
+            "unweighed_m": round(iv["unw"] / ppm, 1),
+        }
+        if self.power is not None:
+            extra = self.power.close_interval(t0, t1, g)
+            if extra:
+                fields.update(extra)
+        self.emit("prod", fields)
         self.iv = None
         self.checkpoint_due = True
 
@@ -207,17 +212,19 @@ class Production:
     def _close_period(self, kind, per):
         conv_g = _conv_g(per[3])
         self.last[kind] = [per[1], per[2], conv_g]
-        self.emit(
-            "total",
-            {
-                "period": kind,
-                "key": per[1],
-                "mass_kg": _kg(per[2]),
-                "mass_g": per[2],
-                "conv_kg": _kg(conv_g),
-                "conv_g": conv_g,
-            },
-        )
+        fields = {
+            "period": kind,
+            "key": per[1],
+            "mass_kg": _kg(per[2]),
+            "mass_g": per[2],
+            "conv_kg": _kg(conv_g),
+            "conv_g": conv_g,
+        }
+        if self.power is not None:
+            extra = self.power.close_period(kind, per[2])
+            if extra:
+                fields.update(extra)
+        self.emit("total", fields)
         self.checkpoint_due = True
 
     # --- the conversion coefficient

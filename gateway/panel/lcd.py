@@ -9,7 +9,8 @@
 from hal.compat import const
 from hal.display import Display
 
-PAGES = ("rate", "total", "speed", "running", "link", "alarms")
+# The energy page only with power terminals (the app's values have "power").
+PAGES = ("rate", "total", "speed", "running", "link", "alarms", "energy")
 _COLS = const(16)  # 8x8 font on 128 pixels
 _BODY_Y = const((13, 24, 34, 44))
 _FOOT_Y = const(56)
@@ -33,6 +34,7 @@ class Lcd:
         if params:
             self.apply(params)
         self.page = 0
+        self._pages = len(PAGES) - 1  # until the values say whether there are terminals
         self._page_elapsed = 0
         self._last_run = None
         self._shown = None  # the lines on the panel now
@@ -52,7 +54,7 @@ class Lcd:
         self._last_run = now_ms
         if self._page_elapsed >= self.page_ms:
             self._page_elapsed = 0
-            self.page = (self.page + 1) % len(PAGES)
+            self.page = (self.page + 1) % self._pages
         lines = self.lines()
         if lines != self._shown:
             self._draw(lines)
@@ -62,6 +64,9 @@ class Lcd:
         """What the current page shows: [header, body lines..., footer]; a body line
         that starts with "*" is drawn twice the size."""
         v = self._values()
+        self._pages = len(PAGES) if v.get("power") else len(PAGES) - 1
+        if self.page >= self._pages:
+            self.page = 0
         n_alarms = self.alarms.active_count() if self.alarms is not None else 0
         run = v.get("running")
         state = "--" if run is None else ("RUN" if run else "STOP")
@@ -71,7 +76,7 @@ class Lcd:
             (v.get("link") or "--")[:6].upper(),
             n_alarms,
             self.page + 1,
-            len(PAGES),
+            self._pages,
         )
         return [header] + self._body(PAGES[self.page], v, n_alarms) + [footer]
 
@@ -101,6 +106,11 @@ class Lcd:
                 "CENTER " + ("--" if center is None else ("UP" if center else "DOWN")),
                 " backlog " + _num(v.get("backlog"), "%d"),
             ]
+        if page == "energy":
+            pw = v["power"]
+            return ["DRIVE kW", "*" + _num(pw.get("kw"), "%.1f"),
+                    "kWh/t " + _num(pw.get("kwh_per_t"), "%.2f"),
+                    "METERS %d/%d" % (pw["up"], pw["n"])]
         out = ["ALARMS %d" % n_alarms]
         if n_alarms == 0:
             out.append(" none")

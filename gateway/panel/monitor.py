@@ -15,6 +15,9 @@ class Monitor:
 
     def line(self):
         st = self.gw.status()
+        return self._main(st) + self.power_line(st)
+
+    def _main(self, st):
         return (
             "rate %7.1f t/h  speed %4.2f m/s  total %10.3f t  %-8s link %-8s center %-7s "
             "backlog %d  alarms %s"
@@ -29,6 +32,15 @@ class Monitor:
                 ",".join(st["alarms"]) or "-",
             )
         )
+
+    def power_line(self, st):
+        pw = st.get("power")
+        if not pw:
+            return ""
+        last = pw.get("last") or {}
+        terms = " ".join("%s %s %s kW" % (t["role"], t["state"], t["kw"]) for t in pw["terminals"])
+        return "\npower: %s  kWh/t %s (interval), %s (day)  bus round %.1f s" % (
+            terms, last.get("kwh_per_t"), pw.get("day_kwh_per_t"), pw["bus"]["round_ms"] / 1000)
 
     def run(self, now_ms):
         text = self.line()

@@ -145,7 +145,7 @@ class _LcdRig:
 def test_pages_cycle_and_show_the_values():
     r = _LcdRig()
     seen = {}
-    for _ in range(len(PAGES)):
+    for _ in range(len(PAGES) - 1):  # no terminals: no energy page
         r.run(3000)
         seen[PAGES[r.lcd.page]] = r.lcd.lines()
     assert r.lcd.page == 0  # back to the first page after a full cycle
@@ -158,6 +158,20 @@ def test_pages_cycle_and_show_the_values():
     assert seen["alarms"][1:3] == ["ALARMS 0", " none"]
     assert seen["rate"][-1] == "OK     A0   1/6"
     assert seen["alarms"][-1] == "OK     A0   6/6"
+    assert "energy" not in seen
+
+
+def test_energy_page_with_power_terminals():
+    v = _values()
+    v["power"] = {"kw": 132.456, "kwh_per_t": 0.4321, "up": 1, "n": 2}
+    r = _LcdRig(v)
+    seen = {}
+    for _ in range(len(PAGES)):
+        r.run(3000)
+        seen[PAGES[r.lcd.page]] = r.lcd.lines()
+    assert r.lcd.page == 0
+    assert seen["energy"][1:5] == ["DRIVE kW", "*132.5", "kWh/t 0.43", "METERS 1/2"]
+    assert seen["energy"][-1] == "OK     A0   7/7"
 
 
 def test_renders_only_when_something_changes():

@@ -1,0 +1,238 @@
+# The power side's records (docs/power.md, docs/uplink.md), loaded for each call only
+# (gateway/power/energy.py): one `power` record per terminal per production interval, the
+# belt drive's kWh and kWh per tonne for the prod record, the belt drive's and the mine
+# total's energy for each period's total (the tariffs for the day's), restoring and
+# adopting after a restart, and the figures people ask for.
+#
+# Interval energy: the register counts 0.01 kWh on the secondary side, too coarse for an
+# interval, so the power readings are integrated (drivers/meters.py); the sum of what was
+# reported is then held to the register: never below it, never above it by more than one
+# register step plus what was integrated since its last reading. Energy the readings
+# missed (the link down, the gateway off) comes back that way, and `adj_kwh` says how much.
+from drivers import meters as mt
+
+_FINE_PER_REG = 100  # 0.01 kWh in 0.1 Wh
+_KINDS = ("shift", "day", "month", "quarter", "year")
+
+
+def _kwh(fine, ratio):
+    return round(fine * ratio / 10000, 3)
+
+
+def _per_t(kwh, mass_g):
+    return round(kwh * 1e6 / mass_g, 3) if mass_g > 0 and kwh is not None else None
+
+
+def _mean(t, item, scale):
+    n = t.n[item]
+    return round(t.sums[item] / n * scale, 3) if n else None
+
+
+def _role(pw, t):
+    return 0 if t is pw.belt else (1 if t is pw.mine else -1)
+
+
+def close_interval(pw, t0, t1, mass_g):
+    if t1 > pw.closed_t1:
+        for t in pw.terms:
+            fine, rec = _close(pw, t, t0, t1)
+            pw.emit("power", rec)
+            _to_periods(pw, t, fine)
+            if t is pw.belt:
+                pw.last = {"t0": t0, "t1": t1, "kwh": rec["kwh"], "kw_mean": rec["kw_mean"],
+                           "n": rec["n"], "state": rec["state"], "adj_kwh": rec["adj_kwh"]}
+        pw.closed_t1 = t1
+    # else: written before a power cut and closed again after it: no second record
+    if pw.last is None:
+        return None
+    k = _per_t(pw.last["kwh"], mass_g)
+    pw.last["kwh_per_t"] = k
+    return {"kwh": pw.last["kwh"], "kwh_per_t": k}
+
+
+def _to_periods(pw, t, fine):
+    r = _role(pw, t)
+    if r >= 0:
+        for kind in _KINDS:
+            pw.periods.setdefault(kind, [0, 0])[r] += fine
+
+
+def _close(pw, t, t0, t1):
+    i = t.index
+    ratio = t.ct * t.pt
+    fine = integrated = t.fine
+    have_e = t.have >> mt.E & 1
+    if have_e and pw.rep[i] < 0:
+        pw.rep[i] = t.cum[0] * _FINE_PER_REG - fine  # the base: the register now
+    if have_e:
+        lo = t.cum[0] * _FINE_PER_REG
+        hi = lo + _FINE_PER_REG + t.fine_since_e
+        cand = pw.rep[i] + fine
+        if cand < lo:
+            fine += lo - cand
+        elif cand > hi:
+            fine = hi - pw.rep[i] if hi > pw.rep[i] else 0
+        pw.rep[i] += fine
+    kvarh = None
+    if t.have >> mt.EQ & 1:
+        eq = t.cum[1]
+        if pw.eq0[i] >= 0:
+            kvarh = round((eq - pw.eq0[i]) * ratio / 100, 3)
+        pw.eq0[i] = eq
+    n = t.n[mt.P]
+    thd_v = max(t.maxes[mt.THDU + k] if t.n[mt.THDU + k] else 0 for k in range(3))
+    thd_i = max(t.maxes[mt.THDI + k] if t.n[mt.THDI + k] else 0 for k in range(3))
+    rec = {
+        "t0": t0,
+        "t1": t1,
+        "address": t.address,
+        "role": t.role,
+        "kwh": _kwh(fine, ratio),
+        "adj_kwh": _kwh(fine - integrated, ratio),
+        "kvarh": kvarh,
+        "kw_mean": _mean(t, mt.P, ratio / 10000),
+        "kw_max": round(t.maxes[mt.P] * ratio / 10000, 3) if n else None,
+        "pf": _mean(t, mt.PF, 0.001),
+        "v": [_mean(t, mt.UA + k, t.pt / 10) for k in range(3)],
+        "a": [_mean(t, mt.IA + k, t.ct / 1000) for k in range(3)],
+        "hz": _mean(t, mt.F, 0.01),
+        "thd_v": thd_v / 100,
+        "thd_i": thd_i / 100,
+        "n": n,
+        "state": t.link.state,
+    }
+    for k in range(mt.N_ITEMS):
+        t.n[k] = t.sums[k] = t.maxes[k] = 0
+    t.fine = 0
+    return fine, rec
+
+
+def close_period(pw, kind, mass_g):
+    sums = pw.periods.pop(kind, None)
+    b, m = sums if sums else (0, 0)
+    out = {}
+    for t, s, name in ((pw.belt, b, ""), (pw.mine, m, "mine_")):
+        if t is not None:
+            kwh = _kwh(s, t.ct * t.pt)
+            out[name + "kwh"] = kwh
+            out[name + "kwh_per_t"] = _per_t(kwh, mass_g)
+    if kind == "day":
+        for t, k, name in ((pw.belt, 0, "tariff_kwh"), (pw.mine, 4, "mine_tariff_kwh")):
+            if t is not None:
+                out[name] = _tariffs(pw, t, k)
+    return out or None
+
+
+def _tariffs(pw, t, k):
+    # Sharp, peak, flat, valley over the day, from the tariff registers (continuous).
+    out = []
+    r = t.ct * t.pt
+    for j in range(4):
+        now = t.cum[2 + j]
+        start = pw.tariff0[k + j]
+        out.append(round((now - start) * r / 100, 2) if start >= 0 else None)
+        if t.have >> (mt.T1 + j) & 1:
+            pw.tariff0[k + j] = now
+    return out
+
+
+def day_start(pw):
+    """The tariff registers' first readings start the day's counts (called by checks)."""
+    for t, k in ((pw.belt, 0), (pw.mine, 4)):
+        if t is not None:
+            for j in range(4):
+                if pw.tariff0[k + j] < 0 and t.have >> (mt.T1 + j) & 1:
+                    pw.tariff0[k + j] = t.cum[2 + j]
+
+
+# --- after a restart
+
+
+def restore(pw, d):
+    terms = d.get("t", [])
+    if len(terms) != len(pw.terms):
+        return  # another set of terminals: start afresh
+    for t, s in zip(pw.terms, terms):
+        cum, raw, have, rep, eq0 = s
+        for k in range(len(mt.REG_ITEMS)):
+            t.cum[k] = cum[k]
+            t.values[mt.REG_ITEMS[k]] = raw[k]
+        t.have |= have & mt.REG_BITS
+        t.unbounded |= have & mt.REG_BITS
+        pw.rep[t.index] = rep
+        pw.eq0[t.index] = eq0
+    pw.periods = {k: list(v) for k, v in d.get("per", {}).items()}
+    pw.tariff0 = list(d.get("tar", pw.tariff0))
+    pw.closed_t1 = d.get("t1", 0)
+
+
+def adopt(pw, tail):
+    """The power records written after the checkpoint (a cut between them and it): their
+    energy is taken as reported, so it is neither lost nor counted twice."""
+    by_addr = {}
+    for t in pw.terms:
+        by_addr[t.address] = t
+    newest = pw.closed_t1
+    for r in tail:
+        if r.get("type") != "power" or r["t1"] <= pw.closed_t1:
+            continue
+        t = by_addr.get(r.get("address"))
+        if t is None:
+            continue
+        fine = int(r["kwh"] * 10000 / (t.ct * t.pt) + 0.5)
+        if pw.rep[t.index] >= 0:
+            pw.rep[t.index] += fine
+        _to_periods(pw, t, fine)
+        if t is pw.belt:
+            pw.last = {"t0": r["t0"], "t1": r["t1"], "kwh": r["kwh"], "kw_mean": r["kw_mean"],
+                       "n": r["n"], "state": r["state"], "adj_kwh": r["adj_kwh"]}
+        if r["t1"] > newest:
+            newest = r["t1"]
+    pw.closed_t1 = newest
+
+
+# --- for people
+
+
+def _kw(t):
+    return round(t.values[mt.P] * t.ct * t.pt / 10000, 2) if t.have & 1 else None
+
+
+def figures(pw):
+    """The LCD's: the belt drive's kW, the last interval's kWh/t, terminals answering."""
+    up = 0
+    for t in pw.terms:
+        up += t.link.state != "lost"
+    last = pw.last or {}
+    return {"kw": _kw(pw.belt) if pw.belt else None, "kwh_per_t": last.get("kwh_per_t"),
+            "up": up, "n": len(pw.terms)}
+
+
+def status(pw):
+    m = pw.meters
+    bus = m.bus
+    out = {"terminals": [], "last": pw.last,
+           "bus": {"round_ms": m.round_ms, "round_bus_ms": m.round_bus_ms, "rounds": m.rounds,
+                   "reads": m.reads, "failures": m.failures, "fast_late": m.fast_late,
+                   "requests": bus.requests, "replies": bus.replies, "timeouts": bus.timeouts,
+                   "checksum_errors": bus.checksum_errors, "frame_errors": bus.frame_errors,
+                   "wrong_address": bus.wrong_address, "abnormal": bus.abnormal,
+                   "uart_errors": bus.uart_errors}}
+    for t in pw.terms:
+        v = t.values
+        out["terminals"].append({
+            "address": t.address,
+            "role": t.role,
+            "state": t.link.state,
+            "kw": _kw(t),
+            "kwh": round(v[mt.E] * t.ct * t.pt / 100, 2) if t.have >> mt.E & 1 else None,
+            "pf": v[mt.PF] / 1000 if t.have >> mt.PF & 1 else None,
+            "v": [v[mt.UA + k] * t.pt / 10 if t.have >> (mt.UA + k) & 1 else None
+                  for k in range(3)],
+        })
+    if pw.belt is not None:
+        # The day so far: its closed intervals and what the open one has integrated.
+        sums = pw.periods.get("day")
+        out["day_kwh"] = _kwh((sums[0] if sums else 0) + pw.belt.fine,
+                              pw.belt.ct * pw.belt.pt)
+    return out
