@@ -71,7 +71,7 @@ def reading(i):
 
 
 def window(i):
-    cc._wsum[0] = cc.window_h  # this interval closes its window
+    cc.wsum[0] = cc.window_h  # this interval closes its window
     cc.on_interval(60, 150.0, 10000.0 + i, 2.0, 12, 0)
 
 

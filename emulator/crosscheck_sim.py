@@ -100,17 +100,12 @@ class DriveBelt:
 
 
 class _Gateway(CrossCheck):
-    """The gateway's CrossCheck, with the judged windows and the longest power-without-
-    output condition noted for the table."""
+    """The gateway's CrossCheck, with the longest power-without-output condition noted
+    for the table."""
 
     def __init__(self, emit, alarm):
         CrossCheck.__init__(self, emit, alarm)
-        self.devs = []
         self.longest_without_s = 0.0
-
-    def _verdict(self, dev, t, m, implied):
-        self.devs.append(dev)
-        CrossCheck._verdict(self, dev, t, m, implied)
 
     def on_power(self, kw, speed_mps, rate_tph, dt_s):
         CrossCheck.on_power(self, kw, speed_mps, rate_tph, dt_s)
@@ -145,7 +140,6 @@ class Site:
 
     def _gateway(self):
         cc = _Gateway(self._emit, self._alarm)
-        cc.devs = self.devs
         cc.apply_params(self.flat)
         return cc
 
@@ -237,7 +231,10 @@ class Site:
     def _interval(self):
         run_s, dist, kg, kwh, n, flags = self._iv
         kg *= 1 + self.rng.gauss(0, self.scale_noise)
+        judged = self.cc.windows
         self.cc.on_interval(run_s, dist, kg, kwh, n, flags)
+        if self.cc.windows != judged:
+            self.devs.append(self.cc.dev_pct)
         self._iv = [0.0, 0.0, 0.0, 0.0, 0, 0]
 
     def raised(self, since=0):

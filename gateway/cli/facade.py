@@ -212,7 +212,11 @@ class CliFacade:
         else:
             changes = self.calibrator().confirm(technician=who, force=force)
         self._cal = None
-        return self.gw.set_params(changes, who)
+        out = self.gw.set_params(changes, who)
+        power = self.gw.power
+        if cal.kind == "material" and power is not None and power.cross is not None:
+            power.cross.reanchor(who)  # the scale is right as of now (docs/crosscheck.md)
+        return out
 
     def cal_cancel(self, cal):
         if cal is not self._cal:

@@ -97,6 +97,7 @@ class Diagnostics:
         self._loop = loop
         self._production = production
         self._running = running
+        self.crosscheck = None  # () -> the output-against-power status (docs/crosscheck.md)
         self._mem_free = mem_free
         self._reset_cause = reset_cause
         self._bad = {}  # hysteresis latches, by code

@@ -16,6 +16,7 @@ CHECKS = (
     "uplink",
     "gateway",
     "production",
+    "crosscheck",
     "identity",
 )
 _SAMPLE_CHECKS = const(("collector", "cells", "speed", "vibration", "power"))
@@ -25,7 +26,8 @@ _DI_BATTERY = const(2)
 
 def report(diag, compact):
     """Every check with pass/warn/fail and its figures. compact=True is the diag
-    record's form: the names of passing checks, figures only where not passing."""
+    record's form: the names of passing checks, figures only where not passing (and the
+    cross-check's learning state always)."""
     worst = {}
     for al in diag.alarms.active():
         spec = TABLE[al["code"]]
@@ -58,7 +60,14 @@ def report(diag, compact):
     for n, r, f in checks:
         if r != "pass":
             out.setdefault(r, {})[n] = f
+        elif n == "crosscheck":
+            out[n] = f  # its learning state, always
     return out
+
+
+def _round1(v):
+    return None if v is None else round(v, 1)
+
 
 def _figures(diag, name):
     if name in _SAMPLE_CHECKS:
@@ -128,6 +137,13 @@ def _figures(diag, name):
         if s is None:
             return None
         return {"day_t": s["day_t"], "month_t": s["month_t"]}
+    if name == "crosscheck":
+        if diag.crosscheck is None:
+            return None
+        s = diag.crosscheck()
+        return {"state": s["state"], "h": round(s["hours"], 2),
+                "kwh_per_t": round(s["kwh_per_t"], 4), "fit_pct": _round1(s["fit_pct"]),
+                "dev_pct": _round1(s["dev_pct"]), "paused": s["paused"]}
     if diag.identity is None:
         return None
     return diag.identity.report()

@@ -63,6 +63,7 @@ class Measurement:
         self.vibration.on_rms(s.vib_rms_01mv, s.status)
         if self.cal is not None:
             self.cal.on_poll(sc)
+            self.production.calibrating = True
 
     def calibrator(self):
         """The calibration procedures (gateway.measure.calibration.Calibrator), loaded for use."""

@@ -3,15 +3,9 @@
 # linear (the physics campaign is tests/test_crosscheck_campaign.py).
 import json
 
-from gateway.power.crosscheck import (
-    ALARM,
-    CALIBRATING,
-    FAULT_METER,
-    FAULT_SCALE,
-    CrossCheck,
-    fit_pct,
-    solve,
-)
+from gateway.power import judge
+from gateway.power.crosscheck import ALARM, CALIBRATING, FAULT_METER, FAULT_SCALE, CrossCheck
+from gateway.power.judge import fit_pct, solve
 
 C = (12.0, 3.0, 0.07)  # kW running, kWh per km, kWh per t
 FLAT = {
@@ -87,9 +81,9 @@ class Rig:
 def _sums(rows):
     r = Rig()
     for t, d, m in rows:
-        r.cc._wsum = [t, d, m, energy(t * 3600, d * 1000, m * 1000), t, d, m,
-                      energy(t * 3600, d * 1000, m * 1000)]
-        r.cc._merge(1.0)
+        r.cc.wsum = [t, d, m, energy(t * 3600, d * 1000, m * 1000), t, d, m,
+                     energy(t * 3600, d * 1000, m * 1000)]
+        judge._merge(r.cc, 1.0)
     return r.cc.learn
 
 

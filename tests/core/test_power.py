@@ -76,7 +76,7 @@ class Rig:
         self.spin(s * 1000)
         t0 = self.t
         self.t += s
-        return self.power.close_interval(t0, self.t, mass_g)
+        return self.power.close_interval(t0, self.t, mass_g, float(s), 150.0, False, False)
 
     def power_records(self):
         return [f for rt, f in self.records if rt == "power"]
@@ -172,7 +172,8 @@ def test_restart_after_a_cut_between_records_and_checkpoint():
     r2.t = r.t
     r2.power.restore(snap)
     r2.power.adopt(tail)
-    again = r2.power.close_interval(r.t - 60, r.t, 100000000)  # production closes it again
+    # production closes it again
+    again = r2.power.close_interval(r.t - 60, r.t, 100000000, 60.0, 150.0, False, False)
     assert r2.power_records() == [] and again["kwh"] == written  # not written twice
     r2.interval(60)
     nxt = r2.power_records()[0]
