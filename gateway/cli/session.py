@@ -425,6 +425,8 @@ class Cli:
             "uplink   %s %s" % (up.get("state", "?"), _pairs(up, ("state",))),
             "alarms   %s" % (", ".join(str(a) for a in alarms) if alarms else "none"),
         ])
+        if s.get("power"):  # power terminals (docs/power.md)
+            self._say_lines(_power_lines(s["power"]))
 
     def _do_show(self, args, now_ms):
         what = args["what"]
@@ -902,3 +904,13 @@ class Cli:
                 self._say("applied %s: %s -> %s" % (k, _fmt(v[0]), _fmt(v[1])))
             else:
                 self._say("applied %s: %s" % (k, _fmt(v)))
+
+
+def _power_lines(pw):
+    last = pw.get("last") or {}
+    out = ["kWh/t    %s (last interval), %s (day)" % (
+        _num(last.get("kwh_per_t"), "%.3f"), _num(pw.get("day_kwh_per_t"), "%.3f"))]
+    for t in pw["terminals"]:
+        out.append("meter    %s %s %s %s kW" % (t["address"], t["role"], t["state"],
+                                               _num(t["kw"], "%.1f")))
+    return out

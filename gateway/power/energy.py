@@ -6,7 +6,7 @@
 from drivers.meters import REG_BITS, REG_ITEMS
 from gateway import ondemand
 from gateway.health.alarms import COND, COND_DETAIL, EVENT, TABLE
-from hal.compat import const
+from hal.compat import const, print_exception
 
 _CHECK_MS = const(5000)
 _RECORDS = const("gateway.power.records")
@@ -71,8 +71,11 @@ class Power:
         self.periods = {}  # kind -> [belt 0.1 Wh, mine 0.1 Wh]
         self.tariff0 = [-1] * 8  # continuous tariff registers at the day's start: belt, mine
         self.closed_t1 = 0  # the last interval closed (or adopted)
+        self.done_t1 = [0] * n  # per terminal: the end of its last interval written
+        self._rep_new = 0
         self.last = None  # the last interval's belt-drive figures (people, issue 16)
         self._check_at = None
+        self.errors = 0  # calls that found no room for their code or records
         self.params = params
         self.cross = None  # gateway.power.crosscheck.CrossCheck, with a belt drive
         meters.on_event = self.on_event
@@ -101,13 +104,27 @@ class Power:
     def close_interval(self, t0, t1, mass_g, run_s, dist_m, unweighed, calibrating):
         """The interval [t0, t1) closed with mass_g of output, run_s of running and dist_m
         of belt travel (some of it unweighed, a calibration running: the cross-check's
-        flags): a `power` record per terminal; returns the fields for the prod record."""
-        return ondemand.call(_RECORDS, "close_interval", self, t0, t1, mass_g, run_s, dist_m,
-                             unweighed, calibrating)
+        flags): a `power` record per terminal; returns the fields for the prod record.
+        Whatever goes wrong here (no room for the code or a record), the prod record goes
+        on without them: counted in `errors`, and the energy stays for the next interval."""
+        try:
+            return ondemand.call(_RECORDS, "close_interval", self, t0, t1, mass_g, run_s,
+                                 dist_m, unweighed, calibrating)
+        except Exception as e:  # noqa: BLE001 -- production's record must never wait on this
+            return self._failed(e)
 
     def close_period(self, kind, mass_g):
         """A shift, day, month, quarter or year closed: its total's fields."""
-        return ondemand.call(_RECORDS, "close_period", self, kind, mass_g)
+        try:
+            return ondemand.call(_RECORDS, "close_period", self, kind, mass_g)
+        except Exception as e:  # noqa: BLE001 -- as close_interval
+            return self._failed(e)
+
+    def _failed(self, e):
+        self.errors += 1
+        if not isinstance(e, MemoryError):
+            print_exception(e)  # a bug: the log shows it
+        return None
 
     # --- the checks behind the power alarms
 
@@ -115,7 +132,10 @@ class Power:
         c = self.meters._clock
         if self._check_at is None or c.ticks_diff(now_ms, self._check_at) >= 0:
             self._check_at = c.ticks_add(now_ms, _CHECK_MS)
-            ondemand.call("gateway.power.checks", "run", self, now_ms)
+            try:
+                ondemand.call("gateway.power.checks", "run", self, now_ms)
+            except MemoryError:
+                self.errors += 1  # the alarms keep their state until the next check
 
     # --- for people (LCD, CLI and center status)
 

@@ -35,11 +35,16 @@ def _role(pw, t):
 def close_interval(pw, t0, t1, mass_g, run_s, dist_m, unweighed, calibrating):
     if t1 > pw.closed_t1:
         for t in pw.terms:
+            if pw.done_t1[t.index] >= t1:
+                continue  # its record was written when this close ran out of memory before
             fine, rec = _close(pw, t, t0, t1)
+            implied = None
             if t is pw.belt and pw.cross is not None:
-                _cross(pw, rec, mass_g, run_s, dist_m, unweighed, calibrating)
+                implied = _cross(pw, rec, mass_g, run_s, dist_m, unweighed, calibrating)
             pw.emit("power", rec)
-            _to_periods(pw, t, fine)
+            _commit(pw, t, fine, t1)
+            if implied is not None:
+                _implied_to_periods(pw, implied, mass_g)
             if t is pw.belt:
                 pw.last = {"t0": t0, "t1": t1, "kwh": rec["kwh"], "kw_mean": rec["kw_mean"],
                            "n": rec["n"], "state": rec["state"], "adj_kwh": rec["adj_kwh"]}
@@ -55,6 +60,7 @@ def close_interval(pw, t0, t1, mass_g, run_s, dist_m, unweighed, calibrating):
 def _cross(pw, rec, mass_g, run_s, dist_m, unweighed, calibrating):
     # The interval to the cross-check (docs/crosscheck.md), on the energy the readings
     # integrated: what was held to the register for readings missed is not this interval's.
+    # Returns the implied mass (g) or None.
     from gateway.power import crosscheck as xc
 
     flags = (xc.FAULT_SCALE if unweighed else 0) | (xc.CALIBRATING if calibrating else 0)
@@ -63,8 +69,7 @@ def _cross(pw, rec, mass_g, run_s, dist_m, unweighed, calibrating):
     kwh = round(rec["kwh"] - rec["adj_kwh"], 3)
     implied = pw.cross.on_interval(run_s, dist_m, mass_g / 1000, kwh, rec["n"], flags)
     rec["implied_kg"] = None if implied is None else round(implied, 1)
-    if implied is not None:
-        _implied_to_periods(pw, int(implied * 1000), mass_g)
+    return None if implied is None else int(implied * 1000)
 
 
 def _implied_to_periods(pw, implied_g, mass_g):
@@ -85,28 +90,40 @@ def _to_periods(pw, t, fine):
             pw.periods.setdefault(kind, [0, 0])[r] += fine
 
 
+def _commit(pw, t, fine, t1):
+    # Once its record is in the log: the energy reported, the sums started afresh.
+    i = t.index
+    pw.rep[i] = pw._rep_new
+    if t.have >> mt.EQ & 1:
+        pw.eq0[i] = t.cum[1]
+    _to_periods(pw, t, fine)
+    for k in range(mt.N_ITEMS):
+        t.n[k] = t.sums[k] = t.maxes[k] = 0
+    t.fine = 0
+    pw.done_t1[i] = t1
+
+
 def _close(pw, t, t0, t1):
+    """(energy in 0.1 Wh, the record) of terminal t's interval; changes nothing."""
     i = t.index
     ratio = t.ct * t.pt
     fine = integrated = t.fine
-    have_e = t.have >> mt.E & 1
-    if have_e and pw.rep[i] < 0:
-        pw.rep[i] = t.cum[0] * _FINE_PER_REG - fine  # the base: the register now
-    if have_e:
+    rep = pw.rep[i]
+    if t.have >> mt.E & 1:
         lo = t.cum[0] * _FINE_PER_REG
+        if rep < 0:
+            rep = lo - fine  # the base: the register now
         hi = lo + _FINE_PER_REG + t.fine_since_e
-        cand = pw.rep[i] + fine
+        cand = rep + fine
         if cand < lo:
             fine += lo - cand
         elif cand > hi:
-            fine = hi - pw.rep[i] if hi > pw.rep[i] else 0
-        pw.rep[i] += fine
+            fine = hi - rep if hi > rep else 0
+        rep += fine
+    pw._rep_new = rep
     kvarh = None
-    if t.have >> mt.EQ & 1:
-        eq = t.cum[1]
-        if pw.eq0[i] >= 0:
-            kvarh = round((eq - pw.eq0[i]) * ratio / 100, 3)
-        pw.eq0[i] = eq
+    if t.have >> mt.EQ & 1 and pw.eq0[i] >= 0:
+        kvarh = round((t.cum[1] - pw.eq0[i]) * ratio / 100, 3)
     n = t.n[mt.P]
     thd_v = max(t.maxes[mt.THDU + k] if t.n[mt.THDU + k] else 0 for k in range(3))
     thd_i = max(t.maxes[mt.THDI + k] if t.n[mt.THDI + k] else 0 for k in range(3))
@@ -129,9 +146,6 @@ def _close(pw, t, t0, t1):
         "n": n,
         "state": t.link.state,
     }
-    for k in range(mt.N_ITEMS):
-        t.n[k] = t.sums[k] = t.maxes[k] = 0
-    t.fine = 0
     return fine, rec
 
 
@@ -202,6 +216,8 @@ def restore(pw, d):
     pw.periods = {k: list(v) for k, v in d.get("per", {}).items()}
     pw.tariff0 = list(d.get("tar", pw.tariff0))
     pw.closed_t1 = d.get("t1", 0)
+    for t in pw.terms:
+        pw.done_t1[t.index] = pw.closed_t1
 
 
 def adopt(pw, tail):
@@ -232,6 +248,7 @@ def adopt(pw, tail):
                 _implied_to_periods(pw, int(r["implied_kg"] * 1000), prod_g.get(r["t1"], 0))
         if r["t1"] > newest:
             newest = r["t1"]
+        pw.done_t1[t.index] = r["t1"]
     pw.closed_t1 = newest
 
 

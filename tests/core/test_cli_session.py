@@ -108,6 +108,20 @@ def test_reading_is_open():
     out = t.cmd("show totals")
     assert "shift     20.000 t" in out
     assert "collector_link" in t.cmd("diag")
+    assert "kWh/t" not in t.cmd("status")  # no power terminals
+
+
+def test_status_shows_the_power_terminals():
+    t = Term()
+    st = t.gw.status()
+    st["power"] = {"last": {"kwh_per_t": 0.1234}, "day_kwh_per_t": 0.1,
+                   "terminals": [{"address": "000000000012", "role": "belt_drive",
+                                  "state": "ok", "kw": 101.25}]}
+    t.gw.status = lambda: st
+    out = t.cmd("status")
+    assert "kWh/t    0.123 (last interval), 0.100 (day)" in out
+    assert "meter    000000000012 belt_drive ok 101.2 kW" in out or \
+        "meter    000000000012 belt_drive ok 101.3 kW" in out
     assert "no active alarms" in t.cmd("alarms")
     assert "coef 0.95, effective since 2026-01-01 08:00:00 +08:00" in t.cmd("coef")
     assert "2026-01-01 08:00:0" in t.cmd("time")

@@ -1,5 +1,6 @@
 # The Modbus RTU codec and master: reference frames, framing among garbage, typed errors
-# (link health and back-off: tests/core/test_link_health.py). Runs under pytest and on MicroPython (tests/mprun.py).
+# (link health and back-off: tests/core/test_link_health.py). Runs under pytest and on
+# MicroPython (tests/mprun.py).
 import struct
 from binascii import hexlify, unhexlify
 

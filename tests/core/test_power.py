@@ -236,3 +236,38 @@ def test_alarms_drive_power_against_the_belt_state():
     assert _settle(r, 20)["belt_running_no_drive_power"]
     r.fakes[0].silent = True  # no fresh power: no judgement
     assert not _settle(r, 30)["belt_running_no_drive_power"]
+
+
+def test_out_of_memory_while_closing_loses_no_energy_and_writes_nothing_twice():
+    r = Rig()
+    r.interval()
+    r.interval()
+    r.records = []
+    emit = r.power.emit
+    calls = []
+
+    def full(rtype, fields):
+        calls.append(fields["address"])
+        if len(calls) == 2:
+            raise MemoryError("no room")  # the mine total's record finds no room
+        emit(rtype, fields)
+
+    r.power.emit = full
+    r.spin(60000)
+    t0 = r.t
+    r.t += 60
+    # the prod record goes on
+    assert r.power.close_interval(t0, r.t, 100000000, 60.0, 150.0, False, False) is None
+    assert r.power.errors == 1
+    assert [x["address"] for x in r.power_records()] == [BELT]
+    # Production closes the same interval again at its next tick: only the missing record.
+    fields = r.power.close_interval(t0, r.t, 100000000, 60.0, 150.0, False, False)
+    assert [x["address"] for x in r.power_records()] == [BELT, MINE]
+    assert fields["kwh"] == r.power_records()[0]["kwh"]
+    r.power.emit = emit
+    r.records = []
+    r.interval(60)
+    assert [x["address"] for x in r.power_records()] == [BELT, MINE]
+    mine = r.power_records()[1]
+    # 6000 kW for 60 s: 100 kWh, within one register step (20 kWh); not two intervals' worth
+    assert abs(mine["kwh"] - 100.0) <= 20.0 + 0.01, mine
