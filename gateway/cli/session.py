@@ -913,4 +913,11 @@ def _power_lines(pw):
     for t in pw["terminals"]:
         out.append("meter    %s %s %s %s kW" % (t["address"], t["role"], t["state"],
                                                _num(t["kw"], "%.1f")))
+    x = pw.get("crosscheck")
+    if x:  # output against power (docs/crosscheck.md)
+        out.append("x-check  %s %s of %s h, %s kWh/t, fit %s %%, last window %s %%%s%s" % (
+            x["state"], _num(x["hours"], "%.1f"), _num(x["learn_h"], "%g"),
+            _num(x["kwh_per_t"], "%.4f"), _num(x["fit_pct"], "%.1f"),
+            _num(x["dev_pct"], "%+.1f"), ", MISMATCH" if x["mismatch"] else "",
+            ", learning paused: %s" % x["paused"] if x["paused"] else ""))
     return out

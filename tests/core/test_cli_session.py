@@ -122,6 +122,13 @@ def test_status_shows_the_power_terminals():
     assert "kWh/t    0.123 (last interval), 0.100 (day)" in out
     assert "meter    000000000012 belt_drive ok 101.2 kW" in out or \
         "meter    000000000012 belt_drive ok 101.3 kW" in out
+    assert "x-check" not in out  # no belt drive, no cross-check
+    st["power"]["crosscheck"] = {"state": "ready", "hours": 26.04, "learn_h": 24.0,
+                                 "kwh_per_t": 0.07123, "fit_pct": 0.64, "dev_pct": -9.87,
+                                 "mismatch": True, "paused": "mismatch"}
+    out = t.cmd("status")
+    assert "x-check  ready 26.0 of 24 h, 0.0712 kWh/t, fit 0.6 %, last window -9.9 %, " \
+        "MISMATCH, learning paused: mismatch" in out
     assert "no active alarms" in t.cmd("alarms")
     assert "coef 0.95, effective since 2026-01-01 08:00:00 +08:00" in t.cmd("coef")
     assert "2026-01-01 08:00:0" in t.cmd("time")
