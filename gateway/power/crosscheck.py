@@ -64,6 +64,7 @@ class CrossCheck:
         self._without_s = 0.0
         self._agree_s = 0.0
         self._fresh = False  # the first interval after a start is not whole: skipped
+        self.e_tail = 0.0  # kWh drawn after the last reading, given to the interval closed
         self._reported = False  # the alarm's state as last reported
         self._report = False  # report it at the next judgement (after a restore)
         self._src = None  # attach(): the belt drive's terminal, the scale, the collector
@@ -92,7 +93,7 @@ class CrossCheck:
         # A new power reading: with what the scale weighed and the belt travelled since the
         # last one (exact, from the totalizer and the pulse count).
         belt, sc, coll, clock = self._src
-        at = belt.read_at[0]
+        at = belt.read_at[0]  # item 0: active power (drivers/meters.py's P), 0.1 W
         if not belt.have & 1 or at == self._at:
             return
         last, g, p = self._at, self._g, self._p
@@ -142,15 +143,24 @@ class CrossCheck:
                     self._set("the scale weighs what the drive's power implies again")
 
     def _carry(self, t, dx_m):
-        # What the scale weighed, in bins of belt travel over the last carry length.
-        i = self.bin
-        self.ring[i] += t
-        self.bin_at_m += dx_m
-        if self.bin_at_m >= self.bin_m:
-            self.bin_at_m = 0.0
-            i = (i + 1) % BINS
-            self.ring[i] = 0.0
-            self.bin = i
+        # What the scale weighed, in bins of belt travel over the last carry length: t
+        # spread over the dx_m the belt moved (a reading may span several bins).
+        if dx_m <= 0:
+            self.ring[self.bin] += t
+            return
+        left = dx_m
+        for _ in range(BINS + 1):
+            room = self.bin_m - self.bin_at_m
+            step = left if left < room else room
+            self.ring[self.bin] += t * step / dx_m
+            self.bin_at_m += step
+            left -= step
+            if self.bin_at_m >= self.bin_m:
+                self.bin_at_m = 0.0
+                self.bin = (self.bin + 1) % BINS
+                self.ring[self.bin] = 0.0
+            if left <= 0:
+                return
 
     def carry_tph(self, speed_mps):
         """The flow (t/h) that the scale's material on the carry makes at speed_mps: what

@@ -26,7 +26,8 @@ _N = const(11)
 
 _MEMORY = const(0.5)  # older windows fade with a time constant of learn_h/2 running hours
 _PENDING_WEIGHT = const(0.25)  # a window off by tol/2..tol teaches a quarter as much
-_RIDGE = const(1e-6)  # on the unit diagonal: splits running vs friction at one speed only
+_RIDGE = const(1e-6)  # on the unit diagonal
+_SPLIT = const(1e-4)  # against running time's and distance's shares differing (solve)
 _SPREAD_MIN_PCT = const(10.0)  # load spread (std of t/h, % of design) needed to be ready
 _SPEED_MARGIN = const(0.1)  # judged only within 2 std of the learned speeds, + 10 %
 _DEV_CAP = const(999.0)
@@ -52,27 +53,31 @@ def _add(s, k, t, d, m, e):
 
 
 def solve(s):
-    """(c0, c1, c2) from the sums, or None without data. Columns scaled to a unit diagonal,
-    a small ridge on it, Cramer's rule: exact arithmetic order on every interpreter."""
+    """(c0, c1, c2) from the sums, or None without data. Columns scaled to a unit diagonal;
+    a penalty on running time's and distance's shares differing (at one speed they cannot
+    be told apart: a belt whose speed barely varies would split them by its noise, and
+    extrapolate wildly) and a small ridge; Cramer's rule: exact arithmetic order on every
+    interpreter."""
     if s[_TT] <= 0 or s[_DD] <= 0 or s[_MM] <= 0:
         return None
     k0 = 1 / sqrt(s[_TT])
     k1 = 1 / sqrt(s[_DD])
     k2 = 1 / sqrt(s[_MM])
-    a = 1 + _RIDGE
-    a01 = s[_TD] * k0 * k1
+    a00 = a11 = 1 + _RIDGE + _SPLIT
+    a22 = 1 + _RIDGE
+    a01 = s[_TD] * k0 * k1 - _SPLIT
     a02 = s[_TM] * k0 * k2
     a12 = s[_DM] * k1 * k2
     b0 = s[_TE] * k0
     b1 = s[_DE] * k1
     b2 = s[_ME] * k2
-    c00 = a * a - a12 * a12
-    c01 = a02 * a12 - a01 * a
-    c02 = a01 * a12 - a * a02
-    c11 = a * a - a02 * a02
-    c12 = a01 * a02 - a * a12
-    c22 = a * a - a01 * a01
-    det = a * c00 + a01 * c01 + a02 * c02
+    c00 = a11 * a22 - a12 * a12
+    c01 = a02 * a12 - a01 * a22
+    c02 = a01 * a12 - a11 * a02
+    c11 = a00 * a22 - a02 * a02
+    c12 = a01 * a02 - a00 * a12
+    c22 = a00 * a11 - a01 * a01
+    det = a00 * c00 + a01 * c01 + a02 * c02
     if det <= 0:
         return None
     return (
@@ -161,9 +166,9 @@ def _verdict(xc, dev, t, m, implied):
         xc.win_bad = True
         if xc._due():
             xc._set(
-                "scale %s by %.1f %% against the drive's power over %d running min "
+                "scale %s by %.1f %% against the drive's power over %.1f running min "
                 "(scale %.1f t, power implies %.1f t)"
-                % ("under-reads" if dev < 0 else "over-reads", mag, t * 60 + 0.5, m, implied)
+                % ("under-reads" if dev < 0 else "over-reads", mag, t * 60, m, implied)
             )
     elif mag <= xc.tol_pct / 2:
         xc.win_bad = False

@@ -63,11 +63,23 @@ def _cross(pw, rec, mass_g, run_s, dist_m, unweighed, calibrating):
     # Returns the implied mass (g) or None.
     from gateway.power import crosscheck as xc
 
+    x = pw.cross
     flags = (xc.FAULT_SCALE if unweighed else 0) | (xc.CALIBRATING if calibrating else 0)
     if rec["state"] == "lost":
         flags |= xc.FAULT_METER
-    kwh = round(rec["kwh"] - rec["adj_kwh"], 3)
-    implied = pw.cross.on_interval(run_s, dist_m, mass_g / 1000, kwh, rec["n"], flags)
+    # The readings are integrated up to the last one; the interval ends now. What the
+    # drive drew since belongs to this interval, not to the next (a 2 s reading period is
+    # a fifth of a 10 s interval).
+    b = pw.belt
+    c = pw.meters._clock
+    tail = 0.0
+    if b.have & 1:
+        dt = c.ticks_diff(c.ticks_ms(), b.read_at[mt.P])
+        if 0 <= dt <= 30000:
+            tail = max(b.values[mt.P], 0) * b.ct * b.pt * dt / 3.6e10  # 0.1 W x ms -> kWh
+    kwh = rec["kwh"] - rec["adj_kwh"] + tail - x.e_tail
+    x.e_tail = tail
+    implied = x.on_interval(run_s, dist_m, mass_g / 1000, kwh, rec["n"], flags)
     rec["implied_kg"] = None if implied is None else round(implied, 1)
     return None if implied is None else int(implied * 1000)
 

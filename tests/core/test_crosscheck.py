@@ -88,20 +88,34 @@ def _sums(rows):
 
 
 def test_solve_recovers_the_coefficients_of_exact_data():
+    # Exact but for the penalty on the running/distance split: c2 to 0.5 %, the energy
+    # of every row to 0.5 %, the split itself to 5 %.
     rows = [(1.0, 3.6 * v, 1000.0 * load) for load, v in zip(LOADS, SPEEDS + SPEEDS)]
     c = solve(_sums(rows))
-    for got, want in zip(c, C):
-        assert abs(got - want) < 1e-4 * want, (c, C)
+    assert abs(c[2] - C[2]) < 5e-3 * C[2], c
+    for t, d, m in rows:
+        want = energy(t * 3600, d * 1000, m * 1000)
+        assert abs(energy(t * 3600, d * 1000, m * 1000, c) - want) < 5e-3 * want
+    assert abs(c[0] - C[0]) < 0.05 * C[0] and abs(c[1] - C[1]) < 0.05 * C[1], c
 
 
-def test_one_speed_splits_running_and_friction_and_predicts_exactly():
-    # At one speed running time and distance cannot be told apart: the ridge splits
-    # them, both positive, and what they predict at that speed is exact.
-    rows = [(1.0, 9.0, 1000.0 * load) for load in LOADS]
-    c = solve(_sums(rows))
-    assert c[0] > 0 and c[1] > 0
-    assert abs(c[0] + c[1] * 9.0 - (C[0] + C[1] * 9.0)) < 1e-4 * (C[0] + C[1] * 9.0)
-    assert abs(c[2] - C[2]) < 1e-6
+def test_a_belt_whose_speed_barely_varies_does_not_split_by_its_noise():
+    # Running time and distance cannot be told apart at one speed: with ±0.1 % of jitter
+    # in the speed and ±2 % in the energy the split stays sane (both positive), and a
+    # window 2 % faster than the learned speed is still predicted to 1 %.
+    for seed in range(1, 11):
+        rng = Lcg(seed)
+        s = [0.0] * 12
+        for i in range(40):
+            v = 2.5 * (1 + 0.002 * rng.uniform())
+            t, d, m = 1 / 6, 0.6 * v, 100.0 * LOADS[i % 8]
+            e = energy(t * 3600, d * 1000, m * 1000) * (1 + 0.04 * rng.uniform())
+            judge._add(s, 1.0, t, d, m, e)
+        c = solve(s)
+        assert c[0] > 0 and c[1] > 0, (seed, c)
+        t, d, m = 1 / 6, 0.6 * 2.5 * 1.02, 60.0
+        want = energy(t * 3600, d * 1000, m * 1000)
+        assert abs(energy(t * 3600, d * 1000, m * 1000, c) - want) < 0.01 * want, (seed, c)
 
 
 def test_solve_without_data_is_none():
@@ -119,10 +133,10 @@ def test_learns_until_learn_h_with_spread_then_ready():
     assert r.cc.ready
     assert [x["code"] for x in r.records] == ["crosscheck_ready"]
     detail = r.records[0]["detail"]
-    assert abs(detail["kwh_per_t"] - C[2]) < 1e-4 * C[2]
-    assert abs(detail["kw_run"] - C[0]) < 1e-3 * C[0]
+    assert abs(detail["kwh_per_t"] - C[2]) < 1e-3 * C[2]
+    assert abs(detail["kw_run"] - C[0]) < 0.05 * C[0]
     st = r.cc.status()
-    assert st["state"] == "ready" and st["fit_pct"] < 1e-3 and st["spread_pct"] > 20
+    assert st["state"] == "ready" and st["fit_pct"] < 0.05 and st["spread_pct"] > 20
 
 
 def test_no_load_spread_is_never_ready():
@@ -136,7 +150,7 @@ def test_no_load_spread_is_never_ready():
 def test_implied_mass_per_interval():
     r = Rig().learned()
     implied = r.interval(0.6, 2.0)
-    assert abs(implied - 0.6 * 1000 / 3.6 * 60) < 1  # kg, within 1 kg of 10 t
+    assert abs(implied - 0.6 * 1000 / 3.6 * 60) < 20  # kg: within 0.2 % of 10 t
 
 
 def test_under_reading_scale_raised_within_two_windows_says_which_way_and_how_much():
@@ -390,12 +404,12 @@ def test_material_test_reanchors_the_model():
     ev = [x for x in r.records if x["code"] == "crosscheck_reanchored"]
     assert len(ev) == 1 and ev[0]["detail"]["by"] == "tech1"
     factor = ev[0]["detail"]["factor"]
-    assert abs(factor - 1.12) < 1e-5
+    assert abs(factor - 1.12) < 1e-3
     assert abs(r.cc.coef[2] - coef[2] / factor) < 1e-4 * coef[2]  # the anchor window learned
-    assert abs(r.cc.coef[0] - coef[0]) < 1e-3 * coef[0]
+    assert abs(r.cc.coef[0] - coef[0]) < 0.01 * coef[0]
     for i in range(8):
         r.window(LOADS[i], SPEEDS[i % 4])
-    assert r.alarms == [] and abs(r.cc.dev_pct) < 1e-3
+    assert r.alarms == [] and abs(r.cc.dev_pct) < 0.5
 
 
 def test_material_test_clears_a_raised_mismatch():
@@ -434,5 +448,5 @@ def test_reanchor_while_learning_starts_learning_again():
 def test_fit_error_reflects_noise():
     quiet = Rig().learned()
     noisy = Rig(noise=0.04).learned()
-    assert fit_pct(quiet.cc.learn, quiet.cc.coef) < 1e-3
+    assert fit_pct(quiet.cc.learn, quiet.cc.coef) < 0.05
     assert 0.1 < fit_pct(noisy.cc.learn, noisy.cc.coef) < 4
