@@ -450,3 +450,14 @@ def test_fit_error_reflects_noise():
     noisy = Rig(noise=0.04).learned()
     assert fit_pct(quiet.cc.learn, quiet.cc.coef) < 0.05
     assert 0.1 < fit_pct(noisy.cc.learn, noisy.cc.coef) < 4
+
+
+def test_the_carry_follows_readings_that_span_several_bins():
+    # A 20 m belt (10 m carry, bins of 1.25 m) read every 2 s at 2.5 m/s: each reading
+    # spans four bins; what lies on the carry still makes the flow the scale weighs.
+    r = Rig()
+    r.cc.apply_params(dict(r.flat, **{"scale.belt_length_m": 20.0}))
+    for _ in range(20):
+        r.cc.on_power(100.0, 2.5, 720.0, 2)
+    assert abs(r.cc.carry_tph(2.5) - 720.0) < 0.05 * 720
+    assert abs(sum(r.cc.ring) - 720.0 / 3600 * 4) < 0.3  # ~4 s of flow on 10 m
