@@ -4,6 +4,7 @@
 # loop with a quiet, a hung and a chattering bus, and the heap the power side adds.
 #   python -m bench meters
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -94,14 +95,16 @@ for mode in ("hung", "chatter"):
 """
 
 _IMPORT = """
-import gc, sys
+import gc, sys, micropython
 sys.path.insert(0, '.')
 import gateway.__main__, gateway.app, hal.board, hal.uart_polled
+micropython.qstr_info()
 gc.collect()
 a = gc.mem_alloc()
 import gateway.power.energy
 gc.collect()
 b = gc.mem_alloc()
+micropython.qstr_info()
 import gateway.power.records, gateway.power.checks
 gc.collect()
 print("IMPORT", b - a, gc.mem_alloc() - b)
@@ -187,8 +190,12 @@ def _heap():
     r = subprocess.run([memsite.MICROPYTHON, "-c", _IMPORT], cwd=image, env=env,
                        capture_output=True, text=True, timeout=120)
     resident, on_demand = [int(x) for x in r.stdout.split()[-2:]]
+    pools = re.findall(r"n_pool=(\d+)", r.stdout)
+    note = "only with terminals configured"
+    if len(pools) == 2 and pools[0] != pools[1]:
+        note += "; includes the qstr pool its names open (a run opens it anyway, docs/memory.md)"
     out = [{"name": "power side: import cost, resident (codec, driver, energy)",
-            "value": resident, "unit": "B", "note": "only with terminals configured"},
+            "value": resident, "unit": "B", "note": note},
            {"name": "power side: import cost, on demand (records, checks)",
             "value": on_demand, "unit": "B", "note": "while a close or a check runs"}]
     lives = {}

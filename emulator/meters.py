@@ -13,8 +13,11 @@
 # would answer only requests with the bytes reversed. Its client does the same, so the
 # package agrees with itself but not with the standard. Here each terminal is given the
 # address as bytes in the datasheet's order (set_address(bytes)), which the package takes
-# as they are. (Its broadcast time sync reads YY MM DD hh mm ss where the datasheet sends
-# ss mm hh DD MM YY: this emulator handles C 08 itself.)
+# as they are. Two more differences: its broadcast time sync reads YY MM DD hh mm ss where
+# the datasheet sends ss mm hh DD MM YY (the emulated terminals ignore C 08), and its
+# set_00 refuses energies above 799999.99 (it takes the top bit for a sign, as for combined
+# energy), so the registers are written past that check to reach the datasheet's roll-over
+# at 999999.99.
 import math
 import random
 import socket
@@ -129,10 +132,10 @@ class EmuTerminal:
                 self.tariff_kwh[tariff] += p * dt_s / 3600
                 self.reactive_kvarh += q * dt_s / 3600
             s = self.svc
-            s.set_00(_E, _reg(self.energy_kwh))
+            s.get_data_item(_E).value = _reg(self.energy_kwh)
             for k in range(4):
-                s.set_00(_T1 + 0x100 * k, _reg(self.tariff_kwh[k]))
-            s.set_00(_EQ, _reg(self.reactive_kvarh))
+                s.get_data_item(_T1 + 0x100 * k).value = _reg(self.tariff_kwh[k])
+            s.get_data_item(_EQ).value = _reg(self.reactive_kvarh)
             s.set_02(_P, round(p, 4))
             s.set_02(_Q, round(q, 4))
             s.set_02(_PF, round(self.pf if p > 0 else 1.0, 3))

@@ -551,10 +551,32 @@ class Unit:
         if errors:
             raise Mismatch("%s: the gateway reported errors: %s (see %s)"
                            % (self.name, errors[:6], self.log_path))
+        if getattr(site, "meters", None) is not None:
+            self._verify_power(recs, prods, fig)
         if self.final_rc != 0:
             raise Mismatch("%s: the last run (--seconds) ended with %r, see %s"
                            % (self.name, self.final_rc, self.log_path))
         return fig
+
+    def _verify_power(self, recs, prods, fig):
+        """The two power terminals (tests/e2esite.py): power records from each, in step with
+        the prod records, and the belt drive's energy per tonne in the prod records."""
+        power = [r for r in recs if r["type"] == "power"]
+        addrs = {t["address"] for t in e2esite.SITE_TERMINALS}
+        if {r["address"] for r in power} != addrs:
+            raise Mismatch("%s: power records from %s, want %s"
+                           % (self.name, sorted({r["address"] for r in power}), sorted(addrs)))
+        belt = [r for r in power if r["role"] == "belt_drive"]
+        ends = {p["t1"] for p in prods}
+        if any(r["t1"] not in ends for r in belt):
+            raise Mismatch("%s: a power record for an interval without a prod record"
+                           % self.name)
+        loaded = [p for p in prods if p["mass_kg"] > 100 and p.get("kwh")]
+        if not loaded or any(p.get("kwh_per_t") is None for p in loaded):
+            raise Mismatch("%s: prod records without kwh_per_t" % self.name)
+        fig["power_records"] = len(power)
+        fig["belt_kwh"] = round(sum(r["kwh"] for r in belt), 2)
+        fig["kwh_per_t_median"] = sorted(p["kwh_per_t"] for p in loaded)[len(loaded) // 2]
 
     def log_tail(self, n=3000):
         try:

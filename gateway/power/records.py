@@ -233,18 +233,28 @@ def restore(pw, d):
 
 
 def adopt(pw, tail):
-    """The power records written after the checkpoint (a cut between them and it): their
-    energy is taken as reported, so it is neither lost nor counted twice."""
+    """The power and total records written after the checkpoint (a cut between them and
+    it), in the log's order: their energy is taken as reported, and a period whose total
+    was written starts afresh, so nothing is lost or counted twice."""
     by_addr = {}
     for t in pw.terms:
         by_addr[t.address] = t
-    newest = pw.closed_t1
+    since = pw.closed_t1  # the checkpoint's: records after it are adopted
     prod_g = {}
     for r in tail:
-        if r.get("type") == "prod" and r["t1"] > pw.closed_t1:
+        if r.get("type") == "prod" and r["t1"] > since:
             prod_g[r["t1"]] = r.get("mass_g", 0)
     for r in tail:
-        if r.get("type") != "power" or r["t1"] <= pw.closed_t1:
+        kind = r.get("type")
+        if kind == "total" and int(r["t"]) > since and r.get("period") in pw.periods:
+            del pw.periods[r["period"]]
+            if r["period"] == "day":
+                for t, k in ((pw.belt, 0), (pw.mine, 4)):
+                    if t is not None:
+                        for j in range(4):
+                            pw.tariff0[k + j] = -1  # the next readings start the day
+            continue
+        if kind != "power" or r["t1"] <= since:
             continue
         t = by_addr.get(r.get("address"))
         if t is None:
@@ -258,10 +268,9 @@ def adopt(pw, tail):
                        "n": r["n"], "state": r["state"], "adj_kwh": r["adj_kwh"]}
             if r.get("implied_kg") is not None and pw.cross is not None:
                 _implied_to_periods(pw, int(r["implied_kg"] * 1000), prod_g.get(r["t1"], 0))
-        if r["t1"] > newest:
-            newest = r["t1"]
+        if r["t1"] > pw.closed_t1:
+            pw.closed_t1 = r["t1"]
         pw.done_t1[t.index] = r["t1"]
-    pw.closed_t1 = newest
 
 
 # --- for people

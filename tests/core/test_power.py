@@ -271,3 +271,28 @@ def test_out_of_memory_while_closing_loses_no_energy_and_writes_nothing_twice():
     mine = r.power_records()[1]
     # 6000 kW for 60 s: 100 kWh, within one register step (20 kWh); not two intervals' worth
     assert abs(mine["kwh"] - 100.0) <= 20.0 + 0.01, mine
+
+
+def test_a_total_written_after_the_checkpoint_starts_its_period_afresh():
+    r = Rig()
+    r.interval()
+    r.power.close_period("shift", 1)
+    r.interval()
+    snap = r.power.snapshot()  # the checkpoint
+    r.records = []
+    fields = r.interval(60)  # the last interval of the shift...
+    shift = r.power.close_period("shift", 100000000)  # ...and its total, then the cut
+    tail = [dict(f, type=rt, t=r.t) for rt, f in r.records]
+    tail.append({"type": "total", "period": "shift", "t": r.t, "kwh": shift["kwh"]})
+    r2 = Rig(r.clock)
+    r2.fakes = r.fakes
+    r2.line.slave = r.line.slave
+    r2.t = r.t
+    r2.power.restore(snap)
+    r2.power.adopt(tail)
+    assert "shift" not in r2.power.periods  # the written total's energy is not carried on
+    assert r2.power.periods["day"][0] > 0 and fields["kwh"] > 0
+    r2.interval(60)
+    nxt = r2.power.close_period("shift", 100000000)
+    belt = [x["kwh"] for x in r2.power_records() if x["address"] == BELT]
+    assert abs(nxt["kwh"] - sum(belt)) < 0.01  # this shift: only what came after the cut
