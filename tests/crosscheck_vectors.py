@@ -8,6 +8,7 @@ import sys
 _HERE = __file__.rpartition("/")[0] or "."
 sys.path.insert(0, _HERE + "/..")
 
+from gateway.power import judge  # noqa: E402
 from tests.core.test_crosscheck import LOADS, SPEEDS, Carry, CrossCheck, Rig  # noqa: E402
 
 
@@ -20,7 +21,7 @@ def bits(x):
 def dump(tag, cc):
     print(tag, " ".join(bits(x) for x in cc.learn), cc.ready, bits(cc.dev_pct))
     if cc.coef is not None:
-        print("  coef", " ".join(bits(x) for x in cc.coef), bits(cc.carry_t()))
+        print("  coef", " ".join(bits(x) for x in cc.coef), bits(judge.carry_t(cc)))
 
 
 def main():

@@ -13,7 +13,7 @@
 from gateway import ondemand
 from hal.compat import const
 
-ALARM = "output_power_mismatch"
+_ALARM = const("output_power_mismatch")
 
 # Flags of a production interval (on_interval).
 FAULT_SCALE = const(1)  # a cell, ADC or speed fault: judged, not learned
@@ -26,14 +26,14 @@ _EMPTY_NOW = const(0.25)  # power without output: the scale's rate under 1/4 of 
 _EMPTY_CARRY = const(0.75)  # ... and the flow of what it weighed on the carry under 3/4
 _HOLD_S = const(20)  # ... for this long (a drive starting up)
 _GAP_S = const(30)  # readings further apart than this feed nothing
-BINS = const(8)  # the carry, in bins of belt travel
+_BINS = const(8)  # the carry, in bins of belt travel
 
 # Why learning is paused (status; gateway/power/judge.py names them).
-P_NONE = const(0)
-P_SCALE = const(1)
-P_METER = const(2)
-P_CAL = const(3)
-P_MISMATCH = const(4)
+_P_NONE = const(0)
+_P_SCALE = const(1)
+_P_METER = const(2)
+_P_CAL = const(3)
+_P_MISMATCH = const(4)
 
 
 class CrossCheck:
@@ -56,11 +56,11 @@ class CrossCheck:
         self.win_bad = False  # a window disagreed beyond the tolerance
         self.now_bad = False  # power without output
         self.anchor = False  # a material test's technician ("" unnamed) until it re-anchors
-        self.ring = [0.0] * BINS  # weighed (t) per bin of belt travel
+        self.ring = [0.0] * _BINS  # weighed (t) per bin of belt travel
         self.bin = 0
         self.bin_at_m = 0.0  # travel into the current bin
-        self.carry0 = 0.0  # carry_t() when the window opened
-        self.paused = P_NONE
+        self.carry0 = 0.0  # what was left to carry when the window opened (judge.py)
+        self.paused = _P_NONE
         self._without_s = 0.0
         self._agree_s = 0.0
         self._fresh = False  # the first interval after a start is not whole: skipped
@@ -80,7 +80,7 @@ class CrossCheck:
         self.min_tph = float(flat["crosscheck.min_load_pct"]) * self.design_tph / 100
         self.design_mps = float(flat["scale.design_speed_mps"])
         # Weighed material rides the carry side, half the belt's length, to the head.
-        self.bin_m = float(flat["scale.belt_length_m"]) / 2 / BINS
+        self.bin_m = float(flat["scale.belt_length_m"]) / 2 / _BINS
 
     # --- every drive power reading
     def attach(self, belt, scale, collector, clock):
@@ -149,7 +149,7 @@ class CrossCheck:
             self.ring[self.bin] += t
             return
         left = dx_m
-        for _ in range(BINS + 1):
+        for _ in range(_BINS + 1):
             room = self.bin_m - self.bin_at_m
             step = left if left < room else room
             self.ring[self.bin] += t * step / dx_m
@@ -157,7 +157,7 @@ class CrossCheck:
             left -= step
             if self.bin_at_m >= self.bin_m:
                 self.bin_at_m = 0.0
-                self.bin = (self.bin + 1) % BINS
+                self.bin = (self.bin + 1) % _BINS
                 self.ring[self.bin] = 0.0
             if left <= 0:
                 return
@@ -165,17 +165,8 @@ class CrossCheck:
     def carry_tph(self, speed_mps):
         """The flow (t/h) that the scale's material on the carry makes at speed_mps: what
         the drive's power should imply."""
-        span_m = (BINS - 1) * self.bin_m + self.bin_at_m
+        span_m = (_BINS - 1) * self.bin_m + self.bin_at_m
         return sum(self.ring) * speed_mps * 3600 / span_m
-
-    def carry_t(self):
-        """What the drive has still to carry of what the scale weighed (t): the mass on
-        the carry, each bin by the share of the carry it has left to go."""
-        out = 0.0
-        i = self.bin
-        for k in range(BINS):
-            out += self.ring[(i - k) % BINS] * (BINS - k - 0.5)
-        return out / BINS
 
     # --- every production interval
     def on_interval(self, run_s, dist_m, mass_kg, kwh, readings, flags):
@@ -184,14 +175,14 @@ class CrossCheck:
         `readings` power readings, FAULT_*/CALIBRATING flags. Returns the mass (kg) the
         energy implies, or None (no model yet, or the energy is not known)."""
         if kwh is None or readings < _MIN_READINGS or flags & FAULT_METER:
-            self.paused = P_METER
+            self.paused = _P_METER
             return None
         t = run_s / 3600
         d = dist_m / 1000
         m = mass_kg / 1000
         implied = self.implied_t(t, d, kwh) * 1000 if self.ready else None
         if flags & CALIBRATING:
-            self.paused = P_CAL
+            self.paused = _P_CAL
             return implied
         if run_s <= 0 or self._fresh:
             self._fresh = False
@@ -202,9 +193,9 @@ class CrossCheck:
         w[2] += m
         w[3] += kwh
         if flags & FAULT_SCALE:
-            self.paused = P_SCALE
+            self.paused = _P_SCALE
         else:
-            self.paused = P_MISMATCH if self.win_bad or self.now_bad else P_NONE
+            self.paused = _P_MISMATCH if self.win_bad or self.now_bad else _P_NONE
             w[4] += t
             w[5] += d
             w[6] += m
@@ -226,7 +217,7 @@ class CrossCheck:
     def _set(self, detail):
         self._reported = self.win_bad or self.now_bad
         self._report = False
-        self.alarm(ALARM, self._reported, detail)
+        self.alarm(_ALARM, self._reported, detail)
 
     # --- loaded for the call
     def reanchor(self, who=None):

@@ -6,7 +6,6 @@
 # material test; restoring; the figures people ask for.
 from math import sqrt
 
-from gateway.power.crosscheck import BINS
 from hal.compat import const
 
 # The normal equations, indices into CrossCheck.learn: the products of (t, d, m) with each
@@ -116,11 +115,22 @@ def fit_pct(s, coef):
 # --- a window closes
 
 
+def carry_t(xc):
+    """What the drive has still to carry of what the scale weighed (t): the mass on the
+    carry (CrossCheck.ring), each bin by the share of the carry it has left to go."""
+    ring = xc.ring
+    n = len(ring)
+    out = 0.0
+    for k in range(n):
+        out += ring[(xc.bin - k) % n] * (n - k - 0.5)
+    return out / n
+
+
 def close_window(xc):
     w = xc.wsum
     # Energy is spent carrying material from the frame to the head: count the part of the
     # carrying done in this window, not the mass weighed in it.
-    carry = xc.carry_t()
+    carry = carry_t(xc)
     lag = xc.carry0 - carry
     xc.carry0 = carry
     t, d, m, e = w[0], w[1], w[2] + lag, w[3]
@@ -206,7 +216,7 @@ def _merge(xc, weight):
 def reanchor(xc, who):
     for i in range(8):
         xc.wsum[i] = 0.0
-    xc.carry0 = xc.carry_t()
+    xc.carry0 = carry_t(xc)
     who = who or ""
     if xc.ready:
         xc.anchor = who
@@ -276,12 +286,12 @@ def restore(xc, d):
     wsum = [float(x) for x in d["w"]]
     ring, b, at_m, carry0 = d["carry"]
     ring = [float(x) for x in ring]
-    if len(learn) != 12 or len(wsum) != 8 or len(ring) != BINS:
+    if len(learn) != 12 or len(wsum) != 8 or len(ring) != len(xc.ring):
         raise ValueError("crosscheck state of another shape")
     xc.learn = learn
     xc.wsum = wsum
     xc.ring = ring
-    xc.bin = int(b) % BINS
+    xc.bin = int(b) % len(ring)
     xc.bin_at_m = float(at_m)
     xc.carry0 = float(carry0)
     xc.hours = float(d["h"])

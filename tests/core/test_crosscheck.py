@@ -4,7 +4,7 @@
 import json
 
 from gateway.power import judge
-from gateway.power.crosscheck import ALARM, CALIBRATING, FAULT_METER, FAULT_SCALE, CrossCheck
+from gateway.power.crosscheck import CALIBRATING, FAULT_METER, FAULT_SCALE, CrossCheck
 from gateway.power.judge import fit_pct, solve
 
 C = (12.0, 3.0, 0.07)  # kW running, kWh per km, kWh per t
@@ -55,7 +55,7 @@ class Rig:
         self.records.append(fields)
 
     def alarm(self, code, active, detail):
-        assert code == ALARM
+        assert code == "output_power_mismatch"
         self.alarms.append((active, detail))
 
     def interval(self, load, mps=2.5, run_s=60, gain=None):
