@@ -7,8 +7,8 @@
 #
 # Resident here: what each power reading and each production interval need (the window's
 # sums, the carry, power without output). Closing a window (judging it, learning from it,
-# solving the model), re-anchoring, restoring and the figures people ask for are loaded for
-# the call only (gateway/power/judge.py). Only + − × ÷ and sqrt: the same bits on
+# solving the model), re-anchoring and the figures people ask for are loaded for the call
+# only (gateway/power/judge.py). Only + − × ÷ and sqrt: the same bits on
 # MicroPython and CPython.
 from gateway import ondemand
 from hal.compat import const
@@ -230,7 +230,29 @@ class CrossCheck:
         return ondemand.call(_JUDGE, "status", self)
 
     def restore(self, d):
-        ondemand.call(_JUDGE, "restore", self, d)
+        """The state from the checkpoint (here, not in judge.py: a start has the least
+        room to load code). ValueError, KeyError or TypeError for one it cannot read."""
+        learn = [float(x) for x in d["learn"]]
+        wsum = [float(x) for x in d["w"]]
+        ring, b, at_m, carry0 = d["carry"]
+        ring = [float(x) for x in ring]
+        if len(learn) != 12 or len(wsum) != 8 or len(ring) != _BINS:
+            raise ValueError("crosscheck state of another shape")
+        coef = d["coef"]
+        coef = None if coef is None else (float(coef[0]), float(coef[1]), float(coef[2]))
+        self.learn, self.wsum, self.ring = learn, wsum, ring
+        self.bin = int(b) % _BINS
+        self.bin_at_m = float(at_m)
+        self.carry0 = float(carry0)
+        self.hours = float(d["h"])
+        self.windows = int(d["n"])
+        self.dev_pct = d["dev"]
+        self.win_bad, self.now_bad = [bool(x) for x in d["bad"]]
+        self.anchor = d["anchor"]
+        self.coef = coef
+        self.ready = bool(d["ready"]) and coef is not None and coef[2] > 0
+        self._reported = self.win_bad or self.now_bad
+        self._report = True
 
     def snapshot(self):
         return {

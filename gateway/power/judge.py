@@ -3,7 +3,7 @@
 # against the power-implied mass and, if it agrees, learned as one row of exponentially
 # weighted least squares (recursive least squares with forgetting, kept as its normal
 # equations, which cannot wind up), the 3x3 system solved again; re-anchoring after a
-# material test; restoring; the figures people ask for.
+# material test; the figures people ask for.
 from math import sqrt
 
 from hal.compat import const
@@ -276,31 +276,3 @@ def status(xc):
     if xc.anchor is not False:
         out["anchor"] = "waiting for a loaded window"
     return out
-
-
-# --- after a restart
-
-
-def restore(xc, d):
-    learn = [float(x) for x in d["learn"]]
-    wsum = [float(x) for x in d["w"]]
-    ring, b, at_m, carry0 = d["carry"]
-    ring = [float(x) for x in ring]
-    if len(learn) != 12 or len(wsum) != 8 or len(ring) != len(xc.ring):
-        raise ValueError("crosscheck state of another shape")
-    xc.learn = learn
-    xc.wsum = wsum
-    xc.ring = ring
-    xc.bin = int(b) % len(ring)
-    xc.bin_at_m = float(at_m)
-    xc.carry0 = float(carry0)
-    xc.hours = float(d["h"])
-    xc.windows = int(d["n"])
-    xc.dev_pct = d["dev"]
-    xc.win_bad, xc.now_bad = [bool(x) for x in d["bad"]]
-    xc.anchor = d["anchor"]
-    coef = d["coef"]
-    xc.coef = None if coef is None else (float(coef[0]), float(coef[1]), float(coef[2]))
-    xc.ready = bool(d["ready"]) and xc.coef is not None and xc.coef[2] > 0
-    xc._reported = xc.win_bad or xc.now_bad
-    xc._report = True
