@@ -16,7 +16,7 @@ from hal.compat import const
 _ALARM = const("output_power_mismatch")
 
 # Flags of a production interval (on_interval).
-FAULT_SCALE = const(1)  # a cell, ADC or speed fault: judged, not learned
+FAULT_SCALE = const(1)  # travel went unweighed (a cell or ADC fault): judged, not learned
 FAULT_METER = const(2)  # the drive's energy is not known: skipped
 CALIBRATING = const(4)  # a calibration ran: skipped
 
