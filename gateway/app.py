@@ -24,6 +24,7 @@ from hal.compat import const, mem_free
 CENTER_OPS = ("status", "get_params", "set_params", "time_sync", "set_output", "ack_alarm")
 _CHECKPOINT_BUFFER = const(2048)
 _CHECKPOINT_PER_TERMINAL = const(160)  # its registers and reported energy in the checkpoint
+_CHECKPOINT_CROSSCHECK = const(768)  # the output-against-power model, with a belt drive
 _TAIL_RECORDS = const(64)  # records read back at start-up to reconcile the checkpoint with the log
 _TAIL_CHUNK = const(8)
 # While a RECORDS frame is read, encoded and sealed, each record takes about 1.5 KB of heap
@@ -52,8 +53,10 @@ class Gateway:
         self.params = self._params_in_force(cfg)
         p = self.params
         n_meters = len(p["meters.terminals"]) if p["meters.port"] else 0
+        drive = n_meters and any(t["role"] == "belt_drive" for t in p["meters.terminals"])
         self._ckpt_slots = Slots(flash, "checkpoint", buffer_bytes=_CHECKPOINT_BUFFER
-                                 + n_meters * _CHECKPOINT_PER_TERMINAL)
+                                 + n_meters * _CHECKPOINT_PER_TERMINAL
+                                 + (_CHECKPOINT_CROSSCHECK if drive else 0))
         self.alarms = Alarms(clock, self.emit, set_do1=self._set_do1, params=p)
         self.log = RecordLog(
             flash, budget_bytes=p["store.budget_mib"] << 20, alarm=self.alarms.set
@@ -117,6 +120,8 @@ class Gateway:
             running=self._running_figures,
             reset_cause=hw.watchdog.reset_cause() if hw.watchdog else None,
         )
+        if self.power is not None and self.power.cross is not None:
+            self.diag.crosscheck = self.power.cross.status
         self.lcd = None
         if hw.display:
             from gateway.panel.lcd import Lcd  # only where there is a panel

@@ -108,7 +108,11 @@ SCHEMA = (
     ("alarms.drive_run_kw", _NUM, 0.0, 100000.0, 5.0, True),
     # --- limit alarms of rate, load and speed (docs/alarms.md)
     ("alarms.limits_pct", _LIMITS, None, None, [35.0, 98.0, 0.0, 120.0, 50.0, 120.0], True),
-    # ---
+    # output against power, with a belt_drive terminal (docs/crosscheck.md)
+    ("crosscheck.learn_h", _NUM, 0.01, 720.0, 24.0, True),
+    ("crosscheck.window_min", _NUM, 0.1, 1440.0, 60.0, True),
+    ("crosscheck.tolerance_pct", _NUM, 1.0, 50.0, 8.0, True),
+    ("crosscheck.min_load_pct", _NUM, 0.0, 100.0, 20.0, True),
     ("cli.port", _OPT_STR, None, None, None, False),
     ("cli.idle_logout_s", _INT, 30, 86400, 600, True),
 )

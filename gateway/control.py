@@ -178,6 +178,13 @@ class Control:
         gw.alarms.raise_event("param_changed", "%s: %s" % (who, ", ".join(sorted(changed))))
         return changed
 
+    def reanchor_crosscheck(self, who):
+        """A confirmed material test: the scale is right as of now, and the output-against-
+        power model learns afresh from it (docs/crosscheck.md)."""
+        power = self._gw.power
+        if power is not None and power.cross is not None:
+            power.cross.reanchor(who)
+
     def set_coef(self, value, effective_t, who):
         return self.set_params({"production.coef": value,
                                 "production.coef_from": int(effective_t)}, who)

@@ -236,6 +236,8 @@ class Calibration:
             return
         self._close()
         done = cli.control.set_params(changes, self.who)
+        if self.kind == "material":
+            cli.control.reanchor_crosscheck(self.who)
         for key in sorted(done):
             cli.say("applied: " + readable.changed(key, done[key][0], done[key][1]))
         if not done:

@@ -315,4 +315,11 @@ def _power_lines(pw):
     for t in pw["terminals"]:
         out.append("meter      %s %s %s, %s kW" % (t["address"], t["role"], t["state"],
                                                   fmt_number(t["kw"], "%.1f")))
+    x = pw.get("crosscheck")
+    if x:  # output against power (docs/crosscheck.md)
+        out.append("x-check    %s %s of %s h, %s kWh/t, fit %s %%, last window %s %%%s%s" % (
+            x["state"], fmt_number(x["hours"], "%.1f"), fmt_number(x["learn_h"], "%g"),
+            fmt_number(x["kwh_per_t"], "%.4f"), fmt_number(x["fit_pct"], "%.1f"),
+            fmt_number(x["dev_pct"], "%+.1f"), ", MISMATCH" if x["mismatch"] else "",
+            ", learning paused: %s" % x["paused"] if x["paused"] else ""))
     return out

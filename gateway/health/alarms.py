@@ -32,6 +32,7 @@ CHECKS = (
     "uplink",
     "gateway",
     "production",
+    "crosscheck",
     "identity",
 )
 

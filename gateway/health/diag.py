@@ -41,6 +41,7 @@ class Diagnostics:
         self.clock = clock
         self._emit = emit
         self.identity = identity
+        self.crosscheck = None  # () -> the output-against-power status (docs/crosscheck.md)
         self._reset_cause = reset_cause
         self.p = params
         self._samples = _checks.Samples(alarms, running)

@@ -12,7 +12,8 @@ _DI_BATTERY = const(2)
 
 def report(diag, compact):
     """Every check with pass/warn/fail and its figures. compact=True is the diag
-    record's form: the names of passing checks, figures only where not passing."""
+    record's form: the names of passing checks, figures only where not passing (and the
+    cross-check's learning state always)."""
     worst = {}
     for al in diag.alarms.active():
         _, lv, _, _, _, check = spec(al["code"])
@@ -25,7 +26,10 @@ def report(diag, compact):
     checks = []
     summary = "pass"
     for name in CHECKS:
-        figs = _figures(by_name, diag.identity, name)
+        if name == "crosscheck":
+            figs = _crosscheck(diag)
+        else:
+            figs = _figures(by_name, diag.identity, name)
         if figs is None:
             continue
         if name == "identity":
@@ -50,6 +54,8 @@ def report(diag, compact):
     for n, r, f in checks:
         if r != "pass":
             out.setdefault(r, {})[n] = f
+        elif n == "crosscheck":
+            out[n] = f  # its learning state, always
     return out
 
 
@@ -124,4 +130,20 @@ def _figures(by_name, identity, name):
             "backlog": s["backlog"],
             "down_s": max(c.down_ms, c.noack_ms) // 1000,
         }
-    return {"day_t": s["day_t"], "month_t": s["month_t"]}
+    if name == "production":
+        return {"day_t": s["day_t"], "month_t": s["month_t"]}
+    return None
+
+
+def _round1(v):
+    return None if v is None else round(v, 1)
+
+
+def _crosscheck(diag):
+    """The output-against-power cross-check's learning state (docs/crosscheck.md)."""
+    if diag.crosscheck is None:
+        return None
+    s = diag.crosscheck()
+    return {"state": s["state"], "h": round(s["hours"], 2),
+            "kwh_per_t": round(s["kwh_per_t"], 4), "fit_pct": _round1(s["fit_pct"]),
+            "dev_pct": _round1(s["dev_pct"]), "paused": s["paused"]}

@@ -91,6 +91,7 @@ class Measurement:
         self.vibration.on_rms(s.vib_rms_01mv, s.status)
         if self.cal is not None:
             self.cal.on_poll(sc)
+            self.production.calibrating = True
 
     def _produced(self, dp, run_blocks, take=True):
         # Production takes what the scale's lifetime figures moved by since last time:

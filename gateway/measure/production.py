@@ -70,6 +70,7 @@ class Production:
         # The power side (gateway/power/energy.py), when there are terminals: its fields
         # (the belt drive's kWh and kWh/t) go into prod and total records.
         self.power = None
+        self.calibrating = False  # a calibration ran in this interval (Measurement sets it)
 
     def apply_params(self, flat):
         ondemand.call("gateway.measure.apply", "production", self, flat)
@@ -192,10 +193,12 @@ class Production:
         if cal:
             fields["calibrating_m"] = round(cal / ppm, 1)
         if self.power is not None:
-            extra = self.power.close_interval(t0, t1, g)
+            extra = self.power.close_interval(t0, t1, g, iv["run"] / _BLOCK_HZ, iv["p"] / ppm,
+                                              iv["unw"] > 0, self.calibrating)
             if extra:
                 fields.update(extra)
         self.emit("prod", fields)
+        self.calibrating = False
         self.iv = None
         self.checkpoint_due = True
 

@@ -25,6 +25,7 @@ ALARMS = {
     "frequency_out_of_range": packed_row("power", "W", COND, 10, 10, "power"),
     "drive_power_belt_stopped": packed_row("tamper", "F", COND, 30, 30, "power"),
     "belt_running_no_drive_power": packed_row("tamper", "F", COND, 30, 30, "power"),
+    "output_power_mismatch": packed_row("tamper", "F", COND, 0, 0, "crosscheck"),
 }
 
 
@@ -36,6 +37,14 @@ def build(gw, hw, p):
     gw.meters = Meters(hw.meter_uart, gw.clock, p["meters.terminals"], baud=p["meters.baud"])
     gw.power = Power(gw.meters, gw.emit, gw.alarms.set, gw.measurement.running.state, p)
     gw.measurement.production.power = gw.power
+    if gw.meters.belt is not None:
+        # Output against power (docs/crosscheck.md): fed each of the drive's power
+        # readings (its own job) and each production interval (close_interval).
+        from gateway.power.crosscheck import CrossCheck
+
+        x = gw.power.cross = CrossCheck(gw.emit, gw.alarms.set)
+        x.apply_params(p)
+        x.attach(gw.meters.belt, gw.measurement.scale, gw.collector, gw.clock)
 
 
 class Power:
@@ -68,10 +77,13 @@ class Power:
         self._check_at = None
         self.errors = 0  # calls that found no room for their code or records
         self.params = params
+        self.cross = None  # gateway.power.crosscheck.CrossCheck, with a belt drive
         meters.on_event = self.on_event
 
     def apply_params(self, params):
         self.params = params
+        if self.cross is not None:
+            self.cross.apply_params(params)
 
     def start(self, loop):
         """Its own jobs: the bus (each run takes what has arrived and returns, so the
@@ -79,6 +91,8 @@ class Power:
         self.meters.start()
         loop.add(self.meters, 20, 11)
         loop.add(self, 1000, 700)
+        if self.cross is not None:
+            loop.add(self.cross, 1000, 850)
 
     def on_event(self, code, t, detail):
         self.emit("event", {"code": code, "detail": detail})
@@ -87,13 +101,15 @@ class Power:
 
     # --- production's hooks (gateway.measure.production.Production)
 
-    def close_interval(self, t0, t1, mass_g):
-        """The interval [t0, t1) closed with mass_g of output: a `power` record per
-        terminal; returns the fields for the prod record. Whatever goes wrong here (no
-        room for the code or a record), the prod record goes on without them: counted in
-        `errors`, and the energy stays for the next interval."""
+    def close_interval(self, t0, t1, mass_g, run_s, dist_m, unweighed, calibrating):
+        """The interval [t0, t1) closed with mass_g of output, run_s of running and dist_m
+        of belt travel (some of it unweighed, a calibration running: the cross-check's
+        flags): a `power` record per terminal; returns the fields for the prod record.
+        Whatever goes wrong here (no room for the code or a record), the prod record goes
+        on without them: counted in `errors`, and the energy stays for the next interval."""
         try:
-            return ondemand.call(_RECORDS, "close_interval", self, t0, t1, mass_g)
+            return ondemand.call(_RECORDS, "close_interval", self, t0, t1, mass_g, run_s,
+                                 dist_m, unweighed, calibrating)
         except Exception as e:  # noqa: BLE001 -- production's record must never wait on this
             return self._failed(e)
 
@@ -139,6 +155,7 @@ class Power:
             "per": self.periods,
             "tar": self.tariff0,
             "t1": self.closed_t1,
+            "x": self.cross.snapshot() if self.cross is not None else None,
         }
 
     def restore(self, d):

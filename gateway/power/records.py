@@ -32,14 +32,19 @@ def _role(pw, t):
     return 0 if t is pw.belt else (1 if t is pw.mine else -1)
 
 
-def close_interval(pw, t0, t1, mass_g):
+def close_interval(pw, t0, t1, mass_g, run_s, dist_m, unweighed, calibrating):
     if t1 > pw.closed_t1:
         for t in pw.terms:
             if pw.done_t1[t.index] >= t1:
                 continue  # its record was written when this close ran out of memory before
             fine, rec = _close(pw, t, t0, t1)
+            implied = None
+            if t is pw.belt and pw.cross is not None:
+                implied = _cross(pw, rec, mass_g, run_s, dist_m, unweighed, calibrating)
             pw.emit("power", rec)
             _commit(pw, t, fine, t1)
+            if implied is not None:
+                _implied_to_periods(pw, implied, mass_g)
             if t is pw.belt:
                 pw.last = {"t0": t0, "t1": t1, "kwh": rec["kwh"], "kw_mean": rec["kw_mean"],
                            "n": rec["n"], "state": rec["state"], "adj_kwh": rec["adj_kwh"]}
@@ -50,6 +55,44 @@ def close_interval(pw, t0, t1, mass_g):
     k = _per_t(pw.last["kwh"], mass_g)
     pw.last["kwh_per_t"] = k
     return {"kwh": pw.last["kwh"], "kwh_per_t": k}
+
+
+def _cross(pw, rec, mass_g, run_s, dist_m, unweighed, calibrating):
+    # The interval to the cross-check (docs/crosscheck.md), on the energy the readings
+    # integrated: what was held to the register for readings missed is not this interval's.
+    # Returns the implied mass (g) or None.
+    from gateway.power import crosscheck as xc
+
+    x = pw.cross
+    flags = (xc.FAULT_SCALE if unweighed else 0) | (xc.CALIBRATING if calibrating else 0)
+    if rec["state"] == "lost":
+        flags |= xc.FAULT_METER
+    # The readings are integrated up to the last one; the interval ends now. What the
+    # drive drew since belongs to this interval, not to the next (a 2 s reading period is
+    # a fifth of a 10 s interval).
+    b = pw.belt
+    c = pw.meters._clock
+    tail = 0.0
+    if b.have & 1:
+        dt = c.ticks_diff(c.ticks_ms(), b.read_at[mt.P])
+        if 0 <= dt <= 30000:
+            tail = max(b.values[mt.P], 0) * b.ct * b.pt * dt / 3.6e10  # 0.1 W x ms -> kWh
+    kwh = rec["kwh"] - rec["adj_kwh"] + tail - x.e_tail
+    x.e_tail = tail
+    implied = x.on_interval(run_s, dist_m, mass_g / 1000, kwh, rec["n"], flags)
+    rec["implied_kg"] = None if implied is None else round(implied, 1)
+    return None if implied is None else int(implied * 1000)
+
+
+def _implied_to_periods(pw, implied_g, mass_g):
+    # Beside the belt drive's and the mine's energy: the implied mass, and the scale's
+    # over the same intervals.
+    for kind in _KINDS:
+        per = pw.periods.setdefault(kind, [0, 0])
+        if len(per) < 4:
+            per += [0, 0]
+        per[2] += implied_g
+        per[3] += mass_g
 
 
 def _to_periods(pw, t, fine):
@@ -120,8 +163,12 @@ def _close(pw, t, t0, t1):
 
 def close_period(pw, kind, mass_g):
     sums = pw.periods.pop(kind, None)
-    b, m = sums if sums else (0, 0)
+    b, m = (sums[0], sums[1]) if sums else (0, 0)
     out = {}
+    if pw.cross is not None:
+        have = sums is not None and len(sums) > 3 and sums[3] > 0
+        out["implied_kg"] = round(sums[2] / 1000, 1) if have else None
+        out["implied_scale_kg"] = round(sums[3] / 1000, 1) if have else None
     for t, s, name in ((pw.belt, b, ""), (pw.mine, m, "mine_")):
         if t is not None:
             kwh = _kwh(s, t.ct * t.pt)
@@ -160,6 +207,12 @@ def day_start(pw):
 
 
 def restore(pw, d):
+    x = d.get("x")
+    if pw.cross is not None and x:
+        try:
+            pw.cross.restore(x)
+        except (KeyError, TypeError, ValueError):
+            pass  # a state this firmware cannot read: it learns afresh
     terms = d.get("t", [])
     if len(terms) != len(pw.terms):
         return  # another set of terminals: start afresh
@@ -187,6 +240,10 @@ def adopt(pw, tail):
     for t in pw.terms:
         by_addr[t.address] = t
     since = pw.closed_t1  # the checkpoint's: records after it are adopted
+    prod_g = {}
+    for r in tail:
+        if r.get("type") == "prod" and r["t1"] > since:
+            prod_g[r["t1"]] = r.get("mass_g", 0)
     for r in tail:
         kind = r.get("type")
         if kind == "total" and int(r["t"]) > since and r.get("period") in pw.periods:
@@ -209,6 +266,8 @@ def adopt(pw, tail):
         if t is pw.belt:
             pw.last = {"t0": r["t0"], "t1": r["t1"], "kwh": r["kwh"], "kw_mean": r["kw_mean"],
                        "n": r["n"], "state": r["state"], "adj_kwh": r["adj_kwh"]}
+            if r.get("implied_kg") is not None and pw.cross is not None:
+                _implied_to_periods(pw, int(r["implied_kg"] * 1000), prod_g.get(r["t1"], 0))
         if r["t1"] > pw.closed_t1:
             pw.closed_t1 = r["t1"]
         pw.done_t1[t.index] = r["t1"]
@@ -258,4 +317,6 @@ def status(pw):
         sums = pw.periods.get("day")
         out["day_kwh"] = _kwh((sums[0] if sums else 0) + pw.belt.fine,
                               pw.belt.ct * pw.belt.pt)
+    if pw.cross is not None:
+        out["crosscheck"] = pw.cross.status()
     return out

@@ -213,6 +213,7 @@ class FakeControl:
         self.coef_history = [[1767225600, 0.95]]
         self.cal = FakeCalibrator(self)
         self.polls = 0
+        self.reanchored = None  # who re-anchored the output-against-power cross-check
         self.max_gap_ms = 0
         self._last_poll = None
 
@@ -231,6 +232,9 @@ class FakeControl:
     # Control
     def params(self):
         return dict(self._params)
+
+    def reanchor_crosscheck(self, who):
+        self.reanchored = who
 
     def set_params(self, changes, who):
         checked = config.check_params(changes)

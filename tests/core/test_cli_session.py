@@ -125,6 +125,13 @@ def test_status_shows_the_power_terminals():
     assert "energy     0.123 kWh/t last interval, 0.100 kWh/t today" in out
     assert "meter      000000000012 belt_drive ok, 101.2 kW" in out or \
         "meter      000000000012 belt_drive ok, 101.3 kW" in out
+    assert "x-check" not in out  # no belt drive, no cross-check
+    st["power"]["crosscheck"] = {"state": "ready", "hours": 26.04, "learn_h": 24.0,
+                                 "kwh_per_t": 0.07123, "fit_pct": 0.64, "dev_pct": -9.87,
+                                 "mismatch": True, "paused": "mismatch"}
+    out = t.cmd("status")
+    assert "x-check    ready 26.0 of 24 h, 0.0712 kWh/t, fit 0.6 %, last window -9.9 %, " \
+        "MISMATCH, learning paused: mismatch" in out
 
 
 def test_changes_need_login():
@@ -204,6 +211,7 @@ def test_full_zero_calibration_with_progress_in_revolutions():
     assert t.control.params()["scale.zero_counts"] == 1100
     assert t.control.events("cal_started")[0]["detail"] == {"kind": "zero", "by": "tech:1001"}
     assert t.control.events("cal_zero")[0]["detail"]["technician"] == "tech:1001"
+    assert t.control.reanchored is None  # only a material test re-anchors the cross-check
     assert t.control.polls >= 70 and t.control.max_gap_ms <= 100
 
 
@@ -284,6 +292,7 @@ def test_material_test_changes_material_factor_and_records_it():
     assert ev["detail"]["by"] == "tech:1001"
     assert ev["detail"]["changes"]["scale.material_factor"][0] == 1.0
     assert t.control.events("cal_material")[0]["detail"]["technician"] == "tech:1001"
+    assert t.control.reanchored == "tech:1001"  # the output-against-power model too
 
 
 def test_a_result_outside_the_parameter_range_is_not_applied():

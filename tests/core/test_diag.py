@@ -706,3 +706,25 @@ class _MemSlots:
 
     def save(self, obj):
         self.obj = obj
+
+
+def test_crosscheck_learning_state_in_the_report_and_its_alarm_fails_it():
+    from gateway.health.alarms import TABLE
+    from gateway.power.energy import ALARMS
+
+    TABLE.update(ALARMS)  # the power side's rows, as with terminals
+    st = {"state": "learning", "hours": 3.14159, "kwh_per_t": 0.123456, "fit_pct": 2.345,
+          "dev_pct": None, "paused": None}
+    r = Rig()
+    r.diag.crosscheck = lambda: st
+    r.tick(5)
+    small = r.diag.report(compact=True)
+    assert small["crosscheck"] == {"state": "learning", "h": 3.14, "kwh_per_t": 0.1235,
+                                   "fit_pct": 2.3, "dev_pct": None, "paused": None}
+    assert "crosscheck" in small["pass"]
+    r.alarms.set("output_power_mismatch", True, "scale under-reads by 20.0 %")
+    r.tick(2)
+    small = r.diag.report(compact=True)
+    assert small["result"] == "fail" and small["fail"]["crosscheck"]["state"] == "learning"
+    full = r.diag.report()
+    assert [c["result"] for c in full["checks"] if c["name"] == "crosscheck"] == ["fail"]

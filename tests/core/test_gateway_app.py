@@ -192,3 +192,57 @@ def test_power_terminals_wired_in():
         gw2.log.close()
     finally:
         rmtree(d)
+
+
+def test_crosscheck_wired_in_with_a_belt_drive():
+    # Its job in the loop, implied_kg in the belt drive's power records, its learning
+    # state in the status and the diag record, its model through the checkpoint.
+    from tests.core.fakemeter import Bus, Terminal
+
+    d = tmpdir("app")
+    clock = VirtualClock()
+    terms = [{"address": "000000000012", "role": "belt_drive", "ct_ratio": 60},
+             {"address": "000000000034", "role": "mine_total"}]
+    cfg = config.validate({
+        "device_id": 7, "key_file": "-", "data_dir": d,
+        "collector": {"port": "-"},
+        "center": {"host": "127.0.0.1", "port": 1},
+        "production": {"interval_s": 10},
+        "meters": {"port": "-", "terminals": terms},
+        "crosscheck": {"learn_h": 0.5, "window_min": 2.5},
+    })
+    fakes = [Terminal("000000000012", {0x02030000: 15000, 0x00010000: 1000}),
+             Terminal("000000000034", {0x00010000: 5000})]
+    meter_line = FakeLine(clock, Bus(fakes))
+    try:
+        hw = Hardware(clock, Flash(d), FakeLine(clock, lambda req: []), _no_center,
+                      meter_uart=meter_line)
+        gw = Gateway(cfg, _KEY, hw)
+        x = gw.power.cross
+        assert x is not None and x.learn_h == 0.5 and x.window_h == 2.5 / 60
+        gw.start()
+        assert gw.loop.stats()["crosscheck"]["period_ms"] == 1000
+        end = clock.ticks_add(clock.ticks_ms(), 25000)
+        while clock.ticks_diff(end, clock.ticks_ms()) > 0:
+            clock.sleep_ms(max(1, gw.loop.step()))
+        power = [r for r in gw.log.read(1, 256) if r["type"] == "power"]
+        belt = [r for r in power if r["role"] == "belt_drive"]
+        assert belt and all(r["implied_kg"] is None for r in belt)  # learning
+        assert all("implied_kg" not in r for r in power if r["role"] != "belt_drive")
+        st = ondemand.call("gateway.control", "report", gw)
+        assert st["power"]["crosscheck"]["state"] == "learning"
+        assert gw.diag.report(compact=True)["crosscheck"]["state"] == "learning"
+        x.hours = 1.25
+        x.coef = (20.0, 3.0, 0.1)
+        gw.checkpoint()
+        gw.uplink.stop()
+        gw.log.close()
+        hw2 = Hardware(clock, Flash(d), FakeLine(clock, lambda req: []), _no_center,
+                       meter_uart=meter_line)
+        gw2 = Gateway(cfg, _KEY, hw2)
+        gw2.start()
+        assert gw2.power.cross.hours == 1.25 and gw2.power.cross.coef == (20.0, 3.0, 0.1)
+        gw2.uplink.stop()
+        gw2.log.close()
+    finally:
+        rmtree(d)

@@ -76,7 +76,7 @@ class Rig:
         self.spin(s * 1000)
         t0 = self.t
         self.t += s
-        return self.power.close_interval(t0, self.t, mass_g)
+        return self.power.close_interval(t0, self.t, mass_g, float(s), 150.0, False, False)
 
     def power_records(self):
         return [f for rt, f in self.records if rt == "power"]
@@ -172,7 +172,8 @@ def test_restart_after_a_cut_between_records_and_checkpoint():
     r2.t = r.t
     r2.power.restore(snap)
     r2.power.adopt(tail)
-    again = r2.power.close_interval(r.t - 60, r.t, 100000000)  # production closes it again
+    # production closes it again
+    again = r2.power.close_interval(r.t - 60, r.t, 100000000, 60.0, 150.0, False, False)
     assert r2.power_records() == [] and again["kwh"] == written  # not written twice
     r2.interval(60)
     nxt = r2.power_records()[0]
@@ -255,11 +256,12 @@ def test_out_of_memory_while_closing_loses_no_energy_and_writes_nothing_twice():
     r.spin(60000)
     t0 = r.t
     r.t += 60
-    assert r.power.close_interval(t0, r.t, 100000000) is None  # the prod record goes on
+    # the prod record goes on
+    assert r.power.close_interval(t0, r.t, 100000000, 60.0, 150.0, False, False) is None
     assert r.power.errors == 1
     assert [x["address"] for x in r.power_records()] == [BELT]
     # Production closes the same interval again at its next tick: only the missing record.
-    fields = r.power.close_interval(t0, r.t, 100000000)
+    fields = r.power.close_interval(t0, r.t, 100000000, 60.0, 150.0, False, False)
     assert [x["address"] for x in r.power_records()] == [BELT, MINE]
     assert fields["kwh"] == r.power_records()[0]["kwh"]
     r.power.emit = emit

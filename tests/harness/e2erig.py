@@ -130,16 +130,27 @@ class _FillableFile:
 
 
 class Site:
-    """The collector emulator (belt already running, real time) and the center."""
+    """The collector emulator (belt already running, real time) and the center; with
+    meters, the two power terminals too, the belt drive's power from what lies on the
+    carry (emulator/drive.py)."""
 
-    def __init__(self, tmp, seed=2, feed_tph=400.0, pty=False):
+    def __init__(self, tmp, seed=2, feed_tph=400.0, pty=False, meters=False, carry_m=None,
+                 belt_kw=None):
         self.tmp = str(tmp)
         self.keys = os.path.join(self.tmp, "keys")
         os.makedirs(self.keys, exist_ok=True)
         self.feed = Manual(feed_tph, 2.5)
-        self.belt = Belt(seed=seed, profile=self.feed)
+        self.belt = Belt(seed=seed, profile=self.feed, **(belt_kw or {}))
         self.belt.advance(15.0)  # up to speed and loaded before the gateway looks
         self.emu = CollectorEmulator(self.belt, speed=1.0, seed=seed)
+        self.meters = None
+        if meters:
+            from emulator.drive import CarryPhysics
+            from emulator.meters import site_bus
+
+            carry_m = carry_m or SCALE["belt_length_m"] / 2
+            self.meters = site_bus(self.belt, physics=CarryPhysics(carry_m))
+        self.meters_url = None
         self.pty = pty
         self.db = os.path.join(self.tmp, "center.db")
         self.center = Center(self.db, self.keys, "127.0.0.1", 0)
@@ -152,6 +163,8 @@ class Site:
             self.plug()
         else:
             self.collector_url = "socket://%s:%d" % self.emu.start_tcp("127.0.0.1", 0)
+        if self.meters is not None:
+            self.meters_url = "socket://%s:%d" % self.meters.start_tcp("127.0.0.1", 0)
         self.center.start_thread()
         return self
 
@@ -176,6 +189,8 @@ class Site:
         self.center.start_thread()
 
     def stop(self):
+        if self.meters is not None:
+            self.meters.stop()
         self.emu.stop()
         self.center.stop()
 
@@ -190,12 +205,13 @@ class Rig:
     the configuration file; cli: a technician terminal on a pty (tests.harness.ptyterm)."""
 
     def __init__(self, tmp, device_id=4711, params=None, cli=False, pty=False, seed=2,
-                 feed_tph=400.0, name="rig"):
+                 feed_tph=400.0, name="rig", meters=False, carry_m=None, belt_kw=None):
         self.name = name
         self.tmp = os.path.join(str(tmp), name)
         os.makedirs(self.tmp)
         self.device_id = device_id
-        self.site = Site(self.tmp, seed=seed, feed_tph=feed_tph, pty=pty)
+        self.site = Site(self.tmp, seed=seed, feed_tph=feed_tph, pty=pty, meters=meters,
+                         carry_m=carry_m, belt_kw=belt_kw)
         self.emu = self.site.emu
         self.belt = self.site.belt
         self.params = dict(params or {})
@@ -236,6 +252,11 @@ class Rig:
             flat["scale." + key] = value
         if self.term is not None:
             flat["cli.port"] = self.cli_path
+        if s.meters is not None:
+            from emulator.meters import SITE_TERMINALS
+
+            flat["meters.port"] = s.meters_url
+            flat["meters.terminals"] = SITE_TERMINALS
         flat.update(self.params)
         return config.nest(flat)
 
@@ -284,6 +305,8 @@ class Rig:
             collector_uart=open_uart(cfg["collector.port"], cfg["collector.baud"]),
             center_connect=TcpConnector(cfg["center.host"], cfg["center.port"]),
             cli_uart=open_uart(cfg["cli.port"], 115200) if cfg["cli.port"] else None,
+            meter_uart=open_uart(cfg["meters.port"], cfg["meters.baud"], cfg["meters.parity"])
+            if cfg["meters.port"] else None,
         )
         gw = Gateway(cfg, self.key, hw)
         append = gw.log.append
