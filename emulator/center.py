@@ -366,7 +366,7 @@ class _Link:
         key = load_key(c.keys, f.device_id)
         if key is None:
             raise _Drop("unknown_device", "no key for device %d" % f.device_id, tell=False)
-        session = cl.Session(cl.Keys(key), f.device_id)
+        session = cl.Session(cl.Keys(key), f.device_id, cl.CENTER)
         try:
             hello = session.open(f)
         except cl.FrameError as e:  # wrong key, forged: nothing to answer with
@@ -443,7 +443,7 @@ class _Link:
             # played into the next connection.
             c._replay[self.device] = cl.seal(
                 s.keys, cl.COMMAND, self.device, s.tx_counter + 1,
-                cl.encode(cmd), s.nonce_g, s.nonce_c)
+                cl.encode(cmd), cl.CENTER, s.nonce_g, s.nonce_c)
             self.close()
 
     async def _on_frame(self, ftype, msg):

@@ -414,7 +414,7 @@ class RawGateway:
 
     def __init__(self, port, key=KEY, device=DEV):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        self.session = cl.Session(cl.Keys(key), device)
+        self.session = cl.Session(cl.Keys(key), device, cl.GATEWAY)
         self.reader = cl.FrameReader()
         self.received = []  # frames that closed() read on the way
 

@@ -194,7 +194,7 @@ class Uplink:
 
     def _send_hello(self, now):
         log = self._log
-        s = cl.Session(self._keys, self.device_id)
+        s = cl.Session(self._keys, self.device_id, cl.GATEWAY)
         s.nonce_g = crypto.random_bytes(16)
         self._session = s
         self._reader = cl.FrameReader()

@@ -52,7 +52,7 @@ class Peer:
 
     def __init__(self, pipe, key=KEY):
         self.pipe = pipe
-        self.session = cl.Session(cl.Keys(key), DEV)
+        self.session = cl.Session(cl.Keys(key), DEV, cl.CENTER)
         self.reader = cl.FrameReader()
 
     def frames(self):
