@@ -10,7 +10,25 @@ _EAGAIN = errno.EAGAIN
 
 
 class NetError(OSError):
-    pass
+    """kind says what failed, in the words the uplink reports: "dns", "refused",
+    "unreachable", "timeout", "closed" or "network"."""
+
+    def __init__(self, message, kind="network"):
+        super().__init__(message)
+        self.kind = kind
+
+
+def _kind(e):
+    code = e.errno if isinstance(e, OSError) else None
+    if code == errno.ECONNREFUSED:
+        return "refused"
+    if code == errno.EHOSTUNREACH or code == 101:  # 101: ENETUNREACH (MicroPython lacks it)
+        return "unreachable"
+    if code == errno.ETIMEDOUT:
+        return "timeout"
+    if code == errno.ECONNRESET:
+        return "closed"
+    return "network"
 
 
 def _why(e):
@@ -41,7 +59,7 @@ class TcpConnection:
             try:
                 self._recv(bytearray(1))
             except OSError as e:
-                raise NetError("connect: %s" % _why(e))
+                raise NetError("connect: %s" % _why(e), _kind(e))
             raise NetError("connect: failed")
         self._connected = True
         self._poll.unregister(self._sock)
@@ -54,7 +72,7 @@ class TcpConnection:
         except OSError as e:
             if e.errno == _EAGAIN:
                 return 0
-            raise NetError("send: %s" % _why(e))
+            raise NetError("send: %s" % _why(e), _kind(e))
         return n or 0
 
     def _recv(self, buf):
@@ -69,11 +87,11 @@ class TcpConnection:
         except OSError as e:
             if e.errno == _EAGAIN:
                 return 0
-            raise NetError("recv: %s" % _why(e))
+            raise NetError("recv: %s" % _why(e), _kind(e))
         if n is None:
             return 0
         if n == 0:
-            raise NetError("closed by peer")
+            raise NetError("closed by peer", "closed")
         return n
 
     def close(self):
@@ -95,7 +113,7 @@ class TcpConnector:
             try:
                 ai = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0]
             except OSError as e:
-                raise NetError("resolve %s: %s" % (self.host, _why(e)))
+                raise NetError("resolve %s: %s" % (self.host, _why(e)), "dns")
             self._addr = (ai[0], ai[-1])
         family, addr = self._addr
         s = socket.socket(family, socket.SOCK_STREAM)
@@ -105,5 +123,5 @@ class TcpConnector:
         except OSError as e:
             if e.errno not in (_EINPROGRESS, _EAGAIN):
                 s.close()
-                raise NetError("connect %s:%d: %s" % (self.host, self.port, _why(e)))
+                raise NetError("connect %s:%d: %s" % (self.host, self.port, _why(e)), _kind(e))
         return TcpConnection(s)

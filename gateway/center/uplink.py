@@ -22,8 +22,19 @@ _BACKOFF_FIRST_MS = const(1000)
 _MIN_BATCH = const(1)  # a fragmented small heap may hold one record's frame only
 
 
+# A center that ends this many connections in a row between our HELLO and its WELCOME
+# (or answers with a WELCOME that does not verify) does not take our key: no retry can
+# fix that, so center_auth_failed is raised then, not after upload_down's half hour.
+_AUTH_FAILS_ALARM = const(3)
+
+
 class _LinkDown(Exception):
-    """The connection must end (our side's finding); the message says why."""
+    """The connection must end (our side's finding); the message says why, kind is the
+    failure's kind for last_failure (see Uplink.stats)."""
+
+    def __init__(self, message, kind="timeout"):
+        super().__init__(message)
+        self.kind = kind
 
 
 class Uplink:
@@ -62,12 +73,22 @@ class Uplink:
         self._gap_active = False
         self._backoff_ms = _BACKOFF_FIRST_MS
         self._retry_at = None
+        self._auth_fails = 0  # connections in a row the center ended before WELCOME
+        # Whether center_auth_failed / center_protocol_error may be active: cleared at the
+        # first good WELCOME (a restart restores them active), then only if raised.
+        self._auth_alarm = self._protocol_alarm = True
         self._reset_link()
         # stats
         self.sent = 0
         self.stand_ins = 0
         self.reconnects = 0
         self.last_error = None
+        # The last failure: its kind ("dns", "refused", "unreachable", "timeout", "closed",
+        # "auth", "protocol", "network", "memory", "local": our own log), last_error says
+        # the detail, failure_t
+        # when (unix s). They stay after the link is up again, for status and the panel.
+        self.failure = None
+        self.failure_t = None
         self.center_offset_s = None
 
     def _reset_link(self):
@@ -78,6 +99,8 @@ class Uplink:
         self._tx_off = 0
         self._tx_moved = 0  # when the kernel last took bytes of it
         self._control = []  # (type, plaintext object) waiting to be sealed and sent
+        self._result_waiting = False  # a COMMAND's RESULT not yet sealed: read no more
+        self._records_turn = False  # the next frame is RECORDS if any is ready
         self._in_flight = []  # end seq (exclusive) of each RECORDS frame not yet ACKed
         self._send_next = 0
         self._ack_floor = 0
@@ -92,13 +115,15 @@ class Uplink:
 
     def restore(self, state):
         """Take back a snapshot. The log is told the breakpoint again (set_acked takes the
-        same value twice) so retention knows it after a restart."""
+        same value twice) so retention knows it after a restart. A seq out of the spec's
+        range (damage, or an older firmware's flash) is ignored: it would move the log's
+        head past what a record can carry."""
         acked = state.get("acked")
-        if isinstance(acked, int) and acked > self._acked:
+        if cl.seq_ok(acked) and acked > self._acked:
             self._acked = acked
             self._log.set_acked(acked)
         gap = state.get("gap")
-        if isinstance(gap, list) and len(gap) == 2:
+        if isinstance(gap, list) and len(gap) == 2 and cl.seq_ok(gap[0]) and cl.seq_ok(gap[1]):
             self._gap = (gap[0], gap[1])
 
     @property
@@ -126,6 +151,8 @@ class Uplink:
             "acked": self._acked,
             "reconnects": self.reconnects,
             "last_error": self.last_error,
+            "failure": self.failure,
+            "failure_t": self.failure_t,
             "backlog": max(0, log.head + 1 - max(self._acked, log.oldest)),
             "in_flight": len(self._in_flight),
             "stand_ins": self.stand_ins,
@@ -154,13 +181,18 @@ class Uplink:
             self._pump_tx(now_ms)
             self._check_timers(now_ms)
         except cl.FrameError as e:
-            self._fail(now_ms, "center frame refused: %s" % e, e.code)
+            # A WELCOME that does not verify: the center holds another key for us.
+            kind = "auth" if st == "hello" and e.code == "bad_tag" else "protocol"
+            self._fail(now_ms, "center frame refused: %s" % e, kind, e.code)
         except OSError as e:  # hal.net.NetError and any socket error: the link is gone
-            self._fail(now_ms, str(e) or repr(e))
+            kind = getattr(e, "kind", "network")
+            if self.state == "hello" and kind == "closed":
+                kind = "auth"  # it hung up on our HELLO: it could not verify it
+            self._fail(now_ms, str(e) or repr(e), kind)
         except _LinkDown as e:
-            self._fail(now_ms, str(e))
+            self._fail(now_ms, str(e), e.kind)
         except MemoryError:  # a large frame from the center on a small heap: end this link
-            self._fail(now_ms, "out of memory handling a frame from the center")
+            self._fail(now_ms, "out of memory handling a frame from the center", "memory")
 
     # ---- connection --------------------------------------------------------------------
     def _open(self, now):
@@ -168,12 +200,18 @@ class Uplink:
         try:
             self._conn = self._connect_fn()
         except OSError as e:
-            self._fail(now, str(e) or repr(e))
+            self._fail(now, str(e) or repr(e), getattr(e, "kind", "network"))
             return
         self.state = "connecting"
         self._since = now
 
-    def _fail(self, now, reason, code=None):
+    def _fail(self, now, reason, kind, code=None):
+        if kind == "auth":
+            self._auth_fails += 1
+            if self._auth_fails >= _AUTH_FAILS_ALARM and self._alarm is not None:
+                self._auth_alarm = True
+                self._alarm("center_auth_failed", True, "%d connections in a row: %s"
+                            % (self._auth_fails, reason))
         conn = self._conn
         if conn is not None:
             if code is not None and self.state == "online" and self._tx is None:
@@ -187,6 +225,8 @@ class Uplink:
         self.state = "backoff"
         self.reconnects += 1
         self.last_error = reason
+        self.failure = kind
+        self.failure_t = int(self._clock.time())
         base = self._backoff_ms
         jitter = (base // 2) * (crypto.random_bytes(1)[0]) // 256
         self._retry_at = self._clock.ticks_add(now, base // 2 + jitter)
@@ -209,7 +249,10 @@ class Uplink:
     def _receive(self, now):
         budget = _RX_BUDGET
         reader = self._reader
-        while budget > 0 and len(self._control) < _MAX_CONTROL:
+        # A COMMAND's RESULT is sealed before the next COMMAND is read (what is not read
+        # waits in the kernel): one command's RESULT on the heap at a time, and RECORDS
+        # frames go out between RESULTs however many commands the center queues.
+        while budget > 0 and len(self._control) < _MAX_CONTROL and not self._result_waiting:
             buf = reader.buffer()
             if len(buf) > budget:
                 buf = buf[:budget]
@@ -226,7 +269,8 @@ class Uplink:
         self._last_rx = now
         t = frame.type
         if t == cl.ERROR:
-            raise _LinkDown("center error %s: %s" % (msg.get("code"), msg.get("message")))
+            raise _LinkDown("center error %s: %s" % (msg.get("code"), msg.get("message")),
+                            "protocol")
         if self.state == "hello":
             if t != cl.WELCOME:
                 raise cl.FrameError("unexpected", "%s before WELCOME" % _name(t))
@@ -250,19 +294,39 @@ class Uplink:
             self._session.nonce_c = unhexlify(nonce)
         except ValueError:
             raise cl.FrameError("bad_welcome", "nonce is not hex")
-        t = msg.get("time")
-        if isinstance(t, (int, float)) and not isinstance(t, bool):
-            self.center_offset_s = t - self._clock.time()
-        self.state = "online"
+        self.state = "online"  # from here on an ERROR frame can tell the center why
         self._since = now
         log = self._log
         head, oldest = log.head, log.oldest
-        if nxt > head + 1:
-            # The center holds seqs this log never had or lost: the log moves its head on
-            # (set_acked), so none of them is used again.
-            self.last_error = "center next %d is beyond the log head %d" % (nxt, head)
+        # The spec bounds next: at most head + 1, except for a log no center has welcomed
+        # yet (a new or wiped flash: breakpoint 0), which adopts a larger next so that no
+        # seq is reused; and below 2^31 always. Anything else would skip the unsent backlog
+        # or run the seqs out of what a record can carry: refused, breakpoint kept.
+        if not cl.seq_ok(nxt) or (nxt > head + 1 and self._acked):
+            if self._alarm is not None:
+                self._protocol_alarm = True
+                self._alarm("center_protocol_error", True, "WELCOME next %d, log head %d"
+                            % (nxt, head))
+            raise cl.FrameError("bad_next", "WELCOME next %d is beyond the log head %d + 1"
+                                % (nxt, head))
+        self._auth_fails = 0
+        if self._alarm is not None:
+            if self._auth_alarm:
+                self._auth_alarm = False
+                self._alarm("center_auth_failed", False, "")
+            if self._protocol_alarm:
+                self._protocol_alarm = False
+                self._alarm("center_protocol_error", False, "")
+        t = msg.get("time")
+        if isinstance(t, (int, float)) and not isinstance(t, bool):
+            self.center_offset_s = t - self._clock.time()
         if nxt > self._acked:
-            self._set_acked(nxt)
+            self._set_acked(nxt)  # beyond the head: the log moves its head on
+        if nxt > head + 1 and self._emit is not None:
+            # The center holds seqs up to next from an earlier life of this device: this
+            # log's own records below next are not sent (the center holds others there).
+            self._emit("event", {"code": "seq_adopted", "detail": {
+                "next": nxt, "unsent": [oldest, head] if head >= oldest else None}})
         start = nxt
         if nxt < oldest:
             # Retention overtook the breakpoint: those records are gone (spec step 2).
@@ -271,6 +335,10 @@ class Uplink:
         self._ack_floor = nxt
         self._send_next = start
         self._queue_outbox()
+        if start > log.head and not self._control:
+            # Nothing to send: a PING proves at once that this connection is ours (the
+            # center keeps our previous one until a frame of this one verifies).
+            self._control.append((cl.PING, {}))
 
     def _queue_outbox(self):
         """Queue the final RESULTs of commands that were applied after their first answer."""
@@ -322,8 +390,14 @@ class Uplink:
         if self._commands is None:
             res = {"id": msg.get("id"), "ok": False, "error": "commands are not available"}
         else:
-            res = self._commands.submit(msg)
+            try:
+                res = self._commands.submit(msg)
+            except MemoryError:
+                # No room to load the command code: not taken in, the same id may come again.
+                res = {"id": msg.get("id"), "ok": False,
+                       "error": "out of memory: not taken in; send it again"}
         self._control.append((cl.RESULT, res))
+        self._result_waiting = True
 
     # ---- sending -----------------------------------------------------------------------
     def _pump_tx(self, now):
@@ -342,17 +416,35 @@ class Uplink:
                 self._tx = None
             if self.state != "online":
                 return
-            if self._control:
-                ftype, obj = self._control.pop(0)
-                self._tx = self._session.seal(ftype, obj)
-            elif sealed and clock.ticks_diff(clock.ticks_ms(), started) >= self._budget_ms:
+            # RECORDS and control frames take turns: commands never starve the upload.
+            if (self._records_turn or not self._control) and not (
+                    sealed and clock.ticks_diff(clock.ticks_ms(), started) >= self._budget_ms):
+                if self._seal_records(now):
+                    sealed = True
+                    self._records_turn = False
+                    self._tx_off = 0
+                    self._last_tx = self._tx_moved = now
+                    continue
+            if not self._control:
                 return
-            elif not self._seal_records(now):
-                return
-            else:
-                sealed = True
+            ftype, obj = self._control.pop(0)
+            self._tx = self._seal_control(ftype, obj)
+            self._records_turn = True
             self._tx_off = 0
             self._last_tx = self._tx_moved = now
+
+    def _seal_control(self, ftype, obj):
+        if ftype == cl.RESULT:
+            self._result_waiting = False
+        try:
+            return self._session.seal(ftype, obj)
+        except MemoryError:
+            if ftype != cl.RESULT:
+                raise
+        # A large RESULT the heap cannot seal now: the center hears why and may ask again.
+        obj = {"id": obj.get("id"), "ok": False,
+               "error": "out of memory sending the result; ask again"}
+        return self._session.seal(ftype, obj)
 
     def _seal_records(self, now):
         """Put the next RECORDS frame in _tx; False if the window is full or nothing waits."""
@@ -363,14 +455,14 @@ class Uplink:
         if seq > log.head:
             return False
         if seq < log.oldest:
-            raise _LinkDown("retention overtook the breakpoint at %d" % seq)
+            raise _LinkDown("retention overtook the breakpoint at %d" % seq, "local")
         clock = self._clock
         t0 = clock.ticks_ms()
         try:
             recs = self._contiguous(log.read(seq, self._batch_now), seq, log.head)
             plaintext, n = _records_plaintext(recs)
             if n == 0:
-                raise _LinkDown("record %d is too large for one frame" % seq)
+                raise _LinkDown("record %d is too large for one frame" % seq, "local")
             self._tx = self._session.seal(cl.RECORDS, plaintext)
         except MemoryError:
             # A board's heap could not hold the frame: smaller frames from now on.
@@ -399,7 +491,7 @@ class Uplink:
         on flash: the log reports storage_corrupt): a frame must be contiguous, and the
         center should see the loss rather than wait for a record that will never come."""
         if recs and recs[0].get("seq", seq) < seq:
-            raise _LinkDown("log returned seq %r for %d" % (recs[0].get("seq"), seq))
+            raise _LinkDown("log returned seq %r for %d" % (recs[0].get("seq"), seq), "local")
         last = recs[-1]["seq"] if recs else min(head, seq + self._batch_now - 1)
         if len(recs) == last - seq + 1:
             return recs

@@ -67,6 +67,8 @@ TABLE = {
     "retention_overrun": ("comm", "F", EVENT, 0, _HOLD_MS, "storage"),
     # raised by the uplink
     "upload_gap": ("comm", "F", EVENT, 0, _HOLD_MS, "uplink"),
+    "center_auth_failed": ("comm", "F", COND, 0, 0, "uplink"),
+    "center_protocol_error": ("comm", "F", COND, 0, 0, "uplink"),
 }
 for _i in range(1, 5):
     TABLE["cell%d_fault" % _i] = ("fault", "F", COND, 1000, 30000, "cells")

@@ -12,6 +12,7 @@ from gateway.store.recordlog import (
     _parse_header,
     _seq_of,
 )
+from gateway.store.codec import SEQ_LIMIT
 from hal.compat import const
 
 # The frame format of gateway/store/recordlog.py: 0xA5 | payload length u16 | crc32 u32 | payload
@@ -22,7 +23,8 @@ _FRAME_HDR = const(7)
 def _seg_first(name):
     """The first seq of a segment file name, or 0 if it is not one."""
     if len(name) == 15 and name[0] == "r" and name.endswith(".seg") and name[1:11].isdigit():
-        return int(name[1:11])
+        first = int(name[1:11])
+        return first if first < SEQ_LIMIT else 0
     return 0
 
 
