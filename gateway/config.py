@@ -281,20 +281,28 @@ def check_change(params, changes):
 
 
 def read_key(path):
-    """The 32-byte device key from its file (64 hex digits). Never printed."""
+    """The 32-byte device key from its file (64 hex digits). Neither the key nor any byte
+    of the file is ever printed: a bad file's message says what is wrong, not what is
+    there. A file others may read is refused: a copied key must not sit world-readable
+    (provisioning writes 0600)."""
+    import os
     from binascii import unhexlify
 
     try:
-        with open(path) as f:
-            text = f.read().strip()
+        mode = os.stat(path)[0]
+        with open(path, "rb") as f:
+            text = f.read(130).strip()
     except OSError as e:
         raise ConfigError("key_file: cannot read %s (%s)" % (path, e))
+    if mode & 0o077:  # a board's file system has no such bits: 0
+        raise ConfigError("key_file: %s may be read by group or others (mode %03o): chmod 600 %s"
+                          % (path, mode & 0o777, path))
     if len(text) != 64:
         raise ConfigError("key_file: %s must hold 64 hex digits (a 32-byte key)" % path)
     try:
         return unhexlify(text)
     except ValueError:
-        raise ConfigError("key_file: %s is not hex" % path)
+        raise ConfigError("key_file: %s must hold 64 hex digits (a 32-byte key)" % path)
 
 
 def load(path):
