@@ -75,7 +75,9 @@ def set_output(gw, args):
     if not isinstance(args, dict):
         raise CommandError("set_output needs {\"do\": 1|2, \"on\": bool}")
     do, on = args.get("do"), args.get("on")
-    if do not in (1, 2) or isinstance(do, bool) or not isinstance(on, bool):
+    # An int, not 1.0 (1.0 == 1 would pass "in (1, 2)" and fail in the driver).
+    if not isinstance(do, int) or isinstance(do, bool) or do not in (1, 2) \
+            or not isinstance(on, bool):
         raise CommandError("set_output needs {\"do\": 1|2, \"on\": bool}")
     if not gw.collector.online:
         raise Busy("collector offline")

@@ -155,6 +155,8 @@ def decode(plaintext):
         obj = json.loads(str(plaintext, "utf-8"))
     except ValueError:  # bad UTF-8 (UnicodeError) or bad JSON
         raise FrameError("bad_json", "plaintext is not UTF-8 JSON")
+    except RuntimeError:  # CPython's RecursionError: nested deeper than its parser goes
+        raise FrameError("bad_json", "plaintext nested too deep")
     if not isinstance(obj, dict):
         raise FrameError("bad_json", "plaintext is not a JSON object")
     return obj

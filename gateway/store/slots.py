@@ -44,7 +44,9 @@ if MICROPYTHON:
             self._left = n
 
         def readinto(self, buf):
-            k = self._f.readinto(memoryview(buf)[: min(len(buf), self._left)])
+            if len(buf) > self._left:  # json.load asks a byte at a time: rarely so
+                buf = memoryview(buf)[: self._left]
+            k = self._f.readinto(buf)
             self._left -= k
             return k
 
