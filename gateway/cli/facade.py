@@ -1,8 +1,9 @@
 # What the technician CLI sees of the gateway: the facade gateway.cli.session calls (docs/cli.md),
 # built on the app's parts, so that the CLI's needs stay in one place and the CLI can be
 # tested against a double with the same methods. build_cli() makes the CLI job.
-from gateway.cli.auth import AuthError, Auth, load_accounts
+from gateway.cli.auth import AUTH_SLOT, AuthError, Auth, load_accounts
 from gateway.errors import CalibrationError
+from gateway.store.slots import Slots
 from gateway.cli.session import Cli
 from hal.compat import const
 
@@ -18,7 +19,7 @@ def build_cli(gw):
         # Reading stays open; nobody can log in until the accounts are flashed again.
         print("cli: %s; no technician can log in" % e)
         accounts = {}
-    auth = Auth(accounts, gw.clock, gw.params["cli.idle_logout_s"])
+    auth = Auth(accounts, gw.clock, gw.params["cli.idle_logout_s"], Slots(gw.hw.flash, AUTH_SLOT))
     return Cli(CliFacade(gw), gw.hw.cli_uart, auth, gw.clock)
 
 

@@ -1,6 +1,8 @@
 # A hostile center (or a man in the middle without the key) against the whole gateway,
 # on both interpreters (tests/core/hostile.py). After each attack the gateway must have
 # kept polling at 10 Hz, applied nothing and lost nothing: HostileRig.check().
+import json
+
 from gateway.store.slots import Slots
 from protocols import center_link as cl
 from tests.core.hostile import HostileRig
@@ -280,3 +282,25 @@ def test_a_slot_is_read_in_pieces():
     got = Slots(flash, "s").load()
     assert got == {"big": ["x" * 100] * 120}
     assert 0 < largest[0] <= 256, largest  # the body is over 12 KB
+
+
+def test_cli_login_failures_are_on_flash_before_the_next_prompt():
+    # The CLI the gateway builds saves each failed login at once: a cut right after the
+    # fifth leaves login locked for the next start's CLI.
+    from gateway.cli import auth
+    from gateway.cli.facade import build_cli
+
+    rig = HostileRig()
+    try:
+        entry = auth.make_account("1001", "2468", iterations=20)
+        with rig.gw.hw.flash.open(auth.ACCOUNTS_FILE, "w") as f:
+            f.write('{"accounts": [%s]}' % json.dumps(entry))
+        a = build_cli(rig.gw).auth
+        for _ in range(5):
+            check = a.begin("1001", "0000", rig.clock.ticks_ms())
+            assert not a.finish(check, rig.clock.ticks_ms())
+        rig.cut()
+        a = build_cli(rig.gw).auth
+        assert a.locked_s(rig.clock.ticks_ms()) == 300
+    finally:
+        rig.close()
