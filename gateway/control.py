@@ -34,7 +34,9 @@ def report(gw):
         "vibration": m["vibration"],
         "link": {"state": link["state"], "timeouts": link.get("timeouts"),
                  "crc_errors": link.get("crc_errors")},
-        "uplink": {"state": up["state"], "backlog": up["backlog"]},
+        "uplink": {"state": up["state"], "backlog": up["backlog"], "last_failure": None
+                   if up["failure"] is None else {"kind": up["failure"], "t": up["failure_t"],
+                                                  "detail": up["last_error"]}},
         "alarms": [a["code"] for a in gw.alarms.active()],
         "diag": gw.diag.report()["summary"],
     }

@@ -15,8 +15,9 @@ class Monitor:
 
     def line(self):
         st = self.gw.status()
+        up = st["uplink"]
         return (
-            "rate %7.1f t/h  speed %4.2f m/s  total %10.3f t  %-8s link %-8s center %-7s "
+            "rate %7.1f t/h  speed %4.2f m/s  total %10.3f t  %-8s link %-8s center %-7s%s "
             "backlog %d  alarms %s"
             % (
                 st["rate_tph"],
@@ -24,8 +25,10 @@ class Monitor:
                 st["total_kg"] / 1000,
                 st["run_state"],
                 st["link"]["state"],
-                st["uplink"]["state"],
-                st["uplink"]["backlog"],
+                up["state"],
+                _failure(up.get("last_failure"),
+                         self.gw.params.get("production.utc_offset_min", 0)),
+                up["backlog"],
                 ",".join(st["alarms"]) or "-",
             )
         )
@@ -37,3 +40,11 @@ class Monitor:
             lines = panel.lines() if panel is not None and hasattr(panel, "lines") else []
             text = _HOME_CLEAR + "\n".join(lines) + "\n" + text
         self.out.write(text + "\n")
+
+
+def _failure(f, utc_offset_min):
+    """" (last failure auth at 14:05:09)" (local time) for the uplink's last failure."""
+    if not f:
+        return ""
+    t = (int(f["t"]) + utc_offset_min * 60) % 86400
+    return " (last failure %s at %02d:%02d:%02d)" % (f["kind"], t // 3600, t // 60 % 60, t % 60)

@@ -304,3 +304,42 @@ def test_cli_login_failures_are_on_flash_before_the_next_prompt():
         assert a.locked_s(rig.clock.ticks_ms()) == 300
     finally:
         rig.close()
+
+
+def test_a_center_that_refuses_our_key_raises_its_alarm_soon_and_says_so():
+    # A center holding another key for this device closes on our HELLO, every time: no
+    # retry can fix it, so center_auth_failed comes within seconds (not after the half
+    # hour of upload_down), and status, the LCD and --monitor say "auth" and when.
+    import io
+
+    from gateway.panel.lcd import Lcd
+    from gateway.panel.monitor import Monitor
+    from hal.display import Display
+
+    rig = HostileRig()
+    try:
+        p0 = rig.mark()
+        for i in range(3):
+            assert not rig.gw.alarms.is_active("center_auth_failed")
+            peer, _ = rig.hello()
+            rig.pipe().peer_closed = True  # it cannot verify the HELLO: it hangs up
+            rig.run_s(0.1)
+            assert rig.gw.uplink.failure == "auth", rig.gw.uplink.last_error
+        rig.run_s(1)
+        assert rig.gw.alarms.is_active("center_auth_failed")
+        assert rig.clock.ticks_diff(rig.clock.ticks_ms(), p0[1]) < 10000
+        t = rig.gw.uplink.failure_t
+        up = rig.gw.status()["uplink"]
+        assert up["last_failure"]["kind"] == "auth" and up["last_failure"]["t"] == t
+        assert "closed" in up["last_failure"]["detail"]
+        lcd = Lcd(Display(), rig.clock, rig.gw._lcd_values, rig.gw.alarms, rig.gw.params)
+        lcd.page = 4  # the link page
+        minute = (t // 60 + 480) % 1440
+        assert lcd.lines()[2:4] == ["CENTER DOWN", " auth %02d:%02d" % (minute // 60, minute % 60)]
+        assert "center backoff (last failure auth at %02d:%02d:" % (minute // 60, minute % 60) \
+            in Monitor(rig.gw, io.StringIO()).line()
+        rig.check(p0)  # an honest center, the right key: uploads, and the alarm clears
+        rig.run_s(1)
+        assert not rig.gw.alarms.is_active("center_auth_failed")
+    finally:
+        rig.close()

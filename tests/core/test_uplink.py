@@ -184,6 +184,28 @@ def test_backoff_doubles_with_jitter_to_the_ceiling_and_resets_on_ack():
     assert len(conn.at) == n + 1  # back to 1 s (with jitter) after a working connection
 
 
+def test_the_last_failure_is_kept_by_kind_with_its_time():
+    up, clock, log, conn, _ = _setup(0)
+    for kind in ("dns", "refused", "unreachable"):
+        conn.fail = kind
+        _step(up, clock, ms=2500)
+        assert up.failure == kind and kind in up.last_error, (kind, up.last_error)
+        assert up.failure_t == int(clock.time())
+    st = up.stats()
+    assert (st["failure"], st["failure_t"]) == ("unreachable", int(clock.time()))
+    conn.fail = False
+    while up.state != "hello":  # the backoff's jitter decides when
+        _step(up, clock, ms=100)
+    peer = Peer(conn.pipes[-1])
+    peer.frames()
+    peer.welcome(1)
+    _step(up, clock)
+    assert up.state == "online" and up.failure == "unreachable"  # kept, for the panel
+    clock.advance_ms(40000)
+    up.run(clock.ticks_ms())
+    assert up.failure == "timeout" and "silence" in up.last_error
+
+
 def test_connect_that_never_completes_times_out():
     up, clock, log, conn, _ = _setup(0, silence_s=5)
     _step(up, clock)

@@ -37,7 +37,7 @@ class Pipe:
     def recv_into(self, buf):
         if not self.to_gw:
             if self.peer_closed:
-                raise NetError("closed by peer")
+                raise NetError("closed by peer", "closed")
             return 0
         n = min(len(buf), len(self.to_gw))
         buf[:n] = self.to_gw[:n]
@@ -84,13 +84,14 @@ class Connector:
     def __init__(self, clock):
         self.clock = clock
         self.pipes = []
-        self.fail = False
+        self.fail = False  # True, or the NetError kind to fail with
         self.at = []
 
     def __call__(self):
         self.at.append(self.clock.ticks_ms())
         if self.fail:
-            raise NetError("connect: network unreachable")
+            kind = self.fail if isinstance(self.fail, str) else "unreachable"
+            raise NetError("connect: failed (%s)" % kind, kind)
         p = Pipe()
         self.pipes.append(p)
         return p
