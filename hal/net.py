@@ -18,17 +18,12 @@ class NetError(OSError):
         self.kind = kind
 
 
+_KINDS = {errno.ECONNREFUSED: "refused", errno.EHOSTUNREACH: "unreachable",
+          101: "unreachable", errno.ETIMEDOUT: "timeout", errno.ECONNRESET: "closed"}  # 101: ENETUNREACH
+
+
 def _kind(e):
-    code = e.errno if isinstance(e, OSError) else None
-    if code == errno.ECONNREFUSED:
-        return "refused"
-    if code == errno.EHOSTUNREACH or code == 101:  # 101: ENETUNREACH (MicroPython lacks it)
-        return "unreachable"
-    if code == errno.ETIMEDOUT:
-        return "timeout"
-    if code == errno.ECONNRESET:
-        return "closed"
-    return "network"
+    return _KINDS.get(e.errno, "network") if isinstance(e, OSError) else "network"
 
 
 def _why(e):

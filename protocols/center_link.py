@@ -246,8 +246,6 @@ class Session:
     end."""
 
     def __init__(self, keys, device_id, side):
-        if side != GATEWAY and side != CENTER:
-            raise ValueError("side must be GATEWAY or CENTER")
         self.keys = keys
         self.device_id = device_id
         self.side = side

@@ -48,8 +48,7 @@ class Commands:
 
     The state intake.py works on, as this object's public interface: `top` (highest id
     received), `waiting` (entries not yet applied, oldest first), `done` (recent finished
-    commands, [id, op, result text or None, sent], oldest first), the counters below, and
-    save()."""
+    commands, [id, op, result text or None, sent], oldest first) and the counters below."""
 
     name = "commands"
 
@@ -72,23 +71,20 @@ class Commands:
         self._retry_at = None
 
     def start(self):
-        """Load the state; answer what a restart interrupted."""
-        ondemand.call(_INTAKE, "load", self)
+        """Load the state; answer what a restart interrupted (intake.load: loaded only
+        then, or for an older state, so that a usual start costs no code load)."""
+        saved = self.slots.load()
+        if not saved:
+            return
+        if saved.get("v") == 2 and not [e for e in saved["wait"] if e["st"] == "running"]:
+            self.top, self.waiting, self.done = saved["top"], saved["wait"], saved["done"]
+            self.unsent = len(self.outbox())
+        else:
+            ondemand.call(_INTAKE, "load", self, saved)
 
     def submit(self, msg):
         """The RESULT plaintext for one COMMAND plaintext (already authenticated)."""
         return ondemand.call(_INTAKE, "submit", self, msg)
-
-    def save(self):
-        """Persist the state; False (and counted) if the flash or the slot refused it."""
-        try:
-            self.slots.save({"v": 2, "top": self.top, "wait": self.waiting,
-                             "done": self.done})
-        except (OSError, ValueError) as e:  # ValueError: slots.SlotError
-            self.save_errors += 1
-            self.last_save_error = str(e)
-            return False
-        return True
 
     def pending(self):
         return [e["id"] for e in self.waiting if e["st"] == "pending"]

@@ -1,7 +1,7 @@
 # Taking in and applying the center's commands, for gateway/center/commands.py: loaded for
 # each command (Commands.submit), for retrying waiting ones (Commands.run) and for loading
 # the state at start (Commands.start), and forgotten after (gateway/ondemand.py). The
-# functions work through the Commands object's public state (top, waiting, done, save());
+# functions work through the Commands object's public state (top, waiting, done, counters);
 # the state's format is in gateway/center/commands.py.
 import json
 
@@ -30,10 +30,10 @@ def _id_ok(v):
     return isinstance(v, int) and not isinstance(v, bool) and 0 < v < _ID_LIMIT
 
 
-def load(cmds):
-    """At start: the saved state into cmds; a command found "running" may have been half
-    applied, so it is answered with an error instead of being run again."""
-    saved = cmds.slots.load()
+def load(cmds, saved):
+    """At start: a saved state (one with a command "running", or of version 1) into cmds;
+    a command found "running" may have been half applied, so it is answered with an
+    error instead of being run again."""
     if not isinstance(saved, dict):
         saved = {}
     top = saved.get("top")
@@ -78,8 +78,19 @@ def load(cmds):
                 e["id"], "interrupted by a restart while being applied; check the state "
                 "before sending it again"), False)
     if interrupted:
-        cmds.save()
+        _save(cmds)
     cmds.unsent = len(cmds.outbox())
+
+
+def _save(cmds):
+    """Persist the state; False (and counted) if the flash or the slot refused it."""
+    try:
+        cmds.slots.save({"v": 2, "top": cmds.top, "wait": cmds.waiting, "done": cmds.done})
+    except (OSError, ValueError) as e:  # ValueError: slots.SlotError
+        cmds.save_errors += 1
+        cmds.last_save_error = str(e)
+        return False
+    return True
 
 
 def _finish(cmds, cmd_id, op, res, sent):
@@ -131,7 +142,7 @@ def submit(cmds, msg):
         cmds.top = cmd_id
         res = _read_only(cmds, cmd_id, op, args)
         _finish(cmds, cmd_id, op, res, True)
-        cmds.save()
+        _save(cmds)
         return res
     top = cmds.top
     cmds.top = cmd_id
@@ -150,7 +161,7 @@ def submit(cmds, msg):
         res = _error(cmd_id, "too many commands waiting (%d) or arguments too large to "
                      "keep; not applied" % _MAX_PENDING)
         _finish(cmds, cmd_id, op, res, True)
-        cmds.save()
+        _save(cmds)
         return res
     return _queued(cmd_id)
 
@@ -158,7 +169,7 @@ def submit(cmds, msg):
 def _refuse(cmds, cmd_id, op, res):
     cmds.top = cmd_id
     _finish(cmds, cmd_id, op if isinstance(op, str) else None, res, True)
-    cmds.save()
+    _save(cmds)
     return res
 
 
@@ -188,7 +199,7 @@ def _apply(cmds, e, sent):
     marked = cmds.ready is None or cmds.ready(op)
     if marked:
         e["st"] = "running"
-        if not cmds.save():
+        if not _save(cmds):
             # Without the running mark a restart could run it twice: do not run it at all.
             if was == "pending":
                 e["st"] = "pending"
@@ -201,7 +212,7 @@ def _apply(cmds, e, sent):
     except Busy:
         e["st"] = "pending"
         if marked or was != "pending":
-            cmds.save()
+            _save(cmds)
         return None
     except CommandError as err:
         res = _error(e["id"], str(err))
@@ -210,7 +221,7 @@ def _apply(cmds, e, sent):
     cmds.waiting.remove(e)
     cmds.executed += 1
     _finish(cmds, e["id"], op, res, sent)
-    cmds.save()
+    _save(cmds)
     return res
 
 

@@ -10,8 +10,9 @@
 # reads nothing, or answers one byte a minute, only leaves bytes waiting in a bounded
 # buffer until the silence rule ends the connection.
 import json
-from binascii import hexlify, unhexlify
+from binascii import hexlify
 
+from gateway import ondemand
 from hal import crypto
 from hal.compat import const
 from protocols import center_link as cl
@@ -20,6 +21,7 @@ _RX_BUDGET = const(65536)  # bytes read per run at most
 _MAX_CONTROL = const(8)  # RESULT/PONG/PING frames waiting; reading stops while full
 _BACKOFF_FIRST_MS = const(1000)
 _MIN_BATCH = const(1)  # a fragmented small heap may hold one record's frame only
+_LINKCHECK = const("gateway.center.linkcheck")  # the rare steps, loaded when needed
 
 
 # A center that ends this many connections in a row between our HELLO and its WELCOME
@@ -29,12 +31,8 @@ _AUTH_FAILS_ALARM = const(3)
 
 
 class _LinkDown(Exception):
-    """The connection must end (our side's finding); the message says why, kind is the
-    failure's kind for last_failure (see Uplink.stats)."""
-
-    def __init__(self, message, kind="timeout"):
-        super().__init__(message)
-        self.kind = kind
+    """The connection must end (our side's finding): _LinkDown(kind, message), kind as
+    Uplink.failure has it."""
 
 
 class Uplink:
@@ -74,9 +72,6 @@ class Uplink:
         self._backoff_ms = _BACKOFF_FIRST_MS
         self._retry_at = None
         self._auth_fails = 0  # connections in a row the center ended before WELCOME
-        # Whether center_auth_failed / center_protocol_error may be active: cleared at the
-        # first good WELCOME (a restart restores them active), then only if raised.
-        self._auth_alarm = self._protocol_alarm = True
         self._reset_link()
         # stats
         self.sent = 0
@@ -172,7 +167,8 @@ class Uplink:
             if st == "connecting":
                 if not self._conn.ready():
                     if self._clock.ticks_diff(now_ms, self._since) > self._silence_ms:
-                        raise _LinkDown("connect: no answer in %d s" % (self._silence_ms // 1000))
+                        raise _LinkDown("timeout", "connect: no answer in %d s"
+                                        % (self._silence_ms // 1000))
                     return
                 self._send_hello(now_ms)
             self._receive(now_ms)
@@ -190,7 +186,7 @@ class Uplink:
                 kind = "auth"  # it hung up on our HELLO: it could not verify it
             self._fail(now_ms, str(e) or repr(e), kind)
         except _LinkDown as e:
-            self._fail(now_ms, str(e), e.kind)
+            self._fail(now_ms, e.args[1], e.args[0])
         except MemoryError:  # a large frame from the center on a small heap: end this link
             self._fail(now_ms, "out of memory handling a frame from the center", "memory")
 
@@ -209,7 +205,6 @@ class Uplink:
         if kind == "auth":
             self._auth_fails += 1
             if self._auth_fails >= _AUTH_FAILS_ALARM and self._alarm is not None:
-                self._auth_alarm = True
                 self._alarm("center_auth_failed", True, "%d connections in a row: %s"
                             % (self._auth_fails, reason))
         conn = self._conn
@@ -269,8 +264,8 @@ class Uplink:
         self._last_rx = now
         t = frame.type
         if t == cl.ERROR:
-            raise _LinkDown("center error %s: %s" % (msg.get("code"), msg.get("message")),
-                            "protocol")
+            raise _LinkDown("protocol", "center error %s: %s" % (msg.get("code"),
+                                                                msg.get("message")))
         if self.state == "hello":
             if t != cl.WELCOME:
                 raise cl.FrameError("unexpected", "%s before WELCOME" % _name(t))
@@ -286,45 +281,26 @@ class Uplink:
             raise cl.FrameError("unexpected", "%s from the center" % _name(t))
 
     def _on_welcome(self, msg, now):
-        nonce = msg.get("nonce")
-        nxt = msg.get("next")
-        if not isinstance(nonce, str) or len(nonce) != 32 or not _is_seq(nxt) or nxt < 1:
-            raise cl.FrameError("bad_welcome", "WELCOME needs nonce (32 hex) and next >= 1")
-        try:
-            self._session.nonce_c = unhexlify(nonce)
-        except ValueError:
-            raise cl.FrameError("bad_welcome", "nonce is not hex")
-        self.state = "online"  # from here on an ERROR frame can tell the center why
-        self._since = now
         log = self._log
         head, oldest = log.head, log.oldest
-        # The spec bounds next: at most head + 1, except for a log no center has welcomed
-        # yet (a new or wiped flash: breakpoint 0), which adopts a larger next so that no
-        # seq is reused; and below 2^31 always. Anything else would skip the unsent backlog
-        # or run the seqs out of what a record can carry: refused, breakpoint kept.
-        if not cl.seq_ok(nxt) or (nxt > head + 1 and self._acked):
-            if self._alarm is not None:
-                self._protocol_alarm = True
-                self._alarm("center_protocol_error", True, "WELCOME next %d, log head %d"
-                            % (nxt, head))
-            raise cl.FrameError("bad_next", "WELCOME next %d is beyond the log head %d + 1"
-                                % (nxt, head))
+        nonce_c, nxt, t, refused = ondemand.call(_LINKCHECK, "check_welcome", msg, head,
+                                                 self._acked)
+        self._session.nonce_c = nonce_c
+        self.state = "online"  # from here on an ERROR frame can tell the center why
+        self._since = now
+        alarm = self._alarm or _no_alarm
+        alarm("center_protocol_error", refused is not None, refused or "")
+        if refused:
+            raise cl.FrameError("bad_next", refused)  # the breakpoint stays as it is
         self._auth_fails = 0
-        if self._alarm is not None:
-            if self._auth_alarm:
-                self._auth_alarm = False
-                self._alarm("center_auth_failed", False, "")
-            if self._protocol_alarm:
-                self._protocol_alarm = False
-                self._alarm("center_protocol_error", False, "")
-        t = msg.get("time")
-        if isinstance(t, (int, float)) and not isinstance(t, bool):
+        alarm("center_auth_failed", False, "")
+        if t is not None:
             self.center_offset_s = t - self._clock.time()
         if nxt > self._acked:
             self._set_acked(nxt)  # beyond the head: the log moves its head on
         if nxt > head + 1 and self._emit is not None:
-            # The center holds seqs up to next from an earlier life of this device: this
-            # log's own records below next are not sent (the center holds others there).
+            # A new flash adopting the center's next: this log's own records below it
+            # are not sent (the center holds others there); say which.
             self._emit("event", {"code": "seq_adopted", "detail": {
                 "next": nxt, "unsent": [oldest, head] if head >= oldest else None}})
         start = nxt
@@ -364,7 +340,7 @@ class Uplink:
 
     def _on_ack(self, msg, now):
         nxt = msg.get("next")
-        if not _is_seq(nxt) or nxt < self._ack_floor or nxt > self._send_next:
+        if not cl.seq_ok(nxt) or nxt < self._ack_floor or nxt > self._send_next:
             raise cl.FrameError("bad_ack", "ACK next %r outside %d..%d"
                                 % (nxt, self._ack_floor, self._send_next))
         self._ack_floor = nxt
@@ -455,14 +431,14 @@ class Uplink:
         if seq > log.head:
             return False
         if seq < log.oldest:
-            raise _LinkDown("retention overtook the breakpoint at %d" % seq, "local")
+            raise _LinkDown("local", "retention overtook the breakpoint at %d" % seq)
         clock = self._clock
         t0 = clock.ticks_ms()
         try:
             recs = self._contiguous(log.read(seq, self._batch_now), seq, log.head)
             plaintext, n = _records_plaintext(recs)
             if n == 0:
-                raise _LinkDown("record %d is too large for one frame" % seq, "local")
+                raise _LinkDown("local", "record %d is too large for one frame" % seq)
             self._tx = self._session.seal(cl.RECORDS, plaintext)
         except MemoryError:
             # A board's heap could not hold the frame: smaller frames from now on.
@@ -491,41 +467,29 @@ class Uplink:
         on flash: the log reports storage_corrupt): a frame must be contiguous, and the
         center should see the loss rather than wait for a record that will never come."""
         if recs and recs[0].get("seq", seq) < seq:
-            raise _LinkDown("log returned seq %r for %d" % (recs[0].get("seq"), seq), "local")
+            raise _LinkDown("local", "log returned seq %r for %d" % (recs[0].get("seq"), seq))
         last = recs[-1]["seq"] if recs else min(head, seq + self._batch_now - 1)
         if len(recs) == last - seq + 1:
             return recs
-        out = []
-        i = 0
-        t = int(self._clock.time())
-        for s in range(seq, last + 1):
-            if i < len(recs) and recs[i]["seq"] == s:
-                out.append(recs[i])
-                t = recs[i].get("t", t)
-                i += 1
-            else:
-                nxt_t = recs[i].get("t", t) if i < len(recs) else t
-                out.append({"seq": s, "t": nxt_t, "type": "event", "code": "record_unreadable",
-                            "detail": {"reason": "damaged on the gateway's flash"}})
-                self.stand_ins += 1
-            if len(out) == self._batch_now:
-                break
-        return out
+        recs, made = ondemand.call(_LINKCHECK, "stand_ins", recs, seq, last, self._batch_now,
+                                   int(self._clock.time()))
+        self.stand_ins += made
+        return recs
 
     def _check_timers(self, now):
         if self.state not in ("hello", "online"):
             return
         diff = self._clock.ticks_diff
         if diff(now, self._last_rx) > self._silence_ms:
-            raise _LinkDown("silence: no frame from the center for %d s"
+            raise _LinkDown("timeout", "silence: no frame from the center for %d s"
                             % (self._silence_ms // 1000))
         if self._tx is not None and diff(now, self._tx_moved) > self._silence_ms:
-            raise _LinkDown("center reads nothing: send stalled for %d s"
+            raise _LinkDown("timeout", "center reads nothing: send stalled for %d s"
                             % (self._silence_ms // 1000))
         if self.state != "online":
             return
         if self._in_flight and diff(now, self._ack_wait_since) > self._silence_ms:
-            raise _LinkDown("no ACK for %d s" % (self._silence_ms // 1000))
+            raise _LinkDown("timeout", "no ACK for %d s" % (self._silence_ms // 1000))
         if diff(now, self._since) >= self._silence_ms:
             self._backoff_ms = _BACKOFF_FIRST_MS  # connection has held: start over at 1 s
         if self._tx is None and not self._control and diff(now, self._last_tx) >= self._ping_ms:
@@ -545,8 +509,8 @@ def _records_plaintext(recs):
     return b"", 0
 
 
-def _is_seq(v):
-    return isinstance(v, int) and not isinstance(v, bool)
+def _no_alarm(code, active, detail):
+    pass
 
 
 def _name(ftype):

@@ -365,10 +365,8 @@ class RecordLog:
 
     def set_acked(self, next_seq):
         """The center durably holds every seq below next_seq (it may be dropped silently).
-        A seq the center holds is never used again, even if this log lost it. A value
-        past the seqs a record can carry is refused (ValueError): it would end appending."""
-        if not 0 <= next_seq < codec.SEQ_LIMIT:
-            raise ValueError("breakpoint %r out of range" % (next_seq,))
+        A seq the center holds is never used again, even if this log lost it. The caller
+        keeps next_seq below 2^31 (codec.SEQ_LIMIT): a record could not carry more."""
         if next_seq > self._acked:
             self._acked = next_seq
         if next_seq > self._next:

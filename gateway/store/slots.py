@@ -34,31 +34,6 @@ def _crc(gen, body):
     return crc32(body, crc32(struct.pack("<II", gen, len(body))))
 
 
-if MICROPYTHON:
-
-    class _Body(io.IOBase):
-        """The n body bytes of an open file as a stream json.load can parse from."""
-
-        def __init__(self, f, n):
-            self._f = f
-            self._left = n
-
-        def readinto(self, buf):
-            if len(buf) > self._left:  # json.load asks a byte at a time: rarely so
-                buf = memoryview(buf)[: self._left]
-            k = self._f.readinto(buf)
-            self._left -= k
-            return k
-
-    def _load_json(f, n):
-        return json.load(_Body(f, n))
-
-else:
-
-    def _load_json(f, n):
-        return json.loads(f.read(n))  # a PC's heap is no concern
-
-
 class Slots:
     """buffer_bytes: keep a buffer of that size for the JSON of every save (0: none); it
     grows if a body outgrows it."""
@@ -115,7 +90,7 @@ class Slots:
             return False  # damaged, or longer than its header says
         f.seek(_HDR)
         try:
-            return gen, _load_json(f, n)
+            return gen, json.load(f)  # MicroPython parses from the stream as it reads
         except (ValueError, UnicodeError):
             return False
 
