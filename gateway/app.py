@@ -69,8 +69,8 @@ class Gateway:
         handlers = {}
         for op in CENTER_OPS:
             handlers[op] = self._center_command(op)
-        self.commands = Commands(Slots(flash, "commands"), handlers, clock, ready=self._command_ready,
-                                 read_only=_READ_ONLY_OPS)
+        self.commands = Commands(Slots(flash, "commands"), handlers, clock,
+                                 ready=self._command_ready, read_only=_READ_ONLY_OPS)
         self.uplink = Uplink(
             hw.center_connect,
             self.device_id,

@@ -18,8 +18,9 @@ class NetError(OSError):
         self.kind = kind
 
 
+# 101: ENETUNREACH, which MicroPython's errno lacks
 _KINDS = {errno.ECONNREFUSED: "refused", errno.EHOSTUNREACH: "unreachable",
-          101: "unreachable", errno.ETIMEDOUT: "timeout", errno.ECONNRESET: "closed"}  # 101: ENETUNREACH
+          101: "unreachable", errno.ETIMEDOUT: "timeout", errno.ECONNRESET: "closed"}
 
 
 def _kind(e):

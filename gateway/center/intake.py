@@ -14,7 +14,8 @@ _KEEP_DONE = const(16)  # finished commands remembered with their op (and a smal
 _KEEP_RESULT_BYTES = const(256)
 _MAX_PENDING = const(16)
 _MAX_WAIT_ARGS_BYTES = const(512)  # a waiting command's arguments stay on the heap
-_ID_LIMIT = 0x80000000  # ids are below 2^31 (the spec); not const(): a 32-bit small int ends at 2^30
+# Ids are below 2^31 (the spec); not const(): a 32-bit board's small ints end at 2^30.
+_ID_LIMIT = 0x80000000
 
 
 def _error(cmd_id, reason):

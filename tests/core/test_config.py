@@ -81,7 +81,8 @@ def test_relations_between_keys_are_checked_on_the_whole_set():
     e = raises(config.ConfigError, config.validate,
                _with(alarms__cell_min_counts=5, alarms__cell_max_counts=5))
     assert "alarms.cell_min_counts (5) must be below alarms.cell_max_counts (5)" in str(e)
-    e = raises(config.ConfigError, config.validate, _with(alarms__temp_low_c=20, alarms__temp_high_c=20))
+    e = raises(config.ConfigError, config.validate,
+               _with(alarms__temp_low_c=20, alarms__temp_high_c=20))
     assert "alarms.temp_low_c" in str(e)
     flat = config.validate(_with())
     # A change is checked with what it leaves in force; both keys at once may pass.
