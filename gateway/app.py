@@ -21,7 +21,6 @@ from hal.compat import const
 # The commands the center may send (../shared/specs/center-station.md), each carried out
 # by the function of that name in gateway/control.py.
 CENTER_OPS = ("status", "get_params", "set_params", "time_sync", "set_output", "ack_alarm")
-_READ_ONLY_OPS = ("status", "get_params")  # their RESULTs are made again, not kept
 _CHECKPOINT_BUFFER = const(2048)
 _TAIL_RECORDS = const(64)  # records read back at start-up to reconcile the checkpoint with the log
 _TAIL_CHUNK = const(8)
@@ -70,7 +69,7 @@ class Gateway:
         for op in CENTER_OPS:
             handlers[op] = self._center_command(op)
         self.commands = Commands(Slots(flash, "commands"), handlers, clock,
-                                 ready=self._command_ready, read_only=_READ_ONLY_OPS)
+                                 ready=self._command_ready)
         self.uplink = Uplink(
             hw.center_connect,
             self.device_id,

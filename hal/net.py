@@ -10,21 +10,7 @@ _EAGAIN = errno.EAGAIN
 
 
 class NetError(OSError):
-    """kind says what failed, in the words the uplink reports: "dns", "refused",
-    "unreachable", "timeout", "closed" or "network"."""
-
-    def __init__(self, message, kind="network"):
-        super().__init__(message)
-        self.kind = kind
-
-
-# 101: ENETUNREACH, which MicroPython's errno lacks
-_KINDS = {errno.ECONNREFUSED: "refused", errno.EHOSTUNREACH: "unreachable",
-          101: "unreachable", errno.ETIMEDOUT: "timeout", errno.ECONNRESET: "closed"}
-
-
-def _kind(e):
-    return _KINDS.get(e.errno, "network") if isinstance(e, OSError) else "network"
+    pass
 
 
 def _why(e):
@@ -55,7 +41,7 @@ class TcpConnection:
             try:
                 self._recv(bytearray(1))
             except OSError as e:
-                raise NetError("connect: %s" % _why(e), _kind(e))
+                raise NetError("connect: %s" % _why(e))
             raise NetError("connect: failed")
         self._connected = True
         self._poll.unregister(self._sock)
@@ -68,7 +54,7 @@ class TcpConnection:
         except OSError as e:
             if e.errno == _EAGAIN:
                 return 0
-            raise NetError("send: %s" % _why(e), _kind(e))
+            raise NetError("send: %s" % _why(e))
         return n or 0
 
     def _recv(self, buf):
@@ -83,11 +69,11 @@ class TcpConnection:
         except OSError as e:
             if e.errno == _EAGAIN:
                 return 0
-            raise NetError("recv: %s" % _why(e), _kind(e))
+            raise NetError("recv: %s" % _why(e))
         if n is None:
             return 0
         if n == 0:
-            raise NetError("closed by peer", "closed")
+            raise NetError("closed by peer")
         return n
 
     def close(self):
@@ -109,7 +95,7 @@ class TcpConnector:
             try:
                 ai = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0]
             except OSError as e:
-                raise NetError("resolve %s: %s" % (self.host, _why(e)), "dns")
+                raise NetError("resolve %s: %s" % (self.host, _why(e)))
             self._addr = (ai[0], ai[-1])
         family, addr = self._addr
         s = socket.socket(family, socket.SOCK_STREAM)
@@ -119,5 +105,5 @@ class TcpConnector:
         except OSError as e:
             if e.errno not in (_EINPROGRESS, _EAGAIN):
                 s.close()
-                raise NetError("connect %s:%d: %s" % (self.host, self.port, _why(e)), _kind(e))
+                raise NetError("connect %s:%d: %s" % (self.host, self.port, _why(e)))
         return TcpConnection(s)

@@ -249,7 +249,6 @@ class Session:
         self.keys = keys
         self.device_id = device_id
         self.side = side
-        self._peer = CENTER if side == GATEWAY else GATEWAY
         self.nonce_g = ZERO_NONCE
         self.nonce_c = ZERO_NONCE
         self.tx_counter = 0
@@ -275,7 +274,8 @@ class Session:
         """The plaintext object of a received frame, or FrameError. Checks, in order: the
         tag (constant time), the counter (exactly one more than the last), the device id."""
         g, c = self._nonces(frame.type)
-        plaintext = open_body(self.keys, frame.header, frame.body, frame.tag, self._peer, g, c)
+        peer = CENTER if self.side == GATEWAY else GATEWAY
+        plaintext = open_body(self.keys, frame.header, frame.body, frame.tag, peer, g, c)
         if frame.counter != self.rx_counter + 1:
             raise FrameError("bad_counter", "counter %d, expected %d (replay or loss)"
                              % (frame.counter, self.rx_counter + 1))

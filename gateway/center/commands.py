@@ -44,7 +44,6 @@ class Commands:
     """handlers: op -> callable(args) returning a result dict; it raises CommandError for
     an invalid command, Busy when it cannot be applied now. A handler that changes state
     persists the change before returning (the RESULT is sent after it returns).
-    read_only: the ops that change nothing (their RESULT is made again for a repeat).
 
     The state intake.py works on, as this object's public interface: `top` (highest id
     received), `waiting` (entries not yet applied, oldest first), `done` (recent finished
@@ -52,10 +51,9 @@ class Commands:
 
     name = "commands"
 
-    def __init__(self, slots, handlers, clock, ready=None, read_only=()):
+    def __init__(self, slots, handlers, clock, ready=None):
         self.slots = slots
         self.handlers = handlers
-        self.read_only = read_only
         # ready(op) -> False while an op cannot be applied (collector offline): the command
         # waits without being marked running, so a cut meanwhile leaves it waiting.
         self.ready = ready

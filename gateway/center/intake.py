@@ -13,6 +13,8 @@ _KEEP_DONE = const(16)  # finished commands remembered with their op (and a smal
 # repeat then gets "duplicate", or, for a read-only op, a fresh RESULT).
 _KEEP_RESULT_BYTES = const(256)
 _MAX_PENDING = const(16)
+# The spec's ops that change nothing: their RESULT is not kept, a repeat is answered afresh.
+_READ_ONLY = const(("status", "get_params"))
 _MAX_WAIT_ARGS_BYTES = const(512)  # a waiting command's arguments stay on the heap
 # Ids are below 2^31 (the spec); not const(): a 32-bit board's small ints end at 2^30.
 _ID_LIMIT = 0x80000000
@@ -98,7 +100,7 @@ def _finish(cmds, cmd_id, op, res, sent):
     """Remember a finished command. Its RESULT is kept as JSON text if it is small, or
     always while it still has to reach the center (sent False)."""
     text = None
-    if not sent or op not in cmds.read_only:
+    if not sent or op not in _READ_ONLY:
         text = json.dumps(res)
         if sent and len(text) > _KEEP_RESULT_BYTES:
             text = None
@@ -128,7 +130,7 @@ def submit(cmds, msg):
         if d[0] == cmd_id:
             if d[2]:
                 return json.loads(d[2])
-            if d[1] in cmds.read_only:
+            if d[1] in _READ_ONLY:
                 return _read_only(cmds, cmd_id, d[1], msg.get("args", {}))
             return _error(cmd_id, "duplicate")
     if cmd_id <= cmds.top:
@@ -139,7 +141,7 @@ def submit(cmds, msg):
         return _refuse(cmds, cmd_id, op, _error(cmd_id, "unknown op %r" % (op,)))
     if not isinstance(args, dict):
         return _refuse(cmds, cmd_id, op, _error(cmd_id, "args must be an object"))
-    if op in cmds.read_only:
+    if op in _READ_ONLY:
         cmds.top = cmd_id
         res = _read_only(cmds, cmd_id, op, args)
         _finish(cmds, cmd_id, op, res, True)

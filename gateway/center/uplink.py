@@ -10,8 +10,6 @@
 # reads nothing, or answers one byte a minute, only leaves bytes waiting in a bounded
 # buffer until the silence rule ends the connection.
 import json
-from binascii import hexlify
-
 from gateway import ondemand
 from hal import crypto
 from hal.compat import const
@@ -31,8 +29,7 @@ _AUTH_FAILS_ALARM = const(3)
 
 
 class _LinkDown(Exception):
-    """The connection must end (our side's finding): _LinkDown(kind, message), kind as
-    Uplink.failure has it."""
+    """The connection must end (our side's finding); the message says why."""
 
 
 class Uplink:
@@ -167,7 +164,7 @@ class Uplink:
             if st == "connecting":
                 if not self._conn.ready():
                     if self._clock.ticks_diff(now_ms, self._since) > self._silence_ms:
-                        raise _LinkDown("timeout", "connect: no answer in %d s"
+                        raise _LinkDown("connect: no answer in %d s"
                                         % (self._silence_ms // 1000))
                     return
                 self._send_hello(now_ms)
@@ -177,18 +174,13 @@ class Uplink:
             self._pump_tx(now_ms)
             self._check_timers(now_ms)
         except cl.FrameError as e:
-            # A WELCOME that does not verify: the center holds another key for us.
-            kind = "auth" if st == "hello" and e.code == "bad_tag" else "protocol"
-            self._fail(now_ms, "center frame refused: %s" % e, kind, e.code)
+            self._fail(now_ms, "center frame refused: %s" % e, e.code)
         except OSError as e:  # hal.net.NetError and any socket error: the link is gone
-            kind = getattr(e, "kind", "network")
-            if self.state == "hello" and kind == "closed":
-                kind = "auth"  # it hung up on our HELLO: it could not verify it
-            self._fail(now_ms, str(e) or repr(e), kind)
+            self._fail(now_ms, str(e) or repr(e))
         except _LinkDown as e:
-            self._fail(now_ms, e.args[1], e.args[0])
+            self._fail(now_ms, str(e))
         except MemoryError:  # a large frame from the center on a small heap: end this link
-            self._fail(now_ms, "out of memory handling a frame from the center", "memory")
+            self._fail(now_ms, "out of memory handling a frame from the center")
 
     # ---- connection --------------------------------------------------------------------
     def _open(self, now):
@@ -196,17 +188,20 @@ class Uplink:
         try:
             self._conn = self._connect_fn()
         except OSError as e:
-            self._fail(now, str(e) or repr(e), getattr(e, "kind", "network"))
+            self._fail(now, str(e) or repr(e))
             return
         self.state = "connecting"
         self._since = now
 
-    def _fail(self, now, reason, kind, code=None):
+    def _fail(self, now, reason, code=None):
+        try:
+            kind = ondemand.call(_LINKCHECK, "kind", reason, self.state == "hello")
+        except MemoryError:
+            kind = "memory"
         if kind == "auth":
             self._auth_fails += 1
             if self._auth_fails >= _AUTH_FAILS_ALARM and self._alarm is not None:
-                self._alarm("center_auth_failed", True, "%d connections in a row: %s"
-                            % (self._auth_fails, reason))
+                self._alarm("center_auth_failed", True, reason)
         conn = self._conn
         if conn is not None:
             if code is not None and self.state == "online" and self._tx is None:
@@ -229,13 +224,10 @@ class Uplink:
 
     def _send_hello(self, now):
         log = self._log
-        s = cl.Session(self._keys, self.device_id, cl.GATEWAY)
-        s.nonce_g = crypto.random_bytes(16)
-        self._session = s
+        self._session, self._tx = ondemand.call(_LINKCHECK, "hello", self._keys, self.device_id,
+                                                self.fw, log.head, log.oldest,
+                                                int(self._clock.time()))
         self._reader = cl.FrameReader()
-        hello = {"nonce": hexlify(s.nonce_g).decode(), "fw": self.fw, "head": log.head,
-                 "oldest": log.oldest, "time": int(self._clock.time())}
-        self._tx = s.seal(cl.HELLO, hello)
         self._tx_off = 0
         self.state = "hello"
         self._since = self._last_rx = self._last_tx = self._tx_moved = now
@@ -264,7 +256,7 @@ class Uplink:
         self._last_rx = now
         t = frame.type
         if t == cl.ERROR:
-            raise _LinkDown("protocol", "center error %s: %s" % (msg.get("code"),
+            raise _LinkDown("center error %s: %s" % (msg.get("code"),
                                                                 msg.get("message")))
         if self.state == "hello":
             if t != cl.WELCOME:
@@ -282,9 +274,8 @@ class Uplink:
 
     def _on_welcome(self, msg, now):
         log = self._log
-        head, oldest = log.head, log.oldest
-        nonce_c, nxt, t, refused = ondemand.call(_LINKCHECK, "check_welcome", msg, head,
-                                                 self._acked)
+        nonce_c, nxt, t, refused, events, lost = ondemand.call(
+            _LINKCHECK, "check_welcome", msg, log.head, log.oldest, self._acked, self._gap)
         self._session.nonce_c = nonce_c
         self.state = "online"  # from here on an ERROR frame can tell the center why
         self._since = now
@@ -297,19 +288,17 @@ class Uplink:
         if t is not None:
             self.center_offset_s = t - self._clock.time()
         if nxt > self._acked:
-            self._set_acked(nxt)  # beyond the head: the log moves its head on
-        if nxt > head + 1 and self._emit is not None:
-            # A new flash adopting the center's next: this log's own records below it
-            # are not sent (the center holds others there); say which.
-            self._emit("event", {"code": "seq_adopted", "detail": {
-                "next": nxt, "unsent": [oldest, head] if head >= oldest else None}})
-        start = nxt
-        if nxt < oldest:
-            # Retention overtook the breakpoint: those records are gone (spec step 2).
-            start = oldest
-            self._report_gap(nxt, oldest - 1)
+            self._set_acked(nxt)  # beyond the head (a new flash adopts it): the head moves on
+        if self._emit is not None:
+            for fields in events:
+                self._emit("event", fields)
+        if lost:
+            if not self._gap_active:
+                alarm("upload_gap", True, "records %d..%d were overwritten before upload" % lost)
+            self._gap = lost
+            self._gap_active = True
         self._ack_floor = nxt
-        self._send_next = start
+        self._send_next = start = max(nxt, log.oldest)
         self._queue_outbox()
         if start > log.head and not self._control:
             # Nothing to send: a PING proves at once that this connection is ours (the
@@ -326,17 +315,6 @@ class Uplink:
                 return
             self._control.append((cl.RESULT, res))
             commands.mark_sent(res["id"])
-
-    def _report_gap(self, first, last):
-        detail = "records %d..%d were overwritten before upload" % (first, last)
-        if self._gap != (first, last):
-            self._gap = (first, last)
-            if self._emit is not None:
-                self._emit("event", {"code": "upload_gap",
-                                     "detail": {"first": first, "last": last}})
-        if self._alarm is not None and not self._gap_active:
-            self._alarm("upload_gap", True, detail)
-        self._gap_active = True
 
     def _on_ack(self, msg, now):
         nxt = msg.get("next")
@@ -410,17 +388,14 @@ class Uplink:
             self._last_tx = self._tx_moved = now
 
     def _seal_control(self, ftype, obj):
-        if ftype == cl.RESULT:
-            self._result_waiting = False
+        if ftype != cl.RESULT:
+            return self._session.seal(ftype, obj)
+        self._result_waiting = False
         try:
             return self._session.seal(ftype, obj)
-        except MemoryError:
-            if ftype != cl.RESULT:
-                raise
-        # A large RESULT the heap cannot seal now: the center hears why and may ask again.
-        obj = {"id": obj.get("id"), "ok": False,
-               "error": "out of memory sending the result; ask again"}
-        return self._session.seal(ftype, obj)
+        except MemoryError:  # a large RESULT: the center hears why and may ask again
+            return self._session.seal(ftype, {"id": obj.get("id"), "ok": False, "error":
+                                              "out of memory sending the result; ask again"})
 
     def _seal_records(self, now):
         """Put the next RECORDS frame in _tx; False if the window is full or nothing waits."""
@@ -431,14 +406,14 @@ class Uplink:
         if seq > log.head:
             return False
         if seq < log.oldest:
-            raise _LinkDown("local", "retention overtook the breakpoint at %d" % seq)
+            raise _LinkDown("retention overtook the breakpoint at %d" % seq)
         clock = self._clock
         t0 = clock.ticks_ms()
         try:
             recs = self._contiguous(log.read(seq, self._batch_now), seq, log.head)
             plaintext, n = _records_plaintext(recs)
             if n == 0:
-                raise _LinkDown("local", "record %d is too large for one frame" % seq)
+                raise _LinkDown("record %d is too large for one frame" % seq)
             self._tx = self._session.seal(cl.RECORDS, plaintext)
         except MemoryError:
             # A board's heap could not hold the frame: smaller frames from now on.
@@ -467,7 +442,7 @@ class Uplink:
         on flash: the log reports storage_corrupt): a frame must be contiguous, and the
         center should see the loss rather than wait for a record that will never come."""
         if recs and recs[0].get("seq", seq) < seq:
-            raise _LinkDown("local", "log returned seq %r for %d" % (recs[0].get("seq"), seq))
+            raise _LinkDown("log returned seq %r for %d" % (recs[0].get("seq"), seq))
         last = recs[-1]["seq"] if recs else min(head, seq + self._batch_now - 1)
         if len(recs) == last - seq + 1:
             return recs
@@ -481,15 +456,15 @@ class Uplink:
             return
         diff = self._clock.ticks_diff
         if diff(now, self._last_rx) > self._silence_ms:
-            raise _LinkDown("timeout", "silence: no frame from the center for %d s"
+            raise _LinkDown("silence: no frame from the center for %d s"
                             % (self._silence_ms // 1000))
         if self._tx is not None and diff(now, self._tx_moved) > self._silence_ms:
-            raise _LinkDown("timeout", "center reads nothing: send stalled for %d s"
+            raise _LinkDown("center reads nothing: send stalled for %d s"
                             % (self._silence_ms // 1000))
         if self.state != "online":
             return
         if self._in_flight and diff(now, self._ack_wait_since) > self._silence_ms:
-            raise _LinkDown("timeout", "no ACK for %d s" % (self._silence_ms // 1000))
+            raise _LinkDown("no ACK for %d s" % (self._silence_ms // 1000))
         if diff(now, self._since) >= self._silence_ms:
             self._backoff_ms = _BACKOFF_FIRST_MS  # connection has held: start over at 1 s
         if self._tx is None and not self._control and diff(now, self._last_tx) >= self._ping_ms:

@@ -27,7 +27,6 @@ _MILLI_LIMIT = const(9.0e12)
 TYPES = ("prod", "alarm", "event", "diag")
 PROD_FIELDS = ("t0", "t1", "mass_kg", "total_kg", "rate_tph", "speed_mps", "run_s")
 _RESERVED = const(("seq", "t", "type"))
-SEQ_LIMIT = 0x80000000  # seqs stay below 2^31 (../shared/specs/center-station.md)
 
 
 class RecordError(ValueError):
@@ -120,8 +119,6 @@ def encode(seq, rtype, t, fields):
     tag_t, kt = _kind(t)
     if not tag_t:
         raise RecordError("t must be a number, got %r" % (t,))
-    if not 0 < seq < SEQ_LIMIT:  # the spec keeps seqs below 2^31 (u32 here: no truncation)
-        raise RecordError("seq %r is out of range" % (seq,))
     out = bytearray(struct.pack("<I", seq))
     if rtype in TYPES:
         code = TYPES.index(rtype) + 1

@@ -12,7 +12,6 @@ from gateway.store.recordlog import (
     _parse_header,
     _seq_of,
 )
-from gateway.store.codec import SEQ_LIMIT
 from hal.compat import const
 
 # The frame format of gateway/store/recordlog.py: 0xA5 | payload length u16 | crc32 u32 | payload
@@ -24,7 +23,7 @@ def _seg_first(name):
     """The first seq of a segment file name, or 0 if it is not one."""
     if len(name) == 15 and name[0] == "r" and name.endswith(".seg") and name[1:11].isdigit():
         first = int(name[1:11])
-        return first if first < SEQ_LIMIT else 0
+        return first if first < 0x80000000 else 0  # seqs are below 2^31 (the spec)
     return 0
 
 

@@ -145,14 +145,15 @@ def test_handler_bug_gets_an_answer():
 
 def test_old_results_trimmed_but_ids_still_refused():
     c, app, slots, _ = _make()
+    out = {"do": 1, "on": True}
     for i in range(1, 301):
-        c.submit({"id": i, "op": "status"})
+        c.submit({"id": i, "op": "set_output", "args": out})
     assert len(slots.text) < 8000
-    r = c.submit({"id": 290, "op": "status"})
-    assert r["ok"] and app.calls.count("status") == 300
-    r = c.submit({"id": 100, "op": "status"})
+    r = c.submit({"id": 290, "op": "set_output", "args": out})
+    assert r["ok"] and app.calls.count("set_output") == 300  # the kept RESULT
+    r = c.submit({"id": 100, "op": "set_output", "args": out})
     assert r == {"id": 100, "ok": False, "error": "duplicate"}
-    assert app.calls.count("status") == 300
+    assert app.calls.count("set_output") == 300
 
 
 def test_ids_at_or_below_the_highest_are_never_taken_in_again():
@@ -245,7 +246,7 @@ def test_kept_results_are_small_and_read_only_ones_are_made_again():
     handlers = app.handlers()
     handlers["status"] = lambda args: {"diag": "x" * 6000}
     handlers["big_change"] = lambda args: {"changed": "y" * 6000}
-    c = Commands(Slots(flash, "commands"), handlers, clock, read_only=("status",))
+    c = Commands(Slots(flash, "commands"), handlers, clock)
     c.start()
     for i in range(1, 41):
         assert c.submit({"id": i, "op": "status"})["ok"]
@@ -255,7 +256,7 @@ def test_kept_results_are_small_and_read_only_ones_are_made_again():
     assert len(flash.image()["commands.a"]) + len(flash.image()["commands.b"]) < 4000
     kept = sum(len(d[2] or "") for d in c.done)
     assert kept < 16 * 256, kept
-    c2 = Commands(Slots(flash, "commands"), handlers, clock, read_only=("status",))
+    c2 = Commands(Slots(flash, "commands"), handlers, clock)
     c2.start()
     assert c2.submit({"id": 40, "op": "status"})["result"]["diag"] == "x" * 6000
     assert c2.submit({"id": 41, "op": "big_change"}) == {"id": 41, "ok": False,

@@ -336,7 +336,7 @@ def test_a_center_that_refuses_our_key_raises_its_alarm_soon_and_says_so():
         lcd.page = 4  # the link page
         minute = (t // 60 + 480) % 1440
         assert lcd.lines()[2:4] == ["CENTER DOWN", " auth %02d:%02d" % (minute // 60, minute % 60)]
-        assert "center backoff (last failure auth at %02d:%02d:" % (minute // 60, minute % 60) \
+        assert "(last failure auth at %02d:%02d:" % (minute // 60, minute % 60) \
             in Monitor(rig.gw, io.StringIO()).line()
         rig.check(p0)  # an honest center, the right key: uploads, and the alarm clears
         rig.run_s(1)

@@ -37,7 +37,7 @@ class Pipe:
     def recv_into(self, buf):
         if not self.to_gw:
             if self.peer_closed:
-                raise NetError("closed by peer", "closed")
+                raise NetError("closed by peer")
             return 0
         n = min(len(buf), len(self.to_gw))
         buf[:n] = self.to_gw[:n]
@@ -80,18 +80,25 @@ class Peer:
         self.session.nonce_c = nonce_c
 
 
+# What hal.net says when a connect fails, by kind.
+_NET_ERRORS = {
+    "dns": "resolve center.invalid: -2",
+    "refused": "connect 10.0.0.9:7700: ECONNREFUSED (errno 111)",
+    "unreachable": "connect 10.0.0.9:7700: EHOSTUNREACH (errno 113)",
+}
+
+
 class Connector:
     def __init__(self, clock):
         self.clock = clock
         self.pipes = []
-        self.fail = False  # True, or the NetError kind to fail with
+        self.fail = False  # True, or "dns", "refused", "unreachable": how hal.net fails
         self.at = []
 
     def __call__(self):
         self.at.append(self.clock.ticks_ms())
         if self.fail:
-            kind = self.fail if isinstance(self.fail, str) else "unreachable"
-            raise NetError("connect: failed (%s)" % kind, kind)
+            raise NetError(_NET_ERRORS.get(self.fail, _NET_ERRORS["unreachable"]))
         p = Pipe()
         self.pipes.append(p)
         return p
