@@ -142,6 +142,8 @@ class Alarms:
         now = self.clock.ticks_ms()
         st = self._states.get(code)
         if st is None:
+            if not active:
+                return  # never true: nothing to clear, and no state to keep on the heap
             st = self._states[code] = _new_state(now)
         active = bool(active)
         if active != st[_RAW]:
