@@ -84,7 +84,7 @@ except AttributeError:
 log = MemLog()
 fill_prod(log, 256)
 recs = log.read(1, 256)
-s = cl.Session(cl.Keys(bytes(range(32))), 7)
+s = cl.Session(cl.Keys(bytes(range(32))), 7, cl.GATEWAY)
 s.nonce_g = s.nonce_c = bytes(16)
 rounds = 20
 t0 = ticks_us()

@@ -114,7 +114,7 @@ class Center:
         self._stopped = asyncio.Event()
         self._open_db()
         await self._listen()
-        self._note(None, "listening on %s:%d" % (self.host, self.port))
+        self.note(None, "listening on %s:%d" % (self.host, self.port))
         await self._stopped.wait()
         await self._shutdown()
 
@@ -171,7 +171,7 @@ class Center:
         self._db.close()
         self._open_db()
         await self._listen()
-        self._note(None, "restarted")
+        self.note(None, "restarted")
 
     def _call(self, fn, *args):
         """Run fn(*args) on the server's loop (the database lives there); its result."""
@@ -180,12 +180,6 @@ class Center:
             return fn(*args)
 
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(30)
-
-    def _note(self, device, text):
-        self.events.append((time.time(), device, text))
-        if self.verbose:
-            print("center: %s%s" % ("" if device is None else "device %d: " % device, text),
-                  flush=True)
 
     # ---- queries and commands (any thread) ----------------------------------------------
     def summary(self, device=None):
@@ -217,14 +211,17 @@ class Center:
             "SELECT COUNT(*) FROM records WHERE device=?", (device,)).fetchone()[0])
 
     def command(self, device, op, args=None, cmd_id=None):
-        """Queue a command for a device; sent at once if it is online. Returns its id."""
+        """Queue a command for a device; sent at once if it is online. Returns its id.
+        cmd_id: an id used before sends that command again (a repeat)."""
         return self._call(self._command, device, op, args or {}, cmd_id)
 
     def _command(self, device, op, args, cmd_id):
-        if cmd_id is None:
+        if cmd_id is None:  # ids increase with every new command (the spec)
             (top,) = self._db.execute("SELECT MAX(id) FROM commands WHERE device=?",
                                       (device,)).fetchone()
             cmd_id = (top or 0) + 1
+        if not cl.seq_ok(cmd_id) or cmd_id < 1:
+            raise ValueError("command ids are 1..2^31-1, not %r" % (cmd_id,))
         self._db.execute(
             "INSERT OR REPLACE INTO commands (device, id, op, args, state, created) "
             "VALUES (?, ?, ?, ?, 'new', ?)", (device, cmd_id, op, json.dumps(args), time.time()))
@@ -252,8 +249,112 @@ class Center:
         """Drop a device's connection, as a network reset would."""
         self._call(lambda: self._online[device].close() if device in self._online else None)
 
-    def _take_fault(self, name):
+    # ---- what a connection (_Link) asks of the center, on the server's loop --------------
+    def key(self, device):
+        return load_key(self.keys, device)
+
+    def take_fault(self, name):
+        """The parameters of an armed fault, disarming it; None if it is not armed."""
         return self._faults.pop(name, None)
+
+    def note(self, device, text):
+        self.events.append((time.time(), device, text))
+        if self.verbose:
+            print("center: %s%s" % ("" if device is None else "device %d: " % device, text),
+                  flush=True)
+
+    def device_next(self, device):
+        """The lowest seq the center does not hold for a device (1 for a new one)."""
+        db = self._db
+        db.execute("INSERT OR IGNORE INTO devices (device) VALUES (?)", (device,))
+        db.commit()
+        return db.execute("SELECT next FROM devices WHERE device=?", (device,)).fetchone()[0]
+
+    def take_over(self, link, hello):
+        """A connection proved live (a frame after WELCOME verified): it replaces the
+        device's previous one, and its HELLO is recorded. Until then a replayed HELLO
+        cannot touch the live connection."""
+        device = link.device
+        old = self._online.get(device)
+        if old is not None and old is not link:
+            self.note(device, "new connection replaces the old one")
+            old.close()
+        self._online[device] = link
+        db = self._db
+        db.execute("UPDATE devices SET last_seen=?, fw=?, head=?, oldest=? WHERE device=?",
+                   (time.time(), str(hello.get("fw")), hello["head"], hello["oldest"], device))
+        db.commit()
+
+    def release(self, link):
+        if link.device is not None and self._online.get(link.device) is link:
+            del self._online[link.device]
+
+    def waiting_commands(self, device):
+        """(id, op, args) of the commands a device has not answered finally, by id."""
+        return [(i, op, json.loads(args)) for i, op, args in self._db.execute(
+            "SELECT id, op, args FROM commands WHERE device=? AND state IN "
+            "('new', 'sent', 'queued') ORDER BY id", (device,)).fetchall()]
+
+    def command_sent(self, device, cmd_id):
+        self._db.execute("UPDATE commands SET state='sent' WHERE device=? AND id=? "
+                         "AND state='new'", (device, cmd_id))
+        self._db.commit()
+
+    def seen(self, device):
+        self._db.execute("UPDATE devices SET last_seen=? WHERE device=?", (time.time(), device))
+
+    async def store_records(self, device, recs):
+        """Store what is new of contiguous records (a gap before them was declared lost by
+        the gateway); returns the device's next once it is durable."""
+        db = self._db
+        nxt = self.device_next(device)
+        new = [r for r in recs if r["seq"] >= nxt]
+        dup = len(recs) - len(new)
+        if new and new[0]["seq"] > nxt:
+            db.execute("INSERT INTO gaps (device, first, last, t) VALUES (?, ?, ?, ?)",
+                       (device, nxt, new[0]["seq"] - 1, time.time()))
+            self.note(device, "gap %d..%d declared lost" % (nxt, new[0]["seq"] - 1))
+        mass = 0.0
+        total = None
+        for r in new:
+            if r["type"] == "prod" and _is_num(r.get("mass_kg")):
+                mass += r["mass_kg"]
+                if _is_num(r.get("total_kg")):
+                    total = r["total_kg"]
+        db.executemany("INSERT INTO records (device, seq, t, type, body) VALUES (?, ?, ?, ?, ?)",
+                       [(device, r["seq"], r["t"], r["type"], json.dumps(r)) for r in new])
+        if new:
+            nxt = new[-1]["seq"] + 1
+        db.execute("UPDATE devices SET next=?, duplicates=duplicates+?, records=records+?, "
+                   "prod_mass_kg=prod_mass_kg+?, total_kg=COALESCE(?, total_kg) WHERE device=?",
+                   (nxt, dup, len(new), mass, total, device))
+        if self.take_fault("crash_before_commit") is not None:
+            self.note(device, "crash before commit of %d..%d" % (recs[0]["seq"], recs[-1]["seq"]))
+            await self._restart()
+            raise _Drop("crash", "center crashed", tell=False)
+        db.commit()
+        if dup:
+            self.note(device, "ignored %d records already held" % dup)
+        return nxt
+
+    def store_result(self, device, msg, queued):
+        """Keep a RESULT; a final one is not overwritten by a later queued one. False if
+        no such command waits for it."""
+        state = "queued" if queued else "done"
+        cur = self._db.execute(
+            "UPDATE commands SET state=?, result=?, answered=? WHERE device=? AND id=? "
+            "AND NOT (state='done' AND ?='queued')",
+            (state, json.dumps(msg), time.time(), device, msg["id"], state))
+        self._db.commit()
+        return bool(cur.rowcount)
+
+    def replay_for(self, device):
+        """A frame an eavesdropper recorded on the device's earlier connection (fault
+        "replay"), once; or None."""
+        return self._replay.pop(device, None)
+
+    def record_for_replay(self, device, frame):
+        self._replay[device] = frame
 
     # ---- one connection ------------------------------------------------------------------
     async def _handle(self, reader, writer):
@@ -264,25 +365,25 @@ class Center:
         try:
             await link.run()
         except _Drop as e:
-            self._note(link.device, "dropped: %s" % e)
+            self.note(link.device, "dropped: %s" % e)
             if e.tell and link.session is not None and link.online:
                 try:
                     link.write(link.session.seal(cl.ERROR, {"code": e.code, "message": e.message}))
                 except (OSError, RuntimeError):
                     pass
         except (ConnectionError, asyncio.IncompleteReadError, OSError) as e:
-            self._note(link.device, "connection lost: %r" % e)
+            self.note(link.device, "connection lost: %r" % e)
         except asyncio.CancelledError:  # shutting down: end quietly
             pass
         finally:
             self._tasks.discard(task)
-            if link.device is not None and self._online.get(link.device) is link:
-                del self._online[link.device]
+            self.release(link)
             link.close()
 
 
 class _Link:
-    """The center's side of one connection."""
+    """The center's side of one connection: the protocol. What is stored and who is
+    online is the Center's, through its methods above."""
 
     def __init__(self, center, reader, writer):
         self.c = center
@@ -291,7 +392,9 @@ class _Link:
         self.frames = cl.FrameReader()
         self.session = None
         self.device = None
-        self.online = False
+        self.hello = None
+        self.online = False  # WELCOME sent
+        self.live = False  # a frame after WELCOME verified: this is the device's link
         self.expect = None  # the seq the next RECORDS frame must start at (or below)
         self._queued = []  # frames that arrived in the same read as the last one
         self.last_rx = self.last_tx = time.monotonic()
@@ -310,10 +413,7 @@ class _Link:
 
     def send_command(self, cmd_id, op, args):
         self.send(cl.COMMAND, {"id": cmd_id, "op": op, "args": args})
-        db = self.c._db
-        db.execute("UPDATE commands SET state='sent' WHERE device=? AND id=? AND state='new'",
-                   (self.device, cmd_id))
-        db.commit()
+        self.c.command_sent(self.device, cmd_id)
 
     async def _next_frame(self):
         """The next complete frame; pings when idle; _Drop on silence or a bad header."""
@@ -349,15 +449,15 @@ class _Link:
 
     async def run(self):
         c = self.c
-        hang = c._take_fault("hang")
+        hang = c.take_fault("hang")
         if hang is not None and not hang.get("after_welcome"):
-            c._note(None, "hang: accepted, reading nothing")
+            c.note(None, "hang: accepted, reading nothing")
             await asyncio.sleep(hang.get("seconds", 3600))
             raise _Drop("hang", "hang over", tell=False)
         await self._hello()
-        await self._after_welcome()
+        await self._inject()
         if hang is not None:
-            c._note(self.device, "hang: WELCOME sent, reading nothing")
+            c.note(self.device, "hang: WELCOME sent, reading nothing")
             await asyncio.sleep(hang.get("seconds", 3600))
             raise _Drop("hang", "hang over", tell=False)
         while True:
@@ -367,6 +467,8 @@ class _Link:
             except cl.FrameError as e:
                 raise _Drop(e.code, str(e))
             self.last_rx = time.monotonic()
+            if not self.live:
+                self._take_over()
             await self._on_frame(f.type, msg)
 
     async def _hello(self):
@@ -374,10 +476,10 @@ class _Link:
         f = await self.frame()
         if f.type != cl.HELLO:
             raise _Drop("unexpected", "first frame is not HELLO", tell=False)
-        key = load_key(c.keys, f.device_id)
+        key = c.key(f.device_id)
         if key is None:
             raise _Drop("unknown_device", "no key for device %d" % f.device_id, tell=False)
-        session = cl.Session(cl.Keys(key), f.device_id)
+        session = cl.Session(cl.Keys(key), f.device_id, cl.CENTER)
         try:
             hello = session.open(f)
         except cl.FrameError as e:  # wrong key, forged: nothing to answer with
@@ -385,33 +487,27 @@ class _Link:
         self.device = f.device_id
         nonce = hello.get("nonce")
         head, oldest = hello.get("head"), hello.get("oldest")
-        if (not isinstance(nonce, str) or len(nonce) != 32 or not _is_int(head)
-                or not _is_int(oldest) or oldest < 1 or head < 0):
-            raise _Drop("bad_hello", "HELLO needs nonce, head and oldest", tell=False)
+        if (not isinstance(nonce, str) or len(nonce) != 32 or not cl.seq_ok(head)
+                or not cl.seq_ok(oldest) or oldest < 1):
+            raise _Drop("bad_hello", "HELLO needs nonce, head and oldest (seqs below 2^31)",
+                        tell=False)
         try:
             session.nonce_g = unhexlify(nonce)
         except ValueError:
             raise _Drop("bad_hello", "nonce is not hex", tell=False)
         self.session = session
+        self.hello = hello
         self.last_rx = time.monotonic()
-        old = c._online.get(self.device)
-        if old is not None:
-            c._note(self.device, "new connection replaces the old one")
-            old.close()
-        c._online[self.device] = self
-        db = c._db
-        db.execute("INSERT OR IGNORE INTO devices (device) VALUES (?)", (self.device,))
-        db.execute("UPDATE devices SET last_seen=?, fw=?, head=?, oldest=? WHERE device=?",
-                   (time.time(), str(hello.get("fw")), head, oldest, self.device))
-        db.commit()
-        (nxt,) = db.execute("SELECT next FROM devices WHERE device=?", (self.device,)).fetchone()
+        # A HELLO can be a recording (it holds no fresh nonce of ours): the device's live
+        # connection stays until a frame of this one verifies (_take_over).
+        nxt = c.device_next(self.device)
         self.expect = max(nxt, oldest)
         nonce_c = os.urandom(16)
         welcome = session.seal(cl.WELCOME, {"nonce": hexlify(nonce_c).decode(), "next": nxt,
                                             "time": int(time.time())})
         session.nonce_c = nonce_c
-        c._note(self.device, "HELLO head %d oldest %d; WELCOME next %d" % (head, oldest, nxt))
-        slow = c._take_fault("slow")
+        c.note(self.device, "HELLO head %d oldest %d; WELCOME next %d" % (head, oldest, nxt))
+        slow = c.take_fault("slow")
         if slow is not None:
             gap = slow.get("seconds", 60)
             for i in range(len(welcome)):
@@ -422,44 +518,43 @@ class _Link:
         self.write(welcome)
         self.online = True
 
-    async def _after_welcome(self):
+    def _take_over(self):
+        """The first frame after WELCOME verified: only the device can have made it."""
+        self.live = True
         c = self.c
-        db = c._db
-        for cmd_id, op, args in db.execute(
-                "SELECT id, op, args FROM commands WHERE device=? AND state IN "
-                "('new', 'sent', 'queued') ORDER BY id", (self.device,)).fetchall():
-            self.send_command(cmd_id, op, json.loads(args))
-        await self._inject()
+        c.take_over(self, self.hello)
+        for cmd_id, op, args in c.waiting_commands(self.device):
+            self.send_command(cmd_id, op, args)
 
     async def _inject(self):
         """Test faults that make the center a bad peer on this connection."""
         c, s = self.c, self.session
         cmd = {"id": 999000 + s.tx_counter, "op": "set_output", "args": {"do": 1, "on": True}}
-        if c._take_fault("forge") is not None:
+        recorded = c.replay_for(self.device)
+        if c.take_fault("forge") is not None:
             frame = bytearray(s.seal(cl.COMMAND, cmd))
             frame[-1] ^= 1
             self.write(bytes(frame))
-        elif c._take_fault("reorder") is not None:
+        elif c.take_fault("reorder") is not None:
             a = s.seal(cl.COMMAND, cmd)
             b = s.seal(cl.COMMAND, dict(cmd, id=cmd["id"] + 1))
             self.write(b + a)
-        elif c._take_fault("oversize") is not None:
+        elif c.take_fault("oversize") is not None:
             self.write(cl.pack_header(cl.COMMAND, self.device, s.tx_counter + 1, 0x7FFFFFF0))
-        elif c._take_fault("garbage") is not None:
+        elif c.take_fault("garbage") is not None:
             self.write(os.urandom(200))
-        elif self.device in c._replay:
-            self.write(c._replay.pop(self.device))
-        elif c._take_fault("replay") is not None:
+        elif recorded is not None:
+            self.write(recorded)
+        elif c.take_fault("replay") is not None:
             # Seal a COMMAND for this connection but keep it: an eavesdropper's recording,
             # played into the next connection.
-            c._replay[self.device] = cl.seal(
+            c.record_for_replay(self.device, cl.seal(
                 s.keys, cl.COMMAND, self.device, s.tx_counter + 1,
-                cl.encode(cmd), s.nonce_g, s.nonce_c)
+                cl.encode(cmd), cl.CENTER, s.nonce_g, s.nonce_c))
             self.close()
 
     async def _on_frame(self, ftype, msg):
-        c = self.c
-        c._db.execute("UPDATE devices SET last_seen=? WHERE device=?", (time.time(), self.device))
+        self.c.seen(self.device)
         if ftype == cl.RECORDS:
             await self._records(msg)
         elif ftype == cl.RESULT:
@@ -480,9 +575,9 @@ class _Link:
             raise _Drop("bad_records", "records must be a list of 1..%d" % _MAX_RECORDS)
         prev = None
         for r in recs:
-            if (not isinstance(r, dict) or not _is_int(r.get("seq")) or r["seq"] < 1
+            if (not isinstance(r, dict) or not cl.seq_ok(r.get("seq")) or r["seq"] < 1
                     or not _is_num(r.get("t")) or not isinstance(r.get("type"), str)):
-                raise _Drop("bad_records", "every record needs seq, t and type")
+                raise _Drop("bad_records", "every record needs seq (1..2^31-1), t and type")
             if prev is not None and r["seq"] != prev + 1:
                 raise _Drop("bad_records", "seq %d after %d: not contiguous" % (r["seq"], prev))
             prev = r["seq"]
@@ -494,41 +589,12 @@ class _Link:
     async def _records(self, msg):
         c = self.c
         recs = self._check_records(msg)
-        db = c._db
-        (nxt,) = db.execute("SELECT next FROM devices WHERE device=?", (self.device,)).fetchone()
-        new = [r for r in recs if r["seq"] >= nxt]
-        dup = len(recs) - len(new)
-        if new and new[0]["seq"] > nxt:
-            db.execute("INSERT INTO gaps (device, first, last, t) VALUES (?, ?, ?, ?)",
-                       (self.device, nxt, new[0]["seq"] - 1, time.time()))
-            c._note(self.device, "gap %d..%d declared lost" % (nxt, new[0]["seq"] - 1))
-        mass = 0.0
-        total = None
-        for r in new:
-            if r["type"] == "prod" and _is_num(r.get("mass_kg")):
-                mass += r["mass_kg"]
-                if _is_num(r.get("total_kg")):
-                    total = r["total_kg"]
-        db.executemany("INSERT INTO records (device, seq, t, type, body) VALUES (?, ?, ?, ?, ?)",
-                       [(self.device, r["seq"], r["t"], r["type"], json.dumps(r)) for r in new])
-        if new:
-            nxt = new[-1]["seq"] + 1
-        db.execute("UPDATE devices SET next=?, duplicates=duplicates+?, records=records+?, "
-                   "prod_mass_kg=prod_mass_kg+?, total_kg=COALESCE(?, total_kg) WHERE device=?",
-                   (nxt, dup, len(new), mass, total, self.device))
+        nxt = await c.store_records(self.device, recs)
         self.expect = recs[-1]["seq"] + 1
-        if c._take_fault("crash_before_commit") is not None:
-            c._note(self.device, "crash before commit of %d..%d"
-                    % (recs[0]["seq"], recs[-1]["seq"]))
-            await c._restart()
-            raise _Drop("crash", "center crashed", tell=False)
-        db.commit()
-        if dup:
-            c._note(self.device, "ignored %d records already held" % dup)
-        if c._take_fault("close_after_commit") is not None:
+        if c.take_fault("close_after_commit") is not None:
             raise _Drop("reset", "connection reset after commit, before ACK", tell=False)
-        if c._take_fault("drop_ack") is not None:
-            c._note(self.device, "ACK %d dropped" % nxt)
+        if c.take_fault("drop_ack") is not None:
+            c.note(self.device, "ACK %d dropped" % nxt)
             return
         self.send(cl.ACK, {"next": nxt})
         try:  # a gateway that reads nothing must not hold this connection forever
@@ -537,20 +603,13 @@ class _Link:
             raise _Drop("stalled", "gateway reads nothing", tell=False)
 
     def _result(self, msg):
-        c = self.c
         cmd_id = msg.get("id")
         if not _is_int(cmd_id) or not isinstance(msg.get("ok"), bool):
             raise _Drop("bad_result", "RESULT needs id and ok")
         queued = bool(msg.get("queued") or (isinstance(msg.get("result"), dict)
                                             and msg["result"].get("queued")))
-        state = "queued" if queued else "done"
-        cur = c._db.execute(
-            "UPDATE commands SET state=?, result=?, answered=? WHERE device=? AND id=? "
-            "AND NOT (state='done' AND ?='queued')",
-            (state, json.dumps(msg), time.time(), self.device, cmd_id, state))
-        c._db.commit()
-        if not cur.rowcount:
-            c._note(self.device, "RESULT for command %d ignored" % cmd_id)
+        if not self.c.store_result(self.device, msg, queued):
+            self.c.note(self.device, "RESULT for command %d ignored" % cmd_id)
 
 
 def _is_int(v):

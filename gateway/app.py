@@ -246,7 +246,9 @@ class Gateway:
             "load_pct": run["load_pct"],
             "battery": bool(s.di & 2) if self.collector.online else None,
             "link": self.collector.link.state,
-            "center": up["state"],
+            "center": up["connected"],
+            "center_failure": up["failure"],
+            "center_failure_t": up["failure_t"],
             "backlog": up["backlog"],
         }
         if self.power:

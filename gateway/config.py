@@ -118,6 +118,31 @@ SCHEMA = (
 )
 
 
+# Relations between keys, checked on a whole set (the file; the parameters in force with a
+# change applied): (key, key that must be strictly greater). Add a row for a new pair.
+RELATIONS = (
+    ("alarms.cell_min_counts", "alarms.cell_max_counts"),
+    ("alarms.temp_low_c", "alarms.temp_high_c"),
+    ("scale.run_min_speed_mps", "scale.design_speed_mps"),
+)
+
+
+def _broken(flat):
+    """The first relation flat breaks, as (lower key, upper key); None if none."""
+    for lo, hi in RELATIONS:
+        if lo in flat and hi in flat and not flat[lo] < flat[hi]:
+            return lo, hi
+    return None
+
+
+def _check_relations(flat):
+    bad = _broken(flat)
+    if bad:
+        lo, hi = bad
+        raise ConfigError("%s (%s) must be below %s (%s)" % (lo, json.dumps(flat[lo]), hi,
+                                                            json.dumps(flat[hi])))
+
+
 def _check(kind, lo, hi, v):
     """v checked against its kind: the value (possibly normalised), or ConfigError."""
     if kind == _INT or kind == _NUM:
@@ -301,6 +326,7 @@ def validate(obj):
             raise ConfigError("%s: required key is missing" % key)
         else:
             flat[key] = default
+    _check_relations(flat)
     return flat
 
 
@@ -337,6 +363,11 @@ def in_force(flat, stored):
             out[key] = check_params({key: value})[key]
         except ConfigError:
             pass
+    bad = _broken(out)
+    while bad:  # a pair stored apart that no longer holds: the file's pair (which does)
+        out[bad[0]] = flat[bad[0]]
+        out[bad[1]] = flat[bad[1]]
+        bad = _broken(out)
     return out
 
 
@@ -344,6 +375,9 @@ def check_change(params, changes):
     """For a change of the parameters in force: (the changes checked as a whole, flat;
     the run-time set to persist: every settable key of params, updated by them)."""
     flat = check_params(changes)
+    merged = dict(params)
+    merged.update(flat)
+    _check_relations(merged)  # the change as a whole, with what it leaves in force
     run_time = {}
     for key, value in params.items():
         if settable(key):
@@ -352,20 +386,28 @@ def check_change(params, changes):
 
 
 def read_key(path):
-    """The 32-byte device key from its file (64 hex digits). Never printed."""
+    """The 32-byte device key from its file (64 hex digits). Neither the key nor any byte
+    of the file is ever printed: a bad file's message says what is wrong, not what is
+    there. A file others may read is refused: a copied key must not sit world-readable
+    (provisioning writes 0600)."""
+    import os
     from binascii import unhexlify
 
     try:
-        with open(path) as f:
-            text = f.read().strip()
+        mode = os.stat(path)[0]
+        with open(path, "rb") as f:
+            text = f.read(130).strip()
     except OSError as e:
         raise ConfigError("key_file: cannot read %s (%s)" % (path, e))
+    if mode & 0o077:  # a board's file system has no such bits: 0
+        raise ConfigError("key_file: %s may be read by group or others (mode %03o): chmod 600 %s"
+                          % (path, mode & 0o777, path))
     if len(text) != 64:
         raise ConfigError("key_file: %s must hold 64 hex digits (a 32-byte key)" % path)
     try:
         return unhexlify(text)
     except ValueError:
-        raise ConfigError("key_file: %s is not hex" % path)
+        raise ConfigError("key_file: %s must hold 64 hex digits (a 32-byte key)" % path)
 
 
 def _json_error(text):

@@ -65,7 +65,10 @@ class Control:
             "vibration": m["vibration"],
             "link": {"state": link["state"], "timeouts": link.get("timeouts"),
                      "crc_errors": link.get("crc_errors")},
-            "uplink": {"state": up["state"], "backlog": up["backlog"]},
+            "uplink": {"state": up["state"], "backlog": up["backlog"], "last_failure": None
+                       if up["failure"] is None else {"kind": up["failure"],
+                                                      "t": up["failure_t"],
+                                                      "detail": up["last_error"]}},
             "alarms": [a["code"] for a in gw.alarms.active()],
             "diag": gw.diag.report()["summary"],
             "cal_count": gw.params.get("scale.cal_count"),  # calibration changes, never reset
@@ -250,7 +253,9 @@ def command(gw, op, args):
         return {"step_s": ctl.set_time(t, "center")}
     if op == "set_output":
         do, on = args.get("do"), args.get("on")
-        if do not in (1, 2) or isinstance(do, bool) or not isinstance(on, bool):
+        # An int, not 1.0 (1.0 == 1 would pass "in (1, 2)" and fail in the driver).
+        if not isinstance(do, int) or isinstance(do, bool) or do not in (1, 2) \
+                or not isinstance(on, bool):
             raise CommandError("set_output needs {\"do\": 1|2, \"on\": bool}")
         if not gw.collector.online:
             raise Busy("collector offline")

@@ -1,8 +1,11 @@
-# The center-station link frame (../shared/specs/center-station.md, version 1).
+# The center-station link frame (../shared/specs/center-station.md, version 2).
 #
 #   header 16: b"MG" | version u8 | type u8 | device_id u32 | counter u32 | body_len u32
 #   body:      IV(16) || AES-128-CBC(K_enc, IV, PKCS#7(plaintext))
-#   tag 16:    HMAC-SHA256(K_mac, nonce_g || nonce_c || header || body)[:16]
+#   tag 16:    HMAC-SHA256(K_mac, dir || nonce_g || nonce_c || header || body)[:16]
+#
+# dir names the sender (GATEWAY b"G", CENTER b"C"): a frame bounced back to the side that
+# sealed it never verifies there. Version 1 (no dir) is refused like any other version.
 #
 # This module only builds and checks frames and raises; the uplink (gateway/center/uplink.py) and
 # the center emulator decide what to do about an error (both end the connection).
@@ -13,7 +16,7 @@ from hal import crypto
 from hal.compat import const
 
 _MAGIC = const(b"MG")
-_VERSION = const(1)
+_VERSION = const(2)
 HEADER_LEN = const(16)
 _TAG_LEN = const(16)
 _IV_LEN = const(16)
@@ -21,6 +24,11 @@ MAX_BODY = const(262144)
 # Largest plaintext whose body fits MAX_BODY: IV + padded ciphertext (padding adds 1..16).
 MAX_PLAINTEXT = const(262144 - 16 - 1)
 ZERO_NONCE = bytes(16)
+GATEWAY = b"G"
+CENTER = b"C"
+# Seqs and command ids stay below 2^31 (the spec): a plain int, not const(), since a
+# 32-bit board's small ints end at 2^30.
+SEQ_LIMIT = 0x80000000
 
 HELLO = const(1)
 WELCOME = const(2)
@@ -90,11 +98,16 @@ def unpad(data):
     return data[: len(data) - n]
 
 
-def tag(keys, nonce_g, nonce_c, header, body):
-    return keys.mac.digest(nonce_g, nonce_c, header, body)[:_TAG_LEN]
+def seq_ok(v):
+    """True for an int that may be a seq or a command id on the wire: 0 <= v < 2^31."""
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < SEQ_LIMIT
 
 
-def seal(keys, ftype, device_id, counter, plaintext, nonce_g, nonce_c, iv=None):
+def tag(keys, sender, nonce_g, nonce_c, header, body):
+    return keys.mac.digest(sender, nonce_g, nonce_c, header, body)[:_TAG_LEN]
+
+
+def seal(keys, ftype, device_id, counter, plaintext, sender, nonce_g, nonce_c, iv=None):
     """The whole frame (header, body, tag) for plaintext bytes. iv is for test vectors only;
     normally it is 16 fresh random bytes. Built in one buffer, padded (PKCS#7), encrypted
     and MACed in place: a RECORDS frame is the largest buffer on the board, and a small
@@ -116,15 +129,16 @@ def seal(keys, ftype, device_id, counter, plaintext, nonce_g, nonce_c, iv=None):
     for i in range(ct_at + n, end):
         frame[i] = pad
     crypto.aes_cbc_encrypt_into(keys.enc, iv, mv[ct_at:end])
-    mac = keys.mac.digest(nonce_g, nonce_c, mv[:HEADER_LEN], mv[HEADER_LEN:end])
+    mac = keys.mac.digest(sender, nonce_g, nonce_c, mv[:HEADER_LEN], mv[HEADER_LEN:end])
     mv[end:] = mac[:_TAG_LEN]
     return frame
 
 
-def open_body(keys, header, body, frame_tag, nonce_g, nonce_c):
-    """The plaintext bytes of a frame whose header was already parsed. The tag is checked
-    first and in constant time; nothing is decrypted from a frame that fails it."""
-    want = tag(keys, nonce_g, nonce_c, header, body)
+def open_body(keys, header, body, frame_tag, sender, nonce_g, nonce_c):
+    """The plaintext bytes of a frame whose header was already parsed, sealed by sender.
+    The tag is checked first and in constant time; nothing is decrypted from a frame that
+    fails it."""
+    want = tag(keys, sender, nonce_g, nonce_c, header, body)
     if not crypto.compare_digest(want, frame_tag):
         raise FrameError("bad_tag", "tag does not verify")
     iv = bytes(body[:_IV_LEN])
@@ -141,6 +155,8 @@ def decode(plaintext):
         obj = json.loads(str(plaintext, "utf-8"))
     except ValueError:  # bad UTF-8 (UnicodeError) or bad JSON
         raise FrameError("bad_json", "plaintext is not UTF-8 JSON")
+    except RuntimeError:  # CPython's RecursionError: nested deeper than its parser goes
+        raise FrameError("bad_json", "plaintext nested too deep")
     if not isinstance(obj, dict):
         raise FrameError("bad_json", "plaintext is not a JSON object")
     return obj
@@ -225,12 +241,14 @@ class FrameReader:
 
 class Session:
     """One end of one connection: the nonces, both counters, and sealing and opening in
-    the order the spec fixes. Both ends use it alike. It never retries: any FrameError
-    means the connection must end."""
+    the order the spec fixes. Both ends use it alike; side is GATEWAY or CENTER, the end
+    this session seals for. It never retries: any FrameError means the connection must
+    end."""
 
-    def __init__(self, keys, device_id):
+    def __init__(self, keys, device_id, side):
         self.keys = keys
         self.device_id = device_id
+        self.side = side
         self.nonce_g = ZERO_NONCE
         self.nonce_c = ZERO_NONCE
         self.tx_counter = 0
@@ -247,7 +265,8 @@ class Session:
     def seal(self, ftype, obj, iv=None):
         plaintext = obj if isinstance(obj, (bytes, bytearray)) else encode(obj)
         g, c = self._nonces(ftype)
-        frame = seal(self.keys, ftype, self.device_id, self.tx_counter + 1, plaintext, g, c, iv)
+        frame = seal(self.keys, ftype, self.device_id, self.tx_counter + 1, plaintext, self.side,
+                     g, c, iv)
         self.tx_counter += 1
         return frame
 
@@ -255,7 +274,8 @@ class Session:
         """The plaintext object of a received frame, or FrameError. Checks, in order: the
         tag (constant time), the counter (exactly one more than the last), the device id."""
         g, c = self._nonces(frame.type)
-        plaintext = open_body(self.keys, frame.header, frame.body, frame.tag, g, c)
+        peer = CENTER if self.side == GATEWAY else GATEWAY
+        plaintext = open_body(self.keys, frame.header, frame.body, frame.tag, peer, g, c)
         if frame.counter != self.rx_counter + 1:
             raise FrameError("bad_counter", "counter %d, expected %d (replay or loss)"
                              % (frame.counter, self.rx_counter + 1))

@@ -15,6 +15,7 @@ def _gateway():
 
 
 def _time_sync(gw, t):
+    # Command ids increase (the center spec): the tests' commands after it use 101 and up.
     res = gw.commands.submit({"id": 100, "op": "time_sync", "args": {"time": int(t)}})
     assert res["ok"], res
 
@@ -43,16 +44,17 @@ def test_a_one_shot_alarm_is_acknowledged_by_the_center_and_recorded():
     gw = _gateway()
     _time_sync(gw, gw.clock.time() + 60)
     assert gw.alarms.is_active("clock_stepped")
-    res = gw.commands.submit({"id": 1, "op": "ack_alarm", "args": {"code": "clock_stepped"}})
+    res = gw.commands.submit({"id": 101, "op": "ack_alarm", "args": {"code": "clock_stepped"}})
     assert res["ok"] and res["result"] == {"code": "clock_stepped", "acknowledged": True}
     assert not gw.alarms.is_active("clock_stepped")
     acks = [r for r in gw.log.read(1, 256) if r["type"] == "event" and r["code"] == "alarm_ack"]
     assert [a["detail"] for a in acks] == [{"by": "center", "alarm": "clock_stepped"}]
     # A condition alarm clears only with its condition; an unknown code is refused.
-    res = gw.commands.submit({"id": 2, "op": "ack_alarm", "args": {"code": "collector_link_lost"}})
+    res = gw.commands.submit({"id": 102, "op": "ack_alarm",
+                              "args": {"code": "collector_link_lost"}})
     assert not res["ok"] and "condition" in res["error"]
-    res = gw.commands.submit({"id": 3, "op": "ack_alarm", "args": {"code": "no_such"}})
+    res = gw.commands.submit({"id": 103, "op": "ack_alarm", "args": {"code": "no_such"}})
     assert not res["ok"] and "unknown" in res["error"]
-    res = gw.commands.submit({"id": 4, "op": "ack_alarm", "args": {"code": "clock_stepped"}})
+    res = gw.commands.submit({"id": 104, "op": "ack_alarm", "args": {"code": "clock_stepped"}})
     assert res["ok"] and res["result"]["acknowledged"] is False
     gw.stop()

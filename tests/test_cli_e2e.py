@@ -33,6 +33,7 @@ def rig(tmp_path):
     key_file = str(tmp_path / "device.key")
     with open(key_file, "w") as f:
         f.write(key)
+    os.chmod(key_file, 0o600)  # a key file others may read is refused
     with open(os.path.join(site.keys, "%d.key" % DEVICE_ID), "w") as f:
         f.write(key)
     data = tmp_path / "data"

@@ -307,7 +307,7 @@ def test_a_waiting_command_survives_a_cut_during_a_try():
     assert bad["ok"] is False and "set_output needs" in bad["error"], bad
     assert c.submit({"id": 9, "op": "set_output", "args": {"do": 2, "on": True}})["queued"]
     # Persisted as waiting, never marked running.
-    assert [e["st"] for w in writes for e in w["cmds"] if e["id"] == 9] == ["pending"], writes
+    assert [e["st"] for w in writes for e in w["wait"] if e["id"] == 9] == ["pending"], writes
     del writes[:]
     for _ in range(5):
         clock.advance_ms(61000)

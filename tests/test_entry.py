@@ -19,6 +19,7 @@ INTERPRETERS = {"cpython": sys.executable, "micropython": os.path.join(BIN, "mic
 def _cfg(tmp_path, **top):
     key = tmp_path / "k.hex"
     key.write_text("ab" * 32)
+    key.chmod(0o600)  # a key file others may read is refused
     obj = {
         "device_id": 5,
         "key_file": str(key),

@@ -10,8 +10,8 @@
 # reads nothing, or answers one byte a minute, only leaves bytes waiting in a bounded
 # buffer until the silence rule ends the connection.
 import json
-from binascii import hexlify, unhexlify
 
+from gateway import ondemand
 from hal import crypto
 from hal.compat import const
 from protocols import center_link as cl
@@ -20,6 +20,13 @@ _RX_BUDGET = const(65536)  # bytes read per run at most
 _MAX_CONTROL = const(8)  # RESULT/PONG/PING frames waiting; reading stops while full
 _BACKOFF_FIRST_MS = const(1000)
 _MIN_BATCH = const(1)  # a fragmented small heap may hold one record's frame only
+_LINKCHECK = const("gateway.center.linkcheck")  # the rare steps, loaded when needed
+
+
+# A center that ends this many connections in a row between our HELLO and its WELCOME
+# (or answers with a WELCOME that does not verify) does not take our key: no retry can
+# fix that, so center_auth_failed is raised then, not after upload_down's half hour.
+_AUTH_FAILS_ALARM = const(3)
 
 
 class _LinkDown(Exception):
@@ -62,12 +69,19 @@ class Uplink:
         self._gap_active = False
         self._backoff_ms = _BACKOFF_FIRST_MS
         self._retry_at = None
+        self._auth_fails = 0  # connections in a row the center ended before WELCOME
         self._reset_link()
         # stats
         self.sent = 0
         self.stand_ins = 0
         self.reconnects = 0
         self.last_error = None
+        # The last failure: its kind ("dns", "refused", "unreachable", "timeout", "closed",
+        # "auth", "protocol", "network", "memory", "local": our own log), last_error says
+        # the detail, failure_t
+        # when (unix s). They stay after the link is up again, for status and the panel.
+        self.failure = None
+        self.failure_t = None
         self.center_offset_s = None
 
     def _reset_link(self):
@@ -78,6 +92,8 @@ class Uplink:
         self._tx_off = 0
         self._tx_moved = 0  # when the kernel last took bytes of it
         self._control = []  # (type, plaintext object) waiting to be sealed and sent
+        self._result_waiting = False  # a COMMAND's RESULT not yet sealed: read no more
+        self._records_turn = False  # the next frame is RECORDS if any is ready
         self._in_flight = []  # end seq (exclusive) of each RECORDS frame not yet ACKed
         self._send_next = 0
         self._ack_floor = 0
@@ -92,13 +108,15 @@ class Uplink:
 
     def restore(self, state):
         """Take back a snapshot. The log is told the breakpoint again (set_acked takes the
-        same value twice) so retention knows it after a restart."""
+        same value twice) so retention knows it after a restart. A seq out of the spec's
+        range (damage, or an older firmware's flash) is ignored: it would move the log's
+        head past what a record can carry."""
         acked = state.get("acked")
-        if isinstance(acked, int) and acked > self._acked:
+        if cl.seq_ok(acked) and acked > self._acked:
             self._acked = acked
             self._log.set_acked(acked)
         gap = state.get("gap")
-        if isinstance(gap, list) and len(gap) == 2:
+        if isinstance(gap, list) and len(gap) == 2 and cl.seq_ok(gap[0]) and cl.seq_ok(gap[1]):
             self._gap = (gap[0], gap[1])
 
     @property
@@ -126,6 +144,8 @@ class Uplink:
             "acked": self._acked,
             "reconnects": self.reconnects,
             "last_error": self.last_error,
+            "failure": self.failure,
+            "failure_t": self.failure_t,
             "backlog": max(0, log.head + 1 - max(self._acked, log.oldest)),
             "in_flight": len(self._in_flight),
             "stand_ins": self.stand_ins,
@@ -145,7 +165,8 @@ class Uplink:
             if st == "connecting":
                 if not self._conn.ready():
                     if self._clock.ticks_diff(now_ms, self._since) > self._silence_ms:
-                        raise _LinkDown("connect: no answer in %d s" % (self._silence_ms // 1000))
+                        raise _LinkDown("connect: no answer in %d s"
+                                        % (self._silence_ms // 1000))
                     return
                 self._send_hello(now_ms)
             self._receive(now_ms)
@@ -174,6 +195,14 @@ class Uplink:
         self._since = now
 
     def _fail(self, now, reason, code=None):
+        try:
+            kind = ondemand.call(_LINKCHECK, "kind", reason, self.state == "hello")
+        except MemoryError:
+            kind = "memory"
+        if kind == "auth":
+            self._auth_fails += 1
+            if self._auth_fails >= _AUTH_FAILS_ALARM and self._alarm is not None:
+                self._alarm("center_auth_failed", True, reason)
         conn = self._conn
         if conn is not None:
             if code is not None and self.state == "online" and self._tx is None:
@@ -187,6 +216,8 @@ class Uplink:
         self.state = "backoff"
         self.reconnects += 1
         self.last_error = reason
+        self.failure = kind
+        self.failure_t = int(self._clock.time())
         base = self._backoff_ms
         jitter = (base // 2) * (crypto.random_bytes(1)[0]) // 256
         self._retry_at = self._clock.ticks_add(now, base // 2 + jitter)
@@ -194,13 +225,10 @@ class Uplink:
 
     def _send_hello(self, now):
         log = self._log
-        s = cl.Session(self._keys, self.device_id)
-        s.nonce_g = crypto.random_bytes(16)
-        self._session = s
+        self._session, self._tx = ondemand.call(_LINKCHECK, "hello", self._keys, self.device_id,
+                                                self.fw, log.head, log.oldest,
+                                                int(self._clock.time()))
         self._reader = cl.FrameReader()
-        hello = {"nonce": hexlify(s.nonce_g).decode(), "fw": self.fw, "head": log.head,
-                 "oldest": log.oldest, "time": int(self._clock.time())}
-        self._tx = s.seal(cl.HELLO, hello)
         self._tx_off = 0
         self.state = "hello"
         self._since = self._last_rx = self._last_tx = self._tx_moved = now
@@ -209,7 +237,10 @@ class Uplink:
     def _receive(self, now):
         budget = _RX_BUDGET
         reader = self._reader
-        while budget > 0 and len(self._control) < _MAX_CONTROL:
+        # A COMMAND's RESULT is sealed before the next COMMAND is read (what is not read
+        # waits in the kernel): one command's RESULT on the heap at a time, and RECORDS
+        # frames go out between RESULTs however many commands the center queues.
+        while budget > 0 and len(self._control) < _MAX_CONTROL and not self._result_waiting:
             buf = reader.buffer()
             if len(buf) > budget:
                 buf = buf[:budget]
@@ -226,7 +257,8 @@ class Uplink:
         self._last_rx = now
         t = frame.type
         if t == cl.ERROR:
-            raise _LinkDown("center error %s: %s" % (msg.get("code"), msg.get("message")))
+            raise _LinkDown("center error %s: %s" % (msg.get("code"),
+                                                                msg.get("message")))
         if self.state == "hello":
             if t != cl.WELCOME:
                 raise cl.FrameError("unexpected", "%s before WELCOME" % _name(t))
@@ -242,35 +274,37 @@ class Uplink:
             raise cl.FrameError("unexpected", "%s from the center" % _name(t))
 
     def _on_welcome(self, msg, now):
-        nonce = msg.get("nonce")
-        nxt = msg.get("next")
-        if not isinstance(nonce, str) or len(nonce) != 32 or not _is_seq(nxt) or nxt < 1:
-            raise cl.FrameError("bad_welcome", "WELCOME needs nonce (32 hex) and next >= 1")
-        try:
-            self._session.nonce_c = unhexlify(nonce)
-        except ValueError:
-            raise cl.FrameError("bad_welcome", "nonce is not hex")
-        t = msg.get("time")
-        if isinstance(t, (int, float)) and not isinstance(t, bool):
-            self.center_offset_s = t - self._clock.time()
-        self.state = "online"
-        self._since = now
         log = self._log
-        head, oldest = log.head, log.oldest
-        if nxt > head + 1:
-            # The center holds seqs this log never had or lost: the log moves its head on
-            # (set_acked), so none of them is used again.
-            self.last_error = "center next %d is beyond the log head %d" % (nxt, head)
+        nonce_c, nxt, t, refused, events, lost = ondemand.call(
+            _LINKCHECK, "check_welcome", msg, log.head, log.oldest, self._acked, self._gap)
+        self._session.nonce_c = nonce_c
+        self.state = "online"  # from here on an ERROR frame can tell the center why
+        self._since = now
+        alarm = self._alarm or _no_alarm
+        alarm("center_protocol_error", refused is not None, refused or "")
+        if refused:
+            raise cl.FrameError("bad_next", refused)  # the breakpoint stays as it is
+        self._auth_fails = 0
+        alarm("center_auth_failed", False, "")
+        if t is not None:
+            self.center_offset_s = t - self._clock.time()
         if nxt > self._acked:
-            self._set_acked(nxt)
-        start = nxt
-        if nxt < oldest:
-            # Retention overtook the breakpoint: those records are gone (spec step 2).
-            start = oldest
-            self._report_gap(nxt, oldest - 1)
+            self._set_acked(nxt)  # beyond the head (a new flash adopts it): the head moves on
+        if self._emit is not None:
+            for fields in events:
+                self._emit("event", fields)
+        if lost:
+            if not self._gap_active:
+                alarm("upload_gap", True, "records %d..%d were overwritten before upload" % lost)
+            self._gap = lost
+            self._gap_active = True
         self._ack_floor = nxt
-        self._send_next = start
+        self._send_next = start = max(nxt, log.oldest)
         self._queue_outbox()
+        if start > log.head and not self._control:
+            # Nothing to send: a PING proves at once that this connection is ours (the
+            # center keeps our previous one until a frame of this one verifies).
+            self._control.append((cl.PING, {}))
 
     def _queue_outbox(self):
         """Queue the final RESULTs of commands that were applied after their first answer."""
@@ -283,20 +317,9 @@ class Uplink:
             self._control.append((cl.RESULT, res))
             commands.mark_sent(res["id"])
 
-    def _report_gap(self, first, last):
-        detail = "records %d..%d were overwritten before upload" % (first, last)
-        if self._gap != (first, last):
-            self._gap = (first, last)
-            if self._emit is not None:
-                self._emit("event", {"code": "upload_gap",
-                                     "detail": {"first": first, "last": last}})
-        if self._alarm is not None and not self._gap_active:
-            self._alarm("upload_gap", True, detail)
-        self._gap_active = True
-
     def _on_ack(self, msg, now):
         nxt = msg.get("next")
-        if not _is_seq(nxt) or nxt < self._ack_floor or nxt > self._send_next:
+        if not cl.seq_ok(nxt) or nxt < self._ack_floor or nxt > self._send_next:
             raise cl.FrameError("bad_ack", "ACK next %r outside %d..%d"
                                 % (nxt, self._ack_floor, self._send_next))
         self._ack_floor = nxt
@@ -322,8 +345,14 @@ class Uplink:
         if self._commands is None:
             res = {"id": msg.get("id"), "ok": False, "error": "commands are not available"}
         else:
-            res = self._commands.submit(msg)
+            try:
+                res = self._commands.submit(msg)
+            except MemoryError:
+                # No room to load the command code: not taken in, the same id may come again.
+                res = {"id": msg.get("id"), "ok": False,
+                       "error": "out of memory: not taken in; send it again"}
         self._control.append((cl.RESULT, res))
+        self._result_waiting = True
 
     # ---- sending -----------------------------------------------------------------------
     def _pump_tx(self, now):
@@ -342,17 +371,32 @@ class Uplink:
                 self._tx = None
             if self.state != "online":
                 return
-            if self._control:
-                ftype, obj = self._control.pop(0)
-                self._tx = self._session.seal(ftype, obj)
-            elif sealed and clock.ticks_diff(clock.ticks_ms(), started) >= self._budget_ms:
+            # RECORDS and control frames take turns: commands never starve the upload.
+            if (self._records_turn or not self._control) and not (
+                    sealed and clock.ticks_diff(clock.ticks_ms(), started) >= self._budget_ms):
+                if self._seal_records(now):
+                    sealed = True
+                    self._records_turn = False
+                    self._tx_off = 0
+                    self._last_tx = self._tx_moved = now
+                    continue
+            if not self._control:
                 return
-            elif not self._seal_records(now):
-                return
-            else:
-                sealed = True
+            ftype, obj = self._control.pop(0)
+            self._tx = self._seal_control(ftype, obj)
+            self._records_turn = True
             self._tx_off = 0
             self._last_tx = self._tx_moved = now
+
+    def _seal_control(self, ftype, obj):
+        if ftype != cl.RESULT:
+            return self._session.seal(ftype, obj)
+        self._result_waiting = False
+        try:
+            return self._session.seal(ftype, obj)
+        except MemoryError:  # a large RESULT: the center hears why and may ask again
+            return self._session.seal(ftype, {"id": obj.get("id"), "ok": False, "error":
+                                              "out of memory sending the result; ask again"})
 
     def _seal_records(self, now):
         """Put the next RECORDS frame in _tx; False if the window is full or nothing waits."""
@@ -403,22 +447,10 @@ class Uplink:
         last = recs[-1]["seq"] if recs else min(head, seq + self._batch_now - 1)
         if len(recs) == last - seq + 1:
             return recs
-        out = []
-        i = 0
-        t = int(self._clock.time())
-        for s in range(seq, last + 1):
-            if i < len(recs) and recs[i]["seq"] == s:
-                out.append(recs[i])
-                t = recs[i].get("t", t)
-                i += 1
-            else:
-                nxt_t = recs[i].get("t", t) if i < len(recs) else t
-                out.append({"seq": s, "t": nxt_t, "type": "event", "code": "record_unreadable",
-                            "detail": {"reason": "damaged on the gateway's flash"}})
-                self.stand_ins += 1
-            if len(out) == self._batch_now:
-                break
-        return out
+        recs, made = ondemand.call(_LINKCHECK, "stand_ins", recs, seq, last, self._batch_now,
+                                   int(self._clock.time()))
+        self.stand_ins += made
+        return recs
 
     def _check_timers(self, now):
         if self.state not in ("hello", "online"):
@@ -453,8 +485,8 @@ def _records_plaintext(recs):
     return b"", 0
 
 
-def _is_seq(v):
-    return isinstance(v, int) and not isinstance(v, bool)
+def _no_alarm(code, active, detail):
+    pass
 
 
 def _name(ftype):

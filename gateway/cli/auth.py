@@ -5,10 +5,14 @@
 # PIN hash: h1 = SHA-256(salt || pin); h(i+1) = SHA-256(h(i) || salt || pin); hash = h(iter).
 # The PIN itself is never stored, printed or recorded.
 #
-# Five failed logins in a row (any id) lock login on this port for five minutes; the lock
-# survives a restart through snapshot()/restore(). A technician idle for idle_logout_s is
-# logged out. The hash is computed a slice at a time (PinCheck.step) so that a login never
-# holds up the 10 Hz poll, whatever the board's hashing speed.
+# Five failed logins in a row (any id) lock login on this port for five minutes, and each
+# further lockout without a good login in between doubles it, up to a day: with 4-digit
+# PINs that leaves 5 guesses in the first 5 minutes, ~45 on the first day and 5 a day
+# after (docs/cli.md). Every failed login and lockout is saved to its own slot (store:
+# gateway/store/slots.py) before the answer is written, so a power cut loses none of them;
+# the checkpoint (snapshot()/restore()) carries them too. A technician idle for
+# idle_logout_s is logged out. The hash is computed a slice at a time (PinCheck.step) so
+# that a login never holds up the 10 Hz poll, whatever the board's hashing speed.
 import json
 from binascii import hexlify, unhexlify
 
@@ -19,6 +23,9 @@ from hal.compat import const
 
 MAX_FAILURES = const(5)
 LOCKOUT_S = const(300)
+_LOCKOUT_MAX_S = const(86400)
+_LOCKOUT_DOUBLINGS = const(9)  # 300 s << 9 is over a day
+AUTH_SLOT = "auth"
 DEFAULT_ITERATIONS = const(4096)
 _MAX_ITERATIONS = const(1000000)
 _SALT_LEN = const(16)
@@ -133,14 +140,23 @@ def load_accounts(flash, name=ACCOUNTS_FILE):
 
 
 class Auth:
-    def __init__(self, accounts, clock, idle_logout_s=600):
+    """store: a slots object (load, save) that failures and lockouts are saved to at once;
+    None keeps them in RAM (and the checkpoint) only."""
+
+    def __init__(self, accounts, clock, idle_logout_s=600, store=None):
         self.accounts = accounts
         self.clock = clock
         self.idle_logout_s = idle_logout_s
         self.tech_id = None
         self.failures = 0
+        self.lockouts = 0  # in a row, without a good login: each doubles the next
         self._lock_until = None  # ticks_ms while locked
         self._last_active = clock.ticks_ms()
+        self._store = store
+        if store is not None:
+            saved = store.load()
+            if isinstance(saved, dict):
+                self.restore(saved)
 
     @property
     def who(self):
@@ -158,6 +174,7 @@ class Auth:
         if left <= 0:
             self._lock_until = None
             self.failures = 0
+            self._save()  # or the saved lock would come back at the next start
             return 0
         return (left + 999) // 1000
 
@@ -182,13 +199,26 @@ class Auth:
         digest = check.finish()
         if check.expected is not None and crypto.compare_digest(digest, check.expected):
             self.tech_id = check.tech_id
-            self.failures = 0
             self._last_active = now_ms
+            if self.failures or self.lockouts:
+                self.failures = self.lockouts = 0
+                self._save()
             return True
         self.failures += 1
         if self.failures >= MAX_FAILURES:
-            self._lock_until = self.clock.ticks_add(now_ms, LOCKOUT_S * 1000)
+            self.lockouts += 1
+            lock_s = min(LOCKOUT_S << min(self.lockouts - 1, _LOCKOUT_DOUBLINGS), _LOCKOUT_MAX_S)
+            self._lock_until = self.clock.ticks_add(now_ms, lock_s * 1000)
+        self._save()  # before the answer: a cut now must not forget this failure
         return False
+
+    def _save(self):
+        if self._store is None:
+            return
+        try:
+            self._store.save(self.snapshot())
+        except (OSError, ValueError) as e:  # the flash: the checkpoint still carries it
+            print("cli: login state not saved: %s" % e)
 
     def logout(self):
         self.tech_id = None
@@ -206,13 +236,25 @@ class Auth:
         return True
 
     def snapshot(self):
-        now = self.clock.ticks_ms()
-        return {"failures": self.failures, "lock_left_s": self.locked_s(now)}
+        left = 0
+        if self._lock_until is not None:
+            left = max(0, (self.clock.ticks_diff(self._lock_until, self.clock.ticks_ms()) + 999)
+                       // 1000)
+        return {"failures": self.failures, "lock_left_s": left, "lockouts": self.lockouts}
 
     def restore(self, state, elapsed_ms=0):
-        """elapsed_ms: how long ago the state was taken while the gateway ran (the CLI
-        unloaded); the time the gateway was off does not count towards the lockout."""
-        self.failures = int(state.get("failures", 0))
-        left_ms = int(state.get("lock_left_s", 0)) * 1000 - elapsed_ms
-        if left_ms > 0:
-            self._lock_until = self.clock.ticks_add(self.clock.ticks_ms(), left_ms)
+        """Take back a saved state: the stricter of it and what is in force (the slot and
+        the checkpoint may differ by the last few seconds before a cut). elapsed_ms: how
+        long ago the state was taken while the gateway ran (the CLI unloaded); the time
+        the gateway was off does not count towards the lockout."""
+        self.failures = max(self.failures, _count(state.get("failures")))
+        self.lockouts = max(self.lockouts, _count(state.get("lockouts")))
+        left_ms = min(_count(state.get("lock_left_s")), _LOCKOUT_MAX_S) * 1000 - elapsed_ms
+        now = self.clock.ticks_ms()
+        if left_ms > 0 and (self._lock_until is None
+                            or self.clock.ticks_diff(self._lock_until, now) < left_ms):
+            self._lock_until = self.clock.ticks_add(now, left_ms)
+
+
+def _count(v):
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0

@@ -9,12 +9,20 @@
 #   gateway/cli/calibrate.py  the calibration dialogue
 # The CLI reads and changes the gateway only through a gateway.control.Control.
 from gateway.cli import syntax
-from gateway.cli.auth import MAX_FAILURES, Auth, AuthError, check_tech_id, load_accounts
+from gateway.cli.auth import (
+    AUTH_SLOT,
+    MAX_FAILURES,
+    Auth,
+    AuthError,
+    check_tech_id,
+    load_accounts,
+)
 from gateway.cli.commands import Commands
 from gateway.cli.port import ACCOUNTS_FILE, banner
 from gateway.cli.terminal import INTERRUPT, TOO_LONG, Question, Terminal
 from gateway.control import Control
 from gateway.errors import UserError
+from gateway.store.slots import Slots
 from hal.compat import const, print_exception
 
 _HASH_STEP = const(256)  # PIN-hash iterations per run
@@ -33,7 +41,8 @@ def build_cli(gw):
         # Reading stays open; nobody can log in until the accounts are flashed again.
         print("cli: %s; no technician can log in" % e)
         accounts = {}
-    auth = Auth(accounts, gw.clock, gw.params["cli.idle_logout_s"])
+    auth = Auth(accounts, gw.clock, gw.params["cli.idle_logout_s"],
+                Slots(gw.hw.flash, AUTH_SLOT))
     return Cli(Control(gw), gw.hw.cli_uart, auth, gw.clock)
 
 

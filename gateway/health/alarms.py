@@ -113,6 +113,8 @@ TABLE = {
     "retention_overrun": packed_row("comm", "F", EVENT, 0, _HOLD_S, "storage"),
     # raised by the uplink
     "upload_gap": packed_row("comm", "F", EVENT, 0, _HOLD_S, "uplink"),
+    "center_auth_failed": packed_row("comm", "F", COND, 0, 0, "uplink"),
+    "center_protocol_error": packed_row("comm", "F", COND, 0, 0, "uplink"),
 }
 for _i in range(1, 5):
     TABLE["cell%d_fault" % _i] = packed_row("fault", "F", COND, 1, 30, "cells")
@@ -201,6 +203,8 @@ class Alarms:
         now = self.clock.ticks_ms()
         st = self._states.get(code)
         if st is None:
+            if not active:
+                return  # never true: nothing to clear, and no state to keep on the heap
             st = self._states[code] = _new_state(now)
         active = bool(active)
         if active != st[_RAW]:

@@ -5,7 +5,9 @@
 #
 # values() -> {"rate_tph", "total_t", "day_t", "speed_mps", "running", "load_pct",
 #              "battery", "link" ("ok"|"degraded"|"lost"), "center" (connected),
-#              "backlog"}; a key that is missing or None shows as "--".
+#              "center_failure" (the uplink's last failure: its kind, or None),
+#              "center_failure_t" (its unix time), "backlog"}; a key that is missing or
+#              None shows as "--".
 from hal.compat import const
 from hal.display import Display
 
@@ -101,9 +103,9 @@ class Lcd:
         if page == "link":
             center = v.get("center")
             return [
-                "COLLECTOR",
-                " " + (v.get("link") or "--"),
+                "COLL " + (v.get("link") or "--"),
                 "CENTER " + ("--" if center is None else ("UP" if center else "DOWN")),
+                self._failure(v.get("center_failure"), v.get("center_failure_t")),
                 " backlog " + _num(v.get("backlog"), "%d"),
             ]
         if page == "energy":
@@ -123,6 +125,13 @@ class Lcd:
         while len(out) < 4:
             out.append("")
         return out
+
+    def _failure(self, kind, t):
+        """The center link's last failure: " auth 14:05" (local time); "" if none."""
+        if not kind or t is None:
+            return ""
+        minute = (int(t) // 60 + self.utc_offset_min) % 1440
+        return " %s %02d:%02d" % (kind[:9], minute // 60, minute % 60)
 
     def _draw(self, lines):
         d = self.display

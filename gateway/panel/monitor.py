@@ -19,8 +19,9 @@ class Monitor:
         return self._main(st) + self.power_line(st)
 
     def _main(self, st):
+        up = st["uplink"]
         return (
-            "rate %7.1f t/h  speed %4.2f m/s  total %10.3f t  %-8s link %-8s center %-7s "
+            "rate %7.1f t/h  speed %4.2f m/s  total %10.3f t  %-8s link %-8s center %-7s%s "
             "backlog %d  alarms %s"
             % (
                 st["rate_tph"],
@@ -28,8 +29,10 @@ class Monitor:
                 st["total_kg"] / 1000,
                 st["run_state"],
                 st["link"]["state"],
-                st["uplink"]["state"],
-                st["uplink"]["backlog"],
+                up["state"],
+                _failure(up.get("last_failure"),
+                         self.gw.params.get("production.utc_offset_min", 0)),
+                up["backlog"],
                 ",".join(st["alarms"]) or "-",
             )
         )
@@ -56,8 +59,10 @@ class Monitor:
         lines.append("")
         lines.append("rate %.1f t/h   speed %.2f m/s   belt %s   total %.3f t" % (
             st["rate_tph"], st["speed_mps"], st["run_state"], st["total_kg"] / 1000))
-        lines.append("collector link %s   center %s, %d records to send" % (
-            st["link"]["state"], up["state"], up["backlog"]))
+        lines.append(("collector link %s   center %s%s, %d records to send" % (
+            st["link"]["state"], up["state"],
+            _failure(up.get("last_failure"), self.gw.params.get("production.utc_offset_min", 0)),
+            up["backlog"]))[:80])
         lines.append(("alarms: %s" % (", ".join(st["alarms"]) or "none"))[:80])
         power = self.power_line(st)
         if power:
@@ -73,3 +78,11 @@ class Monitor:
         sc = self.gw.measurement.scale
         self.out.write("gateway: total %.3f t at stop, and %.3f t still in the drop-out window\n"
                        % (sc.total_kg() / 1000, sc.pending_g() / 1e6))
+
+
+def _failure(f, utc_offset_min):
+    """" (last failure auth at 14:05:09)" (local time) for the uplink's last failure."""
+    if not f:
+        return ""
+    t = (int(f["t"]) + utc_offset_min * 60) % 86400
+    return " (last failure %s at %02d:%02d:%02d)" % (f["kind"], t // 3600, t // 60 % 60, t % 60)

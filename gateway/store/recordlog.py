@@ -386,7 +386,8 @@ class RecordLog:
 
     def set_acked(self, next_seq):
         """The center durably holds every seq below next_seq (it may be dropped silently).
-        A seq the center holds is never used again, even if this log lost it."""
+        A seq the center holds is never used again, even if this log lost it. The caller
+        keeps next_seq below 2^31 (the spec's bound on seqs)."""
         if next_seq > self._acked:
             self._acked = next_seq
         if next_seq > self._next:

@@ -22,7 +22,8 @@ _FRAME_HDR = const(7)
 def _seg_first(name):
     """The first seq of a segment file name, or 0 if it is not one."""
     if len(name) == 15 and name[0] == "r" and name.endswith(".seg") and name[1:11].isdigit():
-        return int(name[1:11])
+        first = int(name[1:11])
+        return first if first < 0x80000000 else 0  # seqs are below 2^31 (the spec)
     return 0
 
 

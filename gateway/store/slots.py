@@ -60,19 +60,37 @@ class Slots:
         try:
             f = self._flash.open(name, "rb")
             try:
-                data = f.read()
+                return self._parse(f)
             finally:
                 f.close()
         except OSError:
             return False
-        if len(data) < _HDR or data[:4] != _MAGIC:
+
+    def _parse(self, f):
+        # In pieces: the CRC over _PIECE bytes at a time, then the JSON parsed from the
+        # file. Read whole, a body and its text would need two body-sized blocks of a heap
+        # that may hold no such block (a 12 KB command state failed a 256K start that way).
+        hdr = f.read(_HDR)
+        if len(hdr) < _HDR or hdr[:4] != _MAGIC:
             return False
-        gen, n, crc = struct.unpack_from("<III", data, 4)
-        body = data[_HDR:]
-        if n != len(body) or _crc(gen, body) != crc:
+        gen, n, crc = struct.unpack_from("<III", hdr, 4)
+        if n > MAX_BODY:
             return False
+        piece = bytearray(_PIECE)
+        mv = memoryview(piece)
+        c = crc32(struct.pack("<II", gen, n))
+        left = n
+        while left:
+            k = f.readinto(mv[: min(left, _PIECE)])
+            if not k:
+                return False  # shorter than its header says
+            c = crc32(mv[:k], c)
+            left -= k
+        if c != crc or f.read(1):
+            return False  # damaged, or longer than its header says
+        f.seek(_HDR)
         try:
-            return gen, json.loads(body.decode())
+            return gen, json.load(f)  # MicroPython parses from the stream as it reads
         except (ValueError, UnicodeError):
             return False
 

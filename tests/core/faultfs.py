@@ -11,7 +11,12 @@
 #   back to its last sync); restart("written") keeps every byte written before the
 #   cut, including the torn prefix of the write the cut interrupted (a POSIX page
 #   cache that reached the disk just before the power went).
-from hal.compat import const
+from hal.compat import MICROPYTHON, const
+
+if MICROPYTHON:
+    from io import IOBase as _File  # a stream json.load can read, as a real file is
+else:
+    _File = object
 
 ENOSPC = const(28)  # not in MicroPython's errno module; the value littlefs and Linux use
 EIO = const(5)
@@ -28,7 +33,7 @@ class _Node:
         self.synced = bytes(data)
 
 
-class FaultFile:
+class FaultFile(_File):
     def __init__(self, flash, node, mode):
         self._flash = flash
         self._node = node

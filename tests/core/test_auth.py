@@ -101,6 +101,60 @@ def test_lockout_survives_restart():
     assert _login(b, "1001", "2468", clock2)
 
 
+def test_failures_and_lockouts_survive_power_cuts():
+    # Failures lived only in the 10 s checkpoint: five wrong PINs and a cut, and the right
+    # PIN logged in at once; spread over cuts, 9 wrong PINs passed.
+    from gateway.store.slots import Slots
+    from tests.core.faultfs import FaultFlash
+
+    accounts = _accounts(auth.make_account("1001", "2468", iterations=20))
+    flash = FaultFlash()
+
+    def boot():
+        clock = VirtualClock(ticks_start=777)
+        return auth.Auth(accounts, clock, store=Slots(flash, auth.AUTH_SLOT)), clock
+
+    a, clock = boot()
+    for _ in range(5):
+        assert not _login(a, "1001", "0000", clock)
+    flash = flash.restart()  # the power goes right after the fifth answer
+    a, clock = boot()
+    e = raises(auth.AuthError, a.begin, "1001", "2468", clock.ticks_ms())
+    assert "locked" in str(e) and a.locked_s(clock.ticks_ms()) == 300
+    clock.advance_ms(300 * 1000)
+    assert a.locked_s(clock.ticks_ms()) == 0
+    flash = flash.restart()  # the expired lock does not come back
+    a, clock = boot()
+    assert a.locked_s(clock.ticks_ms()) == 0
+    # Spread over cuts: two wrong, cut, two wrong, cut, one wrong: locked (longer now).
+    tries = 0
+    for n in (2, 2, 1):
+        for _ in range(n):
+            assert not _login(a, "1001", "0000", clock)
+            tries += 1
+        flash = flash.restart()
+        a, clock = boot()
+    assert tries == 5 and a.locked_s(clock.ticks_ms()) == 600
+    assert raises(auth.AuthError, a.begin, "1001", "2468", clock.ticks_ms())
+
+
+def test_lockouts_grow_until_a_good_login():
+    clock = VirtualClock()
+    a = auth.Auth(_accounts(auth.make_account("1001", "2468", iterations=20)), clock)
+    locks = []
+    for _ in range(11):
+        for _ in range(5):
+            assert not _login(a, "1001", "0000", clock)
+        locks.append(a.locked_s(clock.ticks_ms()))
+        clock.advance_ms(locks[-1] * 1000)
+    assert locks == [300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 76800, 86400, 86400]
+    assert _login(a, "1001", "2468", clock) and a.lockouts == 0
+    a.logout()
+    for _ in range(5):
+        _login(a, "1001", "0000", clock)
+    assert a.locked_s(clock.ticks_ms()) == 300
+
+
 def test_idle_logout():
     clock = VirtualClock()
     a = auth.Auth(_accounts(auth.make_account("1001", "2468", iterations=20)), clock, 60)

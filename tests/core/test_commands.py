@@ -120,7 +120,7 @@ def test_restart_while_running_answers_error_not_rerun():
         saved.append(slots.text)  # state as persisted when the handler began
         raise KeyboardInterrupt  # the power went while the handler ran
 
-    c._handlers["time_sync"] = crash
+    c.handlers["time_sync"] = crash
     try:
         c.submit({"id": 4, "op": "time_sync", "args": {"time": 1800000000}})
     except KeyboardInterrupt:
@@ -138,21 +138,61 @@ def test_handler_bug_gets_an_answer():
     def broken(args):
         raise ZeroDivisionError("oops")
 
-    c._handlers["status"] = broken
+    c.handlers["status"] = broken
     r = c.submit({"id": 1, "op": "status"})
     assert r["ok"] is False and "oops" in r["error"]
 
 
 def test_old_results_trimmed_but_ids_still_refused():
     c, app, slots, _ = _make()
+    out = {"do": 1, "on": True}
     for i in range(1, 301):
-        c.submit({"id": i, "op": "status"})
-    assert len(slots.text) < 40000
-    r = c.submit({"id": 290, "op": "status"})
-    assert r["ok"] and app.calls.count("status") == 300
-    r = c.submit({"id": 100, "op": "status"})
-    assert r["ok"] is False and "already executed" in r["error"]
-    assert app.calls.count("status") == 300
+        c.submit({"id": i, "op": "set_output", "args": out})
+    assert len(slots.text) < 8000
+    r = c.submit({"id": 290, "op": "set_output", "args": out})
+    assert r["ok"] and app.calls.count("set_output") == 300  # the kept RESULT
+    r = c.submit({"id": 100, "op": "set_output", "args": out})
+    assert r == {"id": 100, "ok": False, "error": "duplicate"}
+    assert app.calls.count("set_output") == 300
+
+
+def test_ids_at_or_below_the_highest_are_never_taken_in_again():
+    # Idempotency that does not run out: ids 500 and 501 come back after 280 others
+    # (the first version executed them again once 272 newer ids had pushed them out).
+    c, app, slots, clock = _make()
+    for i in (500, 501):
+        assert c.submit({"id": i, "op": "set_output", "args": {"do": 1, "on": True}})["ok"]
+    for i in range(502, 782):
+        assert c.submit({"id": i, "op": "time_sync", "args": {"time": 1800000000}})["ok"]
+    app.outputs[1] = False
+    for i in (500, 501):
+        r = c.submit({"id": i, "op": "set_output", "args": {"do": 1, "on": True}})
+        assert r == {"id": i, "ok": False, "error": "duplicate"}, r
+    # An id below the highest that never came is not taken in either; nor after a restart.
+    assert c.submit({"id": 499, "op": "set_output", "args": {"do": 1, "on": True}}) == {
+        "id": 499, "ok": False, "error": "duplicate"}
+    c2, app2, _, _ = _make(slots=slots)
+    assert c2.submit({"id": 700, "op": "time_sync", "args": {"time": 1800000000}})["error"] \
+        == "duplicate"
+    assert c2.submit({"id": 500, "op": "set_output", "args": {"do": 1, "on": True}})["error"] \
+        == "duplicate"
+    assert app.outputs[1] is False and app.calls.count("set_output") == 2
+    assert app2.calls == [] and c2.top == 781
+    # Ids are 1..2^31-1: others are refused, not taken in, and leave the highest alone.
+    for bad in (0, -5, 2**31, 2**32 + 500):
+        r = c2.submit({"id": bad, "op": "status"})
+        assert r["ok"] is False and r["id"] == bad and "id must be" in r["error"], r
+    assert c2.top == 781 and app2.calls == []
+    assert c2.submit({"id": 782, "op": "status"})["ok"] and app2.calls == ["status"]
+
+
+def test_a_waiting_command_keeps_its_place_below_the_highest_id():
+    c, app, _, clock = _make()
+    app.collector_online = False
+    assert c.submit({"id": 3, "op": "set_output", "args": {"do": 1, "on": True}})["queued"]
+    assert c.submit({"id": 9, "op": "status"})["ok"]
+    # Asked again while waiting: still the queued answer, not "duplicate".
+    assert c.submit({"id": 3, "op": "set_output", "args": {"do": 1, "on": True}})["queued"]
 
 
 def test_waiting_commands_are_bounded():
@@ -194,7 +234,9 @@ def test_command_not_run_when_its_state_cannot_be_saved():
     assert c.submit({"id": 2, "op": "time_sync", "args": {"time": 1800000000}})["ok"]
 
 
-def test_state_fits_a_real_slot_with_large_results():
+def test_kept_results_are_small_and_read_only_ones_are_made_again():
+    # A kept RESULT costs the heap its JSON's length: large ones are not kept. A read-only
+    # op's RESULT is never kept: a repeat is answered afresh (it changes nothing).
     from gateway.store.slots import Slots
     from tests.core.faultfs import FaultFlash
 
@@ -203,13 +245,35 @@ def test_state_fits_a_real_slot_with_large_results():
     app = FakeApp(clock)
     handlers = app.handlers()
     handlers["status"] = lambda args: {"diag": "x" * 6000}
+    handlers["big_change"] = lambda args: {"changed": "y" * 6000}
     c = Commands(Slots(flash, "commands"), handlers, clock)
     c.start()
     for i in range(1, 41):
         assert c.submit({"id": i, "op": "status"})["ok"]
+    assert c.submit({"id": 41, "op": "big_change"})["ok"]
+    assert c.submit({"id": 42, "op": "set_output", "args": {"do": 1, "on": True}})["ok"]
     assert c.save_errors == 0
+    assert len(flash.image()["commands.a"]) + len(flash.image()["commands.b"]) < 4000
+    kept = sum(len(d[2] or "") for d in c.done)
+    assert kept < 16 * 256, kept
     c2 = Commands(Slots(flash, "commands"), handlers, clock)
     c2.start()
     assert c2.submit({"id": 40, "op": "status"})["result"]["diag"] == "x" * 6000
-    r = c2.submit({"id": 3, "op": "status"})
-    assert r["ok"] is False and "already executed" in r["error"]
+    assert c2.submit({"id": 41, "op": "big_change"}) == {"id": 41, "ok": False,
+                                                         "error": "duplicate"}
+    assert c2.submit({"id": 42, "op": "set_output", "args": {"do": 1, "on": True}}) == {
+        "id": 42, "ok": True, "result": {"do": 1, "on": True}}
+    assert c2.submit({"id": 3, "op": "status"})["error"] == "duplicate"
+    assert app.calls.count("set_output") == 1
+
+
+def test_a_version_1_state_is_taken_over():
+    slots = MemSlots()
+    slots.save({"v": 1, "ids": [1, 2, 3], "cmds": [
+        {"id": 4, "op": "set_output", "args": None, "st": "done", "sent": True,
+         "res": {"id": 4, "ok": True, "result": {"do": 1, "on": True}}, "t": 0},
+        {"id": 5, "op": "set_output", "args": {"do": 2, "on": True}, "st": "pending",
+         "res": None, "sent": True, "t": 0}]})
+    c, app, _, _ = _make(slots=slots)
+    assert c.top == 5 and c.pending() == [5]
+    assert c.submit({"id": 2, "op": "status"})["error"] == "duplicate"

@@ -142,3 +142,21 @@ def test_data_dir_that_is_a_file_or_cannot_be_made_is_a_config_error():
         assert os.stat(d + "/new/data")[0] & 0x4000
     finally:
         rmtree(d)
+def test_relations_between_keys_are_checked_on_the_whole_set():
+    e = raises(config.ConfigError, config.validate,
+               _with(alarms__cell_min_counts=5, alarms__cell_max_counts=5))
+    assert "alarms.cell_min_counts (5) must be below alarms.cell_max_counts (5)" in str(e)
+    e = raises(config.ConfigError, config.validate,
+               _with(alarms__temp_low_c=20, alarms__temp_high_c=20))
+    assert "alarms.temp_low_c" in str(e)
+    flat = config.validate(_with())
+    # A change is checked with what it leaves in force; both keys at once may pass.
+    e = raises(config.ConfigError, config.check_change, flat,
+               {"alarms.cell_max_counts": -50000})
+    assert "must be below" in str(e)
+    changed, _ = config.check_change(flat, {"alarms": {"cell_min_counts": 500000,
+                                                       "cell_max_counts": 600000}})
+    assert changed["alarms.cell_min_counts"] == 500000
+    # A stored run-time pair that no longer holds with the file gives way to the file's.
+    got = config.in_force(flat, {"alarms.cell_min_counts": 400000, "scale.damping_s": 5})
+    assert got["alarms.cell_min_counts"] == -40000 and got["scale.damping_s"] == 5.0

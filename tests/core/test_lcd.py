@@ -154,7 +154,7 @@ def test_pages_cycle_and_show_the_values():
     assert seen["total"][2] == " 123456.8" and seen["total"][4] == " 4321.0"
     assert seen["speed"][2] == "*2.50"
     assert seen["running"][1:4] == ["BELT RUNNING", "LOAD 81%", "POWER MAINS"]
-    assert seen["link"][1:5] == ["COLLECTOR", " ok", "CENTER UP", " backlog 3"]
+    assert seen["link"][1:5] == ["COLL ok", "CENTER UP", "", " backlog 3"]
     assert seen["alarms"][1:3] == ["ALARMS 0", " none"]
     assert seen["rate"][-1] == "OK     A0   1/6"
     assert seen["alarms"][-1] == "OK     A0   6/6"

@@ -1,97 +1,10 @@
 # The uplink's state machine against a scripted center over an in-memory connection:
 # no sockets, so it runs on MicroPython too. The real TCP cases are in tests/test_uplink.py.
-from binascii import hexlify, unhexlify
-
 from gateway.center.commands import Commands
 from gateway.center.uplink import Uplink
 from hal.clock import VirtualClock
-from hal.net import NetError
 from protocols import center_link as cl
-from tests.core.uplink_fakes import FakeApp, MemLog, MemSlots, fill_prod
-
-KEY = bytes(range(32))
-DEV = 11
-
-
-class Pipe:
-    """A connection whose other end is the test."""
-
-    def __init__(self):
-        self.to_center = []  # chunks, as the gateway sent them
-        self.to_gw = b""
-        self.connected = True
-        self.room = None  # bytes the "kernel" takes per send (None: all)
-        self.peer_closed = False
-        self.closed = False
-
-    def ready(self):
-        return self.connected
-
-    def send(self, data):
-        n = len(data) if self.room is None else min(self.room, len(data))
-        if n:
-            self.to_center.append(bytes(data[:n]))
-        return n
-
-    def recv_into(self, buf):
-        if not self.to_gw:
-            if self.peer_closed:
-                raise NetError("closed by peer")
-            return 0
-        n = min(len(buf), len(self.to_gw))
-        buf[:n] = self.to_gw[:n]
-        self.to_gw = self.to_gw[n:]
-        return n
-
-    def close(self):
-        self.closed = True
-
-
-class Peer:
-    """The center's end, scripted by the test."""
-
-    def __init__(self, pipe, key=KEY):
-        self.pipe = pipe
-        self.session = cl.Session(cl.Keys(key), DEV)
-        self.reader = cl.FrameReader()
-
-    def frames(self):
-        chunks, self.pipe.to_center = self.pipe.to_center, []
-        out = []
-        frames = []
-        for data in chunks:
-            frames += self.reader.feed(data)
-        for f in frames:
-            msg = self.session.open(f)
-            if f.type == cl.HELLO:
-                self.session.nonce_g = unhexlify(msg["nonce"])
-            out.append((f.type, msg))
-        return out
-
-    def send(self, ftype, obj):
-        self.pipe.to_gw += self.session.seal(ftype, obj)
-
-    def welcome(self, nxt):
-        nonce_c = bytes([0x3C]) * 16
-        self.send(cl.WELCOME, {"nonce": hexlify(nonce_c).decode(), "next": nxt,
-                               "time": 1767225600})
-        self.session.nonce_c = nonce_c
-
-
-class Connector:
-    def __init__(self, clock):
-        self.clock = clock
-        self.pipes = []
-        self.fail = False
-        self.at = []
-
-    def __call__(self):
-        self.at.append(self.clock.ticks_ms())
-        if self.fail:
-            raise NetError("connect: network unreachable")
-        p = Pipe()
-        self.pipes.append(p)
-        return p
+from tests.core.uplink_fakes import DEV, KEY, Connector, FakeApp, MemLog, MemSlots, Peer, fill_prod
 
 
 def _setup(n=0, commands=None, **kw):
@@ -178,6 +91,8 @@ def test_ack_out_of_range_drops_and_tells_the_center():
 def test_ping_when_idle_pong_when_pinged_and_silence_drops():
     up, clock, log, conn, _ = _setup(0, ping_s=10, silence_s=30)
     peer, _ = _online(up, clock, conn)
+    # Nothing to send after WELCOME: one PING at once proves the new connection is live.
+    assert [t for t, _ in peer.frames()] == [cl.PING]
     _step(up, clock, ms=1000, times=9)
     assert peer.frames() == []
     _step(up, clock, ms=1000, times=1)
@@ -268,6 +183,51 @@ def test_backoff_doubles_with_jitter_to_the_ceiling_and_resets_on_ack():
     assert len(conn.at) == n + 1  # back to 1 s (with jitter) after a working connection
 
 
+def test_the_last_failure_is_kept_by_kind_with_its_time():
+    up, clock, log, conn, _ = _setup(0)
+    for kind in ("dns", "refused", "unreachable"):
+        conn.fail = kind
+        _step(up, clock, ms=2500)
+        assert up.failure == kind, (kind, up.last_error)
+        assert up.failure_t == int(clock.time())
+    st = up.stats()
+    assert (st["failure"], st["failure_t"]) == ("unreachable", int(clock.time()))
+    conn.fail = False
+    while up.state != "hello":  # the backoff's jitter decides when
+        _step(up, clock, ms=100)
+    peer = Peer(conn.pipes[-1])
+    peer.frames()
+    peer.welcome(1)
+    _step(up, clock)
+    assert up.state == "online" and up.failure == "unreachable"  # kept, for the panel
+    clock.advance_ms(40000)
+    up.run(clock.ticks_ms())
+    assert up.failure == "timeout" and "silence" in up.last_error
+
+
+def test_a_failure_is_named_from_its_reason():
+    from gateway.center.linkcheck import kind
+
+    for reason, in_hello, want in (
+            ("resolve no-such-host.invalid: -2", False, "dns"),
+            ("connect 127.0.0.1:9: ECONNREFUSED (errno 111)", False, "refused"),
+            ("connect: EHOSTUNREACH (errno 113)", False, "unreachable"),
+            ("connect: error (errno 101)", False, "unreachable"),
+            ("recv: ETIMEDOUT (errno 110)", False, "timeout"),
+            ("connect: no answer in 30 s", False, "timeout"),
+            ("closed by peer", False, "closed"),
+            ("closed by peer", True, "auth"),
+            ("recv: ECONNRESET (errno 104)", True, "auth"),
+            ("center frame refused: bad_tag: tag does not verify", True, "auth"),
+            ("center frame refused: bad_tag: tag does not verify", False, "protocol"),
+            ("center error maintenance: back soon", False, "protocol"),
+            ("silence: no frame from the center for 30 s", False, "timeout"),
+            ("out of memory handling a frame from the center", False, "memory"),
+            ("retention overtook the breakpoint at 5", False, "local"),
+            ("send: EPIPE (errno 32)", False, "network")):
+        assert kind(reason, in_hello) == want, (reason, in_hello)
+
+
 def test_connect_that_never_completes_times_out():
     up, clock, log, conn, _ = _setup(0, silence_s=5)
     _step(up, clock)
@@ -276,15 +236,58 @@ def test_connect_that_never_completes_times_out():
     assert up.state == "backoff" and "connect" in up.last_error and conn.pipes[0].closed
 
 
-def test_center_ahead_of_the_log_moves_the_head_on():
-    up, clock, log, conn, _ = _setup(10)
+def test_a_log_no_center_welcomed_adopts_a_larger_next():
+    # A new or wiped flash (breakpoint 0): the center's next is adopted, so that no seq
+    # the center holds is used again, and the records it will not get are named.
+    events = []
+    logs = []
+
+    def emit(rtype, fields):  # the app's emit: into the log
+        events.append(fields)
+        return logs[0].append(rtype, 1767300000, fields)
+
+    up, clock, log, conn, alarms = _setup(10, emit=emit)
+    logs.append(log)
     peer, _ = _online(up, clock, conn, nxt=20)
-    assert peer.frames() == [] and "beyond the log head" in up.last_error
-    assert up.breakpoint == 20 and log.head == 19  # seqs 11..19 are never used
-    fill_prod(log, 6, t0=1767300000)
+    assert up.breakpoint == 20 and log.head == 20  # 11..19 never used; 20 is the event
+    assert events == [{"code": "seq_adopted", "detail": {"next": 20, "unsent": [1, 10]}}]
+    recs = peer.frames()[0][1]["records"]
+    assert [r["seq"] for r in recs] == [20] and recs[0]["code"] == "seq_adopted"
+    fill_prod(log, 5, t0=1767300000)
     _step(up, clock)
     recs = peer.frames()[0][1]["records"]
-    assert [r["seq"] for r in recs] == [20, 21, 22, 23, 24, 25]
+    assert [r["seq"] for r in recs] == [21, 22, 23, 24, 25]
+    assert [a for a in alarms if a[1]] == []
+
+
+def test_a_next_beyond_the_head_of_a_welcomed_log_is_refused():
+    # A log a center has welcomed before holds every seq the center can know of: a next
+    # beyond its head + 1 would skip the unsent backlog.
+    for nxt in (11 + 1000, 2**31, 2**32 + 5):
+        up, clock, log, conn, alarms = _setup(10)
+        up.restore({"acked": 4})
+        _step(up, clock, times=2)
+        peer = Peer(conn.pipes[-1])
+        peer.frames()
+        peer.welcome(nxt)
+        _step(up, clock)
+        assert up.state == "backoff" and "bad_next" in up.last_error, nxt
+        assert up.failure == "protocol" and conn.pipes[-1].closed
+        err = peer.frames()
+        assert [(t, m["code"]) for t, m in err] == [(cl.ERROR, "bad_next")], err
+        assert up.breakpoint == 4 and log.acked == 4 and log.head == 10  # kept
+        assert [a[:2] for a in alarms if a[1]] == [("center_protocol_error", True)], alarms
+        assert up.stats()["backlog"] == 7
+    # The next good WELCOME clears the alarm.
+    _step(up, clock, ms=2000, times=2)
+    peer = Peer(conn.pipes[-1])
+    peer.frames()
+    peer.welcome(4)
+    _step(up, clock)
+    assert up.state == "online"
+    assert [a[:2] for a in alarms if a[0] == "center_protocol_error"][-1] == (
+        "center_protocol_error", False)
+    assert [m["records"][0]["seq"] for t, m in peer.frames() if t == cl.RECORDS] == [4]
 
 
 def test_records_the_log_cannot_read_go_as_stand_ins():
@@ -305,17 +308,20 @@ def test_records_the_log_cannot_read_go_as_stand_ins():
 
 def test_gap_alarm_raised_once_and_cleared_after_ack():
     events = []
-    up, clock, log, conn, alarms = _setup(50, emit=lambda t, f: events.append(f))
+    up, clock, log, conn, all_alarms = _setup(50, emit=lambda t, f: events.append(f))
+    alarms = all_alarms
     log.reclaim(20)
     peer, hello = _online(up, clock, conn, nxt=5)
     assert hello["oldest"] == 21
     recs = peer.frames()[0][1]["records"]
     assert recs[0]["seq"] == 21
+    alarms = [a for a in alarms if a[0] == "upload_gap"]
     assert alarms == [("upload_gap", True, "records 5..20 were overwritten before upload")]
     assert events == [{"code": "upload_gap", "detail": {"first": 5, "last": 20}}]
     peer.send(cl.ACK, {"next": 51})
     _step(up, clock)
-    assert alarms[-1][:2] == ("upload_gap", False) and up.breakpoint == 51
+    assert [a[:2] for a in all_alarms if a[0] == "upload_gap"][-1] == ("upload_gap", False)
+    assert up.breakpoint == 51
 
 
 def test_slow_board_shrinks_the_batch_to_the_budget():
@@ -390,6 +396,7 @@ def test_command_gets_result_and_bad_frames_apply_nothing():
     cmds.start()
     up, clock, log, conn, _ = _setup(0, commands=cmds)
     peer, _ = _online(up, clock, conn)
+    assert [t for t, _ in peer.frames()] == [cl.PING]
     peer.send(cl.COMMAND, {"id": 3, "op": "set_output", "args": {"do": 1, "on": True}})
     _step(up, clock)
     got = peer.frames()

@@ -1,10 +1,109 @@
 # Test doubles with the real APIs the uplink and commands use: the record log
-# (head, oldest, read, set_acked), the state slots (load, save) and the app's command
-# handlers. Usable on both interpreters.
+# (head, oldest, read, set_acked), the state slots (load, save), the app's command
+# handlers, and a connection whose other end (the center) is the test. Usable on both
+# interpreters.
 import json
+from binascii import hexlify, unhexlify
 
 from gateway import config
 from gateway.center.commands import Busy, CommandError
+from hal.net import NetError
+from protocols import center_link as cl
+
+KEY = bytes(range(32))
+DEV = 11
+
+
+class Pipe:
+    """A connection whose other end is the test."""
+
+    def __init__(self):
+        self.to_center = []  # chunks, as the gateway sent them
+        self.to_gw = b""
+        self.connected = True
+        self.room = None  # bytes the "kernel" takes per send (None: all)
+        self.peer_closed = False
+        self.closed = False
+
+    def ready(self):
+        return self.connected
+
+    def send(self, data):
+        n = len(data) if self.room is None else min(self.room, len(data))
+        if n:
+            self.to_center.append(bytes(data[:n]))
+        return n
+
+    def recv_into(self, buf):
+        if not self.to_gw:
+            if self.peer_closed:
+                raise NetError("closed by peer")
+            return 0
+        n = min(len(buf), len(self.to_gw))
+        buf[:n] = self.to_gw[:n]
+        self.to_gw = self.to_gw[n:]
+        return n
+
+    def close(self):
+        self.closed = True
+
+
+class Peer:
+    """The center's end, scripted by the test."""
+
+    def __init__(self, pipe, key=KEY, device_id=None):
+        self.pipe = pipe
+        self.session = cl.Session(cl.Keys(key), DEV if device_id is None else device_id,
+                                  cl.CENTER)
+        self.reader = cl.FrameReader()
+
+    def frames(self):
+        chunks, self.pipe.to_center = self.pipe.to_center, []
+        out = []
+        frames = []
+        for data in chunks:
+            frames += self.reader.feed(data)
+        for f in frames:
+            msg = self.session.open(f)
+            if f.type == cl.HELLO:
+                self.session.nonce_g = unhexlify(msg["nonce"])
+            out.append((f.type, msg))
+        return out
+
+    def send(self, ftype, obj):
+        self.pipe.to_gw += self.session.seal(ftype, obj)
+
+    def welcome(self, nxt):
+        nonce_c = bytes([0x3C]) * 16
+        self.send(cl.WELCOME, {"nonce": hexlify(nonce_c).decode(), "next": nxt,
+                               "time": 1767225600})
+        self.session.nonce_c = nonce_c
+
+
+# What hal.net says when a connect fails, by kind.
+_NET_ERRORS = {
+    "dns": "resolve center.invalid: -2",
+    "refused": "connect 10.0.0.9:7700: ECONNREFUSED (errno 111)",
+    "unreachable": "connect 10.0.0.9:7700: EHOSTUNREACH (errno 113)",
+}
+
+
+class Connector:
+    def __init__(self, clock):
+        self.clock = clock
+        self.pipes = []
+        self.fail = False  # True, or "dns", "refused", "unreachable": how hal.net fails
+        self.at = []
+
+    def __call__(self):
+        self.at.append(self.clock.ticks_ms())
+        if self.fail:
+            raise NetError(_NET_ERRORS.get(self.fail, _NET_ERRORS["unreachable"]))
+        p = Pipe()
+        self.pipes.append(p)
+        return p
+
+
 
 
 class MemLog:

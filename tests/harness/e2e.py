@@ -284,6 +284,7 @@ class Unit:
             for path in (cfg["key_file"], os.path.join(site.keys, "%d.key" % device_id)):
                 with open(path, "w") as f:
                     f.write(key)
+                os.chmod(path, 0o600)  # a key file others may read is refused
             self.cfg_path = os.path.join(self.dir, "config.json")
             with open(self.cfg_path, "w") as f:
                 json.dump(cfg, f, indent=1)

@@ -195,9 +195,10 @@ class Site:
         self.center.stop()
 
 
-def _write(path, text):
+def _write(path, text, mode=0o600):
     with open(path, "w") as f:
         f.write(text)
+    os.chmod(path, mode)  # a key file others may read is refused
 
 
 class Rig:
