@@ -20,8 +20,10 @@ _GAP_N = const(5)  # Scale.gap's: blocks of a gap the poll just taken followed
 _LIMITS = const(("rate_limit", "load_limit", "speed_limit"))
 # Measurement._lim: the limits (alarms.limits_pct: % of design, 0 off, low and high of
 # rate, load and speed), their states (0 within, 1 below, 2 above; the speed 3 beyond
-# twice the design speed or 8 m/s: a wrong pulses_per_m), this second's polls (grams,
-# blocks, pulses, counts x pulses).
+# twice the design speed or 8 m/s: a wrong pulses_per_m), this second's polls (blocks,
+# pulses, counts x pulses). The rate is the load on the frame times the speed, not the mass
+# the totalizer took this second: the gate's lag and a held mass (a restart, an identity
+# read) must not read as a flow below its limit.
 
 
 class Measurement:
@@ -41,7 +43,7 @@ class Measurement:
         self.alarm = alarm
         # The limits, their states (None after a restore: reported once, they may be
         # active) and this second's polls: grams, blocks, pulses, counts x pulses.
-        self._lim = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        self._lim = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
         # Set by the app: read the collector's serials now (after a restart or a counter
         # discontinuity, mass waits for identity_checked()).
         self.verify_identity = None
@@ -83,9 +85,9 @@ class Measurement:
         run = self.running
         run.update(s.di, s.status, sc.dp, sc.n, sc.loaded, sc.on_frame, sc.speed_lost)
         sec = self._lim
-        sec[10] += sc.n
-        sec[11] += sc.dp
-        sec[12] += sc.cp
+        sec[9] += sc.n
+        sec[10] += sc.dp
+        sec[11] += sc.cp
         self._produced(sc.dp, run.poll_run_blocks)
         self.autozero.running(run.poll_run_blocks)
         self.vibration.on_rms(s.vib_rms_01mv, s.status)
@@ -110,7 +112,6 @@ class Measurement:
         seen[3] = sc.unweighed_n
         seen[4] = sc.calibrating_p
         if take:
-            self._lim[9] += g
             self.production.add(g, est, dp, run_blocks, unw, unn, cal)
 
     def identity_checked(self, ok):
@@ -146,16 +147,18 @@ class Measurement:
         # design). Low limits only with material on the running belt (the speed: running).
         # A change is recorded by the on-demand incidents module.
         lim = self._lim
-        n = lim[10]
+        n = lim[9]
         if not n:
             return
-        p = lim[11]
+        p = lim[10]
         running = self.running.moving
-        load = lim[12] * 100.0 / p / (sc.design_kgpm * sc.counts_per_kgpm) if p else 0.0
+        load = lim[11] * 100.0 / p / (sc.design_kgpm * sc.counts_per_kgpm) if p else 0.0
         mps = p * 10.0 / n / sc.pulses_per_m
-        rate = lim[9] * 3.6 / n / self.flat["scale.design_tph"]
         speed = mps * 100.0 / self.flat["scale.design_speed_mps"]
-        lim[9] = lim[10] = lim[11] = lim[12] = 0
+        rate = load * speed / 100.0
+        lim[9] = lim[10] = lim[11] = 0
+        if sc.inhibit or sc.test_load:
+            return  # a calibration's test load on the frame is not a flow
         material = running and load >= sc.dropout_pct
         for i in range(3):
             v = (rate, load, speed)[i]
