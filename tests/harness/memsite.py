@@ -22,6 +22,14 @@ _PROBE = """
 import gc, sys, micropython
 from gateway import app
 
+STAGED = (("gateway.store.slots", "Slots"), ("gateway.health.alarms", "Alarms"),
+          ("gateway.store.recordlog", "RecordLog"), ("drivers.collector", "Collector"),
+          ("gateway.measure.measurement", "Measurement"), ("drivers.meters", "Meters"),
+          ("gateway.power.energy", "Power"), ("gateway.center.commands", "Commands"),
+          ("gateway.center.uplink", "Uplink"), ("gateway.loop", "Loop"),
+          ("gateway.health.identity", "Identity"), ("gateway.health.diag", "Diagnostics"),
+          ("gateway.cli.port", "CliPort"), ("gateway.app", "Gateway"))
+
 PERIOD_S = 5
 
 
@@ -50,10 +58,40 @@ class Probe:
             print("PROBE live=%d free=%d top=%d live_max=%d modules=" % (
                 live, gc.mem_free(), self.top, self.live_max), end="")
             for k in sys.modules:
-                if k.startswith("gateway."):
+                if k.startswith(("gateway.", "protocols.", "drivers.", "hal.")):
                     print(k, end=",")
             print()
 
+
+if "-s" in sys.argv:  # the live heap after each step of start-up
+    def stage(name):
+        gc.collect()
+        print("STAGE %s %d" % (name, gc.mem_alloc()))
+
+    def traced(owner, attr, name):
+        fn = getattr(owner, attr)
+
+        def wrapper(*args, **kw):
+            r = fn(*args, **kw)
+            stage(name)
+            return r
+
+        setattr(owner, attr, wrapper)
+
+    stage("imported")
+    import gateway.__main__ as entry
+    from hal import board
+    stage("entry_imported")
+    traced(entry, "_configuration", "configured")
+    from gateway.store.recordlog import RecordLog
+    traced(board, "build", "hardware")
+    for mod, cls in STAGED:
+        m = __import__(mod, None, None, (cls,))
+        traced(getattr(m, cls), "__init__", cls)
+    stage("all_imported")
+    traced(RecordLog, "open", "log_opened")
+    traced(app.Gateway, "_restore", "restored")
+    traced(app.Gateway, "_log_tail", "tail_read")
 
 _start = app.Gateway.start
 
@@ -68,7 +106,7 @@ def start(self):
 app.Gateway.start = start
 from gateway.__main__ import main
 
-main([a for a in sys.argv[1:] if a != "-q"])
+main([a for a in sys.argv[1:] if a not in ("-q", "-s")])
 """
 
 
@@ -138,6 +176,8 @@ def start_gateway(dev, heap, seconds):
     cmd += ["gw_probe.py", "run", "--config", "config.json", "--seconds", str(seconds)]
     if os.environ.get("GW_PROBE_QSTR"):
         cmd.append("-q")
+    if os.environ.get("GW_PROBE_STAGES"):
+        cmd.append("-s")
     return subprocess.Popen(cmd, cwd=dev, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
