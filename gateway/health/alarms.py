@@ -118,7 +118,8 @@ class AlarmError(UserError):
 
 
 # The state of one code: a list, indexed by these (a list is half the heap of an object
-# with attributes, and every code that was ever reported keeps one).
+# with attributes). A code keeps one only while it is raised or on its way up or down:
+# most codes are reported inactive every second and would otherwise hold ~100 B each.
 _RAW = const(0)  # the condition as last reported
 _RAW_TICKS = const(1)  # when it last changed
 _ACTIVE = const(2)
@@ -190,11 +191,13 @@ class Alarms:
             if active:
                 self.raise_event(code, detail)
             return
-        now = self.clock.ticks_ms()
+        active = bool(active)
         st = self._states.get(code)
         if st is None:
-            st = self._states[code] = _new_state(now)
-        active = bool(active)
+            if not active:
+                return  # at rest
+            st = self._states[code] = _new_state(self.clock.ticks_ms())
+        now = self.clock.ticks_ms()
         if active != st[_RAW]:
             st[_RAW] = active
             st[_RAW_TICKS] = now
@@ -232,12 +235,13 @@ class Alarms:
         if st is None or not st[_ACTIVE]:
             return False
         self._change(code, st, False, "acknowledged")
+        self._rest(code, st)
         return True
 
     def run(self, now_ms):
         """Complete the transitions whose delay has run out (a job, every second)."""
-        for code, st in self._states.items():
-            self._settle(code, st, TABLE[code], now_ms)
+        for code in tuple(self._states):  # a state at rest leaves the dict as we go
+            self._settle(code, self._states[code], TABLE[code], now_ms)
 
     # --- queries
     def is_active(self, code):
@@ -310,12 +314,15 @@ class Alarms:
             hold_ms = (row >> _CLEAR_AT & 1023) * 1000
             if st[_ACTIVE] and self.clock.ticks_diff(now, st[_HOLD_TICKS]) >= hold_ms:
                 self._change(code, st, False, "x%d" % st[_COUNT] if st[_COUNT] > 1 else "")
-            return
-        if st[_RAW] == st[_ACTIVE]:
-            return
-        delay = (row >> (_RAISE_AT if st[_RAW] else _CLEAR_AT) & 1023) * 1000
-        if self.clock.ticks_diff(now, st[_RAW_TICKS]) >= delay:
-            self._change(code, st, st[_RAW])
+        elif st[_RAW] != st[_ACTIVE]:
+            delay = (row >> (_RAISE_AT if st[_RAW] else _CLEAR_AT) & 1023) * 1000
+            if self.clock.ticks_diff(now, st[_RAW_TICKS]) >= delay:
+                self._change(code, st, st[_RAW])
+        self._rest(code, st)
+
+    def _rest(self, code, st):
+        if not st[_ACTIVE] and not st[_RAW] and self._states.get(code) is st:
+            del self._states[code]
 
     def _change(self, code, st, active, clear_detail=""):
         st[_ACTIVE] = active
