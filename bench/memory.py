@@ -18,10 +18,13 @@ from tests.harness import memsite
 _RUN_S = 60
 _STEP_K = 16
 
-# What the gateway keeps imported on the unix port: the entry point, the app (and what it
-# imports), the board and the UART variant; with terminals the power side's resident part.
-RESIDENT = ("gateway.__main__", "gateway.app", "hal.board", "hal.uart_polled")
+# What the gateway keeps imported on the unix port: the entry point, the app and what its
+# start-up imports for the jobs, the hardware's modules and the UART variant; with
+# terminals the power side's resident part.
+RESIDENT = ("gateway.__main__", "gateway.app", "gateway.compose", "hal.board", "hal.uart_polled")
 POWER = ("gateway.power.energy", "drivers.meters")
+# Loaded for the start only, then forgotten (what they import stays).
+START_UP = ("gateway.boot", "gateway.compose", "hal.board")
 # Loaded for a call and forgotten (docs/memory.md), each measured on top of the above.
 ON_DEMAND = ("gateway.config", "gateway.store.recovery", "gateway.power.records",
              "gateway.power.checks", "gateway.health.report", "gateway.control",
@@ -57,7 +60,14 @@ print("ORDER", ",".join(order))
 _MEASURE = """
 import gc, sys, micropython
 sys.path.insert(0, ".")
-from gateway import ondemand
+
+
+def forget(before):
+    for name in [k for k in sys.modules if k not in before]:
+        del sys.modules[name]
+        pkg, _, attr = name.rpartition(".")
+        if pkg in sys.modules and hasattr(sys.modules[pkg], attr):
+            delattr(sys.modules[pkg], attr)
 
 
 def mark(tag):
@@ -71,10 +81,10 @@ for name in RESIDENT:
     __import__(name)
     mark("MOD " + name)
 for name in ON_DEMAND:
-    before = ondemand.loaded()
+    before = set(sys.modules)
     __import__(name)
     mark("LOAD " + name)
-    ondemand.forget(before)
+    forget(before)
     mark("FORGOT " + name)
 """
 _MARK = re.compile(r"^(\w+) (\S+) (\d+) qstr pool: n_pool=(\d+), n_qstr=(\d+), "
@@ -96,25 +106,26 @@ def _script(template, **names):
     return "".join("%s = %r\n" % kv for kv in names.items()) + template
 
 
-def module_costs(image, roots=RESIDENT + POWER, on_demand=ON_DEMAND):
-    """Per module, in import order: {name, kind ("resident" or "on demand"), heap (bytes
-    it added after a collection, pool growth included), names (qstrs it interned),
-    name_bytes (their text), pool (bytes of qstr pools opened by it), code (heap less
-    what the names took: bytecode, functions, classes, constants), mpy (file size)}."""
+def module_costs(image, roots=RESIDENT + POWER, start_up=START_UP, on_demand=ON_DEMAND):
+    """Per module, in import order: {name, kind ("resident", "start-up" or "on demand"),
+    heap (bytes it added after a collection, pool growth included), names (qstrs it
+    interned), name_bytes (their text), pool (bytes of qstr pools opened by it), code (heap
+    less what the names took: bytecode, functions, classes, constants), mpy (file size)}.
+    Start-up and on-demand modules are measured on top of the resident set, one at a time."""
     out = _micropython(_script(_DISCOVER, ROOTS=roots), image)
-    order = out.split("ORDER ")[-1].split()[0].split(",")
-    out = _micropython(_script(_MEASURE, RESIDENT=order, ON_DEMAND=on_demand), image)
+    order = [m for m in out.split("ORDER ")[-1].split()[0].split(",") if m not in start_up]
+    out = _micropython(_script(_MEASURE, RESIDENT=order, ON_DEMAND=start_up + on_demand),
+                       image)
     marks = _MARK.findall(out)
     rows = []
-    for prev, (kind, name, alloc, pools, n, text, total) in zip(marks, marks[1:]):
-        if kind == "FORGOT":
+    for prev, (step, name, alloc, pools, n, text, total) in zip(marks, marks[1:]):
+        if step == "FORGOT":
             continue
-        base = prev if kind == "MOD" or prev[0] != "FORGOT" else prev
-        d = [int(a) - int(b) for a, b in zip((alloc, pools, n, text, total), base[2:])]
+        d = [int(a) - int(b) for a, b in zip((alloc, pools, n, text, total), prev[2:])]
         pool = d[4] - d[3]  # the pools' growth: entries of the pools opened
-        rows.append({"name": name, "kind": "resident" if kind == "MOD" else "on demand",
-                     "heap": d[0], "names": d[2], "name_bytes": d[3],
-                     "pool": pool if d[1] else 0, "code": d[0] - d[4],
+        kind = "resident" if step == "MOD" else "start-up" if name in start_up else "on demand"
+        rows.append({"name": name, "kind": kind, "heap": d[0], "names": d[2],
+                     "name_bytes": d[3], "pool": pool if d[1] else 0, "code": d[0] - d[4],
                      "mpy": _mpy_size(image, name)})
     return rows
 

@@ -2,7 +2,7 @@
 from gateway import config, ondemand
 from gateway.app import Gateway
 from gateway.store.slots import Slots
-from hal.board import Hardware
+from hal import Hardware
 from hal.clock import VirtualClock
 from hal.fs import Flash
 from tests.core.fakeline import FakeLine

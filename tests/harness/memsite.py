@@ -28,7 +28,7 @@ STAGED = (("gateway.store.slots", "Slots"), ("gateway.health.alarms", "Alarms"),
           ("gateway.power.energy", "Power"), ("gateway.center.commands", "Commands"),
           ("gateway.center.uplink", "Uplink"), ("gateway.loop", "Loop"),
           ("gateway.health.identity", "Identity"), ("gateway.health.diag", "Diagnostics"),
-          ("gateway.cli.port", "CliPort"), ("gateway.app", "Gateway"))
+          ("gateway.cli.port", "CliPort"))
 
 PERIOD_S = 5
 
@@ -63,10 +63,15 @@ class Probe:
             print()
 
 
-if "-s" in sys.argv:  # the live heap after each step of start-up
+STARTED = []
+
+if "-s" in sys.argv:  # the live heap after each step of start-up (before it: with garbage)
     def stage(name):
+        if STARTED:
+            return
+        a = gc.mem_alloc()
         gc.collect()
-        print("STAGE %s %d" % (name, gc.mem_alloc()))
+        print("STAGE %s %d %d" % (name, gc.mem_alloc(), a))
 
     def traced(owner, attr, name):
         fn = getattr(owner, attr)
@@ -79,25 +84,33 @@ if "-s" in sys.argv:  # the live heap after each step of start-up
         setattr(owner, attr, wrapper)
 
     stage("imported")
-    import gateway.__main__ as entry
-    from hal import board
-    stage("entry_imported")
-    traced(entry, "_configuration", "configured")
+    from gateway import ondemand
+
+    def traced_call(attr):
+        fn = getattr(ondemand, attr)
+
+        def wrapper(module, name, *args):
+            r = fn(module, name, *args)
+            stage("%s:%s.%s" % (attr, module, name))
+            return r
+
+        setattr(ondemand, attr, wrapper)
+
+    traced_call("once")
+    traced_call("call")
+    traced(ondemand, "forget", "forget")
     from gateway.store.recordlog import RecordLog
-    traced(board, "build", "hardware")
     for mod, cls in STAGED:
         m = __import__(mod, None, None, (cls,))
         traced(getattr(m, cls), "__init__", cls)
-    stage("all_imported")
     traced(RecordLog, "open", "log_opened")
-    traced(app.Gateway, "_restore", "restored")
-    traced(app.Gateway, "_log_tail", "tail_read")
 
 _start = app.Gateway.start
 
 
 def start(self):
     _start(self)
+    STARTED.append(1)
     gc.collect()
     print("PROBE started live=%d" % gc.mem_alloc())
     self.loop.add(Probe(), 20, 1)

@@ -1,0 +1,225 @@
+# The gateway's start-up half (gateway/app.py runs it): every job built from the parameters
+# in force and the hardware handed in; at start, what the last stop left restored from the
+# checkpoint and reconciled with the record log's tail, and the jobs put on the loop.
+# Loaded by Gateway.__init__ and Gateway.start and forgotten after each (ondemand.once):
+# where bytecode lives in RAM this code then costs heap only while the gateway starts. It
+# makes no function of its own that outlives the call (that would keep all of it).
+from drivers.collector import Collector
+from gateway import FIRMWARE_VERSION, ondemand
+from gateway.app import CENTER_OPS, _Job
+from gateway.center.commands import Commands
+from gateway.center.uplink import Uplink
+from gateway.cli.port import CliPort
+from gateway.health.alarms import Alarms
+from gateway.health.diag import Diagnostics
+from gateway.health.identity import Identity
+from gateway.loop import Loop
+from gateway.measure.measurement import Measurement
+from gateway.store.recordlog import RecordLog
+from gateway.store.slots import Slots
+from hal.compat import const, mem_free
+
+_CHECKPOINT_BUFFER = const(2048)
+_CHECKPOINT_PER_TERMINAL = const(160)  # its registers and reported energy in the checkpoint
+_TAIL_RECORDS = const(64)  # records read back at start-up to reconcile the checkpoint with the log
+_TAIL_CHUNK = const(8)
+# While a RECORDS frame is read, encoded and sealed, each record takes about 1.5 KB of heap
+# on the unix port (its dict, its JSON, the sealed bytes): frames are sized so that one
+# needs at most a quarter of the heap left free after start-up.
+_HEAP_PER_RECORD = const(1536)
+
+
+def _upload_batch():
+    free = mem_free()
+    if free is None:
+        return 256  # CPython: no heap to fit
+    return max(8, min(256, free // 4 // _HEAP_PER_RECORD))
+
+
+def build(gw, cfg, key, hw, monitor):
+    """Gateway(cfg, key, hw, monitor): its jobs, wired."""
+    gw.hw = hw
+    gw.clock = clock = hw.clock
+    gw.monitor = monitor  # a gateway.panel.monitor.Monitor job, or None
+    gw.device_id = cfg["device_id"]
+    flash = hw.flash
+    gw._param_slots = Slots(flash, "params")
+    gw.params = p = _params_in_force(gw._param_slots, cfg)
+    n_meters = len(p["meters.terminals"]) if p["meters.port"] else 0
+    # The checkpoint keeps a buffer for its JSON (~1.3 KB), made now while the heap is
+    # whole: gateway/store/slots.py.
+    gw._ckpt_slots = Slots(flash, "checkpoint", buffer_bytes=_CHECKPOINT_BUFFER
+                          + n_meters * _CHECKPOINT_PER_TERMINAL)
+    gw.alarms = Alarms(clock, gw.emit, set_do1=gw._set_do1, params=p)
+    gw.log = RecordLog(flash, budget_bytes=p["store.budget_mib"] << 20, alarm=gw.alarms.set)
+    gw.collector = c = Collector(
+        hw.collector_uart,
+        clock,
+        address=p["collector.address"],
+        baud=p["collector.baud"],
+        poll_hz=p["collector.poll_hz"],
+        timeout_ms=p["collector.timeout_ms"],
+        retries=p["collector.retries"],
+        identity_s=p["collector.identity_s"],
+        capture_s=p["collector.capture_s"],
+    )
+    gw.measurement = Measurement(p, clock, gw.emit, gw.alarms.set)
+    # The power side, only with terminals configured (docs/power.md).
+    gw.meters = gw.power = None
+    if n_meters:
+        from gateway.power.energy import build as build_power
+
+        build_power(gw, hw, p)
+    handlers = {}
+    for op in CENTER_OPS:
+        handlers[op] = gw._center_command(op)
+    gw.commands = Commands(Slots(flash, "commands"), handlers, clock, ready=gw._command_ready)
+    gw.uplink = Uplink(
+        hw.center_connect,
+        gw.device_id,
+        key,
+        gw.log,
+        gw.commands,
+        clock,
+        fw=FIRMWARE_VERSION,
+        ping_s=p["center.ping_s"],
+        silence_s=p["center.silence_s"],
+        backoff_max_s=p["center.backoff_max_s"],
+        alarm=gw.alarms.set,
+        emit=gw.emit,
+        on_breakpoint=gw._on_breakpoint,
+        batch=_upload_batch(),
+    )
+    gw.loop = Loop(clock, watchdog=hw.watchdog, slack_ms=c.max_run_ms)
+    # The diagnosis owns the identity: it feeds it, starts it and keeps its state.
+    identity = Identity(gw.alarms, Slots(flash, "identity"), clock, gw.device_id, gw.emit)
+    gw.diag = Diagnostics(
+        gw.alarms,
+        p,
+        clock,
+        gw.emit,
+        identity,
+        link=c.link_counters,
+        store=gw.log.stats,
+        uplink=gw.uplink.stats,
+        loop=gw.loop,
+        production=gw._production_t,
+        running=gw._running_figures,
+        reset_cause=hw.watchdog.reset_cause() if hw.watchdog else None,
+    )
+    gw.lcd = None
+    if hw.display:
+        from gateway.panel.lcd import Lcd  # only where there is a panel
+
+        gw.lcd = Lcd(hw.display, clock, gw._lcd_values, gw.alarms, p)
+    gw.cli = None
+    if hw.cli_uart is not None:
+        gw.cli = CliPort(hw.cli_uart, clock, gw.device_id, gw._load_cli, flash)
+    c.on_sample = gw._on_sample
+    c.on_capture = gw._on_capture
+    c.on_identity = gw._on_identity
+    c.on_restart = gw._on_collector_restart
+    gw._ckpt_due_ms = 0
+    gw.checkpoint_errors = 0
+    gw._was_online = False
+    gw.last_capture = None
+
+
+def _params_in_force(slots, cfg):
+    """The configuration file's values, overridden by the run-time set persisted on
+    flash (what technicians and the center changed since commissioning)."""
+    stored = slots.load()
+    if not stored or not stored.get("params"):
+        return dict(cfg)
+    return ondemand.call("gateway.config", "in_force", cfg, stored["params"])
+
+
+def start(gw):
+    """Recover the log, restore the checkpoint, reconcile it with the log's tail, and
+    start every job."""
+    report = gw.log.open()
+    restored = _restore(gw)
+    if restored:
+        tail = _log_tail(gw.log)
+        gw.measurement.reconcile(tail)
+        if gw.power:
+            gw.power.adopt(tail)
+        tail = None
+    gw.emit(
+        "event",
+        {
+            "code": "gateway_start",
+            "detail": {
+                "fw": FIRMWARE_VERSION,
+                "restored": restored,
+                "records": report.get("head", 0),
+                "torn_bytes": report.get("torn_bytes", 0),
+                "corrupt_skipped": report.get("corrupt_skipped", 0),
+            },
+        },
+    )
+    gw.alarms.start()
+    gw.diag.start()
+    gw.measurement.start()
+    gw.commands.start()
+    gw.collector.start()
+    gw.uplink.start()
+    # The first checkpoint at the job's first run. (A due time of 0 would be half a
+    # ticks period away whenever the counter reads in the upper half.)
+    gw._ckpt_due_ms = gw.clock.ticks_ms()
+    loop = gw.loop
+    loop.add(_Job("collector", gw.collector.run), 10)
+    loop.add(_Job("measurement", gw._measurement_job), 1000, 500)
+    loop.add(gw.uplink, 20, 5)
+    loop.add(gw.commands, 100, 7)
+    loop.add(gw.alarms, 1000, 300)
+    loop.add(gw.diag, 1000, 600)
+    loop.add(_Job("checkpoint", gw._checkpoint_job), 200, 50)
+    loop.add(_Job("flush", gw._flush_job), 2000, 150)
+    if gw.power:
+        gw.power.start(loop)
+    if gw.lcd:
+        gw.lcd.start()
+        loop.add(gw.lcd, 500, 250)
+    if gw.monitor:
+        loop.add(gw.monitor, 1000, 900)
+    if gw.cli:
+        gw.cli.start()
+        loop.add(gw.cli, 20, 3)
+    if gw.hw.watchdog:
+        gw.hw.watchdog.start()
+
+
+def _restore(gw):
+    ck = gw._ckpt_slots.load()
+    if not ck:
+        return False
+    clock = gw.clock
+    if "clock_offset_s" in ck and hasattr(clock, "offset_s"):
+        clock.offset_s = ck["clock_offset_s"]
+    gw.uplink.restore(ck["uplink"])
+    gw.measurement.restore(ck["measurement"])
+    gw.alarms.restore(ck["alarms"])
+    gw.diag.restore(ck["diag"])
+    if gw.cli and "cli" in ck:
+        gw.cli.restore(ck["cli"])
+    if gw.power and ck.get("power"):
+        gw.power.restore(ck["power"])
+    return True
+
+
+def _log_tail(log):
+    """The prod, total and power records among the newest _TAIL_RECORDS, oldest first: the
+    only ones reconciling needs, read a few at a time so that a small heap never
+    holds the whole tail."""
+    seq = max(log.oldest, log.head - _TAIL_RECORDS + 1)
+    out = []
+    while seq <= log.head:
+        recs = log.read(seq, _TAIL_CHUNK)
+        if not recs:
+            break
+        for r in recs:
+            if r.get("type") in ("prod", "total", "power"):
+                out.append(r)
+        seq = recs[-1]["seq"] + 1
+    return out
