@@ -26,7 +26,8 @@ POWER = ("gateway.power.energy", "drivers.meters")
 # Loaded for the start only, then forgotten (what they import stays).
 START_UP = ("gateway.boot", "gateway.compose", "hal.board")
 # Loaded for a call and forgotten (docs/memory.md), each measured on top of the above.
-ON_DEMAND = ("gateway.config", "gateway.store.recovery", "gateway.power.records",
+ON_DEMAND = ("gateway.config", "gateway.store.recovery", "gateway.store.rollover",
+             "gateway.health.registration", "gateway.power.records",
              "gateway.power.checks", "gateway.health.report", "gateway.control",
              "gateway.center.intake", "gateway.measure.calibration", "gateway.cli.session")
 
