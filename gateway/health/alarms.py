@@ -58,54 +58,56 @@ def packed_row(cls, level, kind, raise_s, clear_s, check):
 
 
 # code -> packed_row(class, level "F" fail / "W" warn, kind, raise delay s, clear delay s, check)
-# For EVENT codes the clear delay is the hold.
-TABLE = {
+# For EVENT codes the clear delay is the hold. Written as keywords, the codes are interned
+# names (qstrs): every module loaded after this one that names a code shares that name
+# instead of holding its own string (~60 B each where code lives in RAM).
+TABLE = dict(
     # collector and its link
-    "collector_link_lost": packed_row("fault", "F", COND, 3, 10, "link"),
-    "collector_link_degraded": packed_row("comm", "W", COND, 10, 60, "link"),
-    "collector_restarted": packed_row("system", "W", EVENT, 0, _HOLD_S, "collector"),
-    "collector_adc_fault": packed_row("fault", "F", COND, 1, 30, "collector"),
-    "collector_temp": packed_row("fault", "W", COND, 10, 30, "collector"),
+    collector_link_lost=packed_row("fault", "F", COND, 3, 10, "link"),
+    collector_link_degraded=packed_row("comm", "W", COND, 10, 60, "link"),
+    collector_restarted=packed_row("system", "W", EVENT, 0, _HOLD_S, "collector"),
+    collector_adc_fault=packed_row("fault", "F", COND, 1, 30, "collector"),
+    collector_temp=packed_row("fault", "W", COND, 10, 30, "collector"),
     # sensors
-    "speed_sensor_fault": packed_row("fault", "F", COND, 2, 30, "speed"),
-    "vibration_sensor_fault": packed_row("fault", "F", COND, 5, 30, "vibration"),
+    speed_sensor_fault=packed_row("fault", "F", COND, 2, 30, "speed"),
+    vibration_sensor_fault=packed_row("fault", "F", COND, 5, 30, "vibration"),
     # power
-    "mains_lost": packed_row("power", "W", COND, 1, 5, "power"),
-    "supply_low": packed_row("power", "W", COND, 5, 10, "power"),
+    mains_lost=packed_row("power", "W", COND, 1, 5, "power"),
+    supply_low=packed_row("power", "W", COND, 5, 10, "power"),
     # the gateway itself
-    "flash_low": packed_row("system", "W", COND, 10, 60, "storage"),
-    "clock_not_set": packed_row("system", "F", COND, 0, 0, "clock"),
-    "clock_stepped": packed_row("tamper", "W", EVENT, 0, _HOLD_S, "clock"),
-    "clock_backwards": packed_row("tamper", "F", COND, 0, 0, "clock"),
-    "upload_down": packed_row("comm", "F", COND, 0, 30, "uplink"),
-    "upload_backlog": packed_row("comm", "W", COND, 60, 60, "uplink"),
-    "loop_overrun": packed_row("system", "W", COND, 0, 0, "gateway"),
-    "job_failed": packed_row("system", "W", EVENT, 0, _HOLD_S, "gateway"),
-    "memory_low": packed_row("system", "W", COND, 10, 60, "gateway"),
-    "watchdog_reset": packed_row("system", "F", EVENT, 0, _HOLD_S, "gateway"),
-    "overproduction_day": packed_row("production", "W", COND, 0, 0, "production"),
-    "overproduction_month": packed_row("production", "W", COND, 0, 0, "production"),
+    flash_low=packed_row("system", "W", COND, 10, 60, "storage"),
+    clock_not_set=packed_row("system", "F", COND, 0, 0, "clock"),
+    clock_stepped=packed_row("tamper", "W", EVENT, 0, _HOLD_S, "clock"),
+    clock_backwards=packed_row("tamper", "F", COND, 0, 0, "clock"),
+    upload_down=packed_row("comm", "F", COND, 0, 30, "uplink"),
+    upload_backlog=packed_row("comm", "W", COND, 60, 60, "uplink"),
+    loop_overrun=packed_row("system", "W", COND, 0, 0, "gateway"),
+    job_failed=packed_row("system", "W", EVENT, 0, _HOLD_S, "gateway"),
+    memory_low=packed_row("system", "W", COND, 10, 60, "gateway"),
+    watchdog_reset=packed_row("system", "F", EVENT, 0, _HOLD_S, "gateway"),
+    overproduction_day=packed_row("production", "W", COND, 0, 0, "production"),
+    overproduction_month=packed_row("production", "W", COND, 0, 0, "production"),
     # identity and settings
-    "device_swap": packed_row("tamper", "F", COND_DETAIL, 0, 0, "identity"),
-    "collector_config_changed": packed_row("tamper", "W", EVENT, 0, _HOLD_S, "identity"),
-    "collector_fw_changed": packed_row("tamper", "W", EVENT, 0, _HOLD_S, "identity"),
-    "param_changed": packed_row("tamper", "W", EVENT, 0, _HOLD_S, "identity"),
+    device_swap=packed_row("tamper", "F", COND_DETAIL, 0, 0, "identity"),
+    collector_config_changed=packed_row("tamper", "W", EVENT, 0, _HOLD_S, "identity"),
+    collector_fw_changed=packed_row("tamper", "W", EVENT, 0, _HOLD_S, "identity"),
+    param_changed=packed_row("tamper", "W", EVENT, 0, _HOLD_S, "identity"),
     # raised by measurement
-    "belt_slip": packed_row("process", "F", COND, 3, 10, "speed"),
-    "open_stop_sensor": packed_row("process", "W", COND, 5, 10, "speed"),
-    "vibration_zone_c": packed_row("process", "W", COND, 10, 30, "vibration"),
-    "vibration_zone_d": packed_row("process", "F", COND, 5, 30, "vibration"),
-    "autozero_limit": packed_row("process", "W", COND, 0, 0, "cells"),
+    belt_slip=packed_row("process", "F", COND, 3, 10, "speed"),
+    open_stop_sensor=packed_row("process", "W", COND, 5, 10, "speed"),
+    vibration_zone_c=packed_row("process", "W", COND, 10, 30, "vibration"),
+    vibration_zone_d=packed_row("process", "F", COND, 5, 30, "vibration"),
+    autozero_limit=packed_row("process", "W", COND, 0, 0, "cells"),
     # raised by the store
-    "storage_full": packed_row("system", "F", COND, 0, 60, "storage"),
-    "storage_write_error": packed_row("system", "F", EVENT, 0, _HOLD_S, "storage"),
-    "storage_corrupt": packed_row("system", "W", EVENT, 0, _HOLD_S, "storage"),
+    storage_full=packed_row("system", "F", COND, 0, 60, "storage"),
+    storage_write_error=packed_row("system", "F", EVENT, 0, _HOLD_S, "storage"),
+    storage_corrupt=packed_row("system", "W", EVENT, 0, _HOLD_S, "storage"),
     # raised by the app
-    "checkpoint_failed": packed_row("system", "F", COND, 0, 0, "storage"),
-    "retention_overrun": packed_row("comm", "F", EVENT, 0, _HOLD_S, "storage"),
+    checkpoint_failed=packed_row("system", "F", COND, 0, 0, "storage"),
+    retention_overrun=packed_row("comm", "F", EVENT, 0, _HOLD_S, "storage"),
     # raised by the uplink
-    "upload_gap": packed_row("comm", "F", EVENT, 0, _HOLD_S, "uplink"),
-}
+    upload_gap=packed_row("comm", "F", EVENT, 0, _HOLD_S, "uplink"),
+)
 for _i in range(1, 5):
     TABLE["cell%d_fault" % _i] = packed_row("fault", "F", COND, 1, 30, "cells")
     TABLE["cell%d_stuck" % _i] = packed_row("fault", "F", COND, 0, 0, "cells")  # 30 s windows
