@@ -22,7 +22,7 @@ _ROUND_SCRIPT = """
 import sys
 sys.path.insert(0, '.')
 from drivers import meters as mt
-from hal.clock import VirtualClock
+from hal.virtualclock import VirtualClock
 from tests.core.fakeline import FakeLine
 from tests.core.fakemeter import Bus, Terminal
 for baud in (2400, 9600):

@@ -82,28 +82,6 @@ class Gateway:
             "load_pct": sc.load_kgpm() * 100 / design,
         }
 
-    def _lcd_values(self):
-        m = self.measurement
-        sc = m.scale
-        up = self.uplink.stats()
-        run = self._running_figures()
-        s = self.collector.sample
-        out = {
-            "rate_tph": sc.rate_shown_tph(),
-            "total_t": sc.total_g / 1e6,
-            "day_t": self._production_t()["day_t"],
-            "speed_mps": sc.speed_mps(),
-            "running": run["running"],
-            "load_pct": run["load_pct"],
-            "battery": bool(s.di & 2) if self.collector.online else None,
-            "link": self.collector.link.state,
-            "center": up["state"],
-            "backlog": up["backlog"],
-        }
-        if self.power:
-            out["power"] = self.power.figures()
-        return out
-
     # --- center commands ---------------------------------------------------------------
 
     def _center_command(self, op):

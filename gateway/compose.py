@@ -109,9 +109,9 @@ def build(gw, cfg, key, hw, monitor):
     )
     gw.lcd = None
     if hw.display:
-        from gateway.panel.lcd import Lcd  # only where there is a panel
+        from gateway.panel.lcd import GatewayValues, Lcd  # only where there is a panel
 
-        gw.lcd = Lcd(hw.display, clock, gw._lcd_values, gw.alarms, p)
+        gw.lcd = Lcd(hw.display, clock, GatewayValues(gw), gw.alarms, p)
     gw.cli = None
     if hw.cli_uart is not None:
         gw.cli = CliPort(hw.cli_uart, clock, gw.device_id, gw._load_cli, flash)

@@ -1,7 +1,7 @@
 # The alarm engine: debounce, one-shot alarms, DO1, persistence across restarts.
 from gateway.health import alarms as al
 from gateway.health.alarms import AlarmError, Alarms
-from hal.clock import VirtualClock
+from hal.virtualclock import VirtualClock
 from tests.core.util import raises
 
 

@@ -5,7 +5,7 @@
 # MicroPython (tests/mprun.py).
 from binascii import hexlify
 
-from hal.clock import VirtualClock
+from hal.virtualclock import VirtualClock
 from protocols import dlt645 as dlt
 from tests.core.fakeline import FakeLine, Rng
 from tests.core.fakemeter import Bus, Terminal, addr_bytes, bcd_bytes, frame, reply

@@ -3,8 +3,8 @@ from gateway import config, ondemand
 from gateway.app import Gateway
 from gateway.store.slots import Slots
 from hal import Hardware
-from hal.clock import VirtualClock
 from hal.fs import Flash
+from hal.virtualclock import VirtualClock
 from tests.core.fakeline import FakeLine
 from tests.core.util import rmtree, tmpdir
 
@@ -170,4 +170,18 @@ def test_power_terminals_wired_in():
         gw2.uplink.stop()
         gw2.log.close()
     finally:
+        rmtree(d)
+
+
+def test_a_panel_shows_the_gateway_s_values():
+    from gateway.panel.lcd import GatewayValues
+
+    gw, d = _gateway()
+    try:
+        gw.start()
+        v = GatewayValues(gw)()
+        assert v["total_t"] == 0 and v["link"] == "lost" and v["battery"] is None
+        assert v["center"] and v["backlog"] >= 1 and "power" not in v
+    finally:
+        gw.stop()
         rmtree(d)

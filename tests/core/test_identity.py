@@ -4,7 +4,7 @@ import json
 
 from gateway.health.alarms import Alarms
 from gateway.health.identity import Identity, IdentityError
-from hal.clock import VirtualClock
+from hal.virtualclock import VirtualClock
 from tests.core.util import raises
 
 

@@ -3,7 +3,7 @@
 # link state per terminal, registers kept continuous (roll-over, clears, replacement as
 # events), no run() that waits. Runs under pytest and on MicroPython.
 from drivers import meters as mt
-from hal.clock import VirtualClock
+from hal.virtualclock import VirtualClock
 from tests.core.fakeline import FakeLine
 from tests.core.fakemeter import Bus, Terminal
 

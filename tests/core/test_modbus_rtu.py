@@ -4,7 +4,7 @@
 import struct
 from binascii import hexlify, unhexlify
 
-from hal.clock import VirtualClock
+from hal.virtualclock import VirtualClock
 from protocols import modbus_rtu as rtu
 from tests.core import modbus_slave
 from tests.core.fakeline import FakeLine, RegisterSlave

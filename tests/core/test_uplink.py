@@ -4,8 +4,8 @@ from binascii import hexlify, unhexlify
 
 from gateway.center.commands import Commands
 from gateway.center.uplink import Uplink
-from hal.clock import VirtualClock
 from hal.net import NetError
+from hal.virtualclock import VirtualClock
 from protocols import center_link as cl
 from tests.core.uplink_fakes import FakeApp, MemLog, MemSlots, fill_prod
 

@@ -3,8 +3,8 @@
 from gateway import config
 from gateway.app import Gateway
 from hal import Hardware
-from hal.clock import VirtualClock
 from hal.net import NetError
+from hal.virtualclock import VirtualClock
 from tests.core.faultfs import FaultFlash
 
 
