@@ -58,10 +58,14 @@ def _configuration(path):
 
     try:
         cfg = config.load(path)
-        return cfg, config.read_key(cfg["key_file"])
+        key = config.read_key(cfg["key_file"])
     finally:
         del config
         ondemand.forget(before)
+    # Passed as keywords, MicroPython interns the keys (qstrs): read before the gateway's
+    # code is loaded, its every "collector.baud" is then that name, not a string of its
+    # own (~60 B each where code lives in RAM), and so is the dict's key.
+    return dict(**cfg), key
 
 
 def gateway(argv):
@@ -75,14 +79,14 @@ def gateway(argv):
     except UsageError as e:
         print("error: %s\n%s" % (e, USAGE))
         return 2
-    from gateway.app import Gateway
-
-    gc.collect()  # the imports' garbage gone before the config is read: less fragmentation
     try:
         cfg, key = _configuration(opts["config"])
     except ConfigError as e:
         print("config error: %s" % e)
         return 2
+    gc.collect()  # the schema's garbage gone before the gateway's code: less fragmentation
+    from gateway.app import Gateway
+
     hw = ondemand.once("hal.board", "build", cfg, opts["screen"])
     gw = Gateway(cfg, key, hw)
     if opts["monitor"] or opts["screen"]:
