@@ -14,6 +14,7 @@ from types import SimpleNamespace
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MICROPYTHON = os.path.join(os.path.dirname(sys.executable), "micropython")
 DEVICE_ID = 1001
+_GC_BLOCK = 32  # bytes in a block of MicroPython's heap on the 64-bit unix port
 PIN = "2468"
 
 # Runs in the device directory: the gateway exactly as main.py starts it, plus one job
@@ -211,11 +212,12 @@ def figures(out):
         fig["live_max"] = max([int(ln[3]) for ln in lines])
         fig["free_min"] = min([int(ln[1]) for ln in steady]) if steady else None
         fig["modules"] = sorted(m for m in lines[-1][4].split(",") if m)
-    # The largest free block (16-byte blocks) at each report: what a big allocation
+    # The largest free block (blocks of 4 words: 32 bytes on the 64-bit unix port) at each
+    # report: what a big allocation
     # (a checkpoint, an upload frame) can still get in one piece.
     blocks = [int(x) for x in re.findall(r"max free sz: (\d+)", out)]
     if blocks:
-        fig["max_free_block_min"] = 16 * min(blocks)
+        fig["max_free_block_min"] = _GC_BLOCK * min(blocks)
     return fig
 
 
