@@ -212,9 +212,8 @@ def figures(out):
         fig["live_max"] = max([int(ln[3]) for ln in lines])
         fig["free_min"] = min([int(ln[1]) for ln in steady]) if steady else None
         fig["modules"] = sorted(m for m in lines[-1][4].split(",") if m)
-    # The largest free block (blocks of 4 words: 32 bytes on the 64-bit unix port) at each
-    # report: what a big allocation
-    # (a checkpoint, an upload frame) can still get in one piece.
+    # The largest free block at each report: what a big allocation (a checkpoint, an upload
+    # frame) can still get in one piece.
     blocks = [int(x) for x in re.findall(r"max free sz: (\d+)", out)]
     if blocks:
         fig["max_free_block_min"] = _GC_BLOCK * min(blocks)
