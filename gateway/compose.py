@@ -210,16 +210,25 @@ def _restore(gw):
 
 def _log_tail(log):
     """The prod, total and power records among the newest _TAIL_RECORDS, oldest first: the
-    only ones reconciling needs, read a few at a time so that a small heap never
-    holds the whole tail."""
+    only ones reconciling needs, read a few at a time so that a small heap never holds
+    the whole tail; fewer at a time, down to one, where the heap has no room for the
+    read (a read takes a block of 256 B a record asked for)."""
     seq = max(log.oldest, log.head - _TAIL_RECORDS + 1)
     out = []
+    n = _TAIL_CHUNK
     while seq <= log.head:
-        recs = log.read(seq, _TAIL_CHUNK)
+        try:
+            recs = log.read(seq, n)
+        except MemoryError:
+            if n == 1:
+                raise
+            n //= 2
+            continue
         if not recs:
             break
         for r in recs:
             if r.get("type") in ("prod", "total", "power"):
                 out.append(r)
         seq = recs[-1]["seq"] + 1
+        recs = None
     return out

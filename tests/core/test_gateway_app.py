@@ -185,3 +185,28 @@ def test_a_panel_shows_the_gateway_s_values():
     finally:
         gw.stop()
         rmtree(d)
+
+
+class _TightLog:
+    """A record log whose reads find no room for more than two records at a time."""
+
+    def __init__(self, n):
+        self.oldest = 1
+        self.head = n
+        self.asked = []
+
+    def read(self, seq, max_n):
+        self.asked.append(max_n)
+        if max_n > 2:
+            raise MemoryError("memory allocation failed, allocating 2049 bytes")
+        return [{"seq": s, "type": "prod" if s % 2 else "event"}
+                for s in range(seq, min(self.head, seq + max_n - 1) + 1)]
+
+
+def test_the_start_reads_the_log_tail_in_smaller_pieces_where_the_heap_is_tight():
+    from gateway import compose
+
+    log = _TightLog(70)
+    tail = compose._log_tail(log)
+    assert [r["seq"] for r in tail] == list(range(7, 71, 2))  # the newest 64, prod only
+    assert log.asked[:3] == [8, 4, 2] and set(log.asked[3:]) == {2}
