@@ -140,7 +140,7 @@ def start(gw):
     report = gw.log.open()
     restored = _restore(gw)
     if restored:
-        tail = _log_tail(gw.log)
+        tail = _log_tail(gw.log, gw.power.closed_t1 if gw.power else None)
         gw.measurement.reconcile(tail)
         if gw.power:
             gw.power.adopt(tail)
@@ -208,13 +208,16 @@ def _restore(gw):
     return True
 
 
-def _log_tail(log):
-    """The prod, total and power records among the newest _TAIL_RECORDS, oldest first: the
-    only ones reconciling needs, read a few at a time so that a small heap never holds
-    the whole tail; fewer at a time, down to one, where the heap has no room for the
-    read (a read takes a block of 256 B a record asked for)."""
+def _log_tail(log, power_since=None):
+    """What reconciling needs of the newest _TAIL_RECORDS, oldest first: the total
+    records, the newest prod record with its total, and the power records of intervals
+    after power_since (the checkpoint's last closed one; None: no power side). Read a few
+    at a time and kept only if needed, so that a small heap never holds the whole tail
+    (power records are large); fewer at a time, down to one, where the heap has no room
+    for the read (a read takes a block of 256 B a record asked for)."""
     seq = max(log.oldest, log.head - _TAIL_RECORDS + 1)
     out = []
+    prod = None
     n = _TAIL_CHUNK
     while seq <= log.head:
         try:
@@ -227,8 +230,16 @@ def _log_tail(log):
         if not recs:
             break
         for r in recs:
-            if r.get("type") in ("prod", "total", "power"):
-                out.append(r)
+            kind = r.get("type")
+            if kind == "prod" and "total_g" in r:
+                if prod is not None:
+                    out.remove(prod)
+                prod = r
+            elif kind != "total" and not (
+                kind == "power" and power_since is not None and r.get("t1", 0) > power_since
+            ):
+                continue
+            out.append(r)
         seq = recs[-1]["seq"] + 1
         recs = None
     return out

@@ -188,7 +188,9 @@ def test_a_panel_shows_the_gateway_s_values():
 
 
 class _TightLog:
-    """A record log whose reads find no room for more than two records at a time."""
+    """A record log whose reads find no room for more than two records at a time: seq
+    1..n, a prod record (with its total) at every odd seq, a power record at every even
+    one (interval t1 = seq), a total at every tenth."""
 
     def __init__(self, n):
         self.oldest = 1
@@ -199,14 +201,24 @@ class _TightLog:
         self.asked.append(max_n)
         if max_n > 2:
             raise MemoryError("memory allocation failed, allocating 2049 bytes")
-        return [{"seq": s, "type": "prod" if s % 2 else "event"}
-                for s in range(seq, min(self.head, seq + max_n - 1) + 1)]
+        return [self.record(s) for s in range(seq, min(self.head, seq + max_n - 1) + 1)]
+
+    @staticmethod
+    def record(s):
+        if s % 10 == 0:
+            return {"seq": s, "type": "total", "t": s}
+        if s % 2:
+            return {"seq": s, "type": "prod", "total_g": s}
+        return {"seq": s, "type": "power", "t1": s}
 
 
-def test_the_start_reads_the_log_tail_in_smaller_pieces_where_the_heap_is_tight():
+def test_the_start_keeps_of_the_log_tail_only_what_reconciling_needs_and_reads_it_small():
     from gateway import compose
 
     log = _TightLog(70)
-    tail = compose._log_tail(log)
-    assert [r["seq"] for r in tail] == list(range(7, 71, 2))  # the newest 64, prod only
+    tail = compose._log_tail(log, 64)
+    # The newest 64 records (7..70): every total, the newest prod, power after the checkpoint.
+    assert [r["seq"] for r in tail] == [10, 20, 30, 40, 50, 60, 66, 68, 69, 70]
     assert log.asked[:3] == [8, 4, 2] and set(log.asked[3:]) == {2}
+    assert [r["seq"] for r in compose._log_tail(_TightLog(70), None)] == [
+        10, 20, 30, 40, 50, 60, 69, 70]

@@ -23,14 +23,6 @@ _PROBE = """
 import gc, sys, micropython
 from gateway import app
 
-STAGED = (("gateway.store.slots", "Slots"), ("gateway.health.alarms", "Alarms"),
-          ("gateway.store.recordlog", "RecordLog"), ("drivers.collector", "Collector"),
-          ("gateway.measure.measurement", "Measurement"), ("drivers.meters", "Meters"),
-          ("gateway.power.energy", "Power"), ("gateway.center.commands", "Commands"),
-          ("gateway.center.uplink", "Uplink"), ("gateway.loop", "Loop"),
-          ("gateway.health.identity", "Identity"), ("gateway.health.diag", "Diagnostics"),
-          ("gateway.cli.port", "CliPort"))
-
 PERIOD_S = 5
 
 
@@ -100,11 +92,6 @@ if "-s" in sys.argv:  # the live heap after each step of start-up (before it: wi
     traced_call("once")
     traced_call("call")
     traced(ondemand, "forget", "forget")
-    from gateway.store.recordlog import RecordLog
-    for mod, cls in STAGED:
-        m = __import__(mod, None, None, (cls,))
-        traced(getattr(m, cls), "__init__", cls)
-    traced(RecordLog, "open", "log_opened")
 
 _start = app.Gateway.start
 
