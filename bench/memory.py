@@ -24,7 +24,7 @@ _STEP_K = 16
 RESIDENT = ("gateway.__main__", "gateway.app", "gateway.compose", "hal.board", "hal.uart_polled")
 POWER = ("gateway.power.energy", "drivers.meters")
 # Loaded for the start only, then forgotten (what they import stays).
-START_UP = ("gateway.boot", "gateway.compose", "hal.board")
+START_UP = ("gateway.boot", "gateway.compose", "gateway.start", "hal.board")
 # Loaded for a call and forgotten (docs/memory.md), each measured on top of the above.
 ON_DEMAND = ("gateway.config", "gateway.store.recovery", "gateway.store.rollover",
              "gateway.health.registration", "gateway.power.records",

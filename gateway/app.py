@@ -1,8 +1,8 @@
 # The gateway: holds every job, runs the one loop, holds the parameters in force, persists
 # a new set and applies it to every job (commit_params), and checkpoints. gateway/compose.py
-# builds it from the configuration and the hardware it is handed and, at start, restores
-# what survived the last power cut (loaded for that only). What technicians and the
-# center do with it goes through gateway/control.py, loaded on demand.
+# builds it from the configuration and the hardware it is handed, gateway/start.py starts
+# it and restores what survived the last power cut (each loaded for that only). What
+# technicians and the center do with it goes through gateway/control.py, loaded on demand.
 import gc
 
 from gateway import ondemand
@@ -165,8 +165,8 @@ class Gateway:
     # --- start and run ---------------------------------------------------------------------
 
     def start(self):
-        """Recover, restore and start every job (gateway/compose.py)."""
-        ondemand.once("gateway.compose", "start", self)
+        """Recover, restore and start every job (gateway/start.py)."""
+        ondemand.once("gateway.start", "start", self)
         gc.collect()  # start-up's garbage gone before the first poll: less fragmentation
 
     def run(self, seconds=None):

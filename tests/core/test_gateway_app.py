@@ -213,12 +213,12 @@ class _TightLog:
 
 
 def test_the_start_keeps_of_the_log_tail_only_what_reconciling_needs_and_reads_it_small():
-    from gateway import compose
+    from gateway import start
 
     log = _TightLog(70)
-    tail = compose._log_tail(log, 64)
+    tail = start._log_tail(log, 64)
     # The newest 64 records (7..70): every total, the newest prod, power after the checkpoint.
     assert [r["seq"] for r in tail] == [10, 20, 30, 40, 50, 60, 66, 68, 69, 70]
     assert log.asked[:3] == [8, 4, 2] and set(log.asked[3:]) == {2}
-    assert [r["seq"] for r in compose._log_tail(_TightLog(70), None)] == [
+    assert [r["seq"] for r in start._log_tail(_TightLog(70), None)] == [
         10, 20, 30, 40, 50, 60, 69, 70]
