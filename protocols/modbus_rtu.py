@@ -19,6 +19,7 @@ WRITE_REGISTER = const(6)
 _MAX_READ_REGS = const(125)
 _MAX_READ_BITS = const(2000)
 MAX_ADU = const(256)
+_REQUEST = const(8)  # every request the master sends (functions 01-06)
 
 _EXC_BUSY = const(6)
 
@@ -200,9 +201,7 @@ class Master:
         self._char_us = char_us(baud)
         self._gap_ms = (silence_us(baud) + 999) // 1000
         self.flush_max_ms = 5 * self._gap_ms  # _flush: one silence, then up to 4 more
-        self._tx = bytearray(MAX_ADU)
-        self._txmv = memoryview(self._tx)
-        self._tx8 = self._txmv[:8]  # every request but 16 is 8 bytes: no slice per request
+        self._tx = bytearray(_REQUEST)
         self.rx = bytearray(_RX_CAP)
         self._rxmv = memoryview(self.rx)
         # Per-transaction state
@@ -270,7 +269,7 @@ class Master:
         self.requests += 1
         try:
             self._flush()
-            self._uart.write(self._tx8 if req_len == 8 else self._txmv[:req_len])
+            self._uart.write(self._tx)
         except OSError as e:  # UartError and anything the port raises
             self.uart_errors += 1
             raise PortError("port: %s" % e)
