@@ -222,3 +222,27 @@ def test_the_start_keeps_of_the_log_tail_only_what_reconciling_needs_and_reads_i
     assert log.asked[:3] == [8, 4, 2] and set(log.asked[3:]) == {2}
     assert [r["seq"] for r in start._log_tail(_TightLog(70), None)] == [
         10, 20, 30, 40, 50, 60, 69, 70]
+
+
+def test_boot_builds_the_gateway_and_leaves_the_import_machinery_as_it_was():
+    import builtins
+    import json
+    import sys
+
+    d = tmpdir("boot")
+    try:
+        with open(d + "/device.key", "w") as f:
+            f.write("ab" * 32)
+        with open(d + "/config.json", "w") as f:
+            json.dump({"device_id": 7, "key_file": d + "/device.key", "data_dir": d + "/data",
+                       "collector": {"port": "socket://127.0.0.1:1"},
+                       "center": {"host": "127.0.0.1", "port": 1}}, f)
+        imp = builtins.__import__
+        argv = ["run", "--config", d + "/config.json"]
+        gw, opts = ondemand.once("gateway.boot", "gateway", argv)
+        assert builtins.__import__ is imp  # the start's collecting hook is gone
+        assert "gateway.boot" not in sys.modules and "hal.board" not in sys.modules
+        assert gw.device_id == 7 and gw.params["collector.baud"] == 9600 and not opts["stats"]
+        gw.hw.collector_uart.close()
+    finally:
+        rmtree(d)
