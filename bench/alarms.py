@@ -12,7 +12,7 @@ from gateway.health.alarms import Alarms
 from gateway.health.diag import Diagnostics
 from gateway.health.identity import Identity
 from gateway.panel.lcd import Lcd
-from hal.clock import VirtualClock
+from hal.virtualclock import VirtualClock
 from hal.display import Display
 
 class S:

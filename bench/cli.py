@@ -8,7 +8,7 @@ _SCRIPT = r"""
 import time, json, micropython
 from gateway.cli import auth
 from gateway.cli.session import Cli
-from hal.clock import VirtualClock
+from hal.virtualclock import VirtualClock
 from tests.core.fakecontrol import FakeControl
 from tests.core.test_cli_session import FakeStream
 

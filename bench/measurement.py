@@ -24,7 +24,7 @@ except ImportError:
     def ticks_diff(b, a):
         return b - a
 from gateway.measure.measurement import Measurement
-from hal.clock import VirtualClock
+from hal.virtualclock import VirtualClock
 from tests.core.synth import Belt, params
 m = Measurement(params(damping_s=3.0, linearization=[[20.0, 0.5], [80.0, -0.3]]), VirtualClock(),
                 lambda r, f: 0, lambda c, a, d: None)

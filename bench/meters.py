@@ -1,12 +1,11 @@
 # Power terminals (docs/power.md): the bus time per round for 1, 4 and 16 terminals at 2400
 # and 9600 baud next to the datasheet's application note, one round against the emulated
-# terminals (the dlt645 package) in real time, what one run() of the meter job costs the
-# loop with a quiet, a hung and a chattering bus, and the heap the power side adds.
+# terminals (the dlt645 package) in real time, and what one run() of the meter job costs
+# the loop with a quiet, a hung and a chattering bus. The heap the power side adds:
+# bench/memory.py.
 #   python -m bench meters
 import os
-import re
 import subprocess
-import tempfile
 import time
 
 from bench.util import ROOT, micropython
@@ -22,7 +21,7 @@ _ROUND_SCRIPT = """
 import sys
 sys.path.insert(0, '.')
 from drivers import meters as mt
-from hal.clock import VirtualClock
+from hal.virtualclock import VirtualClock
 from tests.core.fakeline import FakeLine
 from tests.core.fakemeter import Bus, Terminal
 for baud in (2400, 9600):
@@ -93,23 +92,6 @@ for mode in ("hung", "chatter"):
         time.sleep(0.002)
     print("COST", mode, total // n, worst, n, m.failures)
 """
-
-_IMPORT = """
-import gc, sys, micropython
-sys.path.insert(0, '.')
-import gateway.__main__, gateway.app, hal.board, hal.uart_polled
-micropython.qstr_info()
-gc.collect()
-a = gc.mem_alloc()
-import gateway.power.energy
-gc.collect()
-b = gc.mem_alloc()
-micropython.qstr_info()
-import gateway.power.records, gateway.power.checks
-gc.collect()
-print("IMPORT", b - a, gc.mem_alloc() - b)
-"""
-
 
 def _rounds():
     out = []
@@ -182,32 +164,5 @@ def _cpython(script):
     return r.stdout
 
 
-def _heap():
-    from tests import memsite
-
-    image = memsite.build_image(os.path.join(tempfile.gettempdir(), "gw-bench-mem-image"))
-    env = {k: v for k, v in os.environ.items() if k != "MICROPYPATH"}
-    r = subprocess.run([memsite.MICROPYTHON, "-c", _IMPORT], cwd=image, env=env,
-                       capture_output=True, text=True, timeout=120)
-    resident, on_demand = [int(x) for x in r.stdout.split()[-2:]]
-    pools = re.findall(r"n_pool=(\d+)", r.stdout)
-    note = "only with terminals configured"
-    if len(pools) == 2 and pools[0] != pools[1]:
-        note += "; includes the qstr pool its names open (a run opens it anyway, docs/memory.md)"
-    out = [{"name": "power side: import cost, resident (codec, driver, energy)",
-            "value": resident, "unit": "B", "note": note},
-           {"name": "power side: import cost, on demand (records, checks)",
-            "value": on_demand, "unit": "B", "note": "while a close or a check runs"}]
-    lives = {}
-    for meters in (False, True):
-        with tempfile.TemporaryDirectory() as tmp:
-            res = memsite.run(tmp, image, "384K", 60, with_session=False, meters=meters)
-        lives[meters] = res.fig.get("live")
-    out.append({"name": "live heap, steady state, two terminals", "value": lives[True],
-                "unit": "B", "note": "without terminals %s: %+d B" % (
-                    lives[False], (lives[True] or 0) - (lives[False] or 0))})
-    return out
-
-
 def rows():
-    return _rounds() + [_emulated_round()] + _costs() + _heap()
+    return _rounds() + [_emulated_round()] + _costs()

@@ -18,7 +18,7 @@ import sys
 sys.path.insert(0, '.')
 import time
 from drivers.collector import Collector
-from hal.clock import VirtualClock
+from hal.virtualclock import VirtualClock
 from protocols import modbus_rtu as rtu
 from tests.core import modbus_slave
 

@@ -28,32 +28,36 @@ THDI = const(14)
 EQ = const(17)
 T1 = const(18)  # T2..T4 follow
 N_ITEMS = const(22)
-# (DI, value bytes, signed) per item
+# Per item: DI | value bytes << 26 | signed << 29, a small int each even on a 32-bit port
+# (every DI here is below 1 << 26; a tuple per item would hold ~1 KB more where code
+# lives in RAM).
+_BYTES_AT = const(26)
+_SIGNED = const(1 << 29)
+_DI = const((1 << 26) - 1)
 ITEMS = (
-    (0x02030000, 3, True),
-    (0x00010000, 4, False),
-    (0x02040000, 3, True),
-    (0x02060000, 2, True),
-    (0x02800002, 2, False),
-    (0x02010100, 2, False),
-    (0x02010200, 2, False),
-    (0x02010300, 2, False),
-    (0x02020100, 3, True),
-    (0x02020200, 3, True),
-    (0x02020300, 3, True),
-    (0x02080100, 2, False),
-    (0x02080200, 2, False),
-    (0x02080300, 2, False),
-    (0x02090100, 2, False),
-    (0x02090200, 2, False),
-    (0x02090300, 2, False),
-    (0x00030000, 4, False),
-    (0x00010100, 4, False),
-    (0x00010200, 4, False),
-    (0x00010300, 4, False),
-    (0x00010400, 4, False),
+    0x02030000 | 3 << _BYTES_AT | _SIGNED,  # P
+    0x00010000 | 4 << _BYTES_AT,  # E
+    0x02040000 | 3 << _BYTES_AT | _SIGNED,  # Q
+    0x02060000 | 2 << _BYTES_AT | _SIGNED,  # PF
+    0x02800002 | 2 << _BYTES_AT,  # F
+    0x02010100 | 2 << _BYTES_AT,  # UA
+    0x02010200 | 2 << _BYTES_AT,  # UB
+    0x02010300 | 2 << _BYTES_AT,  # UC
+    0x02020100 | 3 << _BYTES_AT | _SIGNED,  # IA
+    0x02020200 | 3 << _BYTES_AT | _SIGNED,  # IB
+    0x02020300 | 3 << _BYTES_AT | _SIGNED,  # IC
+    0x02080100 | 2 << _BYTES_AT,  # THDU A
+    0x02080200 | 2 << _BYTES_AT,  # THDU B
+    0x02080300 | 2 << _BYTES_AT,  # THDU C
+    0x02090100 | 2 << _BYTES_AT,  # THDI A
+    0x02090200 | 2 << _BYTES_AT,  # THDI B
+    0x02090300 | 2 << _BYTES_AT,  # THDI C
+    0x00030000 | 4 << _BYTES_AT,  # EQ
+    0x00010100 | 4 << _BYTES_AT,  # T1
+    0x00010200 | 4 << _BYTES_AT,  # T2
+    0x00010300 | 4 << _BYTES_AT,  # T3
+    0x00010400 | 4 << _BYTES_AT,  # T4
 )
-ROLES = ("belt_drive", "mine_total", "underground", "other")
 REG_BITS = const((1 << E) | (1 << EQ) | (0xF << T1))
 # The registers kept continuous: E, EQ, T1..T4 (index into Terminal.cum).
 REG_ITEMS = (E, EQ, T1, T1 + 1, T1 + 2, T1 + 3)
@@ -275,8 +279,8 @@ class Meters:
             if item < 0:
                 self.bus.start_read_address()
             else:
-                di, n, signed = ITEMS[item]
-                self.bus.start_read(t.addr, di, n, signed)
+                it = ITEMS[item]
+                self.bus.start_read(t.addr, it & _DI, it >> _BYTES_AT & 7, bool(it & _SIGNED))
         except dlt.PortError:
             self._failed(self._clock.ticks_ms(), True)
 
@@ -326,11 +330,11 @@ class Meters:
         d = new - old
         if d < 0 and old >= _ROLL - _ROLL_NEAR and new < _ROLL_NEAR:
             d += _ROLL
-            self._event("meter_rollover", t, {"item": "%08X" % ITEMS[item][0], "from": old,
+            self._event("meter_rollover", t, {"item": "%08X" % (ITEMS[item] & _DI), "from": old,
                                                "to": new})
         elif d < 0 or (d > self._plausible(t, item, now_ms) and not t.unbounded >> item & 1):
             # Energy going back, or more than the circuit can draw: another register.
-            self._event("meter_cleared", t, {"item": "%08X" % ITEMS[item][0], "from": old,
+            self._event("meter_cleared", t, {"item": "%08X" % (ITEMS[item] & _DI), "from": old,
                                               "to": new})
             d = 0
         t.unbounded &= ~(1 << item)

@@ -10,7 +10,7 @@ from drivers import collector
 from emulator.belt import WRAP, Belt, empty_runs, speed_ramps, start_stop, steady, surges
 from gateway import config
 from gateway.measure.measurement import Measurement
-from hal.clock import VirtualClock
+from hal.virtualclock import VirtualClock
 
 BASE = {
     "device_id": 1,

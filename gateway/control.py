@@ -10,6 +10,7 @@
 # persisting and applying a parameter set (commit_params) and checkpointing.
 from gateway import ondemand
 from gateway.center.commands import Busy, CommandError
+from gateway.store import history
 from hal.compat import const
 
 _LOG_SCAN = const(512)  # records read back at most to find the maintenance events
@@ -122,7 +123,7 @@ class Control:
         return self._gw.log.read(from_seq, max_n)
 
     def records_time(self, t0, t1, max_n):
-        return self._gw.log.read_time(t0, t1, max_n)
+        return history.read_time(self._gw.log, t0, t1, max_n)
 
     def maintenance_log(self, max_n):
         """The newest max_n event records, oldest first (looking back _LOG_SCAN records)."""

@@ -6,16 +6,15 @@ from hal.compat import const, print_exception
 _STALL_MIN_MS = const(5000)
 
 
-class _Slot:
-    def __init__(self, job, period_ms, due):
-        self.job = job
-        self.period_ms = period_ms
-        self.due = due
-        self.last_ok = due
-        self.errors = 0
-        self.overruns = 0
-        self.failure = None  # (class, args) of the failure the job is in now, or None
-        self.in_row = 0  # how many runs in a row it has failed that way
+# A job's slot on the loop: a list indexed by these (half the heap of an object).
+_JOB = const(0)
+_PERIOD = const(1)
+_DUE = const(2)
+_LAST_OK = const(3)
+_ERRORS = const(4)
+_OVERRUNS = const(5)
+_FAILURE = const(6)  # (class, args) of the failure the job is in now, or None
+_IN_ROW = const(7)  # how many runs in a row it has failed that way
 
 
 def _failed(s, e):
@@ -23,13 +22,13 @@ def _failed(s, e):
     # would bury the console (and the loop's time) in tracebacks. The count is said when
     # the failure ends or changes, and at 10, 100, 1000... while it goes on.
     what = (e.__class__, e.args)
-    if what != s.failure:
+    if what != s[_FAILURE]:
         _said_count(s, "")
-        s.failure = what
-        print("job %s failed:" % s.job.name)
+        s[_FAILURE] = what
+        print("job %s failed:" % s[_JOB].name)
         print_exception(e)
-    s.in_row += 1
-    n = s.in_row
+    s[_IN_ROW] += 1
+    n = s[_IN_ROW]
     while n % 10 == 0:
         n //= 10
     if n == 1:
@@ -37,11 +36,11 @@ def _failed(s, e):
 
 
 def _said_count(s, still):
-    if s.in_row > 1:
-        print("job %s: that failure %d times in a row%s" % (s.job.name, s.in_row, still))
+    if s[_IN_ROW] > 1:
+        print("job %s: that failure %d times in a row%s" % (s[_JOB].name, s[_IN_ROW], still))
     if not still:
-        s.failure = None
-        s.in_row = 0
+        s[_FAILURE] = None
+        s[_IN_ROW] = 0
 
 
 class Loop:
@@ -60,37 +59,39 @@ class Loop:
 
     def add(self, job, period_ms, phase_ms=0):
         now = self.clock.ticks_ms()
-        self._slots.append(_Slot(job, period_ms, self.clock.ticks_add(now, phase_ms)))
+        due = self.clock.ticks_add(now, phase_ms)
+        self._slots.append([job, period_ms, due, due, 0, 0, None, 0])
         return job
 
     def stats(self):
         return {
-            s.job.name: {"errors": s.errors, "overruns": s.overruns, "period_ms": s.period_ms}
+            s[_JOB].name: {"errors": s[_ERRORS], "overruns": s[_OVERRUNS], "period_ms": s[_PERIOD]}
             for s in self._slots
         }
 
     def _run_slot(self, s, now):
         c = self.clock
-        late = c.ticks_diff(now, s.due)
+        late = c.ticks_diff(now, s[_DUE])
         if late > self.max_late_ms:
             self.max_late_ms = late
         try:
-            s.job.run(now)
-            s.last_ok = now
-            if s.failure is not None:
+            s[_JOB].run(now)
+            s[_LAST_OK] = now
+            if s[_FAILURE] is not None:
                 _said_count(s, "")
         except Exception as e:  # a job's bug must not stop the others; it is counted
-            s.errors += 1
+            s[_ERRORS] += 1
             _failed(s, e)
-        if late >= s.period_ms + self.slack_ms:
-            s.overruns += 1
-        s.due = c.ticks_add(s.due, s.period_ms)
-        if c.ticks_diff(now, s.due) >= s.period_ms:
+        period = s[_PERIOD]
+        if late >= period + self.slack_ms:
+            s[_OVERRUNS] += 1
+        s[_DUE] = c.ticks_add(s[_DUE], period)
+        if c.ticks_diff(now, s[_DUE]) >= period:
             # Fell more than a period behind: skip the missed runs instead of bursting.
-            s.due = c.ticks_add(now, s.period_ms)
+            s[_DUE] = c.ticks_add(now, period)
 
     def _stalled(self, s, now):
-        return self.clock.ticks_diff(now, s.last_ok) > max(10 * s.period_ms, _STALL_MIN_MS)
+        return self.clock.ticks_diff(now, s[_LAST_OK]) > max(10 * s[_PERIOD], _STALL_MIN_MS)
 
     def progressing(self, now):
         """True while every job has completed a run recently (what feeds the watchdog)."""
@@ -101,14 +102,14 @@ class Loop:
 
     def stalled(self, now):
         """Names of the jobs that have not completed a run recently."""
-        return [s.job.name for s in self._slots if self._stalled(s, now)]
+        return [s[_JOB].name for s in self._slots if self._stalled(s, now)]
 
     def step(self):
         """Run every job that is due; return ms until the next one is."""
         c = self.clock
         now = c.ticks_ms()
         for s in self._slots:
-            if c.ticks_diff(now, s.due) >= 0:
+            if c.ticks_diff(now, s[_DUE]) >= 0:
                 self._run_slot(s, now)
                 now = c.ticks_ms()
         self.iterations += 1
@@ -116,7 +117,7 @@ class Loop:
             self.watchdog.feed()
         wait = 1000
         for s in self._slots:
-            d = c.ticks_diff(s.due, now)
+            d = c.ticks_diff(s[_DUE], now)
             if d < wait:
                 wait = d
         return wait if wait > 0 else 0

@@ -42,12 +42,16 @@ def forget(before):
 def _forget(before):
     name = _new_since(before)
     while name is not None:
-        del sys.modules[name]
-        pkg, _, attr = name.rpartition(".")
-        parent = sys.modules.get(pkg)
-        if parent is not None and hasattr(parent, attr):
-            delattr(parent, attr)  # the package keeps its submodules as attributes
+        _drop(name)
         name = _new_since(before)
+
+
+def _drop(name):
+    sys.modules.pop(name, None)
+    pkg, _, attr = name.rpartition(".")
+    parent = sys.modules.get(pkg)
+    if parent is not None and hasattr(parent, attr):
+        delattr(parent, attr)  # the package keeps its submodules as attributes
 
 
 def _new_since(before):
@@ -57,16 +61,35 @@ def _new_since(before):
     return None
 
 
+def _import(module):
+    if _lock is None:
+        return __import__(module, None, None, ("x",))
+    with _lock:
+        return __import__(module, None, None, ("x",))
+
+
 def call(module, fn, *args):
     """module.fn(*args), with the module imported for this call only."""
     before = loaded()
     try:
-        if _lock is None:
-            mod = __import__(module, None, None, ("x",))
-        else:
-            with _lock:
-                mod = __import__(module, None, None, ("x",))
+        mod = _import(module)
         return getattr(mod, fn)(*args)
     finally:
         mod = None
         forget(before)
+
+
+def once(module, fn, *args):
+    """module.fn(*args) for a step that makes objects to keep (start-up): the module is
+    forgotten after the call, what it imported is not (the objects it made use that)."""
+    try:
+        mod = _import(module)
+        return getattr(mod, fn)(*args)
+    finally:
+        mod = None
+        if _lock is None:
+            _drop(module)
+            gc.collect()
+        else:
+            with _lock:
+                _drop(module)

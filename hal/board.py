@@ -1,5 +1,8 @@
 # hwconfig: every hardware object is made here, once, from the configuration, and
-# handed to the gateway. A board variant or the emulator replaces this, nothing else.
+# handed to the gateway (a hal.Hardware). A board variant or the emulator replaces this,
+# nothing else. Loaded for the start only (gateway/boot.py) and forgotten: nothing it
+# makes refers to its code.
+from hal import Hardware
 from hal.clock import Clock
 from hal.compat import MICROPYTHON, const
 from hal.fs import Flash
@@ -8,19 +11,6 @@ from hal.uart import UartError, _split_socket_url
 from hal.watchdog import Watchdog
 
 _WATCHDOG_MS = const(8000)
-
-
-class Hardware:
-    def __init__(self, clock, flash, collector_uart, center_connect, cli_uart=None,
-                 watchdog=None, display=None, meter_uart=None):
-        self.clock = clock
-        self.flash = flash
-        self.collector_uart = collector_uart
-        self.center_connect = center_connect
-        self.cli_uart = cli_uart
-        self.watchdog = watchdog
-        self.display = display
-        self.meter_uart = meter_uart  # the power terminals' RS485 (8E1), or None
 
 
 def _display(screen):

@@ -12,13 +12,10 @@ _WAKE = const(0xFE)
 _OFFSET = const(0x33)
 FN_READ = const(0x11)
 FN_READ_ADDRESS = const(0x13)
-FN_TIME_SYNC = const(0x08)
 _REPLY = const(0x80)
 _ABNORMAL = const(0x40)
 _FN_MASK = const(0x1F)
-ERR_OTHER = const(1)
 ERR_NO_ITEM = const(2)
-ERR_UNAUTHORISED = const(4)
 
 MAX_DATA = const(200)  # L: the datasheet's cap
 _HEADER = const(10)  # 68 A0..A5 68 C L
@@ -32,7 +29,6 @@ _HARD_MS = const(3000)  # no transaction longer than this, however the bytes tri
 CHAR_BITS = const(11)  # 8E1
 
 WILDCARD = b"\xaa\xaa\xaa\xaa\xaa\xaa"
-BROADCAST = b"\x99\x99\x99\x99\x99\x99"
 
 
 class DltError(Exception):
@@ -64,7 +60,8 @@ class PortError(DltError):
 
 
 class AbnormalReply(DltError):
-    """The terminal answered with C = D1 (or D3): `code` is its error byte."""
+    """The terminal answered with C = D1 (or D3): `code` is its error byte (bit 0 other,
+    bit 1 no such item: NoSuchItem, bit 2 unauthorised, ...)."""
 
     def __init__(self, fn, code):
         super().__init__("function %02X: abnormal reply, error byte %02X" % (fn, code))
@@ -75,16 +72,8 @@ class NoSuchItem(AbnormalReply):
     """Error bit 1: the terminal does not have that data item."""
 
 
-class Unauthorised(AbnormalReply):
-    pass
-
-
 def abnormal(fn, code):
-    if code & ERR_NO_ITEM:
-        return NoSuchItem(fn, code)
-    if code & ERR_UNAUTHORISED:
-        return Unauthorised(fn, code)
-    return AbnormalReply(fn, code)
+    return (NoSuchItem if code & ERR_NO_ITEM else AbnormalReply)(fn, code)
 
 
 # --- addresses, BCD
@@ -131,22 +120,6 @@ def bcd(buf, off, n, signed):
     return -v if neg else v
 
 
-def put_bcd(buf, off, n, value, signed=False):
-    """Write value as n BCD bytes at buf[off] (the inverse of bcd()); ValueError if it
-    does not fit."""
-    neg = value < 0
-    if neg and not signed:
-        raise ValueError("%d is negative" % value)
-    v = -value if neg else value
-    for k in range(n):
-        buf[off + k] = (v // 10 % 10) << 4 | (v % 10)
-        v //= 100
-    if v or (signed and buf[off + n - 1] & 0x80):
-        raise ValueError("%d does not fit %d BCD bytes" % (value, n))
-    if neg:
-        buf[off + n - 1] |= 0x80
-
-
 # --- frames
 
 
@@ -186,15 +159,6 @@ def build_read(buf, addr, di, wake=_WAKE_BYTES):
         s += buf[i]
     buf[p + 4] = s & 0xFF
     return n
-
-
-def build_time_sync(buf, ss, mm, hh, day, month, yy, wake=_WAKE_BYTES):
-    """Broadcast time sync (C 08 to 99..99, no reply): ss mm hh DD MM YY in BCD."""
-    data = bytearray(6)
-    f = (ss, mm, hh, day, month, yy)
-    for k in range(6):
-        put_bcd(data, k, 1, f[k])
-    return build(buf, BROADCAST, FN_TIME_SYNC, data, wake)
 
 
 def frame_time_ms(n_bytes, baud):

@@ -1,4 +1,4 @@
-# Modbus RTU: the codec (frames for function codes 01-06 and 16, CRC-16/MODBUS, exception
+# Modbus RTU: the codec (frames for function codes 01-06, CRC-16/MODBUS, exception
 # responses as typed errors) and a master that runs one transaction at a time on a hal.uart
 # port: stale bytes out, request in, the response found by its expected length and CRC even
 # among garbage, checked against the request, all before a deadline. The master raises on
@@ -15,17 +15,12 @@ READ_HOLDING = const(3)
 READ_INPUT = const(4)
 WRITE_COIL = const(5)
 WRITE_REGISTER = const(6)
-WRITE_REGISTERS = const(16)
 
 _MAX_READ_REGS = const(125)
 _MAX_READ_BITS = const(2000)
-MAX_WRITE_REGS = const(123)
 MAX_ADU = const(256)
+_REQUEST = const(8)  # every request the master sends (functions 01-06)
 
-_EXC_ILLEGAL_FUNCTION = const(1)
-_EXC_ILLEGAL_ADDRESS = const(2)
-_EXC_ILLEGAL_VALUE = const(3)
-_EXC_DEVICE_FAILURE = const(4)
 _EXC_BUSY = const(6)
 
 _RX_CAP = const(512)  # two maximum frames: garbage can never grow it further
@@ -56,7 +51,8 @@ class PortError(ModbusError):
 
 
 class ModbusException(ModbusError):
-    """The slave answered with an exception response; `code` is its exception code."""
+    """The slave answered with an exception response; `code` is its exception code (1
+    illegal function, 2 illegal data address, 3 illegal data value, 4 device failure)."""
 
     code = 0
 
@@ -66,37 +62,12 @@ class ModbusException(ModbusError):
         self.code = code
 
 
-class IllegalFunction(ModbusException):
-    pass
-
-
-class IllegalAddress(ModbusException):
-    pass
-
-
-class IllegalValue(ModbusException):
-    pass
-
-
-class DeviceFailure(ModbusException):
-    pass
-
-
 class DeviceBusy(ModbusException):
-    pass
-
-
-_EXC_TYPES = {
-    _EXC_ILLEGAL_FUNCTION: IllegalFunction,
-    _EXC_ILLEGAL_ADDRESS: IllegalAddress,
-    _EXC_ILLEGAL_VALUE: IllegalValue,
-    _EXC_DEVICE_FAILURE: DeviceFailure,
-    _EXC_BUSY: DeviceBusy,
-}
+    """Exception 06: busy now, ask again shortly."""
 
 
 def exception_for(fc, code):
-    return _EXC_TYPES.get(code, ModbusException)(fc, code)
+    return (DeviceBusy if code == _EXC_BUSY else ModbusException)(fc, code)
 
 
 # --- timing on the wire (8N1: 10 bits a character)
@@ -202,20 +173,6 @@ def build_write_register(buf, slave, address, value):
     return seal(buf, 6)
 
 
-def build_write_registers(buf, slave, address, values):
-    _check_slave(slave)
-    n = len(values)
-    if not 1 <= n <= MAX_WRITE_REGS or not 0 <= address <= 0x10000 - n:
-        raise ValueError("write of %d registers at %d is out of range" % (n, address))
-    struct.pack_into(">BBHHB", buf, 0, slave, WRITE_REGISTERS, address, n, 2 * n)
-    for i in range(n):
-        v = values[i]
-        if not 0 <= v <= 0xFFFF:
-            raise ValueError("register value %d is out of range" % v)
-        struct.pack_into(">H", buf, 7 + 2 * i, v)
-    return seal(buf, 7 + 2 * n)
-
-
 def response_length(fc, count):
     """Length of the normal response to a request (count: registers or bits read)."""
     if fc in (READ_COILS, READ_DISCRETE_INPUTS):
@@ -244,9 +201,7 @@ class Master:
         self._char_us = char_us(baud)
         self._gap_ms = (silence_us(baud) + 999) // 1000
         self.flush_max_ms = 5 * self._gap_ms  # _flush: one silence, then up to 4 more
-        self._tx = bytearray(MAX_ADU)
-        self._txmv = memoryview(self._tx)
-        self._tx8 = self._txmv[:8]  # every request but 16 is 8 bytes: no slice per request
+        self._tx = bytearray(_REQUEST)
         self.rx = bytearray(_RX_CAP)
         self._rxmv = memoryview(self.rx)
         # Per-transaction state
@@ -305,10 +260,6 @@ class Master:
         n = build_write_register(self._tx, slave, address, value)
         return self._transact(slave, WRITE_REGISTER, n, 8)
 
-    def write_registers(self, slave, address, values):
-        n = build_write_registers(self._tx, slave, address, values)
-        return self._transact(slave, WRITE_REGISTERS, n, 8)
-
     def _transact(self, slave, fc, req_len, resp_len):
         c = self._clock
         self._slave = slave
@@ -318,7 +269,7 @@ class Master:
         self.requests += 1
         try:
             self._flush()
-            self._uart.write(self._tx8 if req_len == 8 else self._txmv[:req_len])
+            self._uart.write(self._tx)
         except OSError as e:  # UartError and anything the port raises
             self.uart_errors += 1
             raise PortError("port: %s" % e)

@@ -14,7 +14,7 @@ from gateway.health.alarms import Alarms
 from gateway.health.diag import Diagnostics
 from gateway.health.identity import Identity
 from gateway.loop import Loop
-from hal.clock import VirtualClock
+from hal.virtualclock import VirtualClock
 
 _CFG = {
     "device_id": 77,

@@ -448,7 +448,7 @@ def test_a_healthy_9600_baud_line_is_not_a_loop_overrun():
     # raise loop_overrun (docs/alarms.md).
     from drivers.collector import Collector
     from gateway.loop import Loop
-    from hal.clock import VirtualClock
+    from hal.virtualclock import VirtualClock
 
     clock = VirtualClock()
     # As the app builds it: lateness within the collector's longest bus transaction is the

@@ -18,8 +18,8 @@ import pytest
 from gateway import config
 from gateway.center.commands import Commands
 from gateway.store.slots import Slots
-from hal.clock import VirtualClock
 from hal.fs import Flash
+from hal.virtualclock import VirtualClock
 from tests.core.uplink_fakes import FakeApp, MemSlots
 from tests.harness.e2erig import MICROPYTHON, wait_until
 

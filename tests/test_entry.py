@@ -128,7 +128,7 @@ _FLAKY_JOB = """
 import sys
 sys.path.insert(0, %r)
 from gateway.loop import Loop
-from hal.clock import VirtualClock
+from hal.virtualclock import VirtualClock
 
 class Job:
     name = "flaky"

@@ -14,8 +14,9 @@ from gateway.center.commands import Commands
 from gateway.center.uplink import Uplink
 from gateway.loop import Loop
 from gateway.store.recordlog import RecordLog
-from hal.clock import Clock, VirtualClock
+from hal.clock import Clock
 from hal.net import NetError, TcpConnector
+from hal.virtualclock import VirtualClock
 from protocols import center_link as cl
 from tests.core.faultfs import FaultFlash
 from tests.core.uplink_fakes import FakeApp, MemLog, MemSlots, fill_prod

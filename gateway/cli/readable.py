@@ -4,7 +4,7 @@
 # `records`, `show identity`, `diag` and the calibration dialogue.
 from gateway.cli.syntax import clip, fmt
 from gateway.health.alarms import TABLE, spec
-from gateway.health.identity import UNITS
+from gateway.health.registration import UNITS
 from hal.compat import const
 
 _LINE_CHARS = const(200)
@@ -27,7 +27,7 @@ _NAMES = {
     "scale.material_factor": ("material factor", ""),
     "scale.linearization": ("linearization (load %, correction %)", ""),
 }
-# gateway.health.identity.UNITS as a technician calls them.
+# gateway.health.registration.UNITS as a technician calls them.
 UNIT_NAMES = ("collector", "load cell 1", "load cell 2", "load cell 3", "load cell 4",
               "speed sensor", "vibration sensor", "open/stop sensor")
 

@@ -59,63 +59,64 @@ def packed_row(cls, level, kind, raise_s, clear_s, check):
 
 
 # code -> packed_row(class, level "F" fail / "W" warn, kind, raise delay s, clear delay s, check)
-# For EVENT codes the clear delay is the hold.
-TABLE = {
+# For EVENT codes the clear delay is the hold. Written as keywords, the codes are interned
+# names (qstrs): every module loaded after this one that names a code shares that name
+# instead of holding its own string (~60 B each where code lives in RAM).
+TABLE = dict(
     # collector and its link
-    "collector_link_lost": packed_row("fault", "F", COND, 3, 10, "link"),
-    "collector_link_degraded": packed_row("comm", "W", COND, 10, 60, "link"),
-    "collector_restarted": packed_row("system", "W", EVENT, 0, _HOLD_S, "collector"),
-    "collector_adc_fault": packed_row("fault", "F", COND, 1, 30, "collector"),
-    "collector_temp": packed_row("fault", "W", COND, 10, 30, "collector"),
+    collector_link_lost=packed_row("fault", "F", COND, 3, 10, "link"),
+    collector_link_degraded=packed_row("comm", "W", COND, 10, 60, "link"),
+    collector_restarted=packed_row("system", "W", EVENT, 0, _HOLD_S, "collector"),
+    collector_adc_fault=packed_row("fault", "F", COND, 1, 30, "collector"),
+    collector_temp=packed_row("fault", "W", COND, 10, 30, "collector"),
     # sensors
-    "speed_sensor_fault": packed_row("fault", "F", COND, 2, 30, "speed"),
-    "vibration_sensor_fault": packed_row("fault", "F", COND, 5, 30, "vibration"),
+    speed_sensor_fault=packed_row("fault", "F", COND, 2, 30, "speed"),
+    vibration_sensor_fault=packed_row("fault", "F", COND, 5, 30, "vibration"),
     # power
-    "mains_lost": packed_row("power", "W", COND, 1, 5, "power"),
-    "supply_low": packed_row("power", "W", COND, 5, 10, "power"),
+    mains_lost=packed_row("power", "W", COND, 1, 5, "power"),
+    supply_low=packed_row("power", "W", COND, 5, 10, "power"),
     # the gateway itself
-    "flash_low": packed_row("system", "W", COND, 10, 60, "storage"),
-    "clock_not_set": packed_row("system", "F", COND, 0, 0, "clock"),
-    "clock_stepped": packed_row("tamper", "W", EVENT, 0, _HOLD_S, "clock"),
-    "clock_backwards": packed_row("tamper", "F", COND, 0, 0, "clock"),
-    "upload_down": packed_row("comm", "F", COND, 0, 30, "uplink"),
-    "upload_backlog": packed_row("comm", "W", COND, 60, 60, "uplink"),
-    "loop_overrun": packed_row("system", "W", COND, 0, 0, "gateway"),
-    "job_failed": packed_row("system", "W", EVENT, 0, _HOLD_S, "gateway"),
-    "memory_low": packed_row("system", "W", COND, 10, 60, "gateway"),
-    "watchdog_reset": packed_row("system", "F", EVENT, 0, _HOLD_S, "gateway"),
-    "overproduction_day": packed_row("production", "W", COND, 0, 0, "production"),
-    "overproduction_month": packed_row("production", "W", COND, 0, 0, "production"),
+    flash_low=packed_row("system", "W", COND, 10, 60, "storage"),
+    clock_not_set=packed_row("system", "F", COND, 0, 0, "clock"),
+    clock_stepped=packed_row("tamper", "W", EVENT, 0, _HOLD_S, "clock"),
+    clock_backwards=packed_row("tamper", "F", COND, 0, 0, "clock"),
+    upload_down=packed_row("comm", "F", COND, 0, 30, "uplink"),
+    upload_backlog=packed_row("comm", "W", COND, 60, 60, "uplink"),
+    loop_overrun=packed_row("system", "W", COND, 0, 0, "gateway"),
+    job_failed=packed_row("system", "W", EVENT, 0, _HOLD_S, "gateway"),
+    memory_low=packed_row("system", "W", COND, 10, 60, "gateway"),
+    watchdog_reset=packed_row("system", "F", EVENT, 0, _HOLD_S, "gateway"),
+    overproduction_day=packed_row("production", "W", COND, 0, 0, "production"),
+    overproduction_month=packed_row("production", "W", COND, 0, 0, "production"),
     # identity and settings
-    "device_swap": packed_row("tamper", "F", COND_DETAIL, 0, 0, "identity"),
-    "collector_config_changed": packed_row("tamper", "W", EVENT, 0, _HOLD_S, "identity"),
-    "collector_fw_changed": packed_row("tamper", "W", EVENT, 0, _HOLD_S, "identity"),
-    "param_changed": packed_row("tamper", "W", EVENT, 0, _HOLD_S, "identity"),
+    device_swap=packed_row("tamper", "F", COND_DETAIL, 0, 0, "identity"),
+    collector_config_changed=packed_row("tamper", "W", EVENT, 0, _HOLD_S, "identity"),
+    collector_fw_changed=packed_row("tamper", "W", EVENT, 0, _HOLD_S, "identity"),
+    param_changed=packed_row("tamper", "W", EVENT, 0, _HOLD_S, "identity"),
     # raised by measurement
-    "belt_slip": packed_row("process", "F", COND, 3, 10, "speed"),
-    "open_stop_sensor": packed_row("process", "W", COND, 5, 10, "speed"),
-    "vibration_zone_c": packed_row("process", "W", COND, 10, 30, "vibration"),
-    "vibration_zone_d": packed_row("process", "F", COND, 5, 30, "vibration"),
-    "autozero_limit": packed_row("process", "W", COND, 0, 0, "cells"),
-    # --- the figure through field events (measurement)
-    "collector_counters_inconsistent": packed_row("fault", "F", COND, 0, 0, "collector"),
-    "zero_drift_suspected": packed_row("process", "W", COND, 0, 0, "cells"),
-    "rate_limit": packed_row("process", "W", COND, 10, 10, "production"),
-    "load_limit": packed_row("process", "W", COND, 10, 10, "production"),
-    "speed_limit": packed_row("process", "W", COND, 10, 10, "speed"),
-    # ---
+    belt_slip=packed_row("process", "F", COND, 3, 10, "speed"),
+    open_stop_sensor=packed_row("process", "W", COND, 5, 10, "speed"),
+    vibration_zone_c=packed_row("process", "W", COND, 10, 30, "vibration"),
+    vibration_zone_d=packed_row("process", "F", COND, 5, 30, "vibration"),
+    autozero_limit=packed_row("process", "W", COND, 0, 0, "cells"),
+    # the figure through field events (measurement)
+    collector_counters_inconsistent=packed_row("fault", "F", COND, 0, 0, "collector"),
+    zero_drift_suspected=packed_row("process", "W", COND, 0, 0, "cells"),
+    rate_limit=packed_row("process", "W", COND, 10, 10, "production"),
+    load_limit=packed_row("process", "W", COND, 10, 10, "production"),
+    speed_limit=packed_row("process", "W", COND, 10, 10, "speed"),
     # raised by the store
-    "storage_full": packed_row("system", "F", COND, 0, 60, "storage"),
-    "storage_write_error": packed_row("system", "F", EVENT, 0, _HOLD_S, "storage"),
-    "storage_corrupt": packed_row("system", "W", EVENT, 0, _HOLD_S, "storage"),
+    storage_full=packed_row("system", "F", COND, 0, 60, "storage"),
+    storage_write_error=packed_row("system", "F", EVENT, 0, _HOLD_S, "storage"),
+    storage_corrupt=packed_row("system", "W", EVENT, 0, _HOLD_S, "storage"),
     # raised by the app
-    "checkpoint_failed": packed_row("system", "F", COND, 0, 0, "storage"),
-    "retention_overrun": packed_row("comm", "F", EVENT, 0, _HOLD_S, "storage"),
+    checkpoint_failed=packed_row("system", "F", COND, 0, 0, "storage"),
+    retention_overrun=packed_row("comm", "F", EVENT, 0, _HOLD_S, "storage"),
     # raised by the uplink
-    "upload_gap": packed_row("comm", "F", EVENT, 0, _HOLD_S, "uplink"),
-    "center_auth_failed": packed_row("comm", "F", COND, 0, 0, "uplink"),
-    "center_protocol_error": packed_row("comm", "F", COND, 0, 0, "uplink"),
-}
+    upload_gap=packed_row("comm", "F", EVENT, 0, _HOLD_S, "uplink"),
+    center_auth_failed=packed_row("comm", "F", COND, 0, 0, "uplink"),
+    center_protocol_error=packed_row("comm", "F", COND, 0, 0, "uplink"),
+)
 for _i in range(1, 5):
     TABLE["cell%d_fault" % _i] = packed_row("fault", "F", COND, 1, 30, "cells")
     TABLE["cell%d_stuck" % _i] = packed_row("fault", "F", COND, 0, 0, "cells")  # 30 s windows
@@ -128,7 +129,8 @@ class AlarmError(UserError):
 
 
 # The state of one code: a list, indexed by these (a list is half the heap of an object
-# with attributes, and every code that was ever reported keeps one).
+# with attributes). A code keeps one only while it is raised or on its way up or down:
+# most codes are reported inactive every second and would otherwise hold ~100 B each.
 _RAW = const(0)  # the condition as last reported
 _RAW_TICKS = const(1)  # when it last changed
 _ACTIVE = const(2)
@@ -200,13 +202,13 @@ class Alarms:
             if active:
                 self.raise_event(code, detail)
             return
-        now = self.clock.ticks_ms()
+        active = bool(active)
         st = self._states.get(code)
         if st is None:
             if not active:
-                return  # never true: nothing to clear, and no state to keep on the heap
-            st = self._states[code] = _new_state(now)
-        active = bool(active)
+                return  # at rest
+            st = self._states[code] = _new_state(self.clock.ticks_ms())
+        now = self.clock.ticks_ms()
         if active != st[_RAW]:
             st[_RAW] = active
             st[_RAW_TICKS] = now
@@ -244,12 +246,13 @@ class Alarms:
         if st is None or not st[_ACTIVE]:
             return False
         self._change(code, st, False, "acknowledged")
+        self._rest(code, st)
         return True
 
     def run(self, now_ms):
         """Complete the transitions whose delay has run out (a job, every second)."""
-        for code, st in self._states.items():
-            self._settle(code, st, TABLE[code], now_ms)
+        for code in tuple(self._states):  # a state at rest leaves the dict as we go
+            self._settle(code, self._states[code], TABLE[code], now_ms)
 
     # --- queries
     def is_active(self, code):
@@ -322,12 +325,15 @@ class Alarms:
             hold_ms = (row >> _CLEAR_AT & 1023) * 1000
             if st[_ACTIVE] and self.clock.ticks_diff(now, st[_HOLD_TICKS]) >= hold_ms:
                 self._change(code, st, False, "x%d" % st[_COUNT] if st[_COUNT] > 1 else "")
-            return
-        if st[_RAW] == st[_ACTIVE]:
-            return
-        delay = (row >> (_RAISE_AT if st[_RAW] else _CLEAR_AT) & 1023) * 1000
-        if self.clock.ticks_diff(now, st[_RAW_TICKS]) >= delay:
-            self._change(code, st, st[_RAW])
+        elif st[_RAW] != st[_ACTIVE]:
+            delay = (row >> (_RAISE_AT if st[_RAW] else _CLEAR_AT) & 1023) * 1000
+            if self.clock.ticks_diff(now, st[_RAW_TICKS]) >= delay:
+                self._change(code, st, st[_RAW])
+        self._rest(code, st)
+
+    def _rest(self, code, st):
+        if not st[_ACTIVE] and not st[_RAW] and self._states.get(code) is st:
+            del self._states[code]
 
     def _change(self, code, st, active, clear_detail=""):
         st[_ACTIVE] = active

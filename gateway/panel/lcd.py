@@ -23,6 +23,37 @@ def _num(v, fmt):
     return "--" if v is None else fmt % v
 
 
+class GatewayValues:
+    """values() of a gateway.app.Gateway's panel."""
+
+    def __init__(self, gw):
+        self.gw = gw
+
+    def __call__(self):
+        gw = self.gw
+        sc = gw.measurement.scale
+        up = gw.uplink.stats()
+        run = gw._running_figures()
+        c = gw.collector
+        out = {
+            "rate_tph": sc.rate_shown_tph(),
+            "total_t": sc.total_g / 1e6,
+            "day_t": gw._production_t()["day_t"],
+            "speed_mps": sc.speed_mps(),
+            "running": run["running"],
+            "load_pct": run["load_pct"],
+            "battery": bool(c.sample.di & 2) if c.online else None,
+            "link": c.link.state,
+            "center": up["connected"],
+            "center_failure": up["failure"],
+            "center_failure_t": up["failure_t"],
+            "backlog": up["backlog"],
+        }
+        if gw.power:
+            out["power"] = gw.power.figures()
+        return out
+
+
 class Lcd:
     name = "lcd"
 

@@ -13,20 +13,20 @@ _RECORDS = const("gateway.power.records")
 _HOLD_S = const(600)
 
 # The power alarms' codes, rows of gateway/health/alarms.py's TABLE (class, level, kind,
-# raise delay s, clear delay s, check), joining it from here: a gateway without terminals
-# keeps neither the rows nor their names (docs/alarms.md).
-ALARMS = {
-    "meter_link_lost": packed_row("fault", "F", COND_DETAIL, 10, 30, "power"),
-    "meter_replaced": packed_row("tamper", "W", EVENT, 0, _HOLD_S, "power"),
-    "voltage_deviation": packed_row("power", "W", COND_DETAIL, 60, 60, "power"),
-    "phase_loss": packed_row("power", "F", COND_DETAIL, 5, 10, "power"),
-    "power_factor_low": packed_row("power", "W", COND, 300, 300, "power"),
-    "voltage_thd_high": packed_row("power", "W", COND, 60, 60, "power"),
-    "frequency_out_of_range": packed_row("power", "W", COND, 10, 10, "power"),
-    "drive_power_belt_stopped": packed_row("tamper", "F", COND, 30, 30, "power"),
-    "belt_running_no_drive_power": packed_row("tamper", "F", COND, 30, 30, "power"),
-    "output_power_mismatch": packed_row("tamper", "F", COND, 0, 0, "crosscheck"),
-}
+# raise delay s, clear delay s, check; keywords, as there), joining it from here: a
+# gateway without terminals keeps neither the rows nor their names (docs/alarms.md).
+ALARMS = dict(
+    meter_link_lost=packed_row("fault", "F", COND_DETAIL, 10, 30, "power"),
+    meter_replaced=packed_row("tamper", "W", EVENT, 0, _HOLD_S, "power"),
+    voltage_deviation=packed_row("power", "W", COND_DETAIL, 60, 60, "power"),
+    phase_loss=packed_row("power", "F", COND_DETAIL, 5, 10, "power"),
+    power_factor_low=packed_row("power", "W", COND, 300, 300, "power"),
+    voltage_thd_high=packed_row("power", "W", COND, 60, 60, "power"),
+    frequency_out_of_range=packed_row("power", "W", COND, 10, 10, "power"),
+    drive_power_belt_stopped=packed_row("tamper", "F", COND, 30, 30, "power"),
+    belt_running_no_drive_power=packed_row("tamper", "F", COND, 30, 30, "power"),
+    output_power_mismatch=packed_row("tamper", "F", COND, 0, 0, "crosscheck"),
+)
 
 
 def build(gw, hw, p):

@@ -33,15 +33,11 @@ _READ_PER_RECORD = const(256)  # bytes read per record asked for (a prod record 
 TMP_NAME = "r.tmp"  # a segment being born; not a const(): gateway/store/recovery.py imports it
 ENOSPC = const(28)  # not in MicroPython's errno module
 _SEEN_MAX = const(64)
+_ROLLOVER = const("gateway.store.rollover")
 
 
 def segment_name(first):
     return "r%010d.seg" % first
-
-
-def _seg_header(first, t, prev_len):
-    h = struct.pack(_SEG_FMT, _SEG_MAGIC, _SEG_VERSION, 0, 0, first, prev_len, t)
-    return h + struct.pack("<I", crc32(h))
 
 
 def parse_header(h):
@@ -230,7 +226,7 @@ class RecordLog:
             return seq
         try:
             self._write(seq, t, fr)
-        except OSError as e:
+        except (OSError, MemoryError) as e:  # the flash, or no room for a new segment's code
             # Held first: the alarm raised next writes a record into this log at once,
             # and that one must queue behind this one.
             self._hold(seq, t, fr)
@@ -247,7 +243,7 @@ class RecordLog:
             seq, t, fr = self._pending[0]
             try:
                 self._write(seq, t, fr)
-            except OSError as e:
+            except (OSError, MemoryError) as e:
                 self._failed(e)
                 return False
             self._pending.pop(0)
@@ -271,59 +267,12 @@ class RecordLog:
         self.durable = seq
 
     def _new_segment(self, seq, t, fr):
-        self._close_tail()
-        self._retain()
-        fl = self._flash
-        prev_len = self._tail_len if self._segs else _NO_PREV
-        hdr = _seg_header(seq, t, prev_len)
-        try:
-            f = fl.open(TMP_NAME, "wb")
-            try:
-                f.write(hdr + fr)
-                fl.sync(f)
-            finally:
-                f.close()
-            fl.rename(TMP_NAME, segment_name(seq))
-        except OSError:
-            try:
-                fl.remove(TMP_NAME)  # give back the space a half-written segment holds
-            except OSError:
-                pass
-            raise
-        if self._segs:
-            # The old newest segment keeps only its valid bytes in the count.
-            last = self._segs[-1]
-            self._used -= self._sizes[last] - self._tail_len
-            self._sizes[last] = self._tail_len
-        n = SEG_HDR + len(fr)
-        self._segs.append(seq)
-        self._sizes[seq] = n
-        self._meta[seq] = (None if prev_len == _NO_PREV else prev_len, t)
-        self._used += n
-        self._tail_len = n
-        self._roll = False
-
-    def _retain(self):
-        """Make room for one more segment within the budget; never the newest one."""
-        while self._used + self.segment_bytes > self.budget_bytes and len(self._segs) > 1:
-            self._drop_oldest()
+        # A segment is born every segment_bytes, after a failed write and at the first
+        # write of a start that found a torn tail: gateway/store/rollover.py, loaded for it.
+        ondemand.call(_ROLLOVER, "new_segment", self, seq, t, fr)
 
     def _drop_oldest(self):
-        first = self._segs[0]
-        last = self._segs[1] - 1
-        self._flash.remove(segment_name(first))
-        if last >= self._acked:
-            lo = first if first > self._acked else self._acked
-            self._raise(
-                "retention_overrun",
-                "seq %d..%d dropped before the center acknowledged them" % (lo, last),
-            )
-        self._segs.pop(0)
-        self._used -= self._sizes.pop(first)
-        self._meta.pop(first, None)
-        self.dropped_segments += 1
-        if self._cursor is not None and self._cursor[1] == first:
-            self._cursor = None
+        ondemand.call(_ROLLOVER, "drop_oldest", self)
 
     def _hold(self, seq, t, fr):
         """Queue a record in RAM. Queued before anything here can raise an alarm: the
@@ -335,7 +284,7 @@ class RecordLog:
             # Full flash: the oldest segment goes first, as with the budget.
             try:
                 self._drop_oldest()
-            except OSError:
+            except (OSError, MemoryError):
                 pass
             self.flush_pending()
         if len(self._pending) > self.ram_buffer:
@@ -363,7 +312,7 @@ class RecordLog:
         while len(self._segs) > 1 and self._segs[1] - 1 < self._acked:
             try:
                 self._drop_oldest()
-            except OSError:
+            except (OSError, MemoryError):
                 return
 
     def _healthy(self):
@@ -519,40 +468,6 @@ class RecordLog:
             if out:
                 from_seq = out[-1]["seq"] + 1
             self._pending_into(from_seq, None, out, max_n)
-        return out
-
-    def read_time(self, t0, t1, max_n=256):
-        """Up to max_n records with t0 <= t < t1, in seq order. Segments are found by the
-        time of their first record, which assumes the clock mostly moves forward: after a
-        backward clock step, read by seq to see everything."""
-        out = []
-        if max_n <= 0:
-            return out
-
-        def keep(payload):
-            t = codec.decode_t(payload)
-            return t0 <= t < t1
-
-        segs = self._segs
-        start = 0
-        lo, hi = 0, len(segs) - 1
-        while lo <= hi:
-            mid = (lo + hi) // 2
-            ft = self._header(mid)[1]
-            if ft is not None and ft <= t0:
-                start = mid
-                lo = mid + 1
-            else:
-                hi = mid - 1
-        i = start
-        while i < len(segs):
-            ft = self._header(i)[1]
-            if i > start and ft is not None and ft >= t1:
-                return out
-            if not self._scan(i, 0, keep, out, max_n):
-                return out
-            i += 1
-        self._pending_into(0, keep, out, max_n)
         return out
 
     def stats(self):

@@ -17,6 +17,9 @@ from hal.compat import const
 # The frame format of gateway/store/recordlog.py: 0xA5 | payload length u16 | crc32 u32 | payload
 _MAGIC = const(0xA5)
 _FRAME_HDR = const(7)
+# The newest segment is read in pieces this big (frames() holds up to two at once): a
+# start-up heap cut into pieces may have no larger block.
+_READ_CHUNK = const(1024)
 
 
 def _seg_first(name):
@@ -84,7 +87,7 @@ def _recover_tail(flash, first, size, found):
         count = 0
         bad = []
         nb = 0
-        for off, payload in frames(f, SEG_HDR, size, bad):
+        for off, payload in frames(f, SEG_HDR, size, bad, _READ_CHUNK):
             seq = seq_of(payload)
             while nb < len(bad):
                 corrupt.append((first, bad[nb][0], bad[nb][1], between(last, seq)))

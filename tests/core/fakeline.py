@@ -181,7 +181,7 @@ class RegisterSlave:
                     return bytes(b[: modbus_slave.build_exception(b, slave, fc, 3)])
                 self.status &= ~0x100
             self.holding[addr] = arg
-        elif fc == rtu.WRITE_REGISTERS:
+        elif fc == modbus_slave.WRITE_REGISTERS:
             for i, v in enumerate(values):
                 if addr + i not in (1100, 1101):
                     return bytes(b[: modbus_slave.build_exception(b, slave, fc, 2)])

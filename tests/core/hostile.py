@@ -7,8 +7,8 @@
 from gateway import config
 from gateway.app import Gateway
 from hal.board import Hardware
-from hal.clock import VirtualClock
 from hal.fs import Flash
+from hal.virtualclock import VirtualClock
 from protocols import center_link as cl
 from tests.core.fakeline import FakeLine, RegisterSlave
 from tests.core.uplink_fakes import KEY, Connector, Peer

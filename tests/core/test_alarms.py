@@ -1,7 +1,7 @@
 # The alarm engine: debounce, one-shot alarms, DO1, persistence across restarts.
 from gateway.health import alarms as al
 from gateway.health.alarms import AlarmError, Alarms
-from hal.clock import VirtualClock
+from hal.virtualclock import VirtualClock
 from tests.core.util import raises
 
 
@@ -275,3 +275,26 @@ def test_do1_classes_parameter_is_checked():
     e = raises(config.ConfigError, config.check_params, {"alarms": {"do1_classes": ["siren"]}})
     assert "alarms.do1_classes" in str(e) and "siren" in str(e)
     raises(config.ConfigError, config.check_params, {"alarms": {"do1_classes": "fault"}})
+
+
+def test_a_code_keeps_a_state_only_while_raised_or_on_its_way():
+    # Most codes are reported inactive every second: a state each would hold ~100 B.
+    r = _Rig()
+    a = r.alarms
+    for code in al.TABLE:
+        if al.spec(code)[2] != al.EVENT:
+            a.set(code, False, "fine")
+    r.after(1000)
+    assert len(a._states) == 0
+    a.set("supply_low", True, "9.9 V")  # raise delay 5 s
+    a.set("flash_low", True, "low")  # raise delay 10 s
+    r.after(1000)
+    a.set("flash_low", False)  # gone before its delay: at rest again
+    assert sorted(a._states) == ["supply_low"]
+    r.after(5000)
+    assert a.is_active("supply_low") and r.states("supply_low") == ["raise"]
+    a.set("supply_low", False)
+    r.after(10000)  # clear delay 10 s
+    assert r.states("supply_low") == ["raise", "clear"] and len(a._states) == 0
+    a.raise_event("clock_stepped", "+9 s")
+    assert a.ack("clock_stepped") and len(a._states) == 0

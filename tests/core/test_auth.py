@@ -3,8 +3,8 @@ from binascii import unhexlify
 
 from gateway.cli import auth
 from hal import crypto
-from hal.clock import VirtualClock
 from hal.fs import Flash
+from hal.virtualclock import VirtualClock
 from tests.core.util import holds_secret, raises, rmtree, tmpdir
 
 

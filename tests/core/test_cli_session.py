@@ -5,7 +5,7 @@ import json
 from gateway.cli import auth
 from gateway.cli.session import Cli
 from gateway.loop import Loop
-from hal.clock import VirtualClock
+from hal.virtualclock import VirtualClock
 from tests.core.fakecontrol import FakeControl
 from tests.core.util import Rng, SkipTest, holds_secret
 

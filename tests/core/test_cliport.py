@@ -7,7 +7,7 @@ from gateway import ondemand
 from gateway.cli import auth
 from gateway.cli.port import CliPort
 from gateway.loop import Loop
-from hal.clock import VirtualClock
+from hal.virtualclock import VirtualClock
 from tests.core.fakecontrol import FakeControl
 from tests.core.test_cli_session import PIN, FakeStream, _accounts
 from tests.core.util import SkipTest

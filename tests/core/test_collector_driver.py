@@ -2,8 +2,8 @@
 # captures, identity, outputs, restarts, a silent collector, and a seeded fuzz of the line.
 # Runs under pytest and on MicroPython.
 from drivers.collector import Collector
-from hal.clock import VirtualClock
 from hal.compat import MICROPYTHON
+from hal.virtualclock import VirtualClock
 from protocols import modbus_rtu as rtu
 from tests.core import modbus_slave
 from tests.core.fakeline import FakeLine, RegisterSlave, Rng

@@ -1,7 +1,7 @@
 # Center commands: idempotent by id across restarts, queued while they cannot be applied,
 # set_params validated as a whole.
 from gateway.center.commands import Commands
-from hal.clock import VirtualClock
+from hal.virtualclock import VirtualClock
 from tests.core.uplink_fakes import FakeApp, MemSlots
 
 

@@ -6,8 +6,8 @@ from gateway import config
 from gateway.health.alarms import Alarms
 from gateway.health.diag import Diagnostics
 from gateway.health.identity import Identity
-from hal.clock import VirtualClock
 from hal.compat import MICROPYTHON
+from hal.virtualclock import VirtualClock
 from tests.core.util import SkipTest
 
 _CFG = {

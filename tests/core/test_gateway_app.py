@@ -2,11 +2,11 @@
 from gateway import config, ondemand
 from gateway.app import Gateway
 from gateway.store.slots import Slots
-from hal.board import Hardware
-from hal.clock import VirtualClock
+from hal import Hardware
 from hal.fs import Flash
+from hal.virtualclock import VirtualClock
 from tests.core.fakeline import FakeLine
-from tests.core.util import rmtree, tmpdir
+from tests.core.util import rmtree, tmpdir, write_key
 
 _KEY = b"k" * 32
 
@@ -244,5 +244,79 @@ def test_crosscheck_wired_in_with_a_belt_drive():
         assert gw2.power.cross.hours == 1.25 and gw2.power.cross.coef == (20.0, 3.0, 0.1)
         gw2.uplink.stop()
         gw2.log.close()
+    finally:
+        rmtree(d)
+
+
+def test_a_panel_shows_the_gateway_s_values():
+    from gateway.panel.lcd import GatewayValues
+
+    gw, d = _gateway()
+    try:
+        gw.start()
+        v = GatewayValues(gw)()
+        assert v["total_t"] == 0 and v["link"] == "lost" and v["battery"] is None
+        assert v["center"] is False and v["backlog"] >= 1 and "power" not in v  # no center here
+    finally:
+        gw.stop()
+        rmtree(d)
+
+
+class _TightLog:
+    """A record log whose reads find no room for more than two records at a time: seq
+    1..n, a prod record (with its total) at every odd seq, a power record at every even
+    one (interval t1 = seq), a total at every tenth."""
+
+    def __init__(self, n):
+        self.oldest = 1
+        self.head = n
+        self.asked = []
+
+    def read(self, seq, max_n):
+        self.asked.append(max_n)
+        if max_n > 2:
+            raise MemoryError("memory allocation failed, allocating 2049 bytes")
+        return [self.record(s) for s in range(seq, min(self.head, seq + max_n - 1) + 1)]
+
+    @staticmethod
+    def record(s):
+        if s % 10 == 0:
+            return {"seq": s, "type": "total", "t": s}
+        if s % 2:
+            return {"seq": s, "type": "prod", "total_g": s}
+        return {"seq": s, "type": "power", "t1": s}
+
+
+def test_the_start_keeps_of_the_log_tail_only_what_reconciling_needs_and_reads_it_small():
+    from gateway import start
+
+    log = _TightLog(70)
+    tail = start._log_tail(log, 64)
+    # The newest 64 records (7..70): every total, the newest prod, power after the checkpoint.
+    assert [r["seq"] for r in tail] == [10, 20, 30, 40, 50, 60, 66, 68, 69, 70]
+    assert log.asked[:3] == [8, 4, 2] and set(log.asked[3:]) == {2}
+    assert [r["seq"] for r in start._log_tail(_TightLog(70), None)] == [
+        10, 20, 30, 40, 50, 60, 69, 70]
+
+
+def test_boot_builds_the_gateway_and_leaves_the_import_machinery_as_it_was():
+    import builtins
+    import json
+    import sys
+
+    d = tmpdir("boot")
+    try:
+        write_key(d + "/device.key", "ab" * 32)
+        with open(d + "/config.json", "w") as f:
+            json.dump({"device_id": 7, "key_file": d + "/device.key", "data_dir": d + "/data",
+                       "collector": {"port": "socket://127.0.0.1:1"},
+                       "center": {"host": "127.0.0.1", "port": 1}}, f)
+        imp = builtins.__import__
+        argv = ["run", "--config", d + "/config.json"]
+        gw, opts = ondemand.once("gateway.boot", "gateway", argv)
+        assert builtins.__import__ is imp  # the start's collecting hook is gone
+        assert "gateway.boot" not in sys.modules and "hal.board" not in sys.modules
+        assert gw.device_id == 7 and gw.params["collector.baud"] == 9600 and not opts["stats"]
+        gw.hw.collector_uart.close()
     finally:
         rmtree(d)

@@ -2,7 +2,7 @@
 from binascii import hexlify, unhexlify
 
 from hal import crc, crypto
-from hal.clock import VirtualClock
+from hal.virtualclock import VirtualClock
 
 
 def test_crc16_modbus_reference():

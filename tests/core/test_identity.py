@@ -4,7 +4,7 @@ import json
 
 from gateway.health.alarms import Alarms
 from gateway.health.identity import Identity, IdentityError
-from hal.clock import VirtualClock
+from hal.virtualclock import VirtualClock
 from tests.core.util import raises
 
 
@@ -160,3 +160,28 @@ def test_bad_identity_reads_and_early_register_are_refused():
     raises(IdentityError, r.ident.on_identity, {"serial": 1, "sensors": [0] * 6 + ["x"]})
     raises(IdentityError, r.ident.on_identity, None)
     assert r.slots.obj is None and r.records == []
+
+
+class _NoRoom:
+    """gateway.ondemand on a heap with no room for the registration's code."""
+
+    @staticmethod
+    def call(module, fn, *args):
+        raise MemoryError("memory allocation failed, allocating 1024 bytes")
+
+
+def test_a_read_with_no_room_to_compare_is_counted_and_the_next_read_compared():
+    from gateway.health import identity
+
+    r = _Rig()
+    r.ident.on_identity(_ident())
+    swapped = _ident(sensors=[101, 102, 49999, 104, 105, 106, 107])
+    real = identity.ondemand
+    identity.ondemand = _NoRoom
+    try:
+        r.ident.on_identity(swapped)  # the collector's job must not fail for it
+    finally:
+        identity.ondemand = real
+    assert r.ident.report()["uncompared"] == 1 and not r.alarms.is_active("device_swap")
+    r.ident.on_identity(swapped)
+    assert r.alarms.is_active("device_swap")

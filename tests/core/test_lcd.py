@@ -3,8 +3,8 @@ from binascii import unhexlify
 
 from gateway.health.alarms import Alarms
 from gateway.panel.lcd import PAGES, Lcd
-from hal.clock import VirtualClock
 from hal.display import SSD1306, Display, TerminalDisplay
+from hal.virtualclock import VirtualClock
 from tests.core.util import raises
 
 

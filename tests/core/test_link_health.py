@@ -2,7 +2,7 @@
 # from each attempt's outcome, and the back-off from a device that stays silent.
 # Runs under pytest and on MicroPython.
 from drivers.link import LinkHealth
-from hal.clock import VirtualClock
+from hal.virtualclock import VirtualClock
 from protocols import modbus_rtu as rtu
 from tests.core.fakeline import FakeLine, RegisterSlave
 from tests.core.util import raises

@@ -3,7 +3,7 @@
 import json
 
 from gateway.measure.measurement import Measurement
-from hal.clock import VirtualClock
+from hal.virtualclock import VirtualClock
 from tests.core.synth import Belt, params
 from tests.core.util import SkipTest
 

@@ -3,7 +3,7 @@
 # link state per terminal, registers kept continuous (roll-over, clears, replacement as
 # events), no run() that waits. Runs under pytest and on MicroPython.
 from drivers import meters as mt
-from hal.clock import VirtualClock
+from hal.virtualclock import VirtualClock
 from tests.core.fakeline import FakeLine
 from tests.core.fakemeter import Bus, Terminal
 
@@ -227,11 +227,11 @@ def test_one_bus_step_allocates_nothing():
 
         raise SkipTest("heap_lock is MicroPython's")
     from gateway.power.energy import Power
-    from tests.core.fakemeter import addr_bytes, reply
+    from tests.core.fakemeter import ITEMS, addr_bytes, reply
 
     clock = VirtualClock()
     a = addr_bytes(BELT)
-    line = _QuietLine({di: reply(a, di, 1000, n, s, wake=2) for di, n, s in mt.ITEMS})
+    line = _QuietLine({di: reply(a, di, 1000, n, s, wake=2) for di, (n, s) in ITEMS.items()})
     line.replies[0x02030000] = reply(a, 0x02030000, 15000, 3, True, wake=2)
     m = mt.Meters(line, clock, [_cfg(BELT, "belt_drive", 100.0)])
     params = {"alarms.voltage_dev_pct": 7.0, "alarms.pf_min": 0.85, "alarms.thd_v_max_pct": 5.0,

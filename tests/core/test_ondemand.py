@@ -44,3 +44,16 @@ def test_forget_drops_only_what_came_after_before():
     kept = set(before)
     ondemand.forget(before)
     assert ondemand.loaded() == kept and "gateway.health.report" not in sys.modules
+
+
+def test_once_forgets_the_module_but_not_what_it_imported():
+    # A start-up step makes objects of the modules it imports: those must stay loaded
+    # (a second import would make second classes), the step's own code must go.
+    _fresh("gateway.health.registration")
+    _fresh("gateway.health.identity")
+    assert ondemand.once("gateway.health.registration", "_fmt", 5) == "5"
+    assert "gateway.health.registration" not in sys.modules
+    assert not _attached("gateway.health.registration")
+    assert "gateway.health.identity" in sys.modules
+    raises(MemoryError, ondemand.once, "gateway.health.registration", "start", _OutOfMemory())
+    assert "gateway.health.registration" not in sys.modules

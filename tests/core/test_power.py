@@ -5,7 +5,7 @@
 # loses nor counts twice. Runs under pytest and on MicroPython.
 from drivers import meters as mt
 from gateway.power.energy import Power
-from hal.clock import VirtualClock
+from hal.virtualclock import VirtualClock
 from tests.core.fakeline import FakeLine
 from tests.core.fakemeter import Bus, Terminal
 

@@ -4,7 +4,7 @@ import json
 
 from gateway.calendar import civil_from_days
 from gateway.measure.production import Production, period_keys
-from hal.clock import VirtualClock
+from hal.virtualclock import VirtualClock
 from tests.core.synth import params
 
 T0 = 1767225600  # 2026-01-01 00:00:00 UTC = 08:00 in China

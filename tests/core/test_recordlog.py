@@ -259,15 +259,17 @@ def test_reads_of_one_record_each_and_records_larger_than_the_read_size():
 
 
 def test_read_time():
+    from gateway.store.history import read_time
+
     ff = FaultFlash()
     log = _open(ff)
     _fill(log, 80)
     t = expected(20)["t"]
-    got = log.read_time(t, t + 600, 100)  # records 20..29 by time
+    got = read_time(log, t, t + 600, 100)  # records 20..29 by time
     assert [r["seq"] for r in got] == list(range(20, 30))
-    assert [r["seq"] for r in log.read_time(t, t + 6000, 4)] == [20, 21, 22, 23]
-    assert log.read_time(0, 1, 10) == []
-    assert len(log.read_time(0, 1e12, 1000)) == 80
+    assert [r["seq"] for r in read_time(log, t, t + 6000, 4)] == [20, 21, 22, 23]
+    assert read_time(log, 0, 1, 10) == []
+    assert len(read_time(log, 0, 1e12, 1000)) == 80
 
 
 def test_retention_drops_acknowledged_segments_silently():
@@ -478,3 +480,40 @@ def test_bad_construction():
     raises(ValueError, RecordLog, FaultFlash(), budget_bytes=1000, segment_bytes=512)
     raises(ValueError, RecordLog, FaultFlash(), ram_buffer=0)
     assert ENOSPC == 28
+
+
+class _NoRoomFor:
+    """gateway.ondemand with no room on the heap for one module's code."""
+
+    def __init__(self, real, module):
+        self.real = real
+        self.module = module
+
+    def call(self, module, fn, *args):
+        if module == self.module:
+            raise MemoryError("memory allocation failed, allocating 2048 bytes")
+        return self.real.call(module, fn, *args)
+
+
+def test_a_record_whose_new_segment_finds_no_room_for_its_code_waits_in_ram():
+    from gateway.store import recordlog
+
+    ff = FaultFlash()
+    alarms = Alarms()
+    log = _open(ff, alarms)
+    _fill(log, 3)  # the first segment born
+    real = recordlog.ondemand
+    recordlog.ondemand = _NoRoomFor(real, "gateway.store.rollover")
+    try:
+        for _ in range(100):  # until one needs a new segment (1 KB each)
+            _fill(log, 1)
+            if log.pending:
+                break
+        assert log.pending == 1 and "storage_write_error" in alarms.codes()
+        _fill(log, 2)  # behind it, in order
+    finally:
+        recordlog.ondemand = real
+    assert log.pending == 3 and log.flush_pending() and log.pending == 0
+    _check_all(log, 1, log.head)
+    log.close()
+    _check_all(_open(ff.restart("synced")), 1, log.head)

@@ -313,7 +313,7 @@ def test_a_center_that_refuses_our_key_raises_its_alarm_soon_and_says_so():
     # hour of upload_down), and status, the LCD and --monitor say "auth" and when.
     import io
 
-    from gateway.panel.lcd import Lcd
+    from gateway.panel.lcd import GatewayValues, Lcd
     from gateway.panel.monitor import Monitor
     from hal.display import Display
 
@@ -333,7 +333,7 @@ def test_a_center_that_refuses_our_key_raises_its_alarm_soon_and_says_so():
         up = ondemand.call("gateway.control", "report", rig.gw)["uplink"]
         assert up["last_failure"]["kind"] == "auth" and up["last_failure"]["t"] == t
         assert "closed" in up["last_failure"]["detail"]
-        lcd = Lcd(Display(), rig.clock, rig.gw._lcd_values, rig.gw.alarms, rig.gw.params)
+        lcd = Lcd(Display(), rig.clock, GatewayValues(rig.gw), rig.gw.alarms, rig.gw.params)
         lcd.page = 4  # the link page
         minute = (t // 60 + 480) % 1440
         assert lcd.lines()[2:4] == ["CENTER DOWN", " auth %02d:%02d" % (minute // 60, minute % 60)]

@@ -2,7 +2,7 @@
 # no sockets, so it runs on MicroPython too. The real TCP cases are in tests/test_uplink.py.
 from gateway.center.commands import Commands
 from gateway.center.uplink import Uplink
-from hal.clock import VirtualClock
+from hal.virtualclock import VirtualClock
 from protocols import center_link as cl
 from tests.core.uplink_fakes import DEV, KEY, Connector, FakeApp, MemLog, MemSlots, Peer, fill_prod
 

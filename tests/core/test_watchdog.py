@@ -1,8 +1,8 @@
 # The watchdog is fed only while every job keeps completing runs; a stalled or failing
 # job stops the feeding, and the next start learns that the watchdog reset it.
 from gateway.loop import Loop
-from hal.clock import VirtualClock
 from hal.fs import Flash
+from hal.virtualclock import VirtualClock
 from hal.watchdog import Watchdog
 from tests.core.util import rmtree, tmpdir
 

@@ -90,3 +90,16 @@ def holds_secret(secret, tree):
         except ValueError:
             pass
     return secret in str(tree)
+
+
+def write_key(path, text):
+    """A device key file as provisioning writes it: readable by its owner only (the
+    gateway refuses one that group or others may read). MicroPython's os has no chmod."""
+    import os
+
+    with open(path, "w") as f:
+        f.write(text)
+    if hasattr(os, "chmod"):
+        os.chmod(path, 0o600)
+    elif os.system("chmod 600 '%s'" % path) != 0:
+        raise OSError("chmod 600 %s failed" % path)

@@ -2,9 +2,9 @@
 # that never answers, a center that cannot be reached, an in-memory flash.
 from gateway import config
 from gateway.app import Gateway
-from hal.board import Hardware
-from hal.clock import VirtualClock
+from hal import Hardware
 from hal.net import NetError
+from hal.virtualclock import VirtualClock
 from tests.core.faultfs import FaultFlash
 
 

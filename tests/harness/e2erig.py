@@ -295,7 +295,8 @@ class Rig:
     def start_gateway(self):
         """The gateway in this process, on a thread of its own, on the real clock."""
         from gateway.app import Gateway
-        from hal.board import Hardware, open_uart
+        from hal import Hardware
+        from hal.board import open_uart
         from hal.clock import Clock
         from hal.net import TcpConnector
 

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MICROPYTHON = os.path.join(os.path.dirname(sys.executable), "micropython")
 DEVICE_ID = 1001
+_GC_BLOCK = 32  # bytes in a block of MicroPython's heap on the 64-bit unix port
 PIN = "2468"
 
 # Runs in the device directory: the gateway exactly as main.py starts it, plus one job
@@ -50,16 +51,54 @@ class Probe:
             print("PROBE live=%d free=%d top=%d live_max=%d modules=" % (
                 live, gc.mem_free(), self.top, self.live_max), end="")
             for k in sys.modules:
-                if k.startswith("gateway."):
+                if k.startswith(("gateway.", "protocols.", "drivers.", "hal.")):
                     print(k, end=",")
             print()
 
+
+STARTED = []
+
+if "-s" in sys.argv:  # the live heap after each step of start-up (before it: with garbage)
+    def stage(name):
+        if STARTED:
+            return
+        a = gc.mem_alloc()
+        gc.collect()
+        print("STAGE %s %d %d" % (name, gc.mem_alloc(), a))
+
+    def traced(owner, attr, name):
+        fn = getattr(owner, attr)
+
+        def wrapper(*args, **kw):
+            r = fn(*args, **kw)
+            stage(name)
+            return r
+
+        setattr(owner, attr, wrapper)
+
+    stage("imported")
+    from gateway import ondemand
+
+    def traced_call(attr):
+        fn = getattr(ondemand, attr)
+
+        def wrapper(module, name, *args):
+            r = fn(module, name, *args)
+            stage("%s:%s.%s" % (attr, module, name))
+            return r
+
+        setattr(ondemand, attr, wrapper)
+
+    traced_call("once")
+    traced_call("call")
+    traced(ondemand, "forget", "forget")
 
 _start = app.Gateway.start
 
 
 def start(self):
     _start(self)
+    STARTED.append(1)
     gc.collect()
     print("PROBE started live=%d" % gc.mem_alloc())
     self.loop.add(Probe(), 20, 1)
@@ -68,7 +107,7 @@ def start(self):
 app.Gateway.start = start
 from gateway.__main__ import main
 
-main([a for a in sys.argv[1:] if a != "-q"])
+main([a for a in sys.argv[1:] if a not in ("-q", "-s")])
 """
 
 
@@ -138,6 +177,8 @@ def start_gateway(dev, heap, seconds):
     cmd += ["gw_probe.py", "run", "--config", "config.json", "--seconds", str(seconds)]
     if os.environ.get("GW_PROBE_QSTR"):
         cmd.append("-q")
+    if os.environ.get("GW_PROBE_STAGES"):
+        cmd.append("-s")
     return subprocess.Popen(cmd, cwd=dev, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
@@ -158,11 +199,11 @@ def figures(out):
         fig["live_max"] = max([int(ln[3]) for ln in lines])
         fig["free_min"] = min([int(ln[1]) for ln in steady]) if steady else None
         fig["modules"] = sorted(m for m in lines[-1][4].split(",") if m)
-    # The largest free block (16-byte blocks) at each report: what a big allocation
-    # (a checkpoint, an upload frame) can still get in one piece.
+    # The largest free block at each report: what a big allocation (a checkpoint, an upload
+    # frame) can still get in one piece.
     blocks = [int(x) for x in re.findall(r"max free sz: (\d+)", out)]
     if blocks:
-        fig["max_free_block_min"] = 16 * min(blocks)
+        fig["max_free_block_min"] = _GC_BLOCK * min(blocks)
     return fig
 
 
