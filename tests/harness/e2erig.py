@@ -686,7 +686,14 @@ def campaign(rigs, tmp):
             run = runs[name] = Run(Rig(tmp, device_id=5000 + i, name=name, seed=10 + i, **kw))
             run.script = script
             run.exe = exe
-        _each(runs.values(), lambda run: run.rig.start(run.exe), 60)
+
+        def start(run):
+            try:
+                run.rig.start(run.exe)
+            except Exception:
+                run.error = "the rig did not start:\n" + traceback.format_exc()
+
+        _each(runs.values(), start, 60)
         time.sleep(4)  # the first samples and identity read
         for name, run in runs.items():
             run.baseline = [f["code"] for _, _, f in run.rig.tapped("alarm")
@@ -697,8 +704,9 @@ def campaign(rigs, tmp):
             # The script, then what the center got; then the rig stops, so that the
             # scripts still playing have the machine to themselves.
             try:
-                run.script(run)
-                run.age_holds()
+                if run.error is None:
+                    run.script(run)
+                    run.age_holds()
             except Exception:
                 run.error = traceback.format_exc()
             run.ended = time.monotonic()
