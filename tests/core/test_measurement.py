@@ -207,6 +207,30 @@ def test_outage_bridged_up_to_its_bound_flagged_and_told_once():
             assert p["rate_tph"] <= 2 * a.flat["scale.design_tph"]
 
 
+def test_a_restart_inside_a_link_outage_bridges_it_and_finds_no_discontinuity():
+    # The link is lost for 10 s, then the gateway restarts (a power dip, a technician),
+    # and the link is back only 10 s after the new start. The clock's bound on the
+    # blocks the first poll may follow spans all of it: from the checkpoint's last
+    # sample (not the checkpoint's writing) to that poll (not the restore).
+    a = _App()
+    a.seconds(40)
+    _outage(a, 10)  # the link is down: the gateway runs, nothing is polled
+    snap = json.loads(json.dumps(a.m.snapshot()))
+    a.clock.advance_ms(200)
+    a.belt.block()
+    a.belt.block()
+    b = Measurement(a.flat, a.clock, a.emit, a.alarm)
+    b.restore(snap)
+    b.start()
+    _outage(a, 10)
+    a.m = b
+    a.seconds(40)
+    assert not [f for f in a.of("event") if f["code"] == "counter_discontinuity"]
+    assert ("collector_counters_inconsistent", True) not in a.alarms
+    gaps = [f["detail"] for f in a.of("event") if f["code"] == "measurement_gap"]
+    assert len(gaps) == 1 and gaps[0]["bridged"] and 20 <= gaps[0]["s"] <= 20.5, gaps
+
+
 def test_prod_rate_never_above_twice_the_design_rate():
     a = _App()
     a.seconds(40)
