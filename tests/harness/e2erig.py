@@ -36,7 +36,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 MICROPYTHON = os.path.join(os.path.dirname(sys.executable), "micropython")
 PIN = "2468"
 TECH = "1001"
-# The belt as an installer set it up; speed and span match the belt model.
+# The belt as an installer set it up; speed and span match the belt model, and the zero
+# is its own (Rig.config: what a zero calibration on the empty belt finds).
 SCALE = {"belt_length_m": 187.3, "weigh_length_m": 1.25, "pulses_per_m": 101.7,
          "span_kg_per_count": 0.001, "design_tph": 1000.0}
 
@@ -141,7 +142,9 @@ class Site:
         os.makedirs(self.keys, exist_ok=True)
         self.feed = Manual(feed_tph, 2.5)
         self.belt = Belt(seed=seed, profile=self.feed, **(belt_kw or {}))
-        self.belt.advance(15.0)  # up to speed and loaded before the gateway looks
+        # Up to speed and loaded before the gateway looks: the material laid while the
+        # belt was speeding up (denser) has passed the frame by then.
+        self.belt.advance(30.0)
         self.emu = CollectorEmulator(self.belt, speed=1.0, seed=seed)
         self.meters = None
         if meters:
@@ -251,6 +254,7 @@ class Rig:
                 "center.backoff_max_s": 2}
         for key, value in SCALE.items():
             flat["scale." + key] = value
+        flat["scale.zero_counts"] = int(round(s.belt.zero_counts()))
         if self.term is not None:
             flat["cli.port"] = self.cli_path
         if s.meters is not None:
