@@ -285,7 +285,9 @@ def _active(a):
 
 
 def test_rate_load_and_speed_limit_alarms():
-    a = _App(params(production_interval_s=60))
+    flat = params(production_interval_s=60)
+    flat["alarms.limits_pct"] = [35.0, 98.0, 0.0, 120.0, 50.0, 120.0]  # HB44's minimum set
+    a = _App(flat)
     a.seconds(20)  # 80 kg/m at 2.5 m/s: 720 t/h of 900, within every limit
     assert not any(_active(a).values())
     a.belt.load = lambda x: 90000  # 810 t/h
@@ -301,6 +303,21 @@ def test_rate_load_and_speed_limit_alarms():
     a.belt.load = lambda x: 80000
     a.seconds(3)
     assert not any(_active(a).values()), _active(a)
+
+
+def test_the_limits_as_shipped_leave_a_light_or_slow_belt_alone():
+    # The minima are off by default (docs/alarms.md): a light feed and a slow belt are
+    # running as usual, not a siren's business; an overload is.
+    a = _App(params(production_interval_s=60))
+    a.belt.load = lambda x: 15000  # 135 t/h: 15 % of design
+    a.seconds(20)
+    a.belt.dp = 10  # 1 m/s: 40 % of the design speed, 6 % of the design rate
+    a.seconds(15)
+    assert not any(_active(a).values()), _active(a)
+    a.belt.dp = 25
+    a.belt.load = lambda x: 110000  # 990 t/h: 110 %
+    a.seconds(3)
+    assert set(c for c, on in _active(a).items() if on) == {"rate_limit"}
 
 
 def test_estimating_step_allocates_nothing():
