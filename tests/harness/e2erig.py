@@ -13,6 +13,7 @@
 # coils (DO1 is coil 0), and the tap: every record with the time.monotonic() it was
 # written (in-process, from the record log) or reached the center (a subprocess).
 import errno
+import gc
 import json
 import os
 import signal
@@ -697,6 +698,12 @@ def campaign(rigs, tmp):
             except Exception:
                 run.error = "the rig did not start:\n" + traceback.format_exc()
 
+        # The gateways here share one interpreter, and each one's gc.collect() (at its
+        # start and stop) would scan every rig's emulators too: a board's scans its own
+        # heap. Frozen, what exists now is left out of the collections (GIL-held pauses
+        # that stalled every gateway at once).
+        gc.collect()
+        gc.freeze()
         _each(runs.values(), start, 60)
         time.sleep(4)  # the first samples and identity read
         for name, run in runs.items():
@@ -732,6 +739,7 @@ def campaign(rigs, tmp):
         _print_table(runs, elapsed)
     finally:
         _each(runs.values(), lambda run: run.rig.stop(), 60)
+        gc.unfreeze()
         for run in runs.values():
             for out in run.rig.outputs:
                 if "Traceback" in out:
