@@ -201,6 +201,12 @@ class Belt:
             + self.chain_kgpm * self.weigh_length_m
         )
 
+    def zero_counts(self):
+        """The four cells' sum under the empty belt, over a whole revolution: what a zero
+        calibration finds (drift aside)."""
+        empty_kg = self._belt_prefix[-1] / self.belt_length_m * self.weigh_length_m
+        return sum(self.offsets) + empty_kg * sum(g * s for g, s in zip(self.gains, self.shares))
+
     def _belt_at(self, x):
         total = self._belt_prefix[-1]
         rev = math.floor(x / self.belt_length_m)

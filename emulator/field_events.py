@@ -480,6 +480,7 @@ def wrong_ppm(base, factor=3.0, mps=3.5):
 # --- 12: limit alarms
 def limits(base):
     rig = _loaded(base, settle_s=30)
+    rig.set_params({"alarms.limits_pct": [35.0, 98.0, 0.0, 120.0, 50.0, 120.0]})  # HB44's 35 %
     man = rig.belt.profile
     design = rig.flat["scale.design_tph"]
     seen = {}

@@ -107,7 +107,8 @@ SCHEMA = (
     ("alarms.freq_dev_hz", _NUM, 0.05, 5.0, 0.5, True),
     ("alarms.drive_run_kw", _NUM, 0.0, 100000.0, 5.0, True),
     # --- limit alarms of rate, load and speed (docs/alarms.md)
-    ("alarms.limits_pct", _LIMITS, None, None, [35.0, 98.0, 0.0, 120.0, 50.0, 120.0], True),
+    # the minima off: a light or slow belt is the site's business, not a siren's
+    ("alarms.limits_pct", _LIMITS, None, None, [0.0, 98.0, 0.0, 120.0, 0.0, 120.0], True),
     # output against power, with a belt_drive terminal (docs/crosscheck.md)
     ("crosscheck.learn_h", _NUM, 0.01, 720.0, 24.0, True),
     ("crosscheck.window_min", _NUM, 0.1, 1440.0, 60.0, True),

@@ -17,12 +17,20 @@ _OURS = const(("gateway.", "protocols.", "drivers.", "hal."))
 if MICROPYTHON:
     _lock = None  # the gateway is one thread
 else:
+    # Gateways in threads of one process (hal/pc.py): each forgets what it loaded.
+    from hal.pc import loaded_here as _mine
     from hal.pc import ondemand_lock as _lock
 
 
 def loaded():
     """The names of our modules imported so far."""
-    return set(k for k in sys.modules if k.startswith(_OURS))
+    return set(k for k in _modules() if k.startswith(_OURS))
+
+
+def _modules():
+    # CPython: other threads import meanwhile, and a dict that changes size under an
+    # iteration ends it with RuntimeError; list() copies it in one step.
+    return sys.modules if _lock is None else list(sys.modules)
 
 
 def forget(before):
@@ -32,18 +40,18 @@ def forget(before):
     drop the modules, or their code would hold the heap for good."""
     if _lock is not None:  # CPython frees the code by itself; heap room is no concern there
         with _lock:
-            _forget(before)
+            _forget(before, _mine)
         return
     gc.collect()  # whatever the failed or finished call left, before the bookkeeping
     _forget(before)
     gc.collect()  # the forgotten code back to the heap
 
 
-def _forget(before):
-    name = _new_since(before)
+def _forget(before, mine=None):
+    name = _new_since(before, mine)
     while name is not None:
         _drop(name)
-        name = _new_since(before)
+        name = _new_since(before, mine)
 
 
 def _drop(name):
@@ -54,9 +62,9 @@ def _drop(name):
         delattr(parent, attr)  # the package keeps its submodules as attributes
 
 
-def _new_since(before):
-    for name in sys.modules:
-        if name not in before and name.startswith(_OURS):
+def _new_since(before, mine):
+    for name in _modules():
+        if name not in before and name.startswith(_OURS) and (mine is None or mine(name)):
             return name
     return None
 

@@ -1,6 +1,7 @@
 # The PC side of hal: what MicroPython has built in, made from CPython's modules and the
 # libraries of the design card (crcmod, pycryptodome). Imported on CPython only, so none
 # of its names costs a MicroPython heap anything.
+import builtins
 import sys
 import threading
 import time
@@ -61,5 +62,36 @@ def aes_cbc_decrypt(key, iv, data):
 
 
 # On a PC several gateways may share one process (tests, the emulator's tools), each in
-# its own thread: one thread's ondemand.forget must not drop a module another is importing.
+# its own thread, and sys.modules is the process's. gateway/ondemand.py's forget must
+# drop only what its own thread imported: a module another thread is importing (importlib
+# then fails with KeyError) or imported as a plain import (it would load a second copy,
+# with other classes, the next time) stays. So every import of our packages holds one
+# lock, and the thread that loaded each of our modules is noted.
 ondemand_lock = threading.RLock()
+_OURS = ("gateway", "protocols", "drivers", "hal")
+_loaded_by = {}  # module name -> (thread ident, id of the module object it loaded)
+_import = builtins.__import__
+
+
+def _noting_import(name, globals=None, locals=None, fromlist=(), level=0):
+    if level or name.partition(".")[0] not in _OURS:
+        return _import(name, globals, locals, fromlist, level)
+    with ondemand_lock:
+        n = len(sys.modules)
+        mod = _import(name, globals, locals, fromlist, level)
+        if len(sys.modules) != n:
+            me = threading.get_ident()
+            for k, m in list(sys.modules.items()):
+                if k.partition(".")[0] in _OURS and _loaded_by.get(k, (0, 0))[1] != id(m):
+                    _loaded_by[k] = (me, id(m))
+        return mod
+
+
+builtins.__import__ = _noting_import
+
+
+def loaded_here(name):
+    """Whether this thread loaded our module `name` (or no thread is known to have)."""
+    who = _loaded_by.get(name)
+    m = sys.modules.get(name)
+    return who is None or who[0] == threading.get_ident() or who[1] != id(m)

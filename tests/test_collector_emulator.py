@@ -118,6 +118,21 @@ def test_faster_than_real_time_and_true_mass():
     assert e.true_mass_kg >= 0.0 and e.lag_s < 1.0
 
 
+def test_zero_counts_is_the_empty_belts_mean_over_a_revolution():
+    # What a zero calibration finds on this belt: the rigs commission their scales with it.
+    from emulator.scale_runs import Manual
+
+    b = Belt(seed=16, profile=Manual(0.0, 2.5))
+    b.advance(20.0)  # up to speed, empty
+    rev_s = b.belt_length_m / 2.5
+    sums = []
+    for _ in range(int(rev_s / 0.1)):
+        b.advance(0.1)
+        sums.append(sum(b.cells))
+    mean = sum(sums) / len(sums)
+    assert abs(mean - b.zero_counts()) < 10, (mean, b.zero_counts())  # 0.01 kg
+
+
 def test_pulse_counter_wraps():
     e = CollectorEmulator(Belt(seed=1, pulses_start=WRAP - 100), speed=0.0)
     e.advance(5.0)

@@ -187,8 +187,14 @@ class Measurement:
         return ondemand.call("gateway.measure.status", "measurement", self)
 
     def snapshot(self):
+        # "t": when the scale's last sample was taken, which its counters are from (a
+        # checkpoint during a link outage is written long after it).
+        c = self.clock
+        t = c.time()
+        if self.scale._ticks is not None:
+            t -= c.ticks_diff(c.ticks_ms(), self.scale._ticks) / 1000
         return {
-            "t": self.clock.time(),
+            "t": t,
             "scale": self.scale.snapshot(),
             "autozero": self.autozero.snapshot(),
             "running": self.running.snapshot(),

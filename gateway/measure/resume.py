@@ -5,6 +5,7 @@ from hal.compat import const
 # Scale's private constants are const(): they leave no name to import, so their values are
 # repeated here. The bits of Scale.hold:
 _H_IDENTITY = const(1)
+_TICKS_HALF = const(1 << 29)  # ticks wrap at 2**30 ms: a difference is known below this
 # Scale._hd is [first held gate entry, held 2**-S g, held pulses, held estimate, polls
 # that agreed], in the order the snapshot's "hold" keeps after the reasons; Scale.gap[4]
 # the blocks to skip at the next poll; Scale._ls[:3] the speed-loss stretch.
@@ -100,8 +101,13 @@ def measurement(m, d):
     production(m.production, d["production"])
     t = d.get("t")
     if t is not None:
-        ms = int((m.clock.time() - t) * 1000)
+        c = m.clock
+        ms = int((c.time() - t) * 1000)
         sc.outage_ms = ms if ms >= 0 else -1  # a clock stepped back: not known
+        if 0 <= ms < _TICKS_HALF:
+            # The last sample's time on this run's ticks: the first poll's bound spans
+            # the whole outage, the wait for that poll after this start included.
+            sc._ticks = c.ticks_add(c.ticks_ms(), -ms)
     m.restored = True
     lim = m._lim
     lim[6] = lim[7] = lim[8] = None  # restored alarms: their states reported once

@@ -207,6 +207,30 @@ def test_outage_bridged_up_to_its_bound_flagged_and_told_once():
             assert p["rate_tph"] <= 2 * a.flat["scale.design_tph"]
 
 
+def test_a_restart_inside_a_link_outage_bridges_it_and_finds_no_discontinuity():
+    # The link is lost for 10 s, then the gateway restarts (a power dip, a technician),
+    # and the link is back only 10 s after the new start. The clock's bound on the
+    # blocks the first poll may follow spans all of it: from the checkpoint's last
+    # sample (not the checkpoint's writing) to that poll (not the restore).
+    a = _App()
+    a.seconds(40)
+    _outage(a, 10)  # the link is down: the gateway runs, nothing is polled
+    snap = json.loads(json.dumps(a.m.snapshot()))
+    a.clock.advance_ms(200)
+    a.belt.block()
+    a.belt.block()
+    b = Measurement(a.flat, a.clock, a.emit, a.alarm)
+    b.restore(snap)
+    b.start()
+    _outage(a, 10)
+    a.m = b
+    a.seconds(40)
+    assert not [f for f in a.of("event") if f["code"] == "counter_discontinuity"]
+    assert ("collector_counters_inconsistent", True) not in a.alarms
+    gaps = [f["detail"] for f in a.of("event") if f["code"] == "measurement_gap"]
+    assert len(gaps) == 1 and gaps[0]["bridged"] and 20 <= gaps[0]["s"] <= 20.5, gaps
+
+
 def test_prod_rate_never_above_twice_the_design_rate():
     a = _App()
     a.seconds(40)
@@ -261,7 +285,9 @@ def _active(a):
 
 
 def test_rate_load_and_speed_limit_alarms():
-    a = _App(params(production_interval_s=60))
+    flat = params(production_interval_s=60)
+    flat["alarms.limits_pct"] = [35.0, 98.0, 0.0, 120.0, 50.0, 120.0]  # HB44's minimum set
+    a = _App(flat)
     a.seconds(20)  # 80 kg/m at 2.5 m/s: 720 t/h of 900, within every limit
     assert not any(_active(a).values())
     a.belt.load = lambda x: 90000  # 810 t/h
@@ -277,6 +303,21 @@ def test_rate_load_and_speed_limit_alarms():
     a.belt.load = lambda x: 80000
     a.seconds(3)
     assert not any(_active(a).values()), _active(a)
+
+
+def test_the_limits_as_shipped_leave_a_light_or_slow_belt_alone():
+    # The minima are off by default (docs/alarms.md): a light feed and a slow belt are
+    # running as usual, not a siren's business; an overload is.
+    a = _App(params(production_interval_s=60))
+    a.belt.load = lambda x: 15000  # 135 t/h: 15 % of design
+    a.seconds(20)
+    a.belt.dp = 10  # 1 m/s: 40 % of the design speed, 6 % of the design rate
+    a.seconds(15)
+    assert not any(_active(a).values()), _active(a)
+    a.belt.dp = 25
+    a.belt.load = lambda x: 110000  # 990 t/h: 110 %
+    a.seconds(3)
+    assert set(c for c, on in _active(a).items() if on) == {"rate_limit"}
 
 
 def test_estimating_step_allocates_nothing():

@@ -13,6 +13,7 @@
 # coils (DO1 is coil 0), and the tap: every record with the time.monotonic() it was
 # written (in-process, from the record log) or reached the center (a subprocess).
 import errno
+import gc
 import json
 import os
 import signal
@@ -36,7 +37,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 MICROPYTHON = os.path.join(os.path.dirname(sys.executable), "micropython")
 PIN = "2468"
 TECH = "1001"
-# The belt as an installer set it up; speed and span match the belt model.
+# The belt as an installer set it up; speed and span match the belt model, and the zero
+# is its own (Rig.config: what a zero calibration on the empty belt finds).
 SCALE = {"belt_length_m": 187.3, "weigh_length_m": 1.25, "pulses_per_m": 101.7,
          "span_kg_per_count": 0.001, "design_tph": 1000.0}
 
@@ -141,7 +143,9 @@ class Site:
         os.makedirs(self.keys, exist_ok=True)
         self.feed = Manual(feed_tph, 2.5)
         self.belt = Belt(seed=seed, profile=self.feed, **(belt_kw or {}))
-        self.belt.advance(15.0)  # up to speed and loaded before the gateway looks
+        # Up to speed and loaded before the gateway looks: the material laid while the
+        # belt was speeding up (denser) has passed the frame by then.
+        self.belt.advance(30.0)
         self.emu = CollectorEmulator(self.belt, speed=1.0, seed=seed)
         self.meters = None
         if meters:
@@ -251,6 +255,7 @@ class Rig:
                 "center.backoff_max_s": 2}
         for key, value in SCALE.items():
             flat["scale." + key] = value
+        flat["scale.zero_counts"] = int(round(s.belt.zero_counts()))
         if self.term is not None:
             flat["cli.port"] = self.cli_path
         if s.meters is not None:
@@ -687,7 +692,20 @@ def campaign(rigs, tmp):
             run = runs[name] = Run(Rig(tmp, device_id=5000 + i, name=name, seed=10 + i, **kw))
             run.script = script
             run.exe = exe
-        _each(runs.values(), lambda run: run.rig.start(run.exe), 60)
+
+        def start(run):
+            try:
+                run.rig.start(run.exe)
+            except Exception:
+                run.error = "the rig did not start:\n" + traceback.format_exc()
+
+        # The gateways here share one interpreter, and each one's gc.collect() (at its
+        # start and stop) would scan every rig's emulators too: a board's scans its own
+        # heap. Frozen, what exists now is left out of the collections (GIL-held pauses
+        # that stalled every gateway at once).
+        gc.collect()
+        gc.freeze()
+        _each(runs.values(), start, 60)
         time.sleep(4)  # the first samples and identity read
         for name, run in runs.items():
             run.baseline = [f["code"] for _, _, f in run.rig.tapped("alarm")
@@ -698,8 +716,9 @@ def campaign(rigs, tmp):
             # The script, then what the center got; then the rig stops, so that the
             # scripts still playing have the machine to themselves.
             try:
-                run.script(run)
-                run.age_holds()
+                if run.error is None:
+                    run.script(run)
+                    run.age_holds()
             except Exception:
                 run.error = traceback.format_exc()
             run.ended = time.monotonic()
@@ -721,6 +740,7 @@ def campaign(rigs, tmp):
         _print_table(runs, elapsed)
     finally:
         _each(runs.values(), lambda run: run.rig.stop(), 60)
+        gc.unfreeze()
         for run in runs.values():
             for out in run.rig.outputs:
                 if "Traceback" in out:
