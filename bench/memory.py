@@ -22,14 +22,15 @@ _STEP_K = 16
 # start-up imports for the jobs, the hardware's modules and the UART variant; with
 # terminals the power side's resident part.
 RESIDENT = ("gateway.__main__", "gateway.app", "gateway.compose", "hal.board", "hal.uart_polled")
-POWER = ("gateway.power.energy", "drivers.meters")
+POWER = ("gateway.power.energy", "drivers.meters", "gateway.power.crosscheck")
 # Loaded for the start only, then forgotten (what they import stays).
 START_UP = ("gateway.boot", "gateway.compose", "gateway.start", "hal.board")
 # Loaded for a call and forgotten (docs/memory.md), each measured on top of the above.
 ON_DEMAND = ("gateway.config", "gateway.store.recovery", "gateway.store.rollover",
              "gateway.health.registration", "gateway.power.records",
              "gateway.power.checks", "gateway.health.report", "gateway.control",
-             "gateway.center.intake", "gateway.measure.calibration", "gateway.cli.session")
+             "gateway.center.intake", "gateway.measure.calibration", "gateway.measure.spectrum",
+             "gateway.power.judge", "gateway.center.linkcheck", "gateway.cli.session")
 
 # Under MicroPython in the image: the order in which the roots' modules finish loading
 # (a module after everything it imports), through a hook on __import__.

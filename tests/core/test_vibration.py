@@ -1,7 +1,8 @@
 # Vibration: the fixed-point spectrum, ISO 10816-3 zones, fault hints, zone alarms.
 import math
 
-from gateway.measure.vibration import MV_PER_MMPS, ZONES, Spectrum, Vibration, zone_for
+from gateway.measure.spectrum import Spectrum
+from gateway.measure.vibration import MV_PER_MMPS, ZONES, Vibration, zone_for
 from tests.core.synth import params
 
 _RATE = 1000
@@ -122,3 +123,25 @@ def test_flexible_group1_zones():
     v.apply_params(params(vibration_machine_group=1, vibration_foundation="flexible"))
     a = v.on_capture(_wave(_modes()["imbalance"]), _RATE)
     assert a["zone"] == "B"
+
+
+def test_a_capture_without_room_for_its_analysis_keeps_the_last():
+    # The analysis' code is loaded per capture: with no room for it the poll must go on
+    # (the collector calls on_capture before handing its sample on), not raise.
+    from gateway import ondemand
+
+    v = Vibration(lambda *a: None)
+    v.apply_params(params())
+    first = v.on_capture(_wave(_modes()["imbalance"]), _RATE)
+    call = ondemand.call
+
+    def no_room(*args):
+        raise MemoryError("memory allocation failed")
+
+    ondemand.call = no_room
+    try:
+        again = v.on_capture(_wave(_modes()["normal"]), _RATE)
+    finally:
+        ondemand.call = call
+    assert again is first and v.skipped == 1
+    assert v.on_capture(_wave(_modes()["normal"]), _RATE)["hint"] == "none"
