@@ -18,9 +18,6 @@ from gateway.store.recordlog import RecordLog
 from gateway.store.slots import Slots
 from hal.compat import const, mem_free
 
-_CHECKPOINT_BUFFER = const(2048)
-_CHECKPOINT_PER_TERMINAL = const(160)  # its registers and reported energy in the checkpoint
-_CHECKPOINT_CROSSCHECK = const(768)  # the output-against-power model, with a belt drive
 # While a RECORDS frame is read, encoded and sealed, each record takes about 1.5 KB of heap
 # on the unix port (its dict, its JSON, the sealed bytes): frames are sized so that one
 # needs at most a quarter of the heap left free after start-up.
@@ -44,12 +41,7 @@ def build(gw, cfg, key, hw, monitor):
     gw._param_slots = Slots(flash, "params")
     gw.params = p = _params_in_force(gw._param_slots, cfg)
     n_meters = len(p["meters.terminals"]) if p["meters.port"] else 0
-    drive = n_meters and any(t["role"] == "belt_drive" for t in p["meters.terminals"])
-    # The checkpoint keeps a buffer for its JSON (~1.3 KB), made now while the heap is
-    # whole: gateway/store/slots.py.
-    gw._ckpt_slots = Slots(flash, "checkpoint", buffer_bytes=_CHECKPOINT_BUFFER
-                          + n_meters * _CHECKPOINT_PER_TERMINAL
-                          + (_CHECKPOINT_CROSSCHECK if drive else 0))
+    gw._ckpt_slots = Slots(flash, "checkpoint")
     gw.alarms = Alarms(clock, gw.emit, set_do1=gw._set_do1, params=p)
     gw.log = RecordLog(flash, budget_bytes=p["store.budget_mib"] << 20, alarm=gw.alarms.set)
     gw.collector = c = Collector(

@@ -6,11 +6,10 @@
 # File <name>.a / <name>.b: b"GWSL" | generation u32 | length u32 | crc32 u32 | JSON body
 # (the CRC covers generation, length and body).
 #
-# A slots object saved all the time (the checkpoint, every few seconds) can keep a buffer
-# for its JSON, made with it at start-up while the heap is still whole: the body is written
-# into it and goes to the file a small piece at a time. Made at each save instead, the
-# text, its bytes and the header+body would need three body-sized pieces of a heap that a
-# long run has fragmented, and a save could fail with room to spare in smaller pieces.
+# A save streams the JSON to the file a small piece at a time (json.dump twice: once for
+# its length, once to write it, the header after it): no body-sized piece of the heap is
+# needed, which a long run's fragmented heap may not have, and nothing is kept between
+# saves (a checkpoint's kept buffer held 3 KB of a 256K heap).
 import io
 import json
 import struct
@@ -30,27 +29,51 @@ class SlotError(ValueError):
     """An object that cannot be saved (not JSON, or too large)."""
 
 
-def _crc(gen, body):
-    return crc32(body, crc32(struct.pack("<II", gen, len(body))))
+class _Body(io.IOBase if MICROPYTHON else object):
+    """json.dump's stream: counts the body (f None), or writes it to f _PIECE bytes at a
+    time, with its CRC."""
+
+    def __init__(self, f=None, crc=0):
+        self.f = f
+        self.n = 0
+        self.crc = crc
+        self.piece = bytearray(_PIECE) if f is not None else None
+        self.k = 0  # bytes waiting in piece
+
+    def write(self, data):
+        if not MICROPYTHON and isinstance(data, str):
+            data = data.encode()  # CPython's json.dump writes text
+        m = len(data)
+        self.n += m
+        if self.f is None:
+            return m
+        piece = self.piece
+        i = 0
+        while i < m:
+            take = min(m - i, _PIECE - self.k)
+            piece[self.k : self.k + take] = data[i : i + take]
+            self.k += take
+            i += take
+            if self.k == _PIECE:
+                self.flush()
+        return m
+
+    def flush(self):
+        if self.k:
+            mv = memoryview(self.piece)[: self.k]
+            self.crc = crc32(mv, self.crc)
+            self.f.write(mv)
+            self.k = 0
 
 
 class Slots:
-    """buffer_bytes: keep a buffer of that size for the JSON of every save (0: none); it
-    grows if a body outgrows it."""
-
-    def __init__(self, flash, name, buffer_bytes=0):
+    def __init__(self, flash, name):
         self._flash = flash
         self.name = name
         self.generation = 0  # of the current copy; 0 before the first save
         self.bad = 0  # copies found damaged by the last load (one is normal after a cut)
         self._cur = -1  # which file holds the current copy
         self._loaded = False
-        self._buf = None  # the kept buffer (io.BytesIO), or None
-        self._piece = None
-        if buffer_bytes:
-            # MicroPython's BytesIO(n) holds n bytes without growing; CPython's grows.
-            self._buf = io.BytesIO(buffer_bytes) if MICROPYTHON else io.BytesIO()
-            self._piece = bytearray(_PIECE)
 
     def _read(self, i):
         """(generation, object) of copy i; None if it is missing, False if damaged."""
@@ -119,51 +142,27 @@ class Slots:
             check_json(obj)
         except RecordError as e:
             raise SlotError("%s: %s" % (self.name, e))
-        body = self._encode(obj)  # None: it is in the kept buffer
-        n = self._buf.tell() if body is None else len(body)
+        counted = _Body()
+        json.dump(obj, counted)
+        n = counted.n
         if n > MAX_BODY:
             raise SlotError("%s: %d bytes, the limit is %d" % (self.name, n, MAX_BODY))
         gen = self.generation + 1
         i = 1 if self._cur == 0 else 0
-        crc = crc32(struct.pack("<II", gen, n))
-        for piece in self._pieces(body, n):
-            crc = crc32(piece, crc)
         f = self._flash.open(self.name + _SUFFIX[i], "wb")
         try:
-            f.write(_MAGIC + struct.pack("<III", gen, n, crc))
-            for piece in self._pieces(body, n):
-                f.write(piece)
+            # The body first, after room for the header; the header, with the body's CRC,
+            # last: a copy cut short anywhere fails its magic, length or CRC.
+            f.write(bytes(_HDR))
+            body = _Body(f, crc32(struct.pack("<II", gen, n)))
+            json.dump(obj, body)
+            body.flush()
+            if body.n != n:
+                raise OSError("%s: the body changed while it was written" % self.name)
+            f.seek(0)
+            f.write(_MAGIC + struct.pack("<III", gen, n, body.crc))
             self._flash.sync(f)
         finally:
             f.close()
         self.generation = gen
         self._cur = i
-
-    def _encode(self, obj):
-        """obj's JSON as bytes; or None when it went into the kept buffer."""
-        buf = self._buf
-        if buf is None:
-            return json.dumps(obj).encode()
-        buf.seek(0)
-        if MICROPYTHON:
-            json.dump(obj, buf)  # straight into the buffer: no body-sized allocation
-        else:
-            buf.write(json.dumps(obj).encode())  # json.dump writes text, BytesIO wants bytes
-        return None
-
-    def _pieces(self, body, n):
-        """The body's n bytes: body in one piece, or the kept buffer _PIECE at a time."""
-        if body is not None:
-            yield body
-            return
-        buf = self._buf
-        piece = self._piece
-        buf.seek(0)
-        while n > 0:
-            k = buf.readinto(piece)
-            if not k:
-                return  # cannot happen (n is what was written); a short body fails its CRC
-            if k > n:
-                k = n  # the buffer still holds the end of a longer body
-            yield piece if k == _PIECE else memoryview(piece)[:k]
-            n -= k

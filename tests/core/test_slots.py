@@ -73,27 +73,35 @@ def test_cut_at_every_step_of_a_save_leaves_old_or_new():
             assert n > 3  # open, write, sync were each cut
 
 
-def test_a_kept_buffer_writes_the_same_files_as_a_save_without_one():
-    # Bodies shorter than the buffer, longer (it grows), then short again after a long
-    # one (the buffer still holds the end of the long body: only the new length counts).
+def test_a_copy_is_its_header_and_the_json_text():
+    # The body goes to the file in pieces of 256 bytes: bodies shorter than a piece, of
+    # several (one token longer than a piece), and short again.
+    import json
+    import struct
+    from binascii import crc32
+
     bodies = [{"g": 1}, {"text": "x" * 700, "n": list(range(60))}, {"g": 3, "s": "\u00e9"}]
-    plain, kept = FaultFlash(), FaultFlash()
-    a, b = Slots(plain, "cp"), Slots(kept, "cp", buffer_bytes=64)
-    for obj in bodies:
-        a.save(obj)
-        b.save(obj)
-        assert Slots(kept, "cp").load() == obj
-        assert kept.image() == plain.image()
+    ff = FaultFlash()
+    s = Slots(ff, "cp")
+    for gen, obj in enumerate(bodies, 1):
+        s.save(obj)
+        f = ff.open("cp" + (".a", ".b")[s._cur], "rb")
+        data = f.read()
+        f.close()
+        body = json.dumps(obj).encode()
+        crc = crc32(body, crc32(struct.pack("<II", gen, len(body))))
+        assert data == b"GWSL" + struct.pack("<III", gen, len(body), crc) + body
+        assert Slots(ff, "cp").load() == obj
 
 
-def test_cut_at_every_step_of_a_save_with_a_kept_buffer_leaves_old_or_new():
+def test_cut_at_every_step_of_a_long_save_leaves_old_or_new():
     old = {"v": "old", "n": [1, 2, 3]}
-    new = {"v": "new", "n": list(range(200))}  # several pieces of the buffer
+    new = {"v": "new", "n": list(range(200))}  # several pieces
     for torn in (0.0, 0.5):
         n = 1
         while True:
             ff = FaultFlash()
-            s = Slots(ff, "p", buffer_bytes=32)
+            s = Slots(ff, "p")
             s.save(old)
             ff.cut_after = ff.ops + n
             ff.torn = torn
@@ -104,7 +112,7 @@ def test_cut_at_every_step_of_a_save_with_a_kept_buffer_leaves_old_or_new():
                 pass
             assert Slots(ff.restart("written"), "p").load() in (old, new)
             n += 1
-        assert n > 4  # open, the header, pieces of the body, sync
+        assert n > 5  # open, room for the header, pieces of the body, the header, sync
 
 
 def test_failed_save_keeps_the_current_copy():
