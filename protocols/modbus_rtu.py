@@ -107,6 +107,7 @@ if MICROPYTHON:
         return t
 
     _TABLE = _crc_table()
+    del _crc_table  # its code, once run, would stay with the module
 
     def _crc16(buf, start, end):
         # By index, not over a slice: no allocation per frame on the 10 Hz path.

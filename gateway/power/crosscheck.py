@@ -8,8 +8,8 @@
 # Resident here: what each power reading and each production interval need (the window's
 # sums, the carry, power without output). Closing a window (judging it, learning from it,
 # solving the model), re-anchoring and the figures people ask for are loaded for the call
-# only (gateway/power/judge.py). Only + − × ÷ and sqrt: the same bits on
-# MicroPython and CPython.
+# only (gateway/power/judge.py), and so is restoring (gateway/power/records.py). Only
+# + − × ÷ and sqrt: the same bits on MicroPython and CPython.
 from gateway import ondemand
 from hal.compat import const
 
@@ -21,6 +21,7 @@ FAULT_METER = const(2)  # the drive's energy is not known: skipped
 CALIBRATING = const(4)  # a calibration ran: skipped
 
 _JUDGE = const("gateway.power.judge")
+_RECORDS = const("gateway.power.records")
 _MIN_READINGS = const(2)
 _EMPTY_NOW = const(0.25)  # power without output: the scale's rate under 1/4 of the power's
 _EMPTY_CARRY = const(0.75)  # ... and the flow of what it weighed on the carry under 3/4
@@ -230,29 +231,10 @@ class CrossCheck:
         return ondemand.call(_JUDGE, "status", self)
 
     def restore(self, d):
-        """The state from the checkpoint (here, not in judge.py: a start has the least
-        room to load code). ValueError, KeyError or TypeError for one it cannot read."""
-        learn = [float(x) for x in d["learn"]]
-        wsum = [float(x) for x in d["w"]]
-        ring, b, at_m, carry0 = d["carry"]
-        ring = [float(x) for x in ring]
-        if len(learn) != 12 or len(wsum) != 8 or len(ring) != _BINS:
-            raise ValueError("crosscheck state of another shape")
-        coef = d["coef"]
-        coef = None if coef is None else (float(coef[0]), float(coef[1]), float(coef[2]))
-        self.learn, self.wsum, self.ring = learn, wsum, ring
-        self.bin = int(b) % _BINS
-        self.bin_at_m = float(at_m)
-        self.carry0 = float(carry0)
-        self.hours = float(d["h"])
-        self.windows = int(d["n"])
-        self.dev_pct = d["dev"]
-        self.win_bad, self.now_bad = [bool(x) for x in d["bad"]]
-        self.anchor = d["anchor"]
-        self.coef = coef
-        self.ready = bool(d["ready"]) and coef is not None and coef[2] > 0
-        self._reported = self.win_bad or self.now_bad
-        self._report = True
+        """The state from the checkpoint (gateway/power/records.py: a start loads it to
+        restore the power side anyway). ValueError, KeyError or TypeError for one it
+        cannot read."""
+        ondemand.call(_RECORDS, "restore_cross", self, d)
 
     def snapshot(self):
         return {

@@ -210,7 +210,7 @@ def restore(pw, d):
     x = d.get("x")
     if pw.cross is not None and x:
         try:
-            pw.cross.restore(x)
+            restore_cross(pw.cross, x)
         except (KeyError, TypeError, ValueError):
             pass  # a state this firmware cannot read: it learns afresh
     terms = d.get("t", [])
@@ -230,6 +230,33 @@ def restore(pw, d):
     pw.closed_t1 = d.get("t1", 0)
     for t in pw.terms:
         pw.done_t1[t.index] = pw.closed_t1
+
+
+def restore_cross(x, d):
+    """The output-against-power cross-check x (gateway.power.crosscheck.CrossCheck) from
+    the checkpoint's d. ValueError, KeyError or TypeError for one it cannot read."""
+    learn = [float(v) for v in d["learn"]]
+    wsum = [float(v) for v in d["w"]]
+    ring, b, at_m, carry0 = d["carry"]
+    ring = [float(v) for v in ring]
+    bins = len(x.ring)
+    if len(learn) != 12 or len(wsum) != 8 or len(ring) != bins:
+        raise ValueError("crosscheck state of another shape")
+    coef = d["coef"]
+    coef = None if coef is None else (float(coef[0]), float(coef[1]), float(coef[2]))
+    x.learn, x.wsum, x.ring = learn, wsum, ring
+    x.bin = int(b) % bins
+    x.bin_at_m = float(at_m)
+    x.carry0 = float(carry0)
+    x.hours = float(d["h"])
+    x.windows = int(d["n"])
+    x.dev_pct = d["dev"]
+    x.win_bad, x.now_bad = [bool(v) for v in d["bad"]]
+    x.anchor = d["anchor"]
+    x.coef = coef
+    x.ready = bool(d["ready"]) and coef is not None and coef[2] > 0
+    x._reported = x.win_bad or x.now_bad
+    x._report = True
 
 
 def adopt(pw, tail):
