@@ -1,8 +1,8 @@
-# The gateway: holds every job, runs the one loop, holds the parameters in force, persists
-# a new set and applies it to every job (commit_params), and checkpoints. gateway/compose.py
-# builds it from the configuration and the hardware it is handed, gateway/start.py starts
-# it and restores what survived the last power cut (each loaded for that only). What
-# technicians and the center do with it goes through gateway/control.py, loaded on demand.
+# The gateway: holds every job, runs the one loop, holds the parameters in force, and
+# checkpoints. gateway/compose.py builds it from the configuration and the hardware it is
+# handed, gateway/start.py starts it and restores what survived the last power cut (each
+# loaded for that only). What technicians and the center do with it goes through
+# gateway/control.py, loaded on demand (a new parameter set persisted and applied too).
 import gc
 
 from gateway import ondemand
@@ -19,28 +19,6 @@ class Gateway:
         ondemand.once("gateway.compose", "build", self, cfg, key, hw, monitor)
 
     # --- parameters ------------------------------------------------------------------
-
-    def commit_params(self, params, run_time, who):
-        """Persist a checked parameter set (gateway.control.Control.set_params checks it;
-        run_time: the run-time keys as persisted) and apply it to every job."""
-        # Persisted before anything uses it: a cut here leaves the old set or the new one.
-        self._param_slots.save({
-            "params": run_time,
-            "by": who,
-            "t": int(self.clock.time()),
-            "cal_count": params["scale.cal_count"],
-            "zero_ref_counts": params["scale.zero_ref_counts"],
-        })
-        self.params = params
-        self.measurement.apply_params(params)
-        self.alarms.apply_params(params)
-        self.diag.apply_params(params)
-        if self.power:
-            self.power.apply_params(params)
-        if self.lcd:
-            self.lcd.apply_params(params)
-        if self.cli:
-            self.cli.apply_params(params)
 
     def _load_cli(self):
         # Imported only when a technician types (gateway/cli/port.py unloads it again).

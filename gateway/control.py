@@ -6,8 +6,8 @@
 # (command()) and the monitor (report()) load this module for the call only
 # (gateway/ondemand.py), so its code costs heap only while it is used.
 #
-# Control works through the parts' public methods; the Gateway keeps composing them,
-# persisting and applying a parameter set (commit_params) and checkpointing.
+# Control works through the parts' public methods; the Gateway keeps composing them and
+# checkpointing; a new parameter set is persisted and applied to every job here.
 from gateway import ondemand
 from gateway.center.commands import Busy, CommandError
 from gateway.store import history
@@ -177,7 +177,7 @@ class Control:
                 new["scale.cal_count"] = old.get("scale.cal_count", 0) + 1
         if verified is not None and new["scale.zero_counts"] == verified:
             new["scale.zero_ref_counts"] = verified
-        gw.commit_params(new, run_time, who)
+        _commit_params(gw, new, run_time, who)
         gw.emit("event", {"code": "param_changed", "detail": {"by": who, "changes": changed}})
         gw.alarms.raise_event("param_changed", "%s: %s" % (who, ", ".join(sorted(changed))))
         return changed
@@ -268,3 +268,26 @@ def command(gw, op, args):
             raise CommandError("ack_alarm needs {\"code\": str}")
         return {"code": code, "acknowledged": ctl.ack_alarm(code, "center")}
     raise CommandError("unknown op %s" % op)
+
+
+def _commit_params(gw, params, run_time, who):
+    """Persist a checked parameter set (run_time: the run-time keys as persisted) and
+    apply it to every job."""
+    # Persisted before anything uses it: a cut here leaves the old set or the new one.
+    gw._param_slots.save({
+        "params": run_time,
+        "by": who,
+        "t": int(gw.clock.time()),
+        "cal_count": params["scale.cal_count"],
+        "zero_ref_counts": params["scale.zero_ref_counts"],
+    })
+    gw.params = params
+    gw.measurement.apply_params(params)
+    gw.alarms.apply_params(params)
+    gw.diag.apply_params(params)
+    if gw.power:
+        gw.power.apply_params(params)
+    if gw.lcd:
+        gw.lcd.apply_params(params)
+    if gw.cli:
+        gw.cli.apply_params(params)
