@@ -737,7 +737,7 @@ def campaign(rigs, tmp):
         _each(runs.values(), play, 360)
         elapsed = max(run.ended for run in runs.values()) - t0 if runs else 0
         yield runs
-        _print_table(runs, elapsed)
+        _print_table(runs, elapsed, t0)
     finally:
         _each(runs.values(), lambda run: run.rig.stop(), 60)
         gc.unfreeze()
@@ -757,9 +757,11 @@ def _each(items, fn, timeout_s):
         t.join(max(0.0, end - time.monotonic()))
 
 
-def _print_table(runs, elapsed):
+def _print_table(runs, elapsed, t0):
     """The rows of every run: what the report's scenario table is made from."""
-    print("\nend-to-end scenarios (%.0f s for all rigs in parallel)" % elapsed)
+    print("\nend-to-end scenarios (%.0f s for all rigs in parallel; each rig's script: %s)"
+          % (elapsed, ", ".join("%s %.0f s" % (name, run.ended - t0)
+                                for name, run in runs.items())))
     print("%-24s %-24s %-52s %7s %7s %s" % ("row", "code", "cause", "raised", "cleared",
                                           "DO1 raised/cleared"))
     for run in runs.values():
