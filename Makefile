@@ -6,7 +6,7 @@ MP := $(VENV)/bin/micropython
 STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 ARGS ?=
 
-.PHONY: venv run test test-fast lint test-cpython test-micropython bench clean
+.PHONY: venv run test test-fast lint test-cpython test-lane1 test-lane2 test-micropython bench clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,13 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(PY) -m emulator demo $(ARGS)
 
+# Every test, on CPython and on MicroPython. Most of the suite's wall time is waiting on
+# real time (end-to-end runs), so three processes share the two cores: the long runs marked
+# lane2, the rest of the pytest suite, and the MicroPython core tests. Each one's output is
+# printed whole when it ends; `make test-cpython test-micropython` runs them one by one.
 test: $(STAMP)
-	$(MAKE) --no-print-directory lint test-cpython test-micropython
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory -j3 --output-sync=target test-lane2 test-lane1 test-micropython
 
 # The quick loop: no end-to-end or real-time test (pytest markers e2e, realtime).
 test-fast: $(STAMP)
@@ -33,6 +38,12 @@ lint: $(STAMP)
 
 test-cpython: $(STAMP)
 	$(PY) -m pytest
+
+test-lane1: $(STAMP)
+	$(PY) -m pytest -m "not lane2"
+
+test-lane2: $(STAMP)
+	$(PY) -m pytest -m lane2
 
 test-micropython: $(STAMP)
 	$(MP) tests/mprun.py

@@ -24,7 +24,7 @@ import pytest
 from gateway.health.alarms import DO1_CLASSES, spec
 from tests.harness.e2erig import MICROPYTHON, others, wait_until
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.lane2]
 
 _MISMATCH = {"scale.run_mismatch_s": 2}  # DI1 vs pulses: 2 s, not 10
 _UPLOAD = {"alarms.upload_down_s": 60}  # the least allowed (default 1800)

@@ -23,7 +23,7 @@ from hal.virtualclock import VirtualClock
 from tests.core.uplink_fakes import FakeApp, MemSlots
 from tests.harness.e2erig import MICROPYTHON, wait_until
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.lane2]
 
 NAMES = ["commands", "mp_commands"]
 

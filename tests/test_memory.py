@@ -9,7 +9,7 @@ import pytest
 
 from tests.harness import memsite
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.lane2]
 
 HEAP_K = 352  # what runs with a margin of ~50 KB at the session's peak (docs/memory.md)
 RUN_S = 60

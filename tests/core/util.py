@@ -71,8 +71,9 @@ def tmpdir(tag="t"):
 def holds_secret(secret, tree):
     """True if the secret (a PIN, a key) is stored anywhere in tree.
 
-    Numbers count when equal to it and long hex strings when their bytes hold it, so
-    a timestamp or a random salt that happens to contain the same digits is no leak.
+    Numbers count when equal to it, long hex strings when their bytes hold it, and other
+    text when it holds it with no digit either side: a timestamp, a random salt or a
+    longer number ("10000 t") that happens to contain the same digits is no leak.
     """
     import binascii
 
@@ -89,7 +90,17 @@ def holds_secret(secret, tree):
             return secret.encode() in binascii.unhexlify(tree)
         except ValueError:
             pass
-    return secret in str(tree)
+    return _holds_whole(secret, str(tree))
+
+
+def _holds_whole(secret, text):
+    i = text.find(secret)
+    while i >= 0:
+        j = i + len(secret)
+        if not (i > 0 and text[i - 1].isdigit()) and not (j < len(text) and text[j].isdigit()):
+            return True
+        i = text.find(secret, i + 1)
+    return False
 
 
 def write_key(path, text):
