@@ -1,5 +1,6 @@
 # make bench: every bench/<area>.py with a rows() function contributes rows to one table,
-# printed and written to bench/results.json. Run one area: make bench ARGS=store
+# printed and written to bench/results.json. Run some areas: make bench ARGS="store uplink"
+# (their rows in results.json are replaced, the other areas' rows kept).
 import json
 import os
 import sys
@@ -34,6 +35,8 @@ def main(argv):
             print("%-10s FAILED: %r" % (name, e), flush=True)
         print("%-10s (%.1f s)" % (name, time.time() - t0), flush=True)
     path = os.path.join(HERE, "results.json")
+    if argv:
+        results["rows"] = _kept_rows(path, set(areas(argv))) + results["rows"]
     with open(path + ".tmp", "w") as f:
         json.dump(results, f, indent=1)
     os.replace(path + ".tmp", path)
@@ -42,6 +45,16 @@ def main(argv):
         print("bench areas that failed: %s" % ", ".join(failed))
         return 1
     return 0
+
+
+def _kept_rows(path, replaced):
+    """The rows of the areas not run now, from the last results (none if unreadable)."""
+    try:
+        with open(path) as f:
+            rows = json.load(f)["rows"]
+    except (OSError, ValueError, KeyError):
+        return []
+    return [r for r in rows if r.get("area") not in replaced]
 
 
 def _fmt(v):

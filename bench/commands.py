@@ -1,12 +1,12 @@
 # An honest center queuing 8 get_params for the flashed gateway on MicroPython at capped
-# heaps (tests/memsite.py's emulated site, no CLI): how many are answered, how often the
+# heaps (tests/harness/memsite.py's emulated site, no CLI): how many are answered, how often the
 # link drops, how many records still reach the center in the minute after, and whether
 # the resulting data dir starts again at 256K (issue 18, item 2; docs/memory.md).
 import os
 import tempfile
 import time
 
-from tests import memsite
+from tests.harness import memsite
 
 _RUN_S = 60
 _COMMANDS = 8
