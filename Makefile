@@ -6,7 +6,7 @@ MP := $(VENV)/bin/micropython
 STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 ARGS ?=
 
-.PHONY: venv run test test-fast lint test-cpython test-lane1 test-lane2 test-micropython bench clean
+.PHONY: venv run test test-fast lint test-cpython test-lane1 test-lane2 test-lane2-micropython test-micropython bench clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,12 +20,16 @@ run: $(STAMP)
 	$(PY) -m emulator demo $(ARGS)
 
 # Every test, on CPython and on MicroPython. Most of the suite's wall time is waiting on
-# real time (end-to-end runs), so three processes share the two cores: the long runs marked
-# lane2, the rest of the pytest suite, and the MicroPython core tests. Each one's output is
-# printed whole when it ends; `make test-cpython test-micropython` runs them one by one.
+# real time (end-to-end runs), so two processes share the two cores: the rest of the pytest
+# suite, and beside it the long runs marked lane2, then the MicroPython core tests. Each
+# one's output is printed whole when it ends; `make test-cpython test-micropython` runs
+# them one after the other.
 test: $(STAMP)
 	$(MAKE) --no-print-directory lint
-	$(MAKE) --no-print-directory -j3 --output-sync=target test-lane2 test-lane1 test-micropython
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-lane1 test-lane2-micropython
+
+test-lane2-micropython: $(STAMP)
+	$(MAKE) --no-print-directory -j1 -k test-lane2 test-micropython
 
 # The quick loop: no end-to-end or real-time test (pytest markers e2e, realtime).
 test-fast: $(STAMP)
