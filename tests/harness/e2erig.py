@@ -602,7 +602,7 @@ class Run:
         row = self._row(rid, code, cause, kind)
         t0 = time.monotonic() if since is None else since
         do(self.rig)
-        tr = self.rig.wait_alarm(code, "raise", t0, raise_s)
+        tr = self.rig.wait_alarm(code, "raise", t0, raise_s + _SLACK_S)
         row["raised_after"] = tr - t0
         return row, t0, tr
 
@@ -623,7 +623,7 @@ class Run:
             else:
                 time.sleep(3)  # the driver's back-off is 2 s at most
             row["do1_raised"] = self._do1_settled()
-        tc = rig.wait_alarm(code, "clear", t1, clear_s)
+        tc = rig.wait_alarm(code, "clear", t1, clear_s + _SLACK_S)
         row["cleared_after"] = tc - t1
         row["do1_cleared"] = self._do1_settled()
         row["raises"] = [s for _, s, _ in rig.tapped("alarm", code, "raise", t0)]
@@ -677,6 +677,10 @@ def _age_holds(gw):
 
 
 _LOOP = ("loop_overrun",)  # see tests/test_e2e_alarms.py
+# A script's raise_s and clear_s are what an unloaded machine shows; a row counts as
+# missed only after this much more (a loaded CI machine slows the rigs' threads). The
+# lower bounds, not before the documented delays, are asserted exactly by the tests.
+_SLACK_S = 10
 
 
 def campaign(rigs, tmp):
