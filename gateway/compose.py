@@ -38,8 +38,8 @@ def build(gw, cfg, key, hw, monitor):
     gw.monitor = monitor  # a gateway.panel.monitor.Monitor job, or None
     gw.device_id = cfg["device_id"]
     flash = hw.flash
-    gw._param_slots = Slots(flash, "params")
-    gw.params = p = _params_in_force(gw._param_slots, cfg)
+    gw.param_slots = Slots(flash, "params")
+    gw.params = p = _params_in_force(gw.param_slots, cfg)
     n_meters = len(p["meters.terminals"]) if p["meters.port"] else 0
     gw._ckpt_slots = Slots(flash, "checkpoint")
     gw.alarms = Alarms(clock, gw.emit, set_do1=gw._set_do1, params=p)

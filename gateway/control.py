@@ -274,7 +274,7 @@ def _commit_params(gw, params, run_time, who):
     """Persist a checked parameter set (run_time: the run-time keys as persisted) and
     apply it to every job."""
     # Persisted before anything uses it: a cut here leaves the old set or the new one.
-    gw._param_slots.save({
+    gw.param_slots.save({
         "params": run_time,
         "by": who,
         "t": int(gw.clock.time()),

@@ -1,9 +1,9 @@
-# The uplink's rare steps, for gateway/center/uplink.py: a connection's HELLO, taking its
-# WELCOME (checked against the spec's bounds), naming a failure's kind, and filling the
-# seqs the record log could not read with stand-ins (damaged flash). Loaded for those
-# calls only and forgotten after (gateway/ondemand.py): where bytecode lives in RAM it
-# then costs no heap between them. Apart from welcome(), which sets the uplink's state,
-# pure functions: what they need comes in as arguments, what they find goes back.
+# The uplink's rare steps, for gateway/center/uplink.py: a connection's HELLO, checking
+# its WELCOME against the spec's bounds, naming a failure's kind, and filling the seqs the
+# record log could not read with stand-ins (damaged flash). Loaded for those calls only
+# and forgotten after (gateway/ondemand.py): where bytecode lives in RAM it then costs no
+# heap between them. Pure functions: what they need comes in as arguments, what they
+# find goes back.
 from binascii import hexlify, unhexlify
 
 from hal import crypto
@@ -52,47 +52,6 @@ def kind(reason, in_hello):
     if in_hello and (found == "closed" or "bad_tag" in reason):
         return "auth"
     return found
-
-
-def welcome(up, msg, now):
-    """The uplink up takes a WELCOME's plaintext msg: the connection is online (or the
-    center's next is refused: FrameError bad_next), the breakpoint, gap and events as the
-    center's next says, and the first frames queued."""
-    log = up._log
-    nonce_c, nxt, t, refused, events, lost = check_welcome(
-        msg, log.head, log.oldest, up._acked, up._gap)
-    up._session.nonce_c = nonce_c
-    up.state = "online"  # from here on an ERROR frame can tell the center why
-    up._since = now
-    alarm = up._alarm or _no_alarm
-    alarm("center_protocol_error", refused is not None, refused or "")
-    if refused:
-        raise cl.FrameError("bad_next", refused)  # the breakpoint stays as it is
-    up._auth_fails = 0
-    alarm("center_auth_failed", False, "")
-    if t is not None:
-        up.center_offset_s = t - up._clock.time()
-    if nxt > up._acked:
-        up._set_acked(nxt)  # beyond the head (a new flash adopts it): the head moves on
-    if up._emit is not None:
-        for fields in events:
-            up._emit("event", fields)
-    if lost:
-        if not up._gap_active:
-            alarm("upload_gap", True, "records %d..%d were overwritten before upload" % lost)
-        up._gap = lost
-        up._gap_active = True
-    up._ack_floor = nxt
-    up._send_next = start = max(nxt, log.oldest)
-    up._queue_outbox()
-    if start > log.head and not up._control:
-        # Nothing to send: a PING proves at once that this connection is ours (the
-        # center keeps our previous one until a frame of this one verifies).
-        up._control.append((cl.PING, {}))
-
-
-def _no_alarm(code, active, detail):
-    pass
 
 
 def check_welcome(msg, head, oldest, acked, gap):

@@ -274,7 +274,37 @@ class Uplink:
             raise cl.FrameError("unexpected", "%s from the center" % _name(t))
 
     def _on_welcome(self, msg, now):
-        ondemand.call(_LINKCHECK, "welcome", self, msg, now)
+        log = self._log
+        nonce_c, nxt, t, refused, events, lost = ondemand.call(
+            _LINKCHECK, "check_welcome", msg, log.head, log.oldest, self._acked, self._gap)
+        self._session.nonce_c = nonce_c
+        self.state = "online"  # from here on an ERROR frame can tell the center why
+        self._since = now
+        alarm = self._alarm or _no_alarm
+        alarm("center_protocol_error", refused is not None, refused or "")
+        if refused:
+            raise cl.FrameError("bad_next", refused)  # the breakpoint stays as it is
+        self._auth_fails = 0
+        alarm("center_auth_failed", False, "")
+        if t is not None:
+            self.center_offset_s = t - self._clock.time()
+        if nxt > self._acked:
+            self._set_acked(nxt)  # beyond the head (a new flash adopts it): the head moves on
+        if self._emit is not None:
+            for fields in events:
+                self._emit("event", fields)
+        if lost:
+            if not self._gap_active:
+                alarm("upload_gap", True, "records %d..%d were overwritten before upload" % lost)
+            self._gap = lost
+            self._gap_active = True
+        self._ack_floor = nxt
+        self._send_next = start = max(nxt, log.oldest)
+        self._queue_outbox()
+        if start > log.head and not self._control:
+            # Nothing to send: a PING proves at once that this connection is ours (the
+            # center keeps our previous one until a frame of this one verifies).
+            self._control.append((cl.PING, {}))
 
     def _queue_outbox(self):
         """Queue the final RESULTs of commands that were applied after their first answer."""
@@ -453,6 +483,10 @@ def _records_plaintext(recs):
             return text, n
         n //= 2
     return b"", 0
+
+
+def _no_alarm(code, active, detail):
+    pass
 
 
 def _name(ftype):

@@ -235,6 +235,8 @@ class CrossCheck:
         restore the power side anyway). ValueError, KeyError or TypeError for one it
         cannot read."""
         ondemand.call(_RECORDS, "restore_cross", self, d)
+        self._reported = self.win_bad or self.now_bad
+        self._report = True
 
     def snapshot(self):
         return {

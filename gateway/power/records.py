@@ -255,8 +255,6 @@ def restore_cross(x, d):
     x.anchor = d["anchor"]
     x.coef = coef
     x.ready = bool(d["ready"]) and coef is not None and coef[2] > 0
-    x._reported = x.win_bad or x.now_bad
-    x._report = True
 
 
 def adopt(pw, tail):
