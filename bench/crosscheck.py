@@ -2,23 +2,13 @@
 # and on MicroPython: one production interval, one drive power reading, one window closing
 # (gateway/power/judge.py: judge, learn, solve; the module already loaded), the bytes each
 # allocates, the import cost of both modules, and the size of its state in the checkpoint.
-from bench.util import micropython
+from bench.util import TICKS, cpython, micropython
 from tests.core.test_crosscheck import FLAT
 
 # Runs on both interpreters: a learned model, then each operation timed many times.
 _SCRIPT = """
 import gc, json, sys
 sys.path.insert(0, '.')
-try:
-    from time import ticks_diff, ticks_us
-except ImportError:
-    from time import perf_counter
-
-    def ticks_us():
-        return int(perf_counter() * 1e6)
-
-    def ticks_diff(b, a):
-        return b - a
 try:
     alloc = gc.mem_alloc
 except AttributeError:
@@ -89,20 +79,10 @@ for us, b in r:
 """
 
 
-def _cpython(script):
-    import contextlib
-    import io
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(script, "<bench>", "exec"), {"__name__": "__bench__"})
-    return out.getvalue()
-
-
 def rows():
-    script = "FLAT = %r\n%s" % (FLAT, _SCRIPT)
+    script = "FLAT = %r\n%s%s" % (FLAT, TICKS, _SCRIPT)
     out = []
-    for interp, run in (("CPython", _cpython), ("MicroPython", micropython)):
+    for interp, run in (("CPython", cpython), ("MicroPython", micropython)):
         lines = run(script).splitlines()
         imported, imported_judge, state = [int(x) for x in lines[0].split()]
         figs = [[float(x) for x in line.split()] for line in lines[1:]]

@@ -3,7 +3,7 @@
 # per poll, and of one vibration capture, on CPython and on MicroPython.
 import time
 
-from bench.util import micropython
+from bench.util import TICKS, cpython, micropython
 
 _POLLS = 20000
 
@@ -13,16 +13,6 @@ _STEP = """
 import sys
 sys.path.insert(0, '.')
 import math
-try:
-    from time import ticks_diff, ticks_us
-except ImportError:
-    from time import perf_counter
-
-    def ticks_us():
-        return int(perf_counter() * 1e6)
-
-    def ticks_diff(b, a):
-        return b - a
 from gateway.measure.measurement import Measurement
 from hal.virtualclock import VirtualClock
 from tests.core.synth import Belt, params
@@ -48,16 +38,6 @@ for i in range(20):
     m.on_capture(wave, 1000)
 print(ticks_diff(ticks_us(), t0) / 20)
 """
-
-
-def _cpython(script):
-    import contextlib
-    import io
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(script, "<bench>", "exec"), {"__name__": "__bench__"})
-    return out.getvalue()
 
 
 def rows():
@@ -101,8 +81,8 @@ def rows():
             % (kg, design_kg, time.time() - t),
         }
     )
-    for interp, run in (("CPython", _cpython), ("MicroPython", micropython)):
-        lines = run(_STEP.replace("POLLS", str(_POLLS))).split()
+    for interp, run in (("CPython", cpython), ("MicroPython", micropython)):
+        lines = run(TICKS + _STEP.replace("POLLS", str(_POLLS))).split()
         out.append(
             {
                 "name": "measurement step per poll, %s" % interp,

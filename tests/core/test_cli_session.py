@@ -7,7 +7,7 @@ from gateway.cli.session import Cli
 from gateway.loop import Loop
 from hal.virtualclock import VirtualClock
 from tests.core.fakecontrol import FakeControl
-from tests.core.util import Rng, SkipTest, holds_secret
+from tests.core.util import Rng, heap_lock, holds_secret
 
 PIN = "2468"
 
@@ -461,12 +461,7 @@ def test_coef_time_and_output_changes():
 
 
 def test_an_idle_run_does_not_allocate():
-    try:
-        import micropython
-
-        lock, unlock = micropython.heap_lock, micropython.heap_unlock
-    except (ImportError, AttributeError):
-        raise SkipTest("heap_lock is MicroPython's")
+    lock, unlock = heap_lock()
     t = Term()
     t.login()
     t.run(500)

@@ -10,7 +10,7 @@ from gateway.loop import Loop
 from hal.virtualclock import VirtualClock
 from tests.core.fakecontrol import FakeControl
 from tests.core.test_cli_session import PIN, FakeStream, _accounts
-from tests.core.util import SkipTest
+from tests.core.util import heap_lock
 
 _CLI_MODULES = ("gateway.cli.session", "gateway.cli.syntax", "gateway.cli.terminal",
                 "gateway.cli.commands", "gateway.control")
@@ -167,12 +167,7 @@ def test_without_room_on_the_heap_the_cli_is_not_even_tried():
 
 
 def test_a_quiet_port_does_not_allocate():
-    try:
-        import micropython
-
-        lock, unlock = micropython.heap_lock, micropython.heap_unlock
-    except (ImportError, AttributeError):
-        raise SkipTest("heap_lock is MicroPython's")
+    lock, unlock = heap_lock()
     t = Port()
     t.loop.run(500)
     lock()

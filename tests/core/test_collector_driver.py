@@ -2,12 +2,11 @@
 # captures, identity, outputs, restarts, a silent collector, and a seeded fuzz of the line.
 # Runs under pytest and on MicroPython.
 from drivers.collector import Collector
-from hal.compat import MICROPYTHON
 from hal.virtualclock import VirtualClock
 from protocols import modbus_rtu as rtu
 from tests.core import modbus_slave
 from tests.core.fakeline import FakeLine, RegisterSlave, Rng
-from tests.core.util import SkipTest
+from tests.core.util import heap_lock
 
 
 class Rig:
@@ -346,10 +345,7 @@ def test_one_poll_step_does_not_allocate():
     # The 10 Hz bus step, from run() to the Sample handed on: any allocation under
     # heap_lock raises MemoryError. The measurement's side is proven in test_measurement.py
     # and the diagnosis' in test_diag.py.
-    if not MICROPYTHON:
-        raise SkipTest("heap_lock is MicroPython's")
-    import micropython
-
+    lock, unlock = heap_lock()
     clock = VirtualClock()
     slave = RegisterSlave(clock=clock)
     line = _Replaying(FakeLine(clock, slave))
@@ -377,10 +373,10 @@ def test_one_poll_step_does_not_allocate():
         before = got[0]
         now = clock.ticks_ms()
         if locked:
-            micropython.heap_lock()
+            lock()
         try:
             coll.run(now)
         finally:
             if locked:
-                micropython.heap_unlock()
+                unlock()
         assert got[0] == before + 1

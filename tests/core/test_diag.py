@@ -6,9 +6,8 @@ from gateway import config
 from gateway.health.alarms import Alarms
 from gateway.health.diag import Diagnostics
 from gateway.health.identity import Identity
-from hal.compat import MICROPYTHON
 from hal.virtualclock import VirtualClock
-from tests.core.util import SkipTest
+from tests.core.util import heap_lock
 
 _CFG = {
     "device_id": 77,
@@ -681,20 +680,17 @@ def test_a_snapshot_of_the_old_firmware_restores():
 
 
 def test_on_sample_does_not_allocate():
-    if not MICROPYTHON:
-        raise SkipTest("heap_lock is MicroPython's")
-    import micropython
-
+    lock, unlock = heap_lock()
     r = Rig()
     r.tick(1)
     s = r.s
     r.diag.on_sample(s)
-    micropython.heap_lock()
+    lock()
     try:
         for _ in range(50):
             r.diag.on_sample(s)
     finally:
-        micropython.heap_unlock()
+        unlock()
 
 
 class _MemSlots:

@@ -142,34 +142,56 @@ def test_a_port_that_will_not_open_is_named_with_its_reason_and_counted():
         rmtree(d)
 
 
+def _power_cfg(d, **more):
+    # The belt drive and the mine's total on the meter port.
+    terms = [{"address": "000000000012", "role": "belt_drive", "ct_ratio": 60},
+             {"address": "000000000034", "role": "mine_total"}]
+    cfg = {"device_id": 7, "key_file": "-", "data_dir": d,
+           "collector": {"port": "-"},
+           "center": {"host": "127.0.0.1", "port": 1},
+           "production": {"interval_s": 10},
+           "meters": {"port": "-", "terminals": terms}}
+    cfg.update(more)
+    return config.validate(cfg)
+
+
+def _meter_line(clock):
+    from tests.core.fakemeter import Bus, Terminal
+
+    fakes = [Terminal("000000000012", {0x02030000: 15000, 0x00010000: 1000}),
+             Terminal("000000000034", {0x00010000: 5000})]
+    return FakeLine(clock, Bus(fakes))
+
+
+def _power_gateway(cfg, clock, d, meter_line):
+    hw = Hardware(clock, Flash(d), FakeLine(clock, lambda req: []), _no_center,
+                  meter_uart=meter_line)
+    return Gateway(cfg, _KEY, hw)
+
+
+def _run_for(gw, clock, ms):
+    end = clock.ticks_add(clock.ticks_ms(), ms)
+    while clock.ticks_diff(end, clock.ticks_ms()) > 0:
+        clock.sleep_ms(max(1, gw.loop.step()))
+
+
+def _power_off(gw):
+    gw.uplink.stop()
+    gw.log.close()
+
+
 def test_power_terminals_wired_in():
     # With meters configured: the bus job, power records beside the prod records, the
     # belt drive's kWh in them, the power side in the status and the checkpoint, and its
     # registers back after a restart. (Without: tests above, nothing of it loaded.)
-    from tests.core.fakemeter import Bus, Terminal
-
     d = tmpdir("app")
     clock = VirtualClock()
-    terms = [{"address": "000000000012", "role": "belt_drive", "ct_ratio": 60},
-             {"address": "000000000034", "role": "mine_total"}]
-    cfg = config.validate({
-        "device_id": 7, "key_file": "-", "data_dir": d,
-        "collector": {"port": "-"},
-        "center": {"host": "127.0.0.1", "port": 1},
-        "production": {"interval_s": 10},
-        "meters": {"port": "-", "terminals": terms},
-    })
-    fakes = [Terminal("000000000012", {0x02030000: 15000, 0x00010000: 1000}),
-             Terminal("000000000034", {0x00010000: 5000})]
-    meter_line = FakeLine(clock, Bus(fakes))
+    cfg = _power_cfg(d)
+    meter_line = _meter_line(clock)
     try:
-        hw = Hardware(clock, Flash(d), FakeLine(clock, lambda req: []), _no_center,
-                      meter_uart=meter_line)
-        gw = Gateway(cfg, _KEY, hw)
+        gw = _power_gateway(cfg, clock, d, meter_line)
         gw.start()
-        end = clock.ticks_add(clock.ticks_ms(), 35000)
-        while clock.ticks_diff(end, clock.ticks_ms()) > 0:
-            clock.sleep_ms(max(1, gw.loop.step()))
+        _run_for(gw, clock, 35000)
         recs = gw.log.read(1, 256)
         power = [r for r in recs if r["type"] == "power"]
         prods = [r for r in recs if r["type"] == "prod"]
@@ -180,16 +202,12 @@ def test_power_terminals_wired_in():
         assert st["terminals"][0]["kw"] == 90.0  # 1.5 kW x CT 60
         gw.checkpoint()
         cum = gw.meters.terminals[0].cum[0]
-        gw.uplink.stop()
-        gw.log.close()
-        hw2 = Hardware(clock, Flash(d), FakeLine(clock, lambda req: []), _no_center,
-                       meter_uart=meter_line)
-        gw2 = Gateway(cfg, _KEY, hw2)
+        _power_off(gw)
+        gw2 = _power_gateway(cfg, clock, d, meter_line)
         gw2.start()
         assert gw2.meters.terminals[0].cum[0] == cum
         assert gw2.power.closed_t1 == gw.power.closed_t1
-        gw2.uplink.stop()
-        gw2.log.close()
+        _power_off(gw2)
     finally:
         rmtree(d)
 
@@ -197,34 +215,17 @@ def test_power_terminals_wired_in():
 def test_crosscheck_wired_in_with_a_belt_drive():
     # Its job in the loop, implied_kg in the belt drive's power records, its learning
     # state in the status and the diag record, its model through the checkpoint.
-    from tests.core.fakemeter import Bus, Terminal
-
     d = tmpdir("app")
     clock = VirtualClock()
-    terms = [{"address": "000000000012", "role": "belt_drive", "ct_ratio": 60},
-             {"address": "000000000034", "role": "mine_total"}]
-    cfg = config.validate({
-        "device_id": 7, "key_file": "-", "data_dir": d,
-        "collector": {"port": "-"},
-        "center": {"host": "127.0.0.1", "port": 1},
-        "production": {"interval_s": 10},
-        "meters": {"port": "-", "terminals": terms},
-        "crosscheck": {"learn_h": 0.5, "window_min": 2.5},
-    })
-    fakes = [Terminal("000000000012", {0x02030000: 15000, 0x00010000: 1000}),
-             Terminal("000000000034", {0x00010000: 5000})]
-    meter_line = FakeLine(clock, Bus(fakes))
+    cfg = _power_cfg(d, crosscheck={"learn_h": 0.5, "window_min": 2.5})
+    meter_line = _meter_line(clock)
     try:
-        hw = Hardware(clock, Flash(d), FakeLine(clock, lambda req: []), _no_center,
-                      meter_uart=meter_line)
-        gw = Gateway(cfg, _KEY, hw)
+        gw = _power_gateway(cfg, clock, d, meter_line)
         x = gw.power.cross
         assert x is not None and x.learn_h == 0.5 and x.window_h == 2.5 / 60
         gw.start()
         assert gw.loop.stats()["crosscheck"]["period_ms"] == 1000
-        end = clock.ticks_add(clock.ticks_ms(), 25000)
-        while clock.ticks_diff(end, clock.ticks_ms()) > 0:
-            clock.sleep_ms(max(1, gw.loop.step()))
+        _run_for(gw, clock, 25000)
         power = [r for r in gw.log.read(1, 256) if r["type"] == "power"]
         belt = [r for r in power if r["role"] == "belt_drive"]
         assert belt and all(r["implied_kg"] is None for r in belt)  # learning
@@ -235,15 +236,11 @@ def test_crosscheck_wired_in_with_a_belt_drive():
         x.hours = 1.25
         x.coef = (20.0, 3.0, 0.1)
         gw.checkpoint()
-        gw.uplink.stop()
-        gw.log.close()
-        hw2 = Hardware(clock, Flash(d), FakeLine(clock, lambda req: []), _no_center,
-                       meter_uart=meter_line)
-        gw2 = Gateway(cfg, _KEY, hw2)
+        _power_off(gw)
+        gw2 = _power_gateway(cfg, clock, d, meter_line)
         gw2.start()
         assert gw2.power.cross.hours == 1.25 and gw2.power.cross.coef == (20.0, 3.0, 0.1)
-        gw2.uplink.stop()
-        gw2.log.close()
+        _power_off(gw2)
     finally:
         rmtree(d)
 

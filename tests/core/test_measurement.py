@@ -5,7 +5,7 @@ import json
 from gateway.measure.measurement import Measurement
 from hal.virtualclock import VirtualClock
 from tests.core.synth import Belt, params
-from tests.core.util import SkipTest
+from tests.core.util import heap_lock
 
 T0 = 1767225600
 
@@ -95,22 +95,17 @@ def test_collector_restart_is_an_event():
 
 
 def test_measurement_step_allocates_nothing():
-    try:
-        import micropython
-    except ImportError:
-        raise SkipTest("heap_lock is MicroPython's")
-    if not hasattr(micropython, "heap_lock"):
-        raise SkipTest("no heap_lock on this port")
+    lock, unlock = heap_lock()
     a = _App(params(damping_s=3.0))
     a.seconds(20)
     m = a.m
     for _ in range(5):
         s = a.belt.block()
-        micropython.heap_lock()
+        lock()
         try:
             m.on_sample(s)
         finally:
-            micropython.heap_unlock()
+            unlock()
 
 
 def test_cut_between_prod_record_and_checkpoint_closes_nothing_twice():
@@ -321,12 +316,7 @@ def test_the_limits_as_shipped_leave_a_light_or_slow_belt_alone():
 
 
 def test_estimating_step_allocates_nothing():
-    try:
-        import micropython
-    except ImportError:
-        raise SkipTest("heap_lock is MicroPython's")
-    if not hasattr(micropython, "heap_lock"):
-        raise SkipTest("no heap_lock on this port")
+    lock, unlock = heap_lock()
     a = _App(params(damping_s=3.0))
     a.belt.tare = lambda x: 3000 if x % 5000 < 500 else 0
     a.seconds(20)
@@ -336,8 +326,8 @@ def test_estimating_step_allocates_nothing():
     assert m.scale.speed_lost
     for _ in range(5):
         s = a.belt.block()
-        micropython.heap_lock()
+        lock()
         try:
             m.on_sample(s)
         finally:
-            micropython.heap_unlock()
+            unlock()

@@ -3,7 +3,7 @@
 from gateway.measure.calibration import lin_correction_pct
 from gateway.measure.scale import Scale, u32_diff
 from tests.core.synth import U32, Belt, drain, params, run
-from tests.core.util import SkipTest
+from tests.core.util import heap_lock
 
 
 def _load(counts):
@@ -285,21 +285,16 @@ def test_restore_then_gap_counts_the_travel_of_the_outage():
 
 
 def test_poll_allocates_nothing():
-    try:
-        import micropython
-    except ImportError:
-        raise SkipTest("heap_lock is MicroPython's")
-    if not hasattr(micropython, "heap_lock"):
-        raise SkipTest("no heap_lock on this port")
+    lock, unlock = heap_lock()
     sc = Scale(params(linearization=[[20.0, 1.0], [60.0, -1.0]], damping_s=3.0))
     b = Belt(load=_load(80000))
     run(sc, b, 200)
     s = b.block()
-    micropython.heap_lock()
+    lock()
     try:
         sc.on_sample(s)
     finally:
-        micropython.heap_unlock()
+        unlock()
 
 
 # --- field events (issue 14)

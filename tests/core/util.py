@@ -68,6 +68,17 @@ def tmpdir(tag="t"):
     return path
 
 
+def heap_lock():
+    """MicroPython's (heap_lock, heap_unlock): any allocation between them raises
+    MemoryError. SkipTest on CPython and on a port without them."""
+    try:
+        import micropython
+
+        return micropython.heap_lock, micropython.heap_unlock
+    except (ImportError, AttributeError):
+        raise SkipTest("heap_lock is MicroPython's")
+
+
 def holds_secret(secret, tree):
     """True if the secret (a PIN, a key) is stored anywhere in tree.
 
