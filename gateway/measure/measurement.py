@@ -191,8 +191,8 @@ class Measurement:
         # checkpoint during a link outage is written long after it).
         c = self.clock
         t = c.time()
-        if self.scale._ticks is not None:
-            t -= c.ticks_diff(c.ticks_ms(), self.scale._ticks) / 1000
+        if self.scale.sample_ticks is not None:
+            t -= c.ticks_diff(c.ticks_ms(), self.scale.sample_ticks) / 1000
         return {
             "t": t,
             "scale": self.scale.snapshot(),

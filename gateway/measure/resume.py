@@ -29,7 +29,7 @@ def restore(sc, d):
     sc._seq = int(d["seq"])
     sc._pulses = int(d["pulses"])
     sc._uptime = int(d["uptime"])
-    sc._ticks = None  # the ticks of before the restart mean nothing now
+    sc.sample_ticks = None  # the ticks of before the restart mean nothing now
     sc._r8 = int(d["r8"])
     sc._net_prev = int(d["net_prev"])
     sc._prev_ok = bool(d["prev_ok"])
@@ -107,7 +107,7 @@ def measurement(m, d):
         if 0 <= ms < _TICKS_HALF:
             # The last sample's time on this run's ticks: the first poll's bound spans
             # the whole outage, the wait for that poll after this start included.
-            sc._ticks = c.ticks_add(c.ticks_ms(), -ms)
+            sc.sample_ticks = c.ticks_add(c.ticks_ms(), -ms)
     m.restored = True
     lim = m._lim
     lim[6] = lim[7] = lim[8] = None  # restored alarms: their states reported once

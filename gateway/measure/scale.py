@@ -136,7 +136,7 @@ class Scale:
         self._seq = 0
         self._pulses = 0
         self._uptime = 0
-        self._ticks = 0
+        self.sample_ticks = 0  # ticks_ms of the last sample taken (None: not on this run's clock)
         self._r8 = 0
         self._net_prev = 0
         self._prev_ok = False
@@ -204,8 +204,8 @@ class Scale:
             # what happened before its restart is lost.
             self.restarted = True
             # Time the collector was not counting: since our last poll, less its uptime.
-            if self._ticks is not None:
-                self.restart_gap_ms = max(0, ticks_diff(s.ticks_ms, self._ticks) - seq * 100)
+            if self.sample_ticks is not None:
+                self.restart_gap_ms = max(0, ticks_diff(s.ticks_ms, self.sample_ticks) - seq * 100)
             n = seq if seq else 1
             prev_p = 0
             bad = seq > up * _BLOCK_HZ + _UPTIME_SLACK
@@ -213,7 +213,8 @@ class Scale:
             d = (up - self._uptime) * _BLOCK_HZ - n
             bad = d > _UPTIME_SLACK + n // 64 or -d > _UPTIME_SLACK + n // 64
         restored = self.outage_ms is not None
-        e = ticks_diff(s.ticks_ms, self._ticks) if self._ticks is not None else self.outage_ms
+        t0 = self.sample_ticks
+        e = ticks_diff(s.ticks_ms, t0) if t0 is not None else self.outage_ms
         if not bad and e is not None and e >= 0:
             bad = n > _CLOCK_X * (e // 100 + 1) + _CLOCK_X
         dp = (s.pulses - prev_p) & _U32
@@ -222,7 +223,7 @@ class Scale:
         self._seq = seq
         self._pulses = s.pulses
         self._uptime = up
-        self._ticks = s.ticks_ms
+        self.sample_ticks = s.ticks_ms
         self._r8 = r8
         self.outage_ms = None
         hd = self._hd
@@ -400,7 +401,7 @@ class Scale:
         self._have = True
         self.outage_ms = None
         self._seq = s.block_seq
-        self._ticks = s.ticks_ms
+        self.sample_ticks = s.ticks_ms
         self._pulses = s.pulses
         self._uptime = s.uptime_s
         self._r8 = s.status & _RESTARTED
