@@ -205,3 +205,5 @@ def test_holds_secret_tells_a_leak_from_a_coincidence():
     assert holds_secret("4711", {"hash": "00" * 8 + "34373131"})  # the PIN's bytes, hexed
     assert not holds_secret("1111", [{"t": 1795921111, "detail": {"id": "1001"}}])
     assert not holds_secret("4711", {"salt": "0047110000471100", "hash": "ab" * 16})
+    assert holds_secret("0000", {"detail": "pin=0000;"})
+    assert not holds_secret("0000", {"detail": "day limit 10000 t, uptime 200005 s"})
