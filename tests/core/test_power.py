@@ -56,6 +56,17 @@ class Rig:
     def _emit(self, rtype, fields):
         self.records.append((rtype, fields))
 
+    def restart(self, snap, tail):
+        """The next start after a cut: the same clock and terminals, the checkpoint snap,
+        then the log's tail."""
+        r2 = Rig(self.clock)
+        r2.fakes = self.fakes
+        r2.line.slave = self.line.slave
+        r2.t = self.t
+        r2.power.restore(snap)
+        r2.power.adopt(tail)
+        return r2
+
     def spin(self, ms, step=10, checks=True):
         c = self.clock
         for _ in range(ms // step):
@@ -165,13 +176,7 @@ def test_restart_after_a_cut_between_records_and_checkpoint():
     r.interval(60)  # its records reach the log, then the power is cut
     tail = [dict(f, type="power") for f in r.power_records()]
     written = tail[0]["kwh"]
-    # The next start: the same clock and terminals, the checkpoint, then the log's tail.
-    r2 = Rig(r.clock)
-    r2.fakes = r.fakes
-    r2.line.slave = r.line.slave
-    r2.t = r.t
-    r2.power.restore(snap)
-    r2.power.adopt(tail)
+    r2 = r.restart(snap, tail)
     # production closes it again
     again = r2.power.close_interval(r.t - 60, r.t, 100000000, 60.0, 150.0, False, False)
     assert r2.power_records() == [] and again["kwh"] == written  # not written twice
@@ -284,12 +289,7 @@ def test_a_total_written_after_the_checkpoint_starts_its_period_afresh():
     shift = r.power.close_period("shift", 100000000)  # ...and its total, then the cut
     tail = [dict(f, type=rt, t=r.t) for rt, f in r.records]
     tail.append({"type": "total", "period": "shift", "t": r.t, "kwh": shift["kwh"]})
-    r2 = Rig(r.clock)
-    r2.fakes = r.fakes
-    r2.line.slave = r.line.slave
-    r2.t = r.t
-    r2.power.restore(snap)
-    r2.power.adopt(tail)
+    r2 = r.restart(snap, tail)
     assert "shift" not in r2.power.periods  # the written total's energy is not carried on
     assert r2.power.periods["day"][0] > 0 and fields["kwh"] > 0
     r2.interval(60)
