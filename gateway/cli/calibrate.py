@@ -79,19 +79,9 @@ class Calibration:
             return
         cli.say("load on the belt: %.1f %% of design; zero needs the belt running empty "
                 "(within %g %%; if it is empty, the zero is that far off)" % (load, band))
-
-        def answer(text):
-            yes = syntax.parse_yes_no(text)
-            if yes is None:
-                cli.say("please answer yes or no")
-                cli.ask(question)
-            elif yes:
-                self.cancel()
-            else:
-                cli.say("going on; the result will show how far the zero moved")
-
-        question = Question("cancel it? (yes/no) ", answer, on_cancel=self.cancel)
-        cli.ask(question)
+        cli.ask_yes_no("cancel it? (yes/no) ", self.cancel,
+                       lambda: cli.say("going on; the result will show how far the zero moved"),
+                       on_cancel=self.cancel)
 
     def _close(self):
         self.cli.calibration = None

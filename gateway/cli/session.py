@@ -252,6 +252,11 @@ class Cli:
         """Show what would change; on_yes() runs on a `yes` (its errors said against
         usage_of's usage); `no` changes nothing."""
         self.say_lines(lines)
+        self.ask_yes_no("confirm? (yes/no) ", lambda: self.guarded(on_yes, usage_of),
+                        lambda: self.say("not applied; nothing changed"))
+
+    def ask_yes_no(self, prompt, on_yes, on_no, on_cancel=None):
+        """Ask until the answer is yes or no, then on_yes() or on_no()."""
 
         def answer(text):
             yes = syntax.parse_yes_no(text)
@@ -259,11 +264,11 @@ class Cli:
                 self.say("please answer yes or no")
                 self.ask(question)
             elif yes:
-                self.guarded(on_yes, usage_of)
+                on_yes()
             else:
-                self.say("not applied; nothing changed")
+                on_no()
 
-        question = Question("confirm? (yes/no) ", answer)
+        question = Question(prompt, answer, on_cancel=on_cancel)
         self.ask(question)
 
     # -- login -------------------------------------------------------------------------
